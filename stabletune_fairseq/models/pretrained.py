@@ -1,0 +1,68 @@
+"""Initialise our encoder from an official-format XLM-R ``model.pt``.
+
+Official releases are fairseq RoBERTa checkpoints: the encoder under ``decoder.sentence_encoder.*``
+(2019 releases) or ``encoder.sentence_encoder.*`` (later ones), older ones with ``emb_layer_norm``
+for today's ``layernorm_embedding`` or packed ``in_proj_weight`` attention. The LM head is ignored.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+ENCODER_PREFIX = "encoder.sentence_encoder."
+
+
+def encoder_state_from_release(state: dict) -> dict:
+    """Map an official checkpoint's ``model`` dict to our ``encoder.sentence_encoder.*`` keys."""
+    out = {}
+    for key, value in state.items():
+        for old in ("decoder.sentence_encoder.", ENCODER_PREFIX):
+            if key.startswith(old):
+                name = key[len(old):].replace("emb_layer_norm.", "layernorm_embedding.")
+                if name.endswith("self_attn.in_proj_weight") or name.endswith("self_attn.in_proj_bias"):
+                    base, kind = name.rsplit(".in_proj_", 1)
+                    for part, chunk in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
+                        out[f"{ENCODER_PREFIX}{base}.{part}.{kind}"] = chunk
+                else:
+                    out[ENCODER_PREFIX + name] = value
+    return out
+
+
+def load_pretrained_encoder(model, path: str) -> None:
+    """Copy the encoder weights of ``path`` into ``model``; every encoder parameter must be covered."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--pretrained-encoder {path}: no such file")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if "model" not in checkpoint:
+        raise ValueError(f"{path}: not a fairseq checkpoint (no 'model' entry)")
+    weights = encoder_state_from_release(checkpoint["model"])
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_PREFIX)}
+    # fairseq keeps a constant buffer here in some versions; it is not a learned weight.
+    own.pop(ENCODER_PREFIX + "version", None)
+    missing = sorted(set(own) - set(weights))
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} encoder weights missing, e.g. {missing[:3]}")
+    for key, value in own.items():
+        if weights[key].shape != value.shape:
+            raise ValueError(f"{path}: {key} has shape {tuple(weights[key].shape)}, the model needs "
+                             f"{tuple(value.shape)} (wrong --arch for this checkpoint?)")
+    unused = sorted(set(weights) - set(own))
+    model.load_state_dict({**model.state_dict(), **{k: weights[k] for k in own}}, strict=True)
+    logger.info("loaded pretrained encoder from %s (%d tensors; %d ignored: %s)", path, len(own), len(unused), unused[:3])
+
+
+def maybe_load_pretrained(model, cfg) -> bool:
+    """Load ``cfg.pretrained_encoder`` unless the save dir already has a checkpoint to resume from."""
+    path = getattr(cfg, "pretrained_encoder", None)
+    if not path:
+        return False
+    save_dir = getattr(cfg, "save_dir", None)
+    if save_dir and os.path.exists(os.path.join(save_dir, "checkpoint_last.pt")):
+        logger.info("%s has checkpoint_last.pt: resuming from it, not loading %s", save_dir, path)
+        return False
+    load_pretrained_encoder(model, path)
+    return True

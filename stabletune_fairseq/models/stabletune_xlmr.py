@@ -1,0 +1,151 @@
+"""``stabletune_xlmr``: the XLM-R (RoBERTa) encoder with task heads.
+
+The encoder is fairseq's own ``TransformerEncoderBase`` configured as RoBERTa/XLM-R (post-norm layers,
+learned positions offset by the padding index, an embedding layer norm, no embedding scaling), under
+the parameter names of an official XLM-R checkpoint (``encoder.sentence_encoder.*``), so pretrained
+weights load by name. We do not subclass ``RobertaModel``: it carries an LM head we never train, and
+its checkpoint upgrade code assumes every head has ``dense`` and ``out_proj``. Heads live in
+``model.heads`` and are created by the task before a checkpoint is loaded.
+
+Our own ``forward`` embeds the tokens itself so Gaussian noise can be added to the token embeddings
+(``noise_std``); fairseq's RoBERTa forward would silently ignore ``token_embeddings=``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.models import FairseqEncoder, FairseqEncoderModel, register_model, register_model_architecture
+from fairseq.models.transformer import TransformerConfig, TransformerEncoderBase
+from fairseq.modules.transformer_sentence_encoder import init_bert_params
+from fairseq.utils import safe_getattr
+from omegaconf import II
+
+from .heads import HEAD_TYPES
+
+
+@dataclass
+class StabletuneXLMRConfig(FairseqDataclass):
+    encoder_layers: int = field(default=12, metadata={"help": "number of transformer layers"})
+    encoder_embed_dim: int = field(default=768, metadata={"help": "hidden size"})
+    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "feed-forward inner size"})
+    encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads per layer"})
+    max_positions: int = field(default=512, metadata={"help": "rows of the learned position table (without the 2 offset rows)"})
+    activation_fn: ChoiceEnum(["gelu", "relu", "gelu_accurate"]) = field(default="gelu", metadata={"help": "feed-forward activation"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout on hidden states"})
+    attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
+    activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the feed-forward activation"})
+    head_dropout: float = field(default=0.1, metadata={"help": "dropout inside the task heads"})
+    pretrained_encoder: Optional[str] = field(
+        default=None,
+        metadata={"help": "official-format XLM-R model.pt whose encoder initialises the model; used only when "
+                          "the save dir holds no checkpoint_last.pt, so re-running a command resumes instead"},
+    )
+    save_dir: str = II("checkpoint.save_dir")
+
+
+def _encoder_config(cfg) -> TransformerConfig:
+    """The TransformerConfig that makes fairseq's encoder an XLM-R encoder."""
+    tc = TransformerConfig()
+    tc.encoder.layers = cfg.encoder_layers
+    tc.encoder.embed_dim = cfg.encoder_embed_dim
+    tc.encoder.ffn_embed_dim = cfg.encoder_ffn_embed_dim
+    tc.encoder.attention_heads = cfg.encoder_attention_heads
+    tc.encoder.learned_pos = True
+    tc.encoder.normalize_before = False
+    tc.max_source_positions = cfg.max_positions
+    tc.layernorm_embedding = True
+    tc.no_scale_embedding = True
+    tc.activation_fn = cfg.activation_fn
+    tc.dropout = cfg.dropout
+    tc.attention_dropout = cfg.attention_dropout
+    tc.activation_dropout = cfg.activation_dropout
+    return tc
+
+
+class XLMREncoder(FairseqEncoder):
+    """Holds ``sentence_encoder`` so parameter names match official XLM-R checkpoints."""
+
+    def __init__(self, cfg, dictionary):
+        super().__init__(dictionary)
+        embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
+        self.sentence_encoder = TransformerEncoderBase(_encoder_config(cfg), dictionary, embed_tokens)
+        self.sentence_encoder.apply(init_bert_params)
+        self.max_tokens = cfg.max_positions
+
+    def forward(self, src_tokens, noise_std: float = 0.0, **unused) -> torch.Tensor:
+        """Final hidden states, batch x time x hidden. ``noise_std`` > 0 adds N(0, std²) to token embeddings."""
+        embeddings = self.sentence_encoder.embed_tokens(src_tokens)
+        if noise_std > 0:
+            embeddings = embeddings + torch.randn_like(embeddings) * noise_std
+        out = self.sentence_encoder(src_tokens, token_embeddings=embeddings)
+        return out["encoder_out"][0].transpose(0, 1)
+
+    def max_positions(self):
+        return self.max_tokens
+
+
+@register_model("stabletune_xlmr", dataclass=StabletuneXLMRConfig)
+class StabletuneXLMRModel(FairseqEncoderModel):
+    def __init__(self, cfg, encoder: XLMREncoder):
+        super().__init__(encoder)
+        self.cfg = cfg
+        self.heads = nn.ModuleDict()
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        return cls(cfg, XLMREncoder(cfg, task.source_dictionary))
+
+    def add_head(self, name: str, kind: str, num_outputs: int) -> None:
+        """Create head ``name`` (a ``HEAD_TYPES`` kind) unless an identical one exists."""
+        if name in self.heads:
+            if self.heads[name].out_proj.out_features != num_outputs:
+                raise ValueError(f"head {name!r} exists with {self.heads[name].out_proj.out_features} outputs, not {num_outputs}")
+            return
+        head = HEAD_TYPES[kind](self.cfg.encoder_embed_dim, num_outputs, self.cfg.head_dropout)
+        head.apply(init_bert_params)
+        self.heads[name] = head
+
+    def forward(self, src_tokens, head: str, noise_std: float = 0.0, **kwargs) -> torch.Tensor:
+        """Logits of ``head`` for a right-padded batch of ``src_tokens``."""
+        features = self.encoder(src_tokens, noise_std=noise_std)
+        return self.heads[head](features, **kwargs)
+
+    def extract_features(self, src_tokens, noise_std: float = 0.0) -> torch.Tensor:
+        return self.encoder(src_tokens, noise_std=noise_std)
+
+    def max_positions(self):
+        return self.encoder.max_positions()
+
+
+def _set_shape(cfg, layers, dim, ffn, heads):
+    cfg.encoder_layers = safe_getattr(cfg, "encoder_layers", layers)
+    cfg.encoder_embed_dim = safe_getattr(cfg, "encoder_embed_dim", dim)
+    cfg.encoder_ffn_embed_dim = safe_getattr(cfg, "encoder_ffn_embed_dim", ffn)
+    cfg.encoder_attention_heads = safe_getattr(cfg, "encoder_attention_heads", heads)
+
+
+@register_model_architecture("stabletune_xlmr", "stabletune_xlmr_base")
+def xlmr_base(cfg):
+    _set_shape(cfg, 12, 768, 3072, 12)
+
+
+@register_model_architecture("stabletune_xlmr", "stabletune_xlmr_large")
+def xlmr_large(cfg):
+    _set_shape(cfg, 24, 1024, 4096, 16)
+
+
+@register_model_architecture("stabletune_xlmr", "stabletune_xlmr_e5_small")
+def e5_small(cfg):
+    """multilingual-e5-small, the embedded default model (DESIGN.md section 6)."""
+    _set_shape(cfg, 12, 384, 1536, 12)
+
+
+ARCHITECTURE_SHAPES = {  # (layers, hidden) -> architecture, for recognising a pretrained checkpoint
+    (12, 768): "stabletune_xlmr_base",
+    (24, 1024): "stabletune_xlmr_large",
+    (12, 384): "stabletune_xlmr_e5_small",
+}
