@@ -10,7 +10,6 @@ its checkpoint upgrade code assumes every head has ``dense`` and ``out_proj``. H
 Our own ``forward`` embeds the tokens itself so Gaussian noise can be added to the token embeddings
 (``noise_std``); fairseq's RoBERTa forward would silently ignore ``token_embeddings=``.
 """
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional

@@ -1,0 +1,37 @@
+"""Preprocess one XTREME task from a raw download folder (what ``preprocess/xtreme/process.sh`` runs)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..data.errors import InputFormatError
+
+SENTENCE_TASKS = ("xnli", "pawsx")
+DEFAULT_MAX_POSITIONS = {"xnli": 256, "pawsx": 256}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="stabletune-preprocess", description=__doc__)
+    parser.add_argument("xtreme_dir", help="XTREME download folder (holds xnli/, pawsx/, ...)")
+    parser.add_argument("task", choices=SENTENCE_TASKS)
+    parser.add_argument("dict_dir", help="folder with the model's dict.txt and sentencepiece.bpe.model")
+    parser.add_argument("out", help="output root; the task is written to <out>/<task>/")
+    parser.add_argument("--max-positions", type=int, default=None,
+                        help="tokens per example incl. special tokens (default: the task's, DESIGN.md section 4)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ..data.xtreme_sentence_task import prepare_sentence_task
+
+    max_positions = args.max_positions or DEFAULT_MAX_POSITIONS[args.task]
+    try:
+        out = prepare_sentence_task(args.task, args.xtreme_dir, args.dict_dir, args.out, max_positions)
+    except (InputFormatError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

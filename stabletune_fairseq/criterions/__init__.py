@@ -1,0 +1,2 @@
+"""Criterions of the plugin. Importing a module registers its criterion with fairseq."""
+from . import stability_consistency  # noqa: F401

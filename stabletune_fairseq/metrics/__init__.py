@@ -1,0 +1,1 @@
+"""Task metrics, computed over whole subsets from summed counts."""

@@ -1,0 +1,40 @@
+"""Per-language accuracy from summed counts, logged through fairseq's metrics so that validation
+over a multilingual subset reports ``acc_<lang>`` for every language and their mean ``acc_avg``."""
+from __future__ import annotations
+
+import torch
+from fairseq.logging import metrics
+
+CORRECT, TOTAL = "ncorrect_", "nlabelled_"
+
+
+def accuracy_counts(predictions: torch.Tensor, targets: torch.Tensor, lang: torch.Tensor,
+                    languages: list[str]) -> dict[str, int]:
+    """``ncorrect_<lang>`` and ``nlabelled_<lang>`` for every language of the task (zeros included,
+    so every worker logs the same keys)."""
+    labelled = targets >= 0
+    correct = (predictions == targets) & labelled
+    counts = {}
+    for index, name in enumerate(languages):
+        in_lang = lang == index
+        counts[TOTAL + name] = int((in_lang & labelled).sum())
+        counts[CORRECT + name] = int((in_lang & correct).sum())
+    return counts
+
+
+def log_accuracy(logging_outputs) -> None:
+    languages = sorted({k[len(TOTAL):] for log in logging_outputs for k in log if k.startswith(TOTAL)})
+    present = []
+    for name in languages:
+        total = sum(log.get(TOTAL + name, 0) for log in logging_outputs)
+        if total == 0:
+            continue
+        present.append(name)
+        metrics.log_scalar_sum(TOTAL + name, total)
+        metrics.log_scalar_sum(CORRECT + name, sum(log.get(CORRECT + name, 0) for log in logging_outputs))
+        metrics.log_derived(f"acc_{name}", lambda m, n=name: round(100.0 * m[CORRECT + n].sum / m[TOTAL + n].sum, 3))
+    if present:
+        metrics.log_derived(
+            "acc_avg",
+            lambda m: round(sum(100.0 * m[CORRECT + n].sum / m[TOTAL + n].sum for n in present) / len(present), 3),
+        )

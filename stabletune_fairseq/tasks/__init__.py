@@ -1,0 +1,2 @@
+"""Tasks of the plugin. Importing a module registers its task with fairseq."""
+from . import xtreme_sentence  # noqa: F401
