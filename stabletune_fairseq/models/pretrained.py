@@ -32,14 +32,31 @@ def encoder_state_from_release(state: dict) -> dict:
     return out
 
 
-def load_pretrained_encoder(model, path: str) -> None:
-    """Copy the encoder weights of ``path`` into ``model``; every encoder parameter must be covered."""
+def read_release(path: str) -> dict:
+    """The encoder weights of an official-format checkpoint, memory-mapped and under our names."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--pretrained-encoder {path}: no such file")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        raise FileNotFoundError(f"pretrained model {path}: no such file")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if "model" not in checkpoint:
         raise ValueError(f"{path}: not a fairseq checkpoint (no 'model' entry)")
-    weights = encoder_state_from_release(checkpoint["model"])
+    return encoder_state_from_release(checkpoint["model"])
+
+
+def architecture_of(path: str) -> str:
+    """The registered architecture with the shape of ``path``'s encoder."""
+    from .stabletune_xlmr import ARCHITECTURE_SHAPES
+
+    weights = read_release(path)
+    hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[1]
+    layers = len({k.split(".")[3] for k in weights if k.startswith(ENCODER_PREFIX + "layers.")})
+    if (layers, hidden) not in ARCHITECTURE_SHAPES:
+        raise ValueError(f"{path}: no architecture for {layers} layers of size {hidden}; pass ARCH= explicitly")
+    return ARCHITECTURE_SHAPES[(layers, hidden)]
+
+
+def load_pretrained_encoder(model, path: str) -> None:
+    """Copy the encoder weights of ``path`` into ``model``; every encoder parameter must be covered."""
+    weights = read_release(path)
     own = {k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_PREFIX)}
     # fairseq keeps a constant buffer here in some versions; it is not a learned weight.
     own.pop(ENCODER_PREFIX + "version", None)

@@ -38,6 +38,11 @@ class StabletuneXLMRConfig(FairseqDataclass):
     attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the feed-forward activation"})
     head_dropout: float = field(default=0.1, metadata={"help": "dropout inside the task heads"})
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={"help": "keep the word embeddings fixed: a quarter of XLM-R base's parameters (most of a small "
+                          "model's) are then not updated, which is much cheaper on CPU"},
+    )
     pretrained_encoder: Optional[str] = field(
         default=None,
         metadata={"help": "official-format XLM-R model.pt whose encoder initialises the model; used only when "
@@ -73,6 +78,8 @@ class XLMREncoder(FairseqEncoder):
         embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
         self.sentence_encoder = TransformerEncoderBase(_encoder_config(cfg), dictionary, embed_tokens)
         self.sentence_encoder.apply(init_bert_params)
+        if cfg.freeze_embeddings:
+            embed_tokens.weight.requires_grad_(False)
         self.max_tokens = cfg.max_positions
 
     def forward(self, src_tokens, noise_std: float = 0.0, **unused) -> torch.Tensor:

