@@ -8,22 +8,28 @@ would unpickle anything, including a checkpoint crafted to run code.
 from __future__ import annotations
 
 import argparse
-import collections
 
 import numpy as np
 import torch
 
+try:  # numpy 2 moved numpy.core to numpy._core
+    from numpy._core.multiarray import scalar as numpy_scalar
+except ImportError:
+    from numpy.core.multiarray import scalar as numpy_scalar
+
 
 def fairseq_checkpoint_types() -> list:
-    from fairseq.logging import meters
+    """Types found in fairseq checkpoints beyond tensors and plain containers.
 
-    numpy_types = [np.dtype, np.core.multiarray.scalar, np.ndarray, np.core.multiarray._reconstruct]
-    numpy_types += [type(np.dtype(name)) for name in ("float64", "float32", "int64", "int32", "bool")]
-    fairseq_meters = [meters.AverageMeter, meters.SumMeter, meters.TimeMeter, meters.StopwatchMeter,
-                      meters.MetersDict]
-    if hasattr(meters, "ConcatTensorMeter"):
-        fairseq_meters.append(meters.ConcatTensorMeter)
-    return [argparse.Namespace, collections.OrderedDict, collections.defaultdict, *numpy_types, *fairseq_meters]
+    - ``argparse.Namespace``: the ``args`` of official XLM-R releases and of pre-hydra fairseq
+      checkpoints (the cause of torch's "Unsupported global: argparse.Namespace").
+    - numpy scalars and their dtypes: statistics such as ``extra_state['val_loss']`` or meter values
+      that older fairseq versions stored as ``np.float64``.
+    Checkpoints written by fairseq-fixed itself need none of them (its ``cfg`` is a plain dict).
+    """
+    numpy_scalars = [numpy_scalar, np.dtype]
+    numpy_scalars += [type(np.dtype(name)) for name in ("float64", "float32", "int64", "int32", "bool")]
+    return [argparse.Namespace, *numpy_scalars]
 
 
 def allow_fairseq_checkpoints() -> None:

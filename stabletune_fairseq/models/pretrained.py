@@ -67,9 +67,12 @@ def load_pretrained_encoder(model, path: str) -> None:
         if weights[key].shape != value.shape:
             raise ValueError(f"{path}: {key} has shape {tuple(weights[key].shape)}, the model needs "
                              f"{tuple(value.shape)} (wrong --arch for this checkpoint?)")
-    unused = sorted(set(weights) - set(own))
+    unused = sorted(k for k in set(weights) - set(own) if not k.endswith((".version", "._float_tensor")))
+    if unused:  # e.g. layers the model does not have: a 12-layer checkpoint loaded into a 6-layer model
+        raise ValueError(f"{path}: {len(unused)} encoder weights have no place in the model, e.g. {unused[:3]} "
+                         "(wrong --arch for this checkpoint?)")
     model.load_state_dict({**model.state_dict(), **{k: weights[k] for k in own}}, strict=True)
-    logger.info("loaded pretrained encoder from %s (%d tensors; %d ignored: %s)", path, len(own), len(unused), unused[:3])
+    logger.info("loaded pretrained encoder from %s (%d tensors; LM head ignored)", path, len(own))
 
 
 def maybe_load_pretrained(model, cfg) -> bool:

@@ -1,0 +1,107 @@
+"""Official-format XLM-R checkpoints load into our encoder, safely, and only when not resuming."""
+import argparse
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from stabletune_fairseq.data.encoding import load_xlmr_dictionary
+from stabletune_fairseq.models.pretrained import load_pretrained_encoder, maybe_load_pretrained
+from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel
+
+
+def build_e5_model(e5_dir, **overrides):
+    cfg = StabletuneXLMRConfig(encoder_embed_dim=384, encoder_ffn_embed_dim=1536, save_dir=None, **overrides)
+    task = type("Task", (), {"source_dictionary": load_xlmr_dictionary(str(e5_dir / "dict.txt"))})
+    return StabletuneXLMRModel.build_model(cfg, task).eval()
+
+
+def as_2019_release(state: dict) -> dict:
+    """The converted weights in the layout of the 2019 XLM-R release: ``decoder.*`` keys,
+    ``emb_layer_norm``, packed attention projections, an LM head, and ``args`` as a Namespace."""
+    old = {}
+    for key, value in state.items():
+        key = key.replace("encoder.sentence_encoder.", "decoder.sentence_encoder.").replace("layernorm_embedding", "emb_layer_norm")
+        old[key] = value
+    for layer in range(12):
+        prefix = f"decoder.sentence_encoder.layers.{layer}.self_attn."
+        for kind in ("weight", "bias"):
+            parts = [old.pop(f"{prefix}{p}_proj.{kind}") for p in ("q", "k", "v")]
+            old[f"{prefix}in_proj_{kind}"] = torch.cat(parts, dim=0)
+    old["decoder.lm_head.bias"] = torch.zeros(250002)
+    old["decoder.lm_head.dense.weight"] = torch.eye(384)
+    args = argparse.Namespace(arch="roberta_base", encoder_layers=12, max_positions=512)
+    return {"args": args, "model": old, "extra_state": {"val_loss": np.float64(1.5)}, "optimizer_history": []}
+
+
+@pytest.fixture(scope="module")
+def release_2019(e5_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("release") / "model.pt"
+    converted = torch.load(e5_dir / "model.pt", map_location="cpu", weights_only=True, mmap=True)
+    torch.save(as_2019_release(converted["model"]), path)
+    return path
+
+
+def test_2019_release_loads_identically(e5_dir, release_2019):
+    tokens = torch.tensor([[0, 35378, 8999, 38, 2, 1]])
+    reference, old = build_e5_model(e5_dir), build_e5_model(e5_dir)
+    load_pretrained_encoder(reference, str(e5_dir / "model.pt"))
+    load_pretrained_encoder(old, str(release_2019))
+    with torch.no_grad():
+        assert torch.equal(reference.extract_features(tokens), old.extract_features(tokens))
+
+
+def test_release_needs_the_allowlist_not_an_override(release_2019):
+    check = "import torch, sys; {} torch.load(sys.argv[1], map_location='cpu'); print('loaded')"
+    env = {"PATH": "/usr/bin:/bin"}  # no TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    plain = subprocess.run([sys.executable, "-c", check.format(""), release_2019], capture_output=True, text=True, cwd=REPO, env=env)
+    assert plain.returncode != 0 and "argparse.Namespace" in plain.stderr
+    ours = subprocess.run([sys.executable, "-c", check.format("import stabletune_fairseq;"), release_2019],
+                          capture_output=True, text=True, cwd=REPO, env=env)
+    assert ours.returncode == 0 and "loaded" in ours.stdout, ours.stderr
+
+
+def test_wrong_architecture_is_a_clear_error(e5_dir):
+    model = build_e5_model(e5_dir, encoder_layers=2)
+    with pytest.raises(ValueError, match="have no place in the model"):
+        load_pretrained_encoder(model, str(e5_dir / "model.pt"))
+    wider = StabletuneXLMRModel.build_model(
+        StabletuneXLMRConfig(encoder_embed_dim=768, save_dir=None),
+        type("Task", (), {"source_dictionary": load_xlmr_dictionary(str(e5_dir / "dict.txt"))}))
+    with pytest.raises(ValueError, match=r"has shape .*wrong --arch"):
+        load_pretrained_encoder(wider, str(e5_dir / "model.pt"))
+
+
+def test_pretrained_is_skipped_when_resuming(e5_dir, tmp_path):
+    model = build_e5_model(e5_dir)
+    before = model.encoder.sentence_encoder.embed_tokens.weight.clone()
+    cfg = argparse.Namespace(pretrained_encoder=str(e5_dir / "model.pt"), save_dir=str(tmp_path))
+    (tmp_path / "checkpoint_last.pt").write_bytes(b"")
+    assert maybe_load_pretrained(model, cfg) is False
+    assert torch.equal(before, model.encoder.sentence_encoder.embed_tokens.weight)
+    (tmp_path / "checkpoint_last.pt").unlink()
+    assert maybe_load_pretrained(model, cfg) is True
+    assert not torch.equal(before, model.encoder.sentence_encoder.embed_tokens.weight)
+
+
+def test_embedding_noise_changes_logits(e5_dir):
+    model = build_e5_model(e5_dir)
+    model.add_head("sentence", "sentence", 3)
+    model.eval()
+    tokens = torch.tensor([[0, 35378, 8999, 38, 2]])
+    with torch.no_grad():
+        clean = model(tokens, head="sentence")
+        assert torch.equal(clean, model(tokens, head="sentence"))
+        noisy = model(tokens, head="sentence", noise_std=0.1)
+    assert not torch.allclose(clean, noisy)
+
+
+def test_frozen_embeddings_get_no_gradient(e5_dir):
+    model = build_e5_model(e5_dir, freeze_embeddings=True)
+    model.add_head("sentence", "sentence", 3)
+    model(torch.tensor([[0, 35378, 8999, 38, 2]]), head="sentence").sum().backward()
+    assert model.encoder.sentence_encoder.embed_tokens.weight.grad is None
+    assert model.encoder.sentence_encoder.layers[0].fc1.weight.grad is not None
