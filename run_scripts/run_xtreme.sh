@@ -46,6 +46,9 @@ done
 [ -f "$MODEL" ] || { echo "run_xtreme.sh: pretrained model '$MODEL' not found" >&2; exit 2; }
 [ -f "$DATA/metadata.json" ] || { echo "run_xtreme.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh first)" >&2; exit 2; }
 case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >&2; exit 2 ;; esac
+if [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
+  echo "run_xtreme.sh: SELECT=en needs an English dev set, and $DATA has no valid_en (dev-en.tsv)" >&2; exit 2
+fi
 [ -n "$ARCH" ] || ARCH=$("$PY" -m stabletune_fairseq.cli.inspect_model "$MODEL" 2>/dev/null | tail -1)
 if [ -z "$LR" ]; then
   case "$ARCH" in *large*) LR=$LR_LARGE ;; *) LR=$LR_BASE ;; esac

@@ -119,3 +119,13 @@ def test_rerun_resumes_instead_of_restarting(first_run, toy_data, e5_dir):
     assert "loaded pretrained encoder" not in log
     assert re.search(r"Loaded checkpoint .*checkpoint_last\.pt \(epoch 1 @ 4 updates\)", log)
     assert [r["num_updates"] for r in valid_lines(log)] == [6]
+
+
+def test_pawsx_defaults_and_select_en_without_english_dev(e5_dir, tmp_path):
+    data = tmp_path / "pawsx"
+    data.mkdir()
+    (data / "metadata.json").write_text(json.dumps({"splits": {"train": {"examples": 64}, "valid_de": {}}}))
+    dry = run(["bash", "run_scripts/run_xtreme.sh", "PAWSX", e5_dir / "model.pt", data, tmp_path / "ck", "DRY_RUN=1"])
+    assert "--lr 1e-05" in dry.stdout and "--total-num-update 20" in dry.stdout  # 2 updates/epoch x 10 epochs
+    refused = run(["bash", "run_scripts/run_xtreme.sh", "PAWSX", e5_dir / "model.pt", data, tmp_path / "ck", "SELECT=en"], check=False)
+    assert refused.returncode == 2 and "no valid_en" in refused.stderr
