@@ -126,6 +126,6 @@ def test_pawsx_defaults_and_select_en_without_english_dev(e5_dir, tmp_path):
     data.mkdir()
     (data / "metadata.json").write_text(json.dumps({"splits": {"train": {"examples": 64}, "valid_de": {}}}))
     dry = run(["bash", "run_scripts/run_xtreme.sh", "PAWSX", e5_dir / "model.pt", data, tmp_path / "ck", "DRY_RUN=1"])
-    assert "--lr 1e-05" in dry.stdout and "--total-num-update 20" in dry.stdout  # 2 updates/epoch x 10 epochs
+    assert "--lr 1e-5 " in dry.stdout and "--total-num-update 20" in dry.stdout  # 2 updates/epoch x 10 epochs
     refused = run(["bash", "run_scripts/run_xtreme.sh", "PAWSX", e5_dir / "model.pt", data, tmp_path / "ck", "SELECT=en"], check=False)
     assert refused.returncode == 2 and "no valid_en" in refused.stderr
