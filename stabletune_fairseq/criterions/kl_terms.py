@@ -1,0 +1,27 @@
+"""The KL terms of xTune, shared by every task family.
+
+``kl_to_target(logits, target_logits)`` is KL(p_target || p) per row, summed over the last dimension,
+with the target distribution detached (stop-gradient): the gradient flows only through ``logits``.
+Both distributions are taken as log-softmax in float32, so extreme logits (±1e4) and one-hot
+distributions stay finite.
+
+R1 (example consistency) = KL(p_aug || sg p_orig) + KL(p_orig || sg p_aug), i.e.
+``kl_to_target(orig, aug) + kl_to_target(aug, orig)``; R2 (model consistency) = KL(p_teacher || p_student)
+on the augmented view, ``kl_to_target(student, teacher)``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def kl_to_target(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(target) || softmax(logits)) for every row; gradient only through ``logits``."""
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    log_t = F.log_softmax(target_logits.detach().float(), dim=-1)
+    return (log_t.exp() * (log_t - log_p)).sum(-1)
+
+
+def symmetric_consistency(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """R1 per row: KL(p_b || sg p_a) + KL(p_a || sg p_b)."""
+    return kl_to_target(logits_a, logits_b) + kl_to_target(logits_b, logits_a)

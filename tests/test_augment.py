@@ -1,0 +1,106 @@
+"""Augmentations: sampled views spell the same words, code-switching replaces dictionary words only,
+and the same (seed, epoch, example) always gives the same view."""
+import numpy as np
+import pytest
+
+from conftest import SHARED_SAMPLE, needs_shared
+from stabletune_fairseq.augment.code_switch import CodeSwitcher, read_muse_dictionary, split_punctuation
+from stabletune_fairseq.augment.subword_sampling import UnigramWordSampler
+from stabletune_fairseq.augment.views import augment_words, view_rng
+from stabletune_fairseq.augment.words import word_groups, word_text
+from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
+from stabletune_fairseq.data.errors import InputFormatError
+
+SENTENCES = ["The international conference on multilingual representations starts tomorrow.",
+             "Die Weltgesundheitsorganisation veröffentlichte gestern ihren Jahresbericht.",
+             "我们明天在图书馆见面。", "Unbelievably, the extraordinarily long words were segmented."]
+
+
+@pytest.fixture(scope="module")
+def tools(e5_dir):
+    dictionary = load_xlmr_dictionary(str(e5_dir / "dict.txt"))
+    encoder = PieceEncoder(str(e5_dir / "sentencepiece.bpe.model"), dictionary)
+    return dictionary, encoder, UnigramWordSampler(str(e5_dir / "sentencepiece.bpe.model"), dictionary)
+
+
+def sampled_view(tools, ids, seed, prob=1.0):
+    dictionary, _, sampler = tools
+    return augment_words(ids, dictionary, prob, view_rng(seed, 1, 0), lambda w, rng: sampler.sample(w, 0.3, rng))
+
+
+def test_sampled_views_spell_the_same_words(tools):
+    dictionary, encoder, _ = tools
+    changed = 0
+    for ids in encoder.encode(SENTENCES):
+        original = [word_text(g, dictionary) for g in word_groups(ids, dictionary)]
+        for seed in range(5):
+            groups = sampled_view(tools, ids, seed)
+            assert [word_text(g, dictionary) for g in groups] == original  # one group per word, same text
+            changed += sum(g != o for g, o in zip(groups, word_groups(ids, dictionary)))
+    assert changed > 0  # sampling does produce other segmentations
+
+
+def test_same_seed_same_view_other_seed_other_view(tools):
+    _, encoder, _ = tools
+    ids = encoder.encode(SENTENCES[:1])[0]
+    assert sampled_view(tools, ids, 7) == sampled_view(tools, ids, 7)
+    assert any(sampled_view(tools, ids, 7) != sampled_view(tools, ids, s) for s in range(8, 20))
+
+
+def test_sampling_frequencies_follow_the_unigram_model(tools):
+    """With alpha large the sampler must return sentencepiece's best (Viterbi) segmentation."""
+    dictionary, encoder, sampler = tools
+    for word in ["international", "Weltgesundheitsorganisation", "segmented"]:
+        best = encoder.encode([word])[0].tolist()
+        assert sampler.sample(word, 50.0, np.random.default_rng(0)) == best
+
+
+def test_probability_zero_changes_nothing(tools):
+    dictionary, encoder, _ = tools
+    ids = encoder.encode(SENTENCES[1:2])[0]
+    assert sampled_view(tools, ids, 3, prob=0.0) == word_groups(ids, dictionary)
+
+
+def test_muse_reader(tmp_path):
+    path = tmp_path / "en-de.txt"
+    path.write_text("dog\tHund\ndog Köter\nnew york\tNew York\ntwo words\tzwei Wörter\n", encoding="utf-8")
+    assert read_muse_dictionary(path, one_word_only=True) == {"dog": ["Hund", "Köter"]}
+    assert read_muse_dictionary(path, one_word_only=False)["two words"] == ["zwei Wörter"]
+    bad = tmp_path / "en-fr.txt"
+    bad.write_text("chien\nchat\tchat\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match=r"en-fr.txt:1: expected"):
+        read_muse_dictionary(bad, one_word_only=True)
+
+
+def test_missing_dictionary_language_is_an_error(tmp_path):
+    (tmp_path / "en-de.txt").write_text("dog\tHund\n", encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match="'fr' not found"):
+        CodeSwitcher(tmp_path, ["de", "fr"])
+
+
+def test_punctuation_is_kept_around_translations(tmp_path):
+    assert split_punctuation("«dog.»") == ("«", "dog", ".»")
+    (tmp_path / "en-de.txt").write_text("dog\tHund\n", encoding="utf-8")
+    switcher = CodeSwitcher(tmp_path, ["de"])
+    assert switcher.translate("Dog,", np.random.default_rng(0)) == "Hund,"
+    assert switcher.translate("cat", np.random.default_rng(0)) is None
+
+
+@needs_shared
+def test_code_switch_replaces_only_dictionary_words_one_for_one(tools):
+    dictionary, encoder, _ = tools
+    switcher = CodeSwitcher(SHARED_SAMPLE / "dicts", ["de", "fr", "zh"])
+    ids = encoder.encode(["The dog sleeps in the house near the river."])[0]
+    original = [word_text(g, dictionary) for g in word_groups(ids, dictionary)]
+
+    def replace(word, rng):
+        new = switcher.translate(word, rng)
+        return None if new is None else encoder.encode([new])[0].tolist()
+
+    groups = augment_words(ids, dictionary, 1.0, view_rng(1, 1, 0), replace)
+    assert len(groups) == len(original)  # one word for one word
+    swapped = [(o, word_text(g, dictionary)) for o, g in zip(original, groups) if word_text(g, dictionary) != o]
+    assert swapped, "nothing was switched"
+    for source, target in swapped:
+        _, core, _ = split_punctuation(source)
+        assert any(target.strip(".") in switcher.tables[lang].get(core.lower(), []) for lang in switcher.languages)
