@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fine-tune on one XTREME task with fairseq-train and the stabletune_fairseq plugin.
+# Fine-tune on one XTREME task with fairseq-train and the stabletune_fairseq plugin: plain fine-tuning
+# (STAGE=0, default) or the two stages of xTune (STAGE=1, then STAGE=2 with the same <save_dir>).
 #
 #   bash run_scripts/run_xtreme.sh TASK <model.pt> <data_dir> <save_dir> [KEY=VALUE ...] [-- fairseq args]
 #
@@ -11,6 +12,10 @@
 #   SEED=1  LR=  EPOCHS=  MAX_UPDATE=  BSZ= (per process)  UPDATE_FREQ=1  SELECT=avg|en
 #   ARCH= (default: read from model.pt)  VALID_LANGS=de,en (default: every dev language)
 #   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  WARMUP_RATIO=0.1  DRY_RUN=0|1 (print the command only)
+#   STAGE=0|1|2  SETTING=cross-lingual-transfer|translate-train-all  DICT_DIR= (MUSE en-<lang>.txt files)
+#   DICT_LANGS= (default: the dev languages with a dictionary)  TEACHER= (default: <save_dir>/checkpoint_best.pt)
+#   R1_LAMBDA=5 R2_LAMBDA= (reference convention, KL averaged over classes; passed on divided by the classes)
+# Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
 # Anything after "--" is passed to fairseq-train as is.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,15 +33,27 @@ task_defaults() {
     *) echo "run_xtreme.sh: unknown task '$1' (known: XNLI PAWSX)" >&2; return 1 ;;
   esac
 }
+# xTune recipe per task and setting (DESIGN.md section 4; lambda1 = 5 everywhere):
+#   -> stage-1 view augmentation, its probability, stage-2 copy augmentation, stage-2 view augmentation, lambda2
+method_defaults() {
+  case "$1/$2" in
+    XNLI/cross-lingual-transfer)  echo "code_switch 0.3 code_switch code_switch 5.0" ;;
+    PAWSX/cross-lingual-transfer) echo "code_switch 0.5 code_switch code_switch 2.0" ;;
+    XNLI/translate-train-all|PAWSX/translate-train-all)
+      echo "run_xtreme.sh: SETTING=translate-train-all (translation pairing) is not available yet" >&2; return 1 ;;
+    *) echo "run_xtreme.sh: unknown SETTING '$2' (cross-lingual-transfer or translate-train-all)" >&2; return 1 ;;
+  esac
+}
 read -r MAX_LEN DEF_EPOCHS LR_BASE LR_LARGE DEF_BATCH METRIC < <(task_defaults "$TASK") || exit 2
 
 SEED=1 LR= EPOCHS=$DEF_EPOCHS MAX_UPDATE= BSZ= UPDATE_FREQ=1 SELECT=avg ARCH= VALID_LANGS=
 FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=0.1 DRY_RUN=0
+STAGE=0 SETTING=cross-lingual-transfer DICT_DIR= DICT_LANGS= TEACHER= R1_LAMBDA=5 R2_LAMBDA=
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; EXTRA=("$@"); break ;;
-    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|DRY_RUN=*)
+    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|DRY_RUN=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*)
       declare "$1" ;;
     *) echo "run_xtreme.sh: unknown setting '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -76,6 +93,41 @@ OPTIONAL_ARGS=()
 [ "$FREEZE_EMBEDDINGS" = 0 ] || OPTIONAL_ARGS+=(--freeze-embeddings)
 [ -z "$VALID_LANGS" ] || OPTIONAL_ARGS+=(--valid-languages "$VALID_LANGS")
 
+# Consistency training: the stage's augmentations, lambdas and teacher.
+RUN_DIR=$SAVE_DIR
+augmentation_args() {  # kind -> the task options it needs
+  case "$1" in
+    code_switch)
+      [ -n "$DICT_DIR" ] || { echo "run_xtreme.sh: code-switching needs DICT_DIR= (folder of MUSE en-<lang>.txt)" >&2; return 1; }
+      if [ -z "$DICT_LANGS" ]; then
+        DICT_LANGS=$("$PY" -c "
+import json, os, sys
+meta = json.load(open(sys.argv[1]))
+langs = sorted({s['language'] for n, s in meta['splits'].items() if n.startswith('valid_')} - {'en'})
+print(','.join(l for l in langs if os.path.isfile(os.path.join(sys.argv[2], f'en-{l}.txt'))))" "$DATA/metadata.json" "$DICT_DIR")
+        [ -n "$DICT_LANGS" ] || { echo "run_xtreme.sh: no en-<lang>.txt in $DICT_DIR for the dev languages; set DICT_LANGS=" >&2; return 1; }
+      fi
+      echo "--dict-dir $DICT_DIR --dict-langs $DICT_LANGS --code-switch-prob $AUG_PROB" ;;
+    subword_sampling) echo "--subword-sampling-prob $AUG_PROB" ;;
+  esac
+}
+if [ "$STAGE" != 0 ]; then
+  read -r VIEW1 AUG_PROB COPY2 VIEW2 DEF_R2 < <(method_defaults "$TASK" "$SETTING") || exit 2
+  N_CLASSES=$("$PY" -c "import json,sys; print(len(json.load(open(sys.argv[1]))['labels']))" "$DATA/metadata.json")
+  per_class() { "$PY" -c "print(float('$1') / $N_CLASSES)"; }
+  case "$STAGE" in
+    1) VIEW=$VIEW1; AUG_ARGS=$(augmentation_args "$VIEW") || exit 2
+       OPTIONAL_ARGS+=(--view-augmentation "$VIEW" $AUG_ARGS --r1-lambda "$(per_class "$R1_LAMBDA")") ;;
+    2) TEACHER=${TEACHER:-$SAVE_DIR/checkpoint_best.pt}
+       [ -f "$TEACHER" ] || { echo "run_xtreme.sh: stage 2 needs the stage-1 teacher, and $TEACHER does not exist (run STAGE=1 first, or set TEACHER=)" >&2; exit 2; }
+       RUN_DIR=$SAVE_DIR/stage2
+       AUG_ARGS=$(augmentation_args "$VIEW2") || exit 2
+       OPTIONAL_ARGS+=(--copy-augmentation "$COPY2" --view-augmentation "$VIEW2" $AUG_ARGS
+         --r1-lambda "$(per_class "$R1_LAMBDA")" --r2-lambda "$(per_class "${R2_LAMBDA:-$DEF_R2}")" --teacher "$TEACHER") ;;
+    *) echo "run_xtreme.sh: STAGE must be 0, 1 or 2" >&2; exit 2 ;;
+  esac
+fi
+
 CMD=("$BIN/fairseq-train" "$DATA"
   --user-dir "$ROOT/stabletune_fairseq"
   --task xtreme_sentence --arch "$ARCH" --criterion stability_consistency
@@ -85,11 +137,11 @@ CMD=("$BIN/fairseq-train" "$DATA"
   --lr "$LR" --lr-scheduler polynomial_decay --end-learning-rate 0.0
   --total-num-update "$TOTAL" --warmup-updates "$WARMUP" "${STOP_ARGS[@]}"
   --valid-subset valid --best-checkpoint-metric "${METRIC}_${SELECT}" --maximize-best-checkpoint-metric
-  --save-dir "$SAVE_DIR" --no-epoch-checkpoints --save-interval-updates "$SAVE_INTERVAL_UPDATES"
+  --save-dir "$RUN_DIR" --no-epoch-checkpoints --save-interval-updates "$SAVE_INTERVAL_UPDATES"
   --log-format simple --log-interval 10 "${DEVICE_ARGS[@]}" "${EXTRA[@]}")
 
-echo "run_xtreme.sh: $TASK on $N_TRAIN examples, $PER_EPOCH updates/epoch, $TOTAL updates, effective batch $(( BSZ * UPDATE_FREQ * WORLD )), checkpoint selection by ${METRIC}_${SELECT}"
+echo "run_xtreme.sh: $TASK stage $STAGE ($SETTING) on $N_TRAIN examples, $PER_EPOCH updates/epoch, $TOTAL updates, effective batch $(( BSZ * UPDATE_FREQ * WORLD )), checkpoint selection by ${METRIC}_${SELECT}"
 printf '%q ' "${CMD[@]}"; echo
 [ "$DRY_RUN" = 0 ] || exit 0
-mkdir -p "$SAVE_DIR"
+mkdir -p "$RUN_DIR"
 "${CMD[@]}"

@@ -26,6 +26,7 @@ class PieceEncoder:
     def __init__(self, sentencepiece_model: str, dictionary: Dictionary):
         if not os.path.isfile(sentencepiece_model):
             raise FileNotFoundError(f"sentencepiece model not found: {sentencepiece_model}")
+        self.sentencepiece_model = sentencepiece_model
         self.sp = spm.SentencePieceProcessor(model_file=sentencepiece_model)
         self.dictionary = dictionary
         pieces = [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]

@@ -82,11 +82,15 @@ class XLMREncoder(FairseqEncoder):
             embed_tokens.weight.requires_grad_(False)
         self.max_tokens = cfg.max_positions
 
-    def forward(self, src_tokens, noise_std: float = 0.0, **unused) -> torch.Tensor:
-        """Final hidden states, batch x time x hidden. ``noise_std`` > 0 adds N(0, std²) to token embeddings."""
+    def forward(self, src_tokens, noise_std: float = 0.0, noise_rows=None, **unused) -> torch.Tensor:
+        """Final hidden states, batch x time x hidden. ``noise_std`` > 0 adds N(0, std²) to the token
+        embeddings of every row, or only of the rows where the boolean ``noise_rows`` is true."""
         embeddings = self.sentence_encoder.embed_tokens(src_tokens)
         if noise_std > 0:
-            embeddings = embeddings + torch.randn_like(embeddings) * noise_std
+            noise = torch.randn_like(embeddings) * noise_std
+            if noise_rows is not None:
+                noise = noise * noise_rows.view(-1, 1, 1).to(noise)
+            embeddings = embeddings + noise
         out = self.sentence_encoder(src_tokens, token_embeddings=embeddings)
         return out["encoder_out"][0].transpose(0, 1)
 
@@ -115,9 +119,9 @@ class StabletuneXLMRModel(FairseqEncoderModel):
         head.apply(init_bert_params)
         self.heads[name] = head
 
-    def forward(self, src_tokens, head: str, noise_std: float = 0.0, **kwargs) -> torch.Tensor:
-        """Logits of ``head`` for a right-padded batch of ``src_tokens``."""
-        features = self.encoder(src_tokens, noise_std=noise_std)
+    def forward(self, src_tokens, head: str, noise_std: float = 0.0, noise_rows=None, **kwargs) -> torch.Tensor:
+        """Logits of ``head`` for a right-padded batch of ``src_tokens`` (see ``XLMREncoder.forward`` for noise)."""
+        features = self.encoder(src_tokens, noise_std=noise_std, noise_rows=noise_rows)
         return self.heads[head](features, **kwargs)
 
     def extract_features(self, src_tokens, noise_std: float = 0.0) -> torch.Tensor:

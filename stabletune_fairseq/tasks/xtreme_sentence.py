@@ -6,23 +6,31 @@ every language over its whole subset, and their average, which fairseq can then 
 best checkpoint (``--best-checkpoint-metric acc_avg``, or ``acc_en`` for English-only selection).
 
 Inputs are assembled as XLM-R expects them: ``<s> a </s> </s> b </s>``.
+
+Consistency training (xTune): ``--view-augmentation`` gives every training row a second view for R1,
+``--copy-augmentation`` adds one augmented copy of every example per epoch (stage 2, D ∪ D_aug). Views
+are drawn from the stored words when batches are built (``data/pair_views.py``): nothing about
+augmentation is in the preprocessed files.
 """
 
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 from fairseq.data import (
     AppendTokenDataset, ConcatDataset, ConcatSentencesDataset, IdDataset, NumelDataset, NumSamplesDataset, PrependTokenDataset, RawLabelDataset, RightPadDataset, SortDataset,
     data_utils,
 )
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
+from ..augment.augmenter import KINDS, AugmentationSettings, TextAugmenter
 from ..data.complete_batches import CompleteBatchesDataset
-from ..data.encoding import load_xlmr_dictionary
+from ..data.encoding import PieceEncoder, load_xlmr_dictionary
+from ..data.pair_views import PairViewsDataset
 from ..data.metadata import load_metadata, split_languages
 from ..models.pretrained import maybe_load_pretrained
 
@@ -37,6 +45,17 @@ class XtremeSentenceConfig(FairseqDataclass):
     valid_languages: str = field(
         default="", metadata={"help": "comma-separated dev languages that make up the 'valid' split (default: all)"}
     )
+    view_augmentation: ChoiceEnum(KINDS) = field(
+        default="none", metadata={"help": "augmentation of the second view of every training row, for R1 (none: no views)"})
+    copy_augmentation: ChoiceEnum([k for k in KINDS if k != "noise"]) = field(
+        default="none", metadata={"help": "stage 2: add one augmented copy of every example per epoch (D ∪ D_aug)"})
+    subword_sampling_prob: float = field(default=0.5, metadata={"help": "probability that a word is re-segmented"})
+    subword_sampling_alpha: float = field(default=0.3, metadata={"help": "sentencepiece sampling smoothing alpha"})
+    subword_sampling_nbest: int = field(default=-1, metadata={"help": "-1: sample over every segmentation"})
+    code_switch_prob: float = field(default=0.3, metadata={"help": "probability that a word is translated"})
+    dict_dir: Optional[str] = field(default=None, metadata={"help": "folder of MUSE dictionaries en-<lang>.txt"})
+    dict_langs: str = field(default="", metadata={"help": "comma-separated languages to switch into"})
+    noise_std: float = field(default=0.0, metadata={"help": "std of Gaussian noise on the view's token embeddings"})
     seed: int = II("common.seed")
 
 
@@ -50,6 +69,7 @@ class XtremeSentenceTask(FairseqTask):
         self.metadata = metadata
         self.labels: list[str] = metadata["labels"]
         self.languages: list[str] = sorted({s["language"] for s in metadata["splits"].values()})
+        self._augmenters = {}
 
     @classmethod
     def setup_task(cls, cfg: XtremeSentenceConfig, **kwargs):
@@ -85,7 +105,25 @@ class XtremeSentenceTask(FairseqTask):
             parts.append(part)
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
+    def augmenter(self, kind: str):
+        """The TextAugmenter for ``kind`` (None for 'none'), built once."""
+        if kind == "none":
+            return None
+        if kind not in self._augmenters:
+            prob = {"subword_sampling": self.cfg.subword_sampling_prob, "code_switch": self.cfg.code_switch_prob}.get(kind, 0.0)
+            settings = AugmentationSettings(kind, prob, self.cfg.subword_sampling_alpha, self.cfg.subword_sampling_nbest,
+                                            self.cfg.dict_dir, tuple(filter(None, self.cfg.dict_langs.split(","))))
+            encoder = PieceEncoder(os.path.join(self.cfg.data, "sentencepiece.bpe.model"), self.dictionary)
+            self._augmenters[kind] = TextAugmenter(settings, encoder)
+        return self._augmenters[kind]
+
+    @property
+    def uses_views(self) -> bool:
+        return self.cfg.view_augmentation != "none"
+
     def load_dataset(self, split: str, combine: bool = False, **kwargs):
+        if split == "train" and (self.uses_views or self.cfg.copy_augmentation != "none"):
+            return self._load_training_views()
         names = self.split_names(split)
         bos, eos = self.dictionary.bos(), self.dictionary.eos()
         first = AppendTokenDataset(PrependTokenDataset(self._stored("input0", names), bos), eos)
@@ -115,6 +153,22 @@ class XtremeSentenceTask(FairseqTask):
                 dataset = SortDataset(dataset, sort_order=[np.random.permutation(len(dataset))])
         logger.info("loaded %s: %d examples from %s", split, len(dataset), ", ".join(names))
         self.datasets[split] = dataset
+        return dataset
+
+    def _load_training_views(self):
+        labels = np.load(os.path.join(self.cfg.data, "label", "train.npy"))
+        language = self.languages.index(self.metadata["splits"]["train"]["language"])
+        views = PairViewsDataset(
+            self._stored("input0", ["train"]), self._stored("input1", ["train"]), labels,
+            np.full(len(labels), language), self.dictionary, self.max_positions(), self.cfg.seed,
+            view_augmenter=self.augmenter(self.cfg.view_augmentation),
+            row_augmenter=self.augmenter(self.cfg.copy_augmentation),
+        )
+        with data_utils.numpy_seed(self.cfg.seed):
+            dataset = SortDataset(views, sort_order=[np.random.permutation(len(views))])
+        logger.info("loaded train: %d rows (views: %s, copies: %s)", len(views), self.cfg.view_augmentation,
+                    self.cfg.copy_augmentation)
+        self.datasets["train"] = dataset
         return dataset
 
     def build_model(self, cfg, from_checkpoint: bool = False):

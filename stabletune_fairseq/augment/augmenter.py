@@ -1,0 +1,57 @@
+"""One configured augmentation applied to an encoded text: the single entry point tasks use."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .code_switch import CodeSwitcher
+from .subword_sampling import UnigramWordSampler
+from .views import augment_words
+
+KINDS = ("none", "subword_sampling", "code_switch", "noise")
+
+
+@dataclass
+class AugmentationSettings:
+    kind: str = "none"
+    prob: float = 0.0
+    alpha: float = 0.3
+    nbest: int = -1
+    dict_dir: Optional[str] = None
+    dict_langs: tuple = ()
+
+
+class TextAugmenter:
+    """``augmenter(ids, rng) -> ids``. ``noise`` leaves the text as it is: the model adds the noise to
+    the view's embeddings, so the view differs only there."""
+
+    def __init__(self, settings: AugmentationSettings, encoder):
+        if settings.kind not in KINDS:
+            raise ValueError(f"unknown augmentation {settings.kind!r} (known: {', '.join(KINDS)})")
+        self.settings, self.encoder, self.dictionary = settings, encoder, encoder.dictionary
+        self.replace_word = None
+        if settings.kind == "subword_sampling":
+            if settings.nbest != -1:
+                raise ValueError("subword sampling supports nbest -1 (sampling over every segmentation) only")
+            sampler = UnigramWordSampler(encoder.sentencepiece_model, self.dictionary)
+            self.replace_word = lambda word, rng: sampler.sample(word, settings.alpha, rng)
+        elif settings.kind == "code_switch":
+            if not settings.dict_dir:
+                raise ValueError("code-switching needs --dict-dir (the folder of MUSE en-<lang>.txt files)")
+            switcher = CodeSwitcher(settings.dict_dir, list(settings.dict_langs))
+            self.replace_word = lambda word, rng: self._encode_word(switcher.translate(word, rng))
+
+    def _encode_word(self, word: Optional[str]):
+        return None if word is None else self.encoder.encode([word])[0].tolist()
+
+    @property
+    def changes_text(self) -> bool:
+        return self.replace_word is not None
+
+    def __call__(self, ids, rng: np.random.Generator) -> np.ndarray:
+        if not self.changes_text:
+            return np.asarray(ids, dtype=np.int64)
+        groups = augment_words(ids, self.dictionary, self.settings.prob, rng, self.replace_word)
+        return np.fromiter((i for g in groups for i in g), dtype=np.int64)

@@ -1,0 +1,103 @@
+"""Training examples of a sentence-pair task with their augmented views, built when the batch is.
+
+Each item is one training row and, when an R1 augmentation is set, its second view; a collated batch
+holds the rows first and their views after them, so one forward pass serves both. In stage 2
+(``row_augmenter`` set) the dataset is D ∪ D_aug: items ``N..2N-1`` are augmented copies of items
+``0..N-1``, re-drawn every epoch, and marked for the teacher (R2).
+
+Random draws are seeded by (seed, epoch, item, slot), so a resumed or multi-process run draws the same
+views. The epoch lives in shared memory: fairseq keeps data-loader workers alive across epochs, and a
+plain attribute set by ``set_epoch`` would never reach them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from fairseq.data import FairseqDataset, data_utils
+
+from ..augment.views import view_rng
+from .binarize import truncate_pair
+from .complete_batches import CompleteBatchesMixin
+
+ROW_SLOT, VIEW_SLOT = 0, 1
+PAIR_SPECIAL_TOKENS = 4
+
+
+class PairViewsDataset(CompleteBatchesMixin, FairseqDataset):
+    def __init__(self, first, second, labels, languages, dictionary, max_positions: int, seed: int,
+                 view_augmenter=None, row_augmenter=None):
+        self.first, self.second = first, second
+        self.labels, self.languages = np.asarray(labels), np.asarray(languages)
+        self.bos, self.eos, self.pad = dictionary.bos(), dictionary.eos(), dictionary.pad()
+        self.budget = max_positions - PAIR_SPECIAL_TOKENS
+        self.seed = seed
+        self.view_augmenter, self.row_augmenter = view_augmenter, row_augmenter
+        self.base_size = len(first)
+        copies = 2 if row_augmenter is not None else 1
+        self._sizes = np.tile(np.asarray(first.sizes) + np.asarray(second.sizes) + PAIR_SPECIAL_TOKENS, copies)
+        self._epoch = torch.ones(1, dtype=torch.long).share_memory_()
+
+    # --- fairseq dataset protocol -----------------------------------------------------------
+    def __len__(self):
+        return len(self._sizes)
+
+    @property
+    def sizes(self):
+        return self._sizes
+
+    def num_tokens(self, index):
+        return self._sizes[index]
+
+    def size(self, index):
+        return self._sizes[index]
+
+    def ordered_indices(self):
+        return np.arange(len(self))
+
+    def set_epoch(self, epoch):
+        self._epoch[0] = epoch
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return True  # the batches stay the same; only the views change, through the shared epoch
+
+    # --- items ------------------------------------------------------------------------------
+    def _assemble(self, a, b) -> tuple[torch.Tensor, bool]:
+        a, b, cut = truncate_pair(a, b, self.budget)
+        tokens = np.concatenate([[self.bos], a, [self.eos, self.eos], b, [self.eos]])
+        return torch.from_numpy(tokens.astype(np.int64)), cut
+
+    def __getitem__(self, index):
+        epoch = int(self._epoch[0])
+        base = index % self.base_size
+        a, b = self.first[base].numpy(), self.second[base].numpy()
+        is_copy = index >= self.base_size
+        if is_copy:
+            rng = view_rng(self.seed, epoch, base, ROW_SLOT)
+            a, b = self.row_augmenter(a, rng), self.row_augmenter(b, rng)
+        tokens, row_cut = self._assemble(a, b)
+        item = {"id": index, "tokens": tokens, "target": int(self.labels[base]), "lang": int(self.languages[base]),
+                "teacher": is_copy, "truncated": int(row_cut and is_copy)}
+        if self.view_augmenter is not None:
+            rng = view_rng(self.seed, epoch, index, VIEW_SLOT)
+            item["view"], view_cut = self._assemble(self.view_augmenter(a, rng), self.view_augmenter(b, rng))
+            item["truncated"] += int(view_cut)
+        return item
+
+    def collater(self, samples):
+        if not samples:
+            return {}
+        rows = [s["tokens"] for s in samples]
+        views = [s["view"] for s in samples if "view" in s]
+        tokens = data_utils.collate_tokens(rows + views, self.pad, left_pad=False)
+        return {
+            "id": torch.tensor([s["id"] for s in samples]),
+            "nsentences": len(samples),
+            "ntokens": sum(len(t) for t in rows + views),
+            "net_input": {"src_tokens": tokens},
+            "target": torch.tensor([s["target"] for s in samples]),
+            "lang": torch.tensor([s["lang"] for s in samples]),
+            "has_views": bool(views),
+            "teacher_rows": torch.tensor([s["teacher"] for s in samples]),
+            "views_truncated": sum(s["truncated"] for s in samples),
+        }

@@ -1,0 +1,20 @@
+"""The frozen teacher of stage 2: the stage-1 best checkpoint, in eval mode, never trained."""
+from __future__ import annotations
+
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+
+def load_teacher(path: str, task):
+    from fairseq import checkpoint_utils
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"teacher checkpoint not found: {path} (run stage 1 first, or name one with TEACHER=)")
+    models, _ = checkpoint_utils.load_model_ensemble([path], task=task)
+    teacher = models[0].eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    logger.info("teacher: %s (frozen, eval mode)", path)
+    return teacher
