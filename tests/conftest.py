@@ -52,3 +52,18 @@ def toy_data(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
 
 def read_metadata(data_dir: Path) -> dict:
     return json.loads((data_dir / "metadata.json").read_text(encoding="utf-8"))
+
+
+TOY_DICTIONARY = {  # a few words of the toy data, as MUSE-style en-<lang>.txt lines
+    "de": {"man": "Mann", "woman": "Frau", "book": "Buch", "park": "Park", "kitchen": "Küche", "apple": "Apfel",
+           "reading": "lesend", "garden": "Garten", "the": "der"},
+    "fr": {"man": "homme", "woman": "femme", "book": "livre", "park": "parc", "kitchen": "cuisine", "apple": "pomme"},
+}
+
+
+@pytest.fixture(scope="session")
+def toy_dicts(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dicts")
+    for lang, table in TOY_DICTIONARY.items():
+        (out / f"en-{lang}.txt").write_text("".join(f"{s}\t{t}\n" for s, t in table.items()), encoding="utf-8")
+    return out
