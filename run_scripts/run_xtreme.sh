@@ -39,8 +39,8 @@ method_defaults() {
   case "$1/$2" in
     XNLI/cross-lingual-transfer)  echo "code_switch 0.3 code_switch code_switch 5.0" ;;
     PAWSX/cross-lingual-transfer) echo "code_switch 0.5 code_switch code_switch 2.0" ;;
-    XNLI/translate-train-all|PAWSX/translate-train-all)
-      echo "run_xtreme.sh: SETTING=translate-train-all (translation pairing) is not available yet" >&2; return 1 ;;
+    XNLI/translate-train-all)     echo "translation - translation translation 1.0" ;;
+    PAWSX/translate-train-all)    echo "translation - translation translation 1.0" ;;
     *) echo "run_xtreme.sh: unknown SETTING '$2' (cross-lingual-transfer or translate-train-all)" >&2; return 1 ;;
   esac
 }
@@ -109,6 +109,9 @@ print(','.join(l for l in langs if os.path.isfile(os.path.join(sys.argv[2], f'en
       fi
       echo "--dict-dir $DICT_DIR --dict-langs $DICT_LANGS --code-switch-prob $AUG_PROB" ;;
     subword_sampling) echo "--subword-sampling-prob $AUG_PROB" ;;
+    translation)
+      "$PY" -c "import json,sys; sys.exit(0 if json.load(open(sys.argv[1])).get('translations') else 1)" "$DATA/metadata.json" || {
+        echo "run_xtreme.sh: SETTING=translate-train-all needs translations: run process.sh with TRANSLATIONS=<xtreme_translations>" >&2; return 1; } ;;
   esac
 }
 if [ "$STAGE" != 0 ]; then

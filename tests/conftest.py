@@ -67,3 +67,12 @@ def toy_dicts(tmp_path_factory) -> Path:
     for lang, table in TOY_DICTIONARY.items():
         (out / f"en-{lang}.txt").write_text("".join(f"{s}\t{t}\n" for s, t in table.items()), encoding="utf-8")
     return out
+
+
+@pytest.fixture(scope="session")
+def toy_data_tta(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
+    """The toy data with its translate-train files (translate-train-all setting)."""
+    out = tmp_path_factory.mktemp("toy-data-tta")
+    run(["bash", "preprocess/xtreme/process.sh", toy_xtreme, "xnli", e5_dir, out,
+         f"TRANSLATIONS={toy_xtreme / 'xtreme_translations'}"])
+    return out / "xnli"

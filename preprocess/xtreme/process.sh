@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Preprocess one XTREME task into fairseq binarised datasets.
-#   bash preprocess/xtreme/process.sh <xtreme-download-dir> <task> <dict_dir> <out> [MAX_LEN=N]
+#   bash preprocess/xtreme/process.sh <xtreme-download-dir> <task> <dict_dir> <out> [MAX_LEN=N] [TRANSLATIONS=dir]
 # <task>: xnli | pawsx. <dict_dir>: dict.txt + sentencepiece.bpe.model of the model (an XLM-R release,
 # or the folder stabletune-convert wrote). Output: <out>/<task>/ (see README, "Data layout").
+# TRANSLATIONS=<xtreme_translations dir> adds the translate-train files, paired with their English rows.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
@@ -14,7 +15,8 @@ EXTRA=()
 for kv in "$@"; do
   case "$kv" in
     MAX_LEN=*) EXTRA+=(--max-positions "${kv#MAX_LEN=}") ;;
-    *) echo "process.sh: unknown setting '$kv' (known: MAX_LEN=)" >&2; exit 2 ;;
+    TRANSLATIONS=*) EXTRA+=(--translations "${kv#TRANSLATIONS=}") ;;
+    *) echo "process.sh: unknown setting '$kv' (known: MAX_LEN= TRANSLATIONS=)" >&2; exit 2 ;;
   esac
 done
 exec "$PY" -m stabletune_fairseq.cli.preprocess "$XTREME" "$TASK" "$DICT_DIR" "$OUT" "${EXTRA[@]}"

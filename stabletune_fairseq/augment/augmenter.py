@@ -10,7 +10,8 @@ from .code_switch import CodeSwitcher
 from .subword_sampling import UnigramWordSampler
 from .views import augment_words
 
-KINDS = ("none", "subword_sampling", "code_switch", "noise")
+TEXT_KINDS = ("none", "subword_sampling", "code_switch", "noise")
+KINDS = TEXT_KINDS + ("translation",)  # translation views come from augment/translation.py
 
 
 @dataclass
@@ -28,8 +29,8 @@ class TextAugmenter:
     the view's embeddings, so the view differs only there."""
 
     def __init__(self, settings: AugmentationSettings, encoder):
-        if settings.kind not in KINDS:
-            raise ValueError(f"unknown augmentation {settings.kind!r} (known: {', '.join(KINDS)})")
+        if settings.kind not in TEXT_KINDS:
+            raise ValueError(f"unknown text augmentation {settings.kind!r} (known: {', '.join(TEXT_KINDS)})")
         self.settings, self.encoder, self.dictionary = settings, encoder, encoder.dictionary
         self.replace_word = None
         if settings.kind == "subword_sampling":

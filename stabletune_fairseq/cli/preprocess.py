@@ -19,13 +19,17 @@ def main(argv=None) -> int:
     parser.add_argument("out", help="output root; the task is written to <out>/<task>/")
     parser.add_argument("--max-positions", type=int, default=None,
                         help="tokens per example incl. special tokens (default: the task's, DESIGN.md section 4)")
+    parser.add_argument("--translations", default=None,
+                        help="XTREME translations folder (holds <TASK>/translate-train/en-<lang>-translated.tsv), "
+                             "for the translate-train-all setting")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from ..data.xtreme_sentence_task import prepare_sentence_task
 
     max_positions = args.max_positions or DEFAULT_MAX_POSITIONS[args.task]
     try:
-        out = prepare_sentence_task(args.task, args.xtreme_dir, args.dict_dir, args.out, max_positions)
+        out = prepare_sentence_task(args.task, args.xtreme_dir, args.dict_dir, args.out, max_positions,
+                                    args.translations)
     except (InputFormatError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

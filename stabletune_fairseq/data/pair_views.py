@@ -67,20 +67,30 @@ class PairViewsDataset(CompleteBatchesMixin, FairseqDataset):
         tokens = np.concatenate([[self.bos], a, [self.eos, self.eos], b, [self.eos]])
         return torch.from_numpy(tokens.astype(np.int64)), cut
 
+    def _augment(self, augmenter, base: int, a, b, rng, row_is_translation: bool):
+        """The augmented (a, b). Translation views pair an English row with one of its translations,
+        and a translated row with its English original."""
+        if not getattr(augmenter, "by_example", False):
+            return augmenter(a, rng), augmenter(b, rng)
+        if row_is_translation:
+            return self.first[base].numpy(), self.second[base].numpy()
+        translated = augmenter.pair(base, rng)
+        return translated if translated is not None else (a, b)
+
     def __getitem__(self, index):
         epoch = int(self._epoch[0])
         base = index % self.base_size
         a, b = self.first[base].numpy(), self.second[base].numpy()
         is_copy = index >= self.base_size
         if is_copy:
-            rng = view_rng(self.seed, epoch, base, ROW_SLOT)
-            a, b = self.row_augmenter(a, rng), self.row_augmenter(b, rng)
+            a, b = self._augment(self.row_augmenter, base, a, b, view_rng(self.seed, epoch, base, ROW_SLOT), False)
         tokens, row_cut = self._assemble(a, b)
         item = {"id": index, "tokens": tokens, "target": int(self.labels[base]), "lang": int(self.languages[base]),
                 "teacher": is_copy, "truncated": int(row_cut and is_copy)}
         if self.view_augmenter is not None:
             rng = view_rng(self.seed, epoch, index, VIEW_SLOT)
-            item["view"], view_cut = self._assemble(self.view_augmenter(a, rng), self.view_augmenter(b, rng))
+            translated_row = is_copy and getattr(self.row_augmenter, "by_example", False)
+            item["view"], view_cut = self._assemble(*self._augment(self.view_augmenter, base, a, b, rng, translated_row))
             item["truncated"] += int(view_cut)
         return item
 

@@ -8,7 +8,9 @@ Layout written to ``<out>/<task>/``::
     label/<split>.npy                     label index, -1 for unlabelled test rows
     metadata.json                         labels, and per split: source, language, counts
 
-with splits ``train`` (English), ``valid_<lang>`` and ``test_<lang>``. Pairs longer than
+with splits ``train`` (English), ``valid_<lang>`` and ``test_<lang>``; with a translations folder also
+``translation/{input0,input1}/train_<lang>`` and ``translation/source/train_<lang>.npy`` (the English
+training row each translation belongs to, see ``translations.py``). Pairs longer than
 ``max_positions`` (with the four special tokens ``<s> a </s></s> b </s>``) are cut longest-first,
 and counted per split.
 """
@@ -25,6 +27,7 @@ from .encoding import PieceEncoder, load_xlmr_dictionary
 from .errors import InputFormatError
 from .metadata import save_metadata
 from .sentence_pairs import read_sentence_pairs
+from .translations import match_translations, translation_files
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +62,40 @@ def find_split_files(folder: Path) -> dict[str, tuple[str, Path]]:
     return found
 
 
+def encode_pairs(encoder, text_a, text_b, budget):
+    """Encoded, truncated pairs and the number of pairs that were cut."""
+    first, second = encoder.encode(text_a), encoder.encode(text_b)
+    truncated = 0
+    for i in range(len(first)):
+        first[i], second[i], cut = truncate_pair(first[i], second[i], budget)
+        truncated += cut
+    return first, second, truncated
+
+
+def prepare_translations(out: Path, task: str, translations_dir, train, labels, encoder, budget) -> dict:
+    """Binarise every translate-train file, paired with the English training rows; return its metadata."""
+    report = {}
+    for language, path in translation_files(translations_dir, task).items():
+        matched = match_translations(path, language, train.text_a, train.text_b, train.labels, labels)
+        first, second, truncated = encode_pairs(encoder, matched.text_a, matched.text_b, budget)
+        name = f"train_{language}"
+        write_token_dataset(out / "translation" / "input0" / name, first, len(encoder.dictionary))
+        write_token_dataset(out / "translation" / "input1" / name, second, len(encoder.dictionary))
+        write_int_array(out / "translation" / "source" / f"{name}.npy", matched.source_rows)
+        if matched.unmatched:
+            with open(out / "translation" / f"unmatched_{language}.tsv", "w", encoding="utf-8") as f:
+                f.writelines(f"{path}:{line}\t{reason}\n" for line, reason in matched.unmatched)
+            logger.warning("%s: %d rows not paired with an English training row (see translation/unmatched_%s.tsv), "
+                           "first at line %d: %s", path, len(matched.unmatched), language, *matched.unmatched[0])
+        report[language] = {"source": str(path.resolve()), "pairs": len(matched.source_rows),
+                            "unmatched": len(matched.unmatched), "truncated": truncated}
+        logger.info("%s -> translation/%s: %d pairs, %d unmatched, %d truncated", path, name,
+                    len(matched.source_rows), len(matched.unmatched), truncated)
+    return report
+
+
 def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out_root: str | Path,
-                          max_positions: int) -> Path:
+                          max_positions: int, translations_dir: str | Path | None = None) -> Path:
     labels = LABELS[task]
     dict_dir = Path(dict_dir)
     dictionary = load_xlmr_dictionary(str(dict_dir / "dict.txt"))
@@ -72,11 +107,9 @@ def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Pat
     with atomic_output_dir(final) as out:
         for name, (language, path) in files.items():
             pairs = read_sentence_pairs(path, labels, labels_required=not name.startswith("test_"))
-            text_a, text_b = encoder.encode(pairs.text_a), encoder.encode(pairs.text_b)
-            truncated = 0
-            for i in range(len(pairs)):
-                text_a[i], text_b[i], cut = truncate_pair(text_a[i], text_b[i], budget)
-                truncated += cut
+            if name == "train":
+                train = pairs
+            text_a, text_b, truncated = encode_pairs(encoder, pairs.text_a, pairs.text_b, budget)
             write_token_dataset(out / "input0" / name, text_a, len(dictionary))
             write_token_dataset(out / "input1" / name, text_b, len(dictionary))
             write_int_array(out / "label" / f"{name}.npy", pairs.labels)
@@ -87,8 +120,11 @@ def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Pat
                 logger.warning("%s: %d of %d pairs cut to %d tokens", path, truncated, len(pairs), max_positions)
             logger.info("%s -> %s: %d pairs (%s), %d truncated, %d unknown pieces", path, name, len(pairs),
                         "labelled" if pairs.labelled else "no labels", truncated, unk)
+        translations = {}
+        if translations_dir is not None:
+            translations = prepare_translations(out, task, translations_dir, train, labels, encoder, budget)
         shutil.copy(dict_dir / "dict.txt", out / "dict.txt")
         shutil.copy(dict_dir / "sentencepiece.bpe.model", out / "sentencepiece.bpe.model")
         save_metadata(out, {"task": task, "kind": "sentence_pair", "labels": labels,
-                            "max_positions": max_positions, "splits": splits})
+                            "max_positions": max_positions, "splits": splits, "translations": translations})
     return final

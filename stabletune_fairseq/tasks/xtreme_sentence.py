@@ -28,6 +28,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from ..augment.augmenter import KINDS, AugmentationSettings, TextAugmenter
+from ..augment.translation import TranslationViews
 from ..data.complete_batches import CompleteBatchesDataset
 from ..data.encoding import PieceEncoder, load_xlmr_dictionary
 from ..data.pair_views import PairViewsDataset
@@ -109,6 +110,8 @@ class XtremeSentenceTask(FairseqTask):
         """The TextAugmenter for ``kind`` (None for 'none'), built once."""
         if kind == "none":
             return None
+        if kind == "translation" and kind not in self._augmenters:
+            self._augmenters[kind] = self._translation_views()
         if kind not in self._augmenters:
             prob = {"subword_sampling": self.cfg.subword_sampling_prob, "code_switch": self.cfg.code_switch_prob}.get(kind, 0.0)
             settings = AugmentationSettings(kind, prob, self.cfg.subword_sampling_alpha, self.cfg.subword_sampling_nbest,
@@ -116,6 +119,20 @@ class XtremeSentenceTask(FairseqTask):
             encoder = PieceEncoder(os.path.join(self.cfg.data, "sentencepiece.bpe.model"), self.dictionary)
             self._augmenters[kind] = TextAugmenter(settings, encoder)
         return self._augmenters[kind]
+
+    def _translation_views(self) -> TranslationViews:
+        available = sorted(self.metadata.get("translations") or {})
+        if not available:
+            raise ValueError(f"{self.cfg.data} has no translations: run process.sh with TRANSLATIONS=<xtreme_translations>")
+        parts = []
+        for lang in available:
+            name = f"train_{lang}"
+            parts.append((lang, self._stored("translation/input0", [name]), self._stored("translation/input1", [name]),
+                          np.load(os.path.join(self.cfg.data, "translation", "source", f"{name}.npy"))))
+        views = TranslationViews(parts, self.metadata["splits"]["train"]["examples"])
+        logger.info("translation views from %s; %d English rows have no translation (their view is themselves)",
+                    ",".join(available), views.without_translation)
+        return views
 
     @property
     def uses_views(self) -> bool:

@@ -1,0 +1,92 @@
+"""Translate-train-all: translations paired with their English rows, reported when they do not pair,
+and used as views; a tiny real two-stage run in that setting."""
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import read_metadata, run
+from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
+from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
+
+
+def test_every_translation_pairs_with_its_english_row(toy_data_tta):
+    meta = read_metadata(toy_data_tta)
+    assert sorted(meta["translations"]) == ["de", "es", "fr", "zh"]
+    for lang, info in meta["translations"].items():
+        assert info["pairs"] == 1200 and info["unmatched"] == 0
+        sources = np.load(toy_data_tta / "translation" / "source" / f"train_{lang}.npy")
+        assert (sources == np.arange(1200)).all()  # duplicates of an English pair are paired in turn
+
+
+def test_unpaired_rows_are_reported_with_their_line(toy_xtreme, e5_dir, tmp_path):
+    xtreme = tmp_path / "xtreme"
+    shutil.copytree(toy_xtreme, xtreme)
+    path = xtreme / "xtreme_translations" / "XNLI" / "translate-train" / "en-de-translated.tsv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    fields = lines[4].split("\t")
+    lines[4] = "\t".join(["A premise nobody wrote.", *fields[1:]])
+    other = next(l for l in ("contradiction", "entailment", "neutral") if l != lines[9].split("\t")[4])
+    lines[9] = "\t".join(lines[9].split("\t")[:4] + [other])
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run(["bash", "preprocess/xtreme/process.sh", xtreme, "xnli", e5_dir, tmp_path / "out",
+         f"TRANSLATIONS={xtreme / 'xtreme_translations'}"])
+    meta = read_metadata(tmp_path / "out" / "xnli")
+    assert meta["translations"]["de"] | {"source": None} == {"source": None, "pairs": 1198, "unmatched": 2, "truncated": 0}
+    report = (tmp_path / "out" / "xnli" / "translation" / "unmatched_de.tsv").read_text().splitlines()
+    assert report[0] == f"{path}:5\tsource pair not found in the English training set"
+    assert report[1].startswith(f"{path}:10\tlabel '{other}' differs")
+
+
+def test_malformed_translation_row_fails_with_file_and_line(toy_xtreme, e5_dir, tmp_path):
+    xtreme = tmp_path / "xtreme"
+    shutil.copytree(toy_xtreme, xtreme)
+    path = xtreme / "xtreme_translations" / "XNLI" / "translate-train" / "en-fr-translated.tsv"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("only\tfour\tcolumns\there\n")
+    result = run(["bash", "preprocess/xtreme/process.sh", xtreme, "xnli", e5_dir, tmp_path / "out",
+                  f"TRANSLATIONS={xtreme / 'xtreme_translations'}"], check=False)
+    assert result.returncode != 0 and f"{path}:1201: 4 tab-separated columns, expected 5" in result.stderr
+    assert not (tmp_path / "out" / "xnli").exists()
+
+
+def test_translation_views(toy_data_tta, toy_xtreme):
+    task = XtremeSentenceTask.setup_task(XtremeSentenceConfig(
+        data=str(toy_data_tta), seed=1, view_augmentation="translation", copy_augmentation="translation"))
+    views = task.load_dataset("train").dataset
+    views.set_epoch(1)
+    dictionary = load_xlmr_dictionary(str(toy_data_tta / "dict.txt"))
+    encoder = PieceEncoder(str(toy_data_tta / "sentencepiece.bpe.model"), dictionary)
+    folder = toy_xtreme / "xtreme_translations" / "XNLI" / "translate-train"
+    premises = {lang: [l.split("\t")[2] for l in (folder / f"en-{lang}-translated.tsv").read_text(encoding="utf-8").splitlines()]
+                for lang in ("de", "es", "fr", "zh")}
+    english = [l.split("\t")[0] for l in (toy_xtreme / "xnli" / "train-en.tsv").read_text(encoding="utf-8").splitlines()]
+
+    def premise(tokens):
+        ids = tokens.tolist()
+        return " ".join(encoder.words(ids[1:ids.index(dictionary.eos())]))
+
+    for i in range(20):
+        item, copy = views[i], views[1200 + i]
+        assert premise(item["tokens"]) == english[i]
+        assert premise(item["view"]) in {premises[l][i] for l in premises}  # the row's view: a translation
+        assert premise(copy["tokens"]) in {premises[l][i] for l in premises} and copy["teacher"]
+        assert premise(copy["view"]) == english[i]  # a translated copy's view: its English original
+
+
+def test_translate_train_all_two_stages(toy_data_tta, e5_dir, tmp_path):
+    settings = ["SETTING=translate-train-all", "MAX_UPDATE=2", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1", "VALID_LANGS=de"]
+    for number in (1, 2):
+        result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", toy_data_tta, tmp_path,
+                      f"STAGE={number}", *settings])
+        log = result.stdout + result.stderr
+        assert "translation views from de,es,fr,zh; 0 English rows have no translation" in log
+    assert "loaded train: 2400 rows (views: translation, copies: translation)" in log
+    assert "--r2-lambda 0.3333333333333333" in log  # XNLI translate-train-all: lambda2 = 1 / 3 classes
+    assert (tmp_path / "stage2" / "checkpoint_last.pt").is_file()
+
+
+def test_translate_train_all_needs_translations(toy_data, e5_dir, tmp_path):
+    result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", toy_data, tmp_path,
+                  "STAGE=1", "SETTING=translate-train-all"], check=False)
+    assert result.returncode == 2 and "needs translations" in result.stderr
