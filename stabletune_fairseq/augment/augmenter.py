@@ -32,24 +32,26 @@ class TextAugmenter:
         if settings.kind not in TEXT_KINDS:
             raise ValueError(f"unknown text augmentation {settings.kind!r} (known: {', '.join(TEXT_KINDS)})")
         self.settings, self.encoder, self.dictionary = settings, encoder, encoder.dictionary
-        self.replace_word = None
+        self.sampler = self.switcher = None
         if settings.kind == "subword_sampling":
             if settings.nbest != -1:
                 raise ValueError("subword sampling supports nbest -1 (sampling over every segmentation) only")
-            sampler = UnigramWordSampler(encoder.sentencepiece_model, self.dictionary)
-            self.replace_word = lambda word, rng: sampler.sample(word, settings.alpha, rng)
+            self.sampler = UnigramWordSampler(encoder.sentencepiece_model, self.dictionary)
         elif settings.kind == "code_switch":
             if not settings.dict_dir:
                 raise ValueError("code-switching needs --dict-dir (the folder of MUSE en-<lang>.txt files)")
-            switcher = CodeSwitcher(settings.dict_dir, list(settings.dict_langs))
-            self.replace_word = lambda word, rng: self._encode_word(switcher.translate(word, rng))
+            self.switcher = CodeSwitcher(settings.dict_dir, list(settings.dict_langs))
 
-    def _encode_word(self, word: Optional[str]):
-        return None if word is None else self.encoder.encode([word])[0].tolist()
+    def replace_word(self, word: str, rng: np.random.Generator) -> Optional[list]:
+        """New dictionary ids for ``word``, or None to keep it."""
+        if self.sampler is not None:
+            return self.sampler.sample(word, self.settings.alpha, rng)
+        translated = self.switcher.translate(word, rng)
+        return None if translated is None else self.encoder.encode([translated])[0].tolist()
 
     @property
     def changes_text(self) -> bool:
-        return self.replace_word is not None
+        return self.sampler is not None or self.switcher is not None
 
     def __call__(self, ids, rng: np.random.Generator) -> np.ndarray:
         if not self.changes_text:

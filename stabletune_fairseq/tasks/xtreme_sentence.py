@@ -107,18 +107,19 @@ class XtremeSentenceTask(FairseqTask):
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def augmenter(self, kind: str):
-        """The TextAugmenter for ``kind`` (None for 'none'), built once."""
+        """The augmenter for ``kind`` (None for 'none'), built once per task."""
         if kind == "none":
             return None
-        if kind == "translation" and kind not in self._augmenters:
-            self._augmenters[kind] = self._translation_views()
         if kind not in self._augmenters:
-            prob = {"subword_sampling": self.cfg.subword_sampling_prob, "code_switch": self.cfg.code_switch_prob}.get(kind, 0.0)
-            settings = AugmentationSettings(kind, prob, self.cfg.subword_sampling_alpha, self.cfg.subword_sampling_nbest,
-                                            self.cfg.dict_dir, tuple(filter(None, self.cfg.dict_langs.split(","))))
-            encoder = PieceEncoder(os.path.join(self.cfg.data, "sentencepiece.bpe.model"), self.dictionary)
-            self._augmenters[kind] = TextAugmenter(settings, encoder)
+            self._augmenters[kind] = self._translation_views() if kind == "translation" else self._text_augmenter(kind)
         return self._augmenters[kind]
+
+    def _text_augmenter(self, kind: str) -> TextAugmenter:
+        prob = {"subword_sampling": self.cfg.subword_sampling_prob, "code_switch": self.cfg.code_switch_prob}.get(kind, 0.0)
+        settings = AugmentationSettings(kind, prob, self.cfg.subword_sampling_alpha, self.cfg.subword_sampling_nbest,
+                                        self.cfg.dict_dir, tuple(filter(None, self.cfg.dict_langs.split(","))))
+        encoder = PieceEncoder(os.path.join(self.cfg.data, "sentencepiece.bpe.model"), self.dictionary)
+        return TextAugmenter(settings, encoder)
 
     def _translation_views(self) -> TranslationViews:
         available = sorted(self.metadata.get("translations") or {})
