@@ -104,3 +104,13 @@ def test_code_switch_replaces_only_dictionary_words_one_for_one(tools):
     for source, target in swapped:
         _, core, _ = split_punctuation(source)
         assert any(target.strip(".") in switcher.tables[lang].get(core.lower(), []) for lang in switcher.languages)
+
+
+def test_nbest_sampling_stays_within_the_n_best(tools):
+    dictionary, encoder, sampler = tools
+    word = "Weltgesundheitsorganisation"
+    best = encoder.encode([word])[0].tolist()
+    assert {tuple(sampler.sample(word, 0.3, np.random.default_rng(s), nbest=1)) for s in range(10)} == {tuple(best)}
+    two_best = {tuple(encoder.id_table[i] for i in ids) for ids in encoder.sp.nbest_encode(word, nbest_size=2)}
+    drawn = {tuple(sampler.sample(word, 0.3, np.random.default_rng(s), nbest=2)) for s in range(30)}
+    assert drawn == two_best

@@ -34,8 +34,8 @@ class TextAugmenter:
         self.settings, self.encoder, self.dictionary = settings, encoder, encoder.dictionary
         self.sampler = self.switcher = None
         if settings.kind == "subword_sampling":
-            if settings.nbest != -1:
-                raise ValueError("subword sampling supports nbest -1 (sampling over every segmentation) only")
+            if settings.nbest == 0 or settings.nbest < -1:
+                raise ValueError("--subword-sampling-nbest must be -1 (every segmentation) or a positive n")
             self.sampler = UnigramWordSampler(encoder.sentencepiece_model, self.dictionary)
         elif settings.kind == "code_switch":
             if not settings.dict_dir:
@@ -45,7 +45,7 @@ class TextAugmenter:
     def replace_word(self, word: str, rng: np.random.Generator) -> Optional[list]:
         """New dictionary ids for ``word``, or None to keep it."""
         if self.sampler is not None:
-            return self.sampler.sample(word, self.settings.alpha, rng)
+            return self.sampler.sample(word, self.settings.alpha, rng, self.settings.nbest)
         translated = self.switcher.translate(word, rng)
         return None if translated is None else self.encoder.encode([translated])[0].tolist()
 

@@ -52,7 +52,7 @@ class XtremeSentenceConfig(FairseqDataclass):
         default="none", metadata={"help": "stage 2: add one augmented copy of every example per epoch (D ∪ D_aug)"})
     subword_sampling_prob: float = field(default=0.5, metadata={"help": "probability that a word is re-segmented"})
     subword_sampling_alpha: float = field(default=0.3, metadata={"help": "sentencepiece sampling smoothing alpha"})
-    subword_sampling_nbest: int = field(default=-1, metadata={"help": "-1: sample over every segmentation"})
+    subword_sampling_nbest: int = field(default=-1, metadata={"help": "-1: sample over every segmentation; n > 0: among the n best"})
     code_switch_prob: float = field(default=0.3, metadata={"help": "probability that a word is translated"})
     dict_dir: Optional[str] = field(default=None, metadata={"help": "folder of MUSE dictionaries en-<lang>.txt"})
     dict_langs: str = field(default="", metadata={"help": "comma-separated languages to switch into"})
