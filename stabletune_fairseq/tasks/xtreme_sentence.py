@@ -167,8 +167,7 @@ class XtremeSentenceTask(FairseqTask):
             sizes=[tokens.sizes],
         )
         if split == "train":
-            with data_utils.numpy_seed(self.cfg.seed):
-                dataset = SortDataset(dataset, sort_order=[np.random.permutation(len(dataset))])
+            dataset = self._shuffled_by_length(dataset, tokens.sizes)
         logger.info("loaded %s: %d examples from %s", split, len(dataset), ", ".join(names))
         self.datasets[split] = dataset
         return dataset
@@ -182,12 +181,17 @@ class XtremeSentenceTask(FairseqTask):
             view_augmenter=self.augmenter(self.cfg.view_augmentation),
             row_augmenter=self.augmenter(self.cfg.copy_augmentation),
         )
-        with data_utils.numpy_seed(self.cfg.seed):
-            dataset = SortDataset(views, sort_order=[np.random.permutation(len(views))])
+        dataset = self._shuffled_by_length(views, views.sizes)
         logger.info("loaded train: %d rows (views: %s, copies: %s)", len(views), self.cfg.view_augmentation,
                     self.cfg.copy_augmentation)
         self.datasets["train"] = dataset
         return dataset
+
+    def _shuffled_by_length(self, dataset, sizes):
+        """Examples grouped into batches of similar length (random among equal lengths); fairseq then
+        shuffles the order of the batches every epoch."""
+        with data_utils.numpy_seed(self.cfg.seed):
+            return SortDataset(dataset, sort_order=[np.random.permutation(len(dataset)), sizes])
 
     def build_model(self, cfg, from_checkpoint: bool = False):
         model = super().build_model(cfg, from_checkpoint)
