@@ -78,6 +78,7 @@ if [ "$NGPU" -gt 0 ]; then
 else
   WORLD=1
   echo "run_xtreme.sh: no GPU found: training on CPU in fp32 (--fp16 needs CUDA)"
+  source "$ROOT/run_scripts/cpu_malloc.sh"
   DEVICE_ARGS=(--cpu --num-workers 0)
 fi
 # The reference batch (32) is the effective batch: split it over the processes unless BSZ is given.
