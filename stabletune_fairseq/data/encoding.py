@@ -12,7 +12,7 @@ import numpy as np
 import sentencepiece as spm
 from fairseq.data import Dictionary
 
-WORD_START = "\u2581"
+from ..augment.words import word_groups, word_text
 
 
 def load_xlmr_dictionary(path: str) -> Dictionary:
@@ -39,6 +39,5 @@ class PieceEncoder:
         return [self.id_table[np.asarray(ids, dtype=np.int64)] for ids in self.sp.encode(list(texts))]
 
     def words(self, ids) -> list[str]:
-        """The (normalised) words of an encoded text: pieces joined, split at word starts."""
-        text = "".join(self.dictionary[int(i)] for i in ids)
-        return [w for w in text.split(WORD_START) if w]
+        """The (normalised) words of an encoded text."""
+        return [w for w in (word_text(g, self.dictionary) for g in word_groups(ids, self.dictionary)) if w]
