@@ -56,8 +56,8 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         object.__setattr__(self, "teacher", load_teacher(teacher, task) if teacher and r2_lambda else None)
 
     def _teacher_logits(self, model, tokens):
-        student = next(model.parameters())
-        if next(self.teacher.parameters()).device != student.device or next(self.teacher.parameters()).dtype != student.dtype:
+        student, teacher = next(model.parameters()), next(self.teacher.parameters())
+        if (teacher.device, teacher.dtype) != (student.device, student.dtype):  # follow the student (GPU, fp16)
             self.teacher.to(device=student.device, dtype=student.dtype)
         with torch.no_grad():
             return self.teacher(trim_padding(tokens, self.padding_idx), head=self.task.head_name)

@@ -22,6 +22,9 @@ def write_int_array(path: str | Path, values) -> None:
     np.save(path, np.asarray(values, dtype=np.int64))
 
 
+PAIR_SPECIAL_TOKENS = 4  # <s> a </s> </s> b </s>
+
+
 def truncate_pair(a: np.ndarray, b: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Cut the longer of two sequences, piece by piece, until both fit ``budget`` pieces together."""
     if len(a) + len(b) <= budget:

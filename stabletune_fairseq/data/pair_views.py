@@ -16,11 +16,10 @@ import torch
 from fairseq.data import FairseqDataset, data_utils
 
 from ..augment.views import view_rng
-from .binarize import truncate_pair
+from .binarize import PAIR_SPECIAL_TOKENS, truncate_pair
 from .complete_batches import CompleteBatchesMixin
 
 ROW_SLOT, VIEW_SLOT = 0, 1
-PAIR_SPECIAL_TOKENS = 4
 
 
 class PairViewsDataset(CompleteBatchesMixin, FairseqDataset):

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 from .atomic_dir import atomic_output_dir
-from .binarize import truncate_pair, write_int_array, write_token_dataset
+from .binarize import PAIR_SPECIAL_TOKENS, truncate_pair, write_int_array, write_token_dataset
 from .encoding import PieceEncoder, load_xlmr_dictionary
 from .errors import InputFormatError
 from .metadata import save_metadata
@@ -35,7 +35,6 @@ LABELS = {
     "xnli": ["contradiction", "entailment", "neutral"],
     "pawsx": ["0", "1"],
 }
-PAIR_SPECIAL_TOKENS = 4
 _FILE = re.compile(r"^(train|dev|test)-([A-Za-z_-]+)\.tsv$")
 _SPLIT_PREFIX = {"train": "train", "dev": "valid", "test": "test"}
 
