@@ -4,7 +4,7 @@
 #
 #   bash run_scripts/run_xtreme.sh TASK <model.pt> <data_dir> <save_dir> [KEY=VALUE ...] [-- fairseq args]
 #
-# TASK: XNLI | PAWSX.  <model.pt>: official-format XLM-R checkpoint (or stabletune-convert's output).
+# TASK: XNLI | PAWSX | UDPOS | PANX.  <model.pt>: official-format XLM-R checkpoint (or stabletune-convert's output).
 # <data_dir>: the task folder process.sh wrote (e.g. <out>/xnli). Re-running the same command after an
 # interruption resumes from <save_dir>/checkpoint_last.pt.
 #
@@ -25,26 +25,33 @@ BIN=$(dirname "$PY")
 if [ $# -lt 4 ]; then sed -n '2,16p' "$0" >&2; exit 2; fi
 TASK=$1 MODEL=$2 DATA=$3 SAVE_DIR=$4; shift 4
 
-# Per-task defaults (DESIGN.md section 4): task -> max_len epochs lr_base lr_large batch metric
+# Per-task defaults (DESIGN.md section 4): task -> max_len epochs lr_base lr_large batch metric fairseq-task word-pooling
 task_defaults() {
   case "$1" in
-    XNLI)  echo "256 10 7e-6 5e-6 32 acc" ;;
-    PAWSX) echo "256 10 1e-5 1e-5 32 acc" ;;
-    *) echo "run_xtreme.sh: unknown task '$1' (known: XNLI PAWSX)" >&2; return 1 ;;
+    XNLI)  echo "256 10 7e-6 5e-6 32 acc xtreme_sentence -" ;;
+    PAWSX) echo "256 10 1e-5 1e-5 32 acc xtreme_sentence -" ;;
+    UDPOS) echo "128 10 2e-5 5e-6 32 f1 xtreme_tagging sum" ;;
+    PANX)  echo "128 10 1e-5 7e-6 32 f1 xtreme_tagging first" ;;
+    *) echo "run_xtreme.sh: unknown task '$1' (known: XNLI PAWSX UDPOS PANX)" >&2; return 1 ;;
   esac
 }
 # xTune recipe per task and setting (DESIGN.md section 4; lambda1 = 5 everywhere):
-#   -> stage-1 view augmentation, its probability, stage-2 copy augmentation, stage-2 view augmentation, lambda2
+#   -> stage-1 view augmentation, its probability, stage-2 copy augmentation, stage-2 view augmentation, lambda2,
+#      R2 on the teacher's distribution (soft) or its argmax (hard)
 method_defaults() {
   case "$1/$2" in
-    XNLI/cross-lingual-transfer)  echo "code_switch 0.3 code_switch code_switch 5.0" ;;
-    PAWSX/cross-lingual-transfer) echo "code_switch 0.5 code_switch code_switch 2.0" ;;
-    XNLI/translate-train-all)     echo "translation - translation translation 1.0" ;;
-    PAWSX/translate-train-all)    echo "translation - translation translation 1.0" ;;
+    XNLI/cross-lingual-transfer)  echo "code_switch 0.3 code_switch code_switch 5.0 soft" ;;
+    PAWSX/cross-lingual-transfer) echo "code_switch 0.5 code_switch code_switch 2.0 soft" ;;
+    UDPOS/cross-lingual-transfer) echo "subword_sampling 0.5 subword_sampling subword_sampling 0.3 soft" ;;
+    PANX/cross-lingual-transfer)  echo "subword_sampling 0.3 subword_sampling subword_sampling 5.0 hard" ;;
+    XNLI/translate-train-all)     echo "translation - translation translation 1.0 soft" ;;
+    PAWSX/translate-train-all)    echo "translation - translation translation 1.0 soft" ;;
+    UDPOS/translate-train-all)    echo "subword_sampling 0.5 translation subword_sampling 0.3 soft" ;;
+    PANX/translate-train-all)     echo "subword_sampling 0.3 translation subword_sampling 1.0 hard" ;;
     *) echo "run_xtreme.sh: unknown SETTING '$2' (cross-lingual-transfer or translate-train-all)" >&2; return 1 ;;
   esac
 }
-read -r MAX_LEN DEF_EPOCHS LR_BASE LR_LARGE DEF_BATCH METRIC < <(task_defaults "$TASK") || exit 2
+read -r MAX_LEN DEF_EPOCHS LR_BASE LR_LARGE DEF_BATCH METRIC FAIRSEQ_TASK POOLING < <(task_defaults "$TASK") || exit 2
 
 SEED=1 LR= EPOCHS=$DEF_EPOCHS MAX_UPDATE= BSZ= UPDATE_FREQ=1 SELECT=avg ARCH= VALID_LANGS=
 FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=0.1 DRY_RUN=0
@@ -93,6 +100,7 @@ STOP_ARGS=(--max-epoch "$EPOCHS")
 OPTIONAL_ARGS=()
 [ "$FREEZE_EMBEDDINGS" = 0 ] || OPTIONAL_ARGS+=(--freeze-embeddings)
 [ -z "$VALID_LANGS" ] || OPTIONAL_ARGS+=(--valid-languages "$VALID_LANGS")
+[ "$POOLING" = - ] || OPTIONAL_ARGS+=(--pooling "$POOLING")
 
 # Consistency training: the stage's augmentations, lambdas and teacher.
 RUN_DIR=$SAVE_DIR
@@ -116,7 +124,7 @@ print(','.join(l for l in langs if os.path.isfile(os.path.join(sys.argv[2], f'en
   esac
 }
 if [ "$STAGE" != 0 ]; then
-  read -r VIEW1 AUG_PROB COPY2 VIEW2 DEF_R2 < <(method_defaults "$TASK" "$SETTING") || exit 2
+  read -r VIEW1 AUG_PROB COPY2 VIEW2 DEF_R2 R2_KIND < <(method_defaults "$TASK" "$SETTING") || exit 2
   N_CLASSES=$("$PY" -c "import json,sys; print(len(json.load(open(sys.argv[1]))['labels']))" "$DATA/metadata.json")
   per_class() { "$PY" -c "print(float('$1') / $N_CLASSES)"; }
   case "$STAGE" in
@@ -127,14 +135,18 @@ if [ "$STAGE" != 0 ]; then
        RUN_DIR=$SAVE_DIR/stage2
        AUG_ARGS=$(augmentation_args "$VIEW2") || exit 2
        OPTIONAL_ARGS+=(--copy-augmentation "$COPY2" --view-augmentation "$VIEW2" $AUG_ARGS
-         --r1-lambda "$(per_class "$R1_LAMBDA")" --r2-lambda "$(per_class "${R2_LAMBDA:-$DEF_R2}")" --teacher "$TEACHER") ;;
+         --r1-lambda "$(per_class "$R1_LAMBDA")" --teacher "$TEACHER")
+       [ "$COPY2" != translation ] || augmentation_args translation >/dev/null || exit 2
+       # Hard labels make R2 a cross-entropy per unit, not a KL averaged over classes: no conversion.
+       if [ "$R2_KIND" = hard ]; then OPTIONAL_ARGS+=(--r2-lambda "${R2_LAMBDA:-$DEF_R2}" --r2-hard-labels)
+       else OPTIONAL_ARGS+=(--r2-lambda "$(per_class "${R2_LAMBDA:-$DEF_R2}")"); fi ;;
     *) echo "run_xtreme.sh: STAGE must be 0, 1 or 2" >&2; exit 2 ;;
   esac
 fi
 
 CMD=("$BIN/fairseq-train" "$DATA"
   --user-dir "$ROOT/stabletune_fairseq"
-  --task xtreme_sentence --arch "$ARCH" --criterion stability_consistency
+  --task "$FAIRSEQ_TASK" --arch "$ARCH" --criterion stability_consistency
   --pretrained-encoder "$MODEL" "${OPTIONAL_ARGS[@]}"
   --batch-size "$BSZ" --update-freq "$UPDATE_FREQ" --seed "$SEED"
   --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0

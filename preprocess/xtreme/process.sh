@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Preprocess one XTREME task into fairseq binarised datasets.
 #   bash preprocess/xtreme/process.sh <xtreme-download-dir> <task> <dict_dir> <out> [MAX_LEN=N] [TRANSLATIONS=dir]
-# <task>: xnli | pawsx. <dict_dir>: dict.txt + sentencepiece.bpe.model of the model (an XLM-R release,
+# <task>: xnli | pawsx | udpos | panx. <dict_dir>: dict.txt + sentencepiece.bpe.model of the model (an XLM-R release,
 # or the folder stabletune-convert wrote). Output: <out>/<task>/ (see README, "Data layout").
 # TRANSLATIONS=<xtreme_translations dir> adds the translate-train files, paired with their English rows.
 set -euo pipefail

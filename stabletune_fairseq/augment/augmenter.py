@@ -8,7 +8,7 @@ import numpy as np
 
 from .code_switch import CodeSwitcher
 from .subword_sampling import UnigramWordSampler
-from .views import augment_words
+from .views import augment_word_groups, augment_words
 
 TEXT_KINDS = ("none", "subword_sampling", "code_switch", "noise")
 KINDS = TEXT_KINDS + ("translation",)  # translation views come from augment/translation.py
@@ -58,3 +58,11 @@ class TextAugmenter:
             return np.asarray(ids, dtype=np.int64)
         groups = augment_words(ids, self.dictionary, self.settings.prob, rng, self.replace_word)
         return np.fromiter((i for g in groups for i in g), dtype=np.int64)
+
+    def augment_groups(self, groups: list[list[int]], rng: np.random.Generator,
+                       budget: Optional[int] = None) -> tuple[list[list[int]], int]:
+        """Word-aligned augmentation of given word groups (tagging), within ``budget`` pieces; returns the
+        new groups and how many replacements the budget refused."""
+        if not self.changes_text:
+            return groups, 0
+        return augment_word_groups(groups, self.dictionary, self.settings.prob, rng, self.replace_word, budget)

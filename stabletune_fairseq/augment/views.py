@@ -18,12 +18,27 @@ def view_rng(seed: int, epoch: int, index: int, slot: int = 0) -> np.random.Gene
 def augment_words(ids, dictionary, prob: float, rng: np.random.Generator, replace_word) -> list[list[int]]:
     """Word groups of ``ids``; each word starting with ``▁`` is passed with probability ``prob`` to
     ``replace_word(word_text, rng) -> list[int] | None`` (None keeps the word as it was)."""
-    groups = word_groups(ids, dictionary)
-    out = []
+    return augment_word_groups(word_groups(ids, dictionary), dictionary, prob, rng, replace_word)[0]
+
+
+def augment_word_groups(groups: list[list[int]], dictionary, prob: float, rng: np.random.Generator, replace_word,
+                        budget: int | None = None) -> tuple[list[list[int]], int]:
+    """Augment given word groups one to one (word k of the result is word k of the input).
+
+    With a ``budget`` (pieces), a replacement is refused when it would leave too little room for the
+    remaining words as they are, so the result always fits and no word is lost; returns the groups and
+    the number of refused replacements.
+    """
+    remaining = sum(len(g) for g in groups)  # pieces of the words not yet decided, as they are
+    used, refused, out = 0, 0, []
     for group in groups:
+        remaining -= len(group)
+        new = None
         if rng.random() < prob and dictionary[group[0]].startswith(WORD_START):
             new = replace_word(word_text(group, dictionary), rng)
-            out.append(list(new) if new else group)
-        else:
-            out.append(group)
-    return out
+        if new and budget is not None and used + len(new) + remaining > budget:
+            new, refused = None, refused + 1
+        chosen = list(new) if new else group
+        used += len(chosen)
+        out.append(chosen)
+    return out, refused

@@ -8,13 +8,14 @@ import sys
 from ..data.errors import InputFormatError
 
 SENTENCE_TASKS = ("xnli", "pawsx")
-DEFAULT_MAX_POSITIONS = {"xnli": 256, "pawsx": 256}
+TAGGING_TASKS = ("udpos", "panx")
+DEFAULT_MAX_POSITIONS = {"xnli": 256, "pawsx": 256, "udpos": 128, "panx": 128}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stabletune-preprocess", description=__doc__)
     parser.add_argument("xtreme_dir", help="XTREME download folder (holds xnli/, pawsx/, ...)")
-    parser.add_argument("task", choices=SENTENCE_TASKS)
+    parser.add_argument("task", choices=SENTENCE_TASKS + TAGGING_TASKS)
     parser.add_argument("dict_dir", help="folder with the model's dict.txt and sentencepiece.bpe.model")
     parser.add_argument("out", help="output root; the task is written to <out>/<task>/")
     parser.add_argument("--max-positions", type=int, default=None,
@@ -25,10 +26,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from ..data.xtreme_sentence_task import prepare_sentence_task
+    from ..data.xtreme_tagging_task import prepare_tagging_task
 
+    prepare = prepare_tagging_task if args.task in TAGGING_TASKS else prepare_sentence_task
     max_positions = args.max_positions or DEFAULT_MAX_POSITIONS[args.task]
     try:
-        out = prepare_sentence_task(args.task, args.xtreme_dir, args.dict_dir, args.out, max_positions,
+        out = prepare(args.task, args.xtreme_dir, args.dict_dir, args.out, max_positions,
                                     args.translations)
     except (InputFormatError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

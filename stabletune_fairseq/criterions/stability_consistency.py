@@ -7,8 +7,10 @@ second view, with stop-gradient on the target side; R2 (model consistency) is KL
 on the augmented copies of stage 2, the teacher being the frozen stage-1 model. Rows and views come in
 one batch (rows first), so a consistency step is one forward pass over twice the rows.
 
-Reductions: every term is a sum over rows of a per-row quantity (the KL summed over classes), divided
-by the number of rows, like the task loss. The reference implementation averages KL over classes too
+Units: a sentence task's unit is a row; a tagging task's unit is a word of a row (batches carry
+``word_mask``, and views are word-aligned with their rows). Reductions: every term is a sum over units
+of a per-unit quantity (the KL summed over classes), divided by the number of units, like the task
+loss. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's argmax (PAN-X). The reference implementation averages KL over classes too
 (``kl_div(reduction="mean")``), so its lambda corresponds to ``lambda / number of classes`` here;
 run_xtreme.sh applies that conversion to the reference defaults. With both lambdas 0 the views are not
 even computed: the step is exactly plain fine-tuning.
@@ -23,6 +25,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
+from ..metrics.entities import log_entity_f1
 from ..metrics.per_language import accuracy_counts, log_accuracy
 from ..models.teacher import load_teacher
 from .kl_terms import kl_to_target, symmetric_consistency
@@ -35,6 +38,8 @@ class StabilityConsistencyConfig(FairseqDataclass):
     r1_lambda: float = field(default=0.0, metadata={"help": "weight of R1, the symmetric KL between a row's two views (per row, summed over classes)"})
     r2_lambda: float = field(default=0.0, metadata={"help": "weight of R2, KL from the frozen teacher on augmented copies"})
     teacher: Optional[str] = field(default=None, metadata={"help": "checkpoint of the frozen teacher (stage-1 best) for R2"})
+    r2_hard_labels: bool = field(
+        default=False, metadata={"help": "R2 as cross-entropy on the teacher's argmax instead of KL (the reference's PAN-X choice)"})
 
 
 def trim_padding(tokens: torch.Tensor, pad: int) -> torch.Tensor:
@@ -43,56 +48,82 @@ def trim_padding(tokens: torch.Tensor, pad: int) -> torch.Tensor:
     return tokens[:, :width]
 
 
+def select_rows(tokens: torch.Tensor, head_input: dict, rows, pad: int) -> tuple[torch.Tensor, dict]:
+    """``rows`` of the batch, without the columns that are padding in all of them; per-token head
+    inputs (e.g. ``word_index``) are cut alike."""
+    tokens = trim_padding(tokens[rows], pad)
+    return tokens, {k: v[rows][:, :tokens.size(1)] for k, v in head_input.items()}
+
+
 @register_criterion("stability_consistency", dataclass=StabilityConsistencyConfig)
 class StabilityConsistencyCriterion(FairseqCriterion):
-    def __init__(self, task, r1_lambda: float = 0.0, r2_lambda: float = 0.0, teacher: Optional[str] = None):
+    def __init__(self, task, r1_lambda: float = 0.0, r2_lambda: float = 0.0, teacher: Optional[str] = None,
+                 r2_hard_labels: bool = False):
         super().__init__(task)
         if r1_lambda and not getattr(task, "uses_views", False):
             raise ValueError("--r1-lambda needs a second view: set the task's --view-augmentation")
         if r2_lambda and not teacher:
             raise ValueError("--r2-lambda needs --teacher (the stage-1 checkpoint)")
-        self.r1_lambda, self.r2_lambda = r1_lambda, r2_lambda
+        self.r1_lambda, self.r2_lambda, self.r2_hard_labels = r1_lambda, r2_lambda, r2_hard_labels
         # Kept outside the module tree: not trained, not in the optimizer, not saved in checkpoints.
         object.__setattr__(self, "teacher", load_teacher(teacher, task) if teacher and r2_lambda else None)
 
-    def _teacher_logits(self, model, tokens):
+    def _teacher_logits(self, model, tokens, head_input):
         student, teacher = next(model.parameters()), next(self.teacher.parameters())
         if (teacher.device, teacher.dtype) != (student.device, student.dtype):  # follow the student (GPU, fp16)
             self.teacher.to(device=student.device, dtype=student.dtype)
         with torch.no_grad():
-            return self.teacher(trim_padding(tokens, self.padding_idx), head=self.task.head_name)
+            return self.teacher(tokens, head=self.task.head_name, **head_input)
 
     def forward(self, model, sample, reduce: bool = True):
         tokens = sample["net_input"]["src_tokens"]
+        head_input = sample.get("head_input", {})  # e.g. word_index for the word head
         targets = sample["target"]
-        n_rows = targets.numel()
+        n_rows = targets.size(0)
         use_views = sample.get("has_views", False) and self.r1_lambda > 0
         if use_views:
             noise_std = self.task.cfg.noise_std if self.task.cfg.view_augmentation == "noise" else 0.0
             noise_rows = torch.arange(tokens.size(0), device=tokens.device) >= n_rows
-            logits = model(tokens, head=self.task.head_name, noise_std=noise_std, noise_rows=noise_rows)
+            logits = model(tokens, head=self.task.head_name, noise_std=noise_std, noise_rows=noise_rows, **head_input)
             row_logits, view_logits = logits[:n_rows], logits[n_rows:]
         else:
-            row_logits = model(trim_padding(tokens[:n_rows], self.padding_idx), head=self.task.head_name)
+            row_tokens, row_input = select_rows(tokens, head_input, slice(0, n_rows), self.padding_idx)
+            row_logits = model(row_tokens, head=self.task.head_name, **row_input)
 
-        labelled = targets >= 0  # unlabelled rows are predicted (and regularised), never trained on
-        zero = row_logits.sum() * 0.0
-        terms = {"task_loss": F.cross_entropy(row_logits[labelled].float(), targets[labelled], reduction="sum")
+        # Units: rows (sentence tasks) or the words of the rows (tagging, batch x words -> words).
+        units = sample.get("word_mask")
+        per_unit = (lambda x: x) if units is None else (lambda x: x[units])
+        per_row = (lambda x: x) if units is None else (lambda x: x.unsqueeze(1).expand_as(units)[units])
+        unit_logits, unit_targets = per_unit(row_logits), per_unit(targets)
+        n_units = unit_targets.numel()
+        # Unlabelled units (and dev tags never seen in training) are predicted and regularised, not trained on.
+        labelled = (unit_targets >= 0) & (unit_targets < unit_logits.size(-1))
+        zero = unit_logits.sum() * 0.0
+        terms = {"task_loss": F.cross_entropy(unit_logits[labelled].float(), unit_targets[labelled], reduction="sum")
                  if labelled.any() else zero, "r1": zero, "r2": zero}
         if use_views:
-            terms["r1"] = symmetric_consistency(row_logits, view_logits).sum()
+            terms["r1"] = symmetric_consistency(unit_logits, per_unit(view_logits)).sum()
         teacher_rows = sample.get("teacher_rows")
         if self.teacher is not None and teacher_rows is not None and teacher_rows.any():
-            row_tokens = tokens[:n_rows][teacher_rows]
-            terms["r2"] = kl_to_target(row_logits[teacher_rows], self._teacher_logits(model, row_tokens)).sum()
+            teacher_tokens, teacher_input = select_rows(tokens[:n_rows], {k: v[:n_rows] for k, v in head_input.items()},
+                                                        teacher_rows, self.padding_idx)
+            student, teacher = row_logits[teacher_rows], self._teacher_logits(model, teacher_tokens, teacher_input)
+            if units is not None:
+                student, teacher = student[units[teacher_rows]], teacher[units[teacher_rows]]
+            if self.r2_hard_labels:
+                terms["r2"] = F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum")
+            else:
+                terms["r2"] = kl_to_target(student, teacher).sum()
         loss = terms["task_loss"] + self.r1_lambda * terms["r1"] + self.r2_lambda * terms["r2"]
         logging_output = {
             "loss": loss.data, **{k: v.data for k, v in terms.items()},
-            "ntokens": sample["ntokens"], "nsentences": sample["nsentences"], "sample_size": n_rows,
+            "ntokens": sample["ntokens"], "nsentences": sample["nsentences"], "sample_size": n_units,
             "views_truncated": sample.get("views_truncated", 0),
-            **accuracy_counts(row_logits.argmax(-1), targets, sample["lang"], self.task.languages),
+            **accuracy_counts(unit_logits.argmax(-1), unit_targets, per_row(sample["lang"]), self.task.languages),
         }
-        return loss, n_rows, logging_output
+        if not model.training and hasattr(self.task, "sequence_counts"):
+            logging_output.update(self.task.sequence_counts(row_logits.argmax(-1), sample))
+        return loss, n_units, logging_output
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
@@ -104,6 +135,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         if truncated:
             metrics.log_scalar_sum("views_truncated", truncated)
         log_accuracy(logging_outputs)
+        log_entity_f1(logging_outputs)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import InputFormatError
 from .text_lines import read_lines
 
-TRANSLATION_FOLDERS = {"xnli": "XNLI", "pawsx": "PAWSX"}
+TRANSLATION_FOLDERS = {"xnli": "XNLI", "pawsx": "PAWSX", "udpos": "UDPOS", "panx": "PANX"}
 _FILE = re.compile(r"^en-([A-Za-z_-]+)-translated\.tsv$")
 
 

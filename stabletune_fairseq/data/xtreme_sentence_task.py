@@ -17,16 +17,15 @@ and counted per split.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from pathlib import Path
 
 from .atomic_dir import atomic_output_dir
 from .binarize import PAIR_SPECIAL_TOKENS, truncate_pair, write_int_array, write_token_dataset
 from .encoding import PieceEncoder, load_xlmr_dictionary
-from .errors import InputFormatError
 from .metadata import save_metadata
 from .sentence_pairs import read_sentence_pairs
+from .split_files import find_split_files
 from .translations import match_translations, translation_files
 
 logger = logging.getLogger(__name__)
@@ -35,32 +34,6 @@ LABELS = {
     "xnli": ["contradiction", "entailment", "neutral"],
     "pawsx": ["0", "1"],
 }
-_FILE = re.compile(r"^(train|dev|test)-([A-Za-z_-]+)\.tsv$")
-_SPLIT_PREFIX = {"train": "train", "dev": "valid", "test": "test"}
-
-
-def find_split_files(folder: Path) -> dict[str, tuple[str, Path]]:
-    """``{split name: (language, path)}`` for train-en.tsv, dev-LG.tsv and test-LG.tsv in ``folder``."""
-    if not folder.is_dir():
-        raise InputFormatError(folder, None, "folder not found")
-    found = {}
-    for path in sorted(folder.iterdir()):
-        match = _FILE.match(path.name)
-        if not match:
-            continue
-        kind, language = match.groups()
-        name = "train" if kind == "train" else f"{_SPLIT_PREFIX[kind]}_{language}"
-        if kind == "train" and language != "en":
-            logger.warning("ignoring %s: training data is English (translations come with translate-train)", path)
-            continue
-        found[name] = (language, path)
-    if "train" not in found:
-        raise InputFormatError(folder / "train-en.tsv", None, "file not found (the English training set)")
-    if not any(name.startswith("valid_") for name in found):
-        raise InputFormatError(folder, None, "no dev-<lang>.tsv file")
-    return found
-
-
 def encode_pairs(encoder, text_a, text_b, budget):
     """Encoded, truncated pairs and the number of pairs that were cut."""
     first, second = encoder.encode(text_a), encoder.encode(text_b)

@@ -24,4 +24,25 @@ class SentenceHead(nn.Module):
         return self.out_proj(x)
 
 
-HEAD_TYPES = {"sentence": SentenceHead}
+class WordHead(nn.Module):
+    """Tag every word: token states pooled into words, dropout, projection.
+
+    ``word_index`` (batch x time) names the word each token belongs to; tokens that feed no word
+    (special tokens, padding, and the non-first pieces under first-piece pooling) point at column
+    ``W``, the last one, which is dropped. Pooling is a sum, so the dataset chooses first-piece or
+    sum-of-pieces pooling by what it writes in ``word_index``. Returns batch x W x labels.
+    """
+
+    def __init__(self, hidden: int, num_labels: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden, num_labels)
+
+    def forward(self, features: torch.Tensor, word_index: torch.Tensor, **unused) -> torch.Tensor:
+        width = int(word_index.max())
+        words = features.new_zeros(features.size(0), width + 1, features.size(2))
+        words.scatter_add_(1, word_index.unsqueeze(-1).expand_as(features), features)
+        return self.out_proj(self.dropout(words[:, :width]))
+
+
+HEAD_TYPES = {"sentence": SentenceHead, "word": WordHead}

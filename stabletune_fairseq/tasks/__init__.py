@@ -1,2 +1,3 @@
 """Tasks of the plugin. Importing a module registers its task with fairseq."""
 from . import xtreme_sentence  # noqa: F401
+from . import xtreme_tagging  # noqa: F401

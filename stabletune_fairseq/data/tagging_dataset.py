@@ -1,0 +1,168 @@
+"""Tagging examples (chunks of sentences) with word-aligned views, built when the batch is.
+
+Parts: each part is a set of stored sentences (``tokens``, ``word_pieces``, flat ``tags``) with a
+language and a role: ``rows`` (trained on as they are), ``copies`` (stage 2's D_aug: the same sentences
+re-augmented every epoch, labels kept, teacher on) or ``translations`` (unlabelled translated sentences,
+teacher on). Every item is one chunk of one sentence (``word_chunks.py``).
+
+A batch holds the rows first and, when a view augmenter is set, their views after them. Alongside the
+tokens it carries ``word_index`` (batch x time): the word each token is pooled into, or the dump
+column ``W`` (the batch's widest word count) for special tokens, padding and, with ``first`` pooling,
+every piece after a word's first. Views have the same words as their rows, one to one, so word k of a
+view is compared with word k of its row. Random draws are seeded by (seed, epoch, item, slot), with the
+epoch in shared memory (see ``pair_views.py``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from fairseq.data import FairseqDataset, data_utils
+
+from ..augment.views import view_rng
+from .complete_batches import CompleteBatchesMixin
+from .word_chunks import plan_chunks
+
+ROW_SLOT, VIEW_SLOT = 0, 1
+SPECIAL_TOKENS = 2  # <s> words </s>
+POOLING = ("first", "sum")
+
+
+@dataclass
+class TaggedPart:
+    tokens: object  # fairseq dataset: pieces of each sentence
+    word_pieces: object  # fairseq dataset: piece count of each word
+    tags: np.ndarray  # flat, one per word of the part; -1 unlabelled
+    language: int
+    role: str = "rows"  # rows | copies | translations
+
+    def __post_init__(self):
+        counts = np.asarray(self.word_pieces.sizes, dtype=np.int64)
+        self.tag_offsets = np.concatenate([[0], np.cumsum(counts)])
+        if self.tag_offsets[-1] != len(self.tags):
+            raise ValueError(f"{self.tag_offsets[-1]} words stored but {len(self.tags)} tags")
+
+
+class TaggingDataset(CompleteBatchesMixin, FairseqDataset):
+    def __init__(self, parts: list[TaggedPart], dictionary, max_positions: int, seed: int, pooling: str = "first",
+                 view_augmenter=None, copy_augmenter=None):
+        if pooling not in POOLING:
+            raise ValueError(f"unknown pooling {pooling!r} (known: {', '.join(POOLING)})")
+        self.parts, self.pooling, self.seed = parts, pooling, seed
+        self.bos, self.eos, self.pad = dictionary.bos(), dictionary.eos(), dictionary.pad()
+        self.budget = max_positions - SPECIAL_TOKENS
+        self.view_augmenter, self.copy_augmenter = view_augmenter, copy_augmenter
+        if any(p.role == "copies" for p in parts) and copy_augmenter is None:
+            raise ValueError("a part of augmented copies needs a copy augmenter")
+        plans, self.cut_words = [], 0
+        for number, part in enumerate(parts):
+            lengths = [part.word_pieces[i].numpy() for i in range(len(part.word_pieces))]
+            chunks, cut = plan_chunks(lengths, self.budget)
+            self.cut_words += cut
+            plans.append(np.column_stack([np.full(len(chunks), number), chunks]))
+        self.chunks = np.concatenate(plans)  # part, sentence, first word, word count
+        self._sizes = np.array([self._chunk_pieces(*c) for c in self.chunks], dtype=np.int64) + SPECIAL_TOKENS
+        self._epoch = torch.ones(1, dtype=torch.long).share_memory_()
+
+    def _chunk_pieces(self, part, sentence, first, count) -> int:
+        lengths = self.parts[part].word_pieces[sentence].numpy()[first:first + count]
+        return min(int(lengths.sum()), self.budget)
+
+    # --- fairseq dataset protocol -----------------------------------------------------------
+    def __len__(self):
+        return len(self.chunks)
+
+    @property
+    def sizes(self):
+        return self._sizes
+
+    def num_tokens(self, index):
+        return self._sizes[index]
+
+    def size(self, index):
+        return self._sizes[index]
+
+    def ordered_indices(self):
+        return np.argsort(self._sizes, kind="stable")  # shortest first: little padding
+
+    def set_epoch(self, epoch):
+        self._epoch[0] = epoch
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return True
+
+    # --- items ------------------------------------------------------------------------------
+    def word_groups(self, index) -> list[np.ndarray]:
+        part, sentence, first, count = self.chunks[index]
+        stored = self.parts[part]
+        pieces = stored.tokens[sentence].numpy()
+        lengths = stored.word_pieces[sentence].numpy()
+        ends = np.cumsum(lengths)
+        groups = np.split(pieces, ends[:-1])[first:first + count]
+        if count == 1 and len(groups[0]) > self.budget:
+            groups = [groups[0][:self.budget]]  # a single word longer than the model (counted in cut_words)
+        return groups
+
+    def _encode(self, groups) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens ``<s> words </s>`` and the word of each token (-1: no word, filled in by the collater)."""
+        tokens = np.concatenate([[self.bos], *groups, [self.eos]]).astype(np.int64)
+        word_of = np.full(len(tokens), -1, dtype=np.int64)
+        position = 1
+        for k, group in enumerate(groups):
+            if self.pooling == "sum":
+                word_of[position:position + len(group)] = k
+            else:
+                word_of[position] = k
+            position += len(group)
+        return torch.from_numpy(tokens), torch.from_numpy(word_of)
+
+    def __getitem__(self, index):
+        epoch = int(self._epoch[0])
+        part_number, sentence, first, count = (int(v) for v in self.chunks[index])
+        part = self.parts[part_number]
+        groups = [g.tolist() for g in self.word_groups(index)]
+        refused = 0
+        if part.role == "copies":
+            groups, refused = self.copy_augmenter.augment_groups(groups, view_rng(self.seed, epoch, index, ROW_SLOT),
+                                                                 self.budget)
+        start = part.tag_offsets[sentence] + first
+        item = {"id": index, "sentence": sentence, "first_word": first, "lang": part.language,
+                "teacher": part.role != "rows", "target": torch.from_numpy(part.tags[start:start + count].astype(np.int64))}
+        item["tokens"], item["word_of"] = self._encode(groups)
+        if self.view_augmenter is not None:
+            view, view_refused = self.view_augmenter.augment_groups(
+                groups, view_rng(self.seed, epoch, index, VIEW_SLOT), self.budget)
+            item["view"], item["view_word_of"] = self._encode(view)
+            refused += view_refused
+        item["refused"] = refused
+        return item
+
+    def collater(self, samples):
+        if not samples:
+            return {}
+        views = [s["view"] for s in samples if "view" in s]
+        tokens = data_utils.collate_tokens([s["tokens"] for s in samples] + views, self.pad, left_pad=False)
+        width = max(len(s["target"]) for s in samples)  # W: the dump column of word_index
+        word_of = [s["word_of"] for s in samples] + [s["view_word_of"] for s in samples if "view" in s]
+        word_index = data_utils.collate_tokens(word_of, -1, left_pad=False)
+        word_index[word_index < 0] = width
+        target = data_utils.collate_tokens([s["target"] for s in samples], -1, left_pad=False)
+        word_mask = data_utils.collate_tokens([torch.ones(len(s["target"]), dtype=torch.bool) for s in samples],
+                                              False, left_pad=False)
+        return {
+            "id": torch.tensor([s["id"] for s in samples]),
+            "sentence": torch.tensor([s["sentence"] for s in samples]),
+            "first_word": torch.tensor([s["first_word"] for s in samples]),
+            "nsentences": len(samples),
+            "ntokens": int(tokens.ne(self.pad).sum()),
+            "net_input": {"src_tokens": tokens},
+            "head_input": {"word_index": word_index},
+            "target": target,
+            "word_mask": word_mask,
+            "lang": torch.tensor([s["lang"] for s in samples]),
+            "has_views": bool(views),
+            "teacher_rows": torch.tensor([s["teacher"] for s in samples]),
+            "views_truncated": sum(s["refused"] for s in samples),
+        }

@@ -1,0 +1,96 @@
+"""``xtreme_tagging``: word tagging (UD-POS, PAN-X) on a folder written by process.sh.
+
+Labels, losses and metrics are per word: a word is predicted from its first sub-token (``--pooling
+first``) or from the sum of its sub-tokens (``--pooling sum``, the reference's choice for UD-POS).
+Sentences longer than the model are split into chunks of whole words (``data/word_chunks.py``);
+evaluation merges the chunks back, so every word read gets one prediction.
+
+Validation reports, per language and averaged, seqeval's entity-level F1 (``f1_<lang>``, ``f1_avg``,
+how XTREME scores both tasks) from entity counts summed over the whole subset, and word accuracy
+(``acc_<lang>``). Consistency (xTune): R1 per word between a row and its word-aligned view (subword
+sampling, code-switching or embedding noise); stage 2 adds augmented copies (``subword_sampling``,
+``code_switch``) or the translate-train sentences (``translation``, unlabelled: R1/R2 only).
+"""
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from fairseq.dataclass import ChoiceEnum
+from fairseq.tasks import register_task
+
+from ..data.tagging_dataset import POOLING, TaggedPart, TaggingDataset
+from ..metrics.entities import entity_counts
+from .xtreme_base import XtremeTask, XtremeTaskConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class XtremeTaggingConfig(XtremeTaskConfig):
+    pooling: ChoiceEnum(POOLING) = field(
+        default="first", metadata={"help": "a word's representation: its first sub-token, or the sum of its sub-tokens"})
+
+
+@register_task("xtreme_tagging", dataclass=XtremeTaggingConfig)
+class XtremeTaggingTask(XtremeTask):
+    kind, head_name, head_kind = "tagging", "tags", "word"
+
+    def __init__(self, cfg, dictionary, metadata):
+        super().__init__(cfg, dictionary, metadata)
+        self.tag_names: list[str] = self.labels + metadata.get("unseen_labels", [])  # gold tags can be unseen ones
+        if cfg.view_augmentation == "translation":
+            raise ValueError("tagging views must be word-aligned: --view-augmentation translation is not possible "
+                             "(translations come in as stage-2 copies, --copy-augmentation translation)")
+
+    def _part(self, folder: str, name: str, language: int, role: str) -> TaggedPart:
+        prefix = os.path.join(folder, "") if folder else ""
+        tags_file = os.path.join(self.cfg.data, "tags", f"{name}.npy")
+        tokens = self._stored(prefix + "tokens", [name])
+        word_pieces = self._stored(prefix + "word_pieces", [name])
+        tags = np.load(tags_file) if not folder else np.full(int(np.sum(word_pieces.sizes)), -1, dtype=np.int64)
+        return TaggedPart(tokens, word_pieces, tags, language, role)
+
+    def _translation_parts(self) -> list[TaggedPart]:
+        available = sorted(self.metadata.get("translations") or {})
+        if not available:
+            raise ValueError(f"{self.cfg.data} has no translations: run process.sh with TRANSLATIONS=<xtreme_translations>")
+        return [self._part("translation", f"train_{lang}", self.languages.index(lang) if lang in self.languages else -1,
+                           "translations") for lang in available]
+
+    def load_dataset(self, split: str, combine: bool = False, **kwargs):
+        training = split == "train"
+        names = self.split_names(split)
+        parts = [self._part("", name, self.language_of(name), "rows") for name in names]
+        copy_kind = self.cfg.copy_augmentation if training else "none"
+        if copy_kind == "translation":
+            parts += self._translation_parts()
+        elif copy_kind != "none":
+            parts += [self._part("", name, self.language_of(name), "copies") for name in names]
+        dataset = TaggingDataset(
+            parts, self.dictionary, self.max_positions(), self.cfg.seed, self.cfg.pooling,
+            view_augmenter=self.augmenter(self.cfg.view_augmentation) if training else None,
+            copy_augmenter=self.augmenter(copy_kind) if copy_kind not in ("none", "translation") else None)
+        if dataset.cut_words:
+            logger.warning("%s: %d words are longer than %d pieces alone and were cut (predicted from their first "
+                           "piece)", split, dataset.cut_words, self.max_positions())
+        logger.info("loaded %s: %d chunks from %s (views: %s, copies: %s)", split, len(dataset), ", ".join(names),
+                    self.cfg.view_augmentation if training else "none", copy_kind)
+        if training:
+            dataset = self._shuffled_by_length(dataset, dataset.sizes)
+        self.datasets[split] = dataset
+        return dataset
+
+    def sequence_counts(self, predictions: torch.Tensor, sample) -> dict:
+        """Entity counts per language for seqeval's F1 (validation): predictions batch x words."""
+        mask, gold = sample["word_mask"], sample["target"]
+        sequences = {}
+        for row in range(gold.size(0)):
+            n = int(mask[row].sum())
+            if gold[row, 0] < 0:
+                continue  # unlabelled
+            sequences.setdefault(int(sample["lang"][row]), []).append(
+                ([self.tag_names[t] for t in gold[row, :n].tolist()], [self.labels[p] for p in predictions[row, :n].tolist()]))
+        return entity_counts(sequences, self.languages)
+
