@@ -76,3 +76,28 @@ def toy_data_tta(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
     run(["bash", "preprocess/xtreme/process.sh", toy_xtreme, "xnli", e5_dir, out,
          f"TRANSLATIONS={toy_xtreme / 'xtreme_translations'}"])
     return out / "xnli"
+
+
+@pytest.fixture(scope="session")
+def toy_tagging_xtreme(tmp_path_factory) -> Path:
+    """The project's own toy tagging download folder (examples/toy_tagging): panx/ and udpos/."""
+    out = tmp_path_factory.mktemp("toy-tagging")
+    run([sys.executable, REPO / "examples" / "toy_tagging" / "make_toy_tagging.py", out])
+    return out
+
+
+TAGGING_MAX_LEN = 24  # small, so that long sentences are split into chunks
+
+
+@pytest.fixture(scope="session")
+def toy_panx(toy_tagging_xtreme, e5_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("toy-panx")
+    run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, out, f"MAX_LEN={TAGGING_MAX_LEN}"])
+    return out / "panx"
+
+
+@pytest.fixture(scope="session")
+def toy_udpos(toy_tagging_xtreme, e5_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("toy-udpos")
+    run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "udpos", e5_dir, out, f"MAX_LEN={TAGGING_MAX_LEN}"])
+    return out / "udpos"

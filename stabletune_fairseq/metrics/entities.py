@@ -4,7 +4,13 @@ XTREME scores UD-POS and PAN-X with ``seqeval.metrics.f1_score`` (micro average,
 entities never cross a sentence, so the true positives, predicted and gold entities of each sentence
 add up to the counts of the whole subset: F1 = 2·TP / (predicted + gold). We take the entities from
 seqeval's own ``get_entities``, so the rules (how B-/I- tags open and close an entity, and how tags
-without a prefix such as UPOS tags are read) are exactly seqeval's.
+without a prefix such as UPOS tags are read) are exactly seqeval's, with one exception: seqeval reads a
+list of sentences as one sequence with an ``O`` between sentences, and a sentence that starts with a
+one-letter tag (UPOS ``X``) then forms an entity that depends on the previous sentence's last tag.
+Batches do not keep sentences in file order, so validation reads every sentence on its own; only such
+sentences can count differently. ``stabletune-evaluate`` calls seqeval's ``f1_score`` on the whole
+subset, in file order, as XTREME does. (seqeval also merges consecutive equal UPOS tags into one
+"entity": UD-POS F1 is XTREME's metric; word accuracy is reported beside it.)
 """
 from __future__ import annotations
 
