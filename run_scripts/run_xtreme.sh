@@ -101,6 +101,8 @@ OPTIONAL_ARGS=()
 [ "$FREEZE_EMBEDDINGS" = 0 ] || OPTIONAL_ARGS+=(--freeze-embeddings)
 [ -z "$VALID_LANGS" ] || OPTIONAL_ARGS+=(--valid-languages "$VALID_LANGS")
 [ "$POOLING" = - ] || OPTIONAL_ARGS+=(--pooling "$POOLING")
+# Interval checkpoints: keep the newest two, so a sound one remains if the newest copy is damaged by a crash.
+[ "$SAVE_INTERVAL_UPDATES" = 0 ] || OPTIONAL_ARGS+=(--keep-interval-updates 2)
 
 # Consistency training: the stage's augmentations, lambdas and teacher.
 RUN_DIR=$SAVE_DIR

@@ -10,6 +10,9 @@ import logging
 import os
 
 import torch
+from fairseq.distributed import utils as distributed_utils
+
+from ..checkpoint_recovery import recover_last_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +79,15 @@ def load_pretrained_encoder(model, path: str) -> None:
 
 
 def maybe_load_pretrained(model, cfg) -> bool:
-    """Load ``cfg.pretrained_encoder`` unless the save dir already has a checkpoint to resume from."""
+    """Load ``cfg.pretrained_encoder`` unless the save dir already has a checkpoint to resume from
+    (a damaged or missing ``checkpoint_last.pt`` is first restored from the newest sound checkpoint)."""
+    save_dir = getattr(cfg, "save_dir", None)
+    recover_last_checkpoint(save_dir, is_master=distributed_utils.get_global_rank() == 0)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # every rank sees the restored file before fairseq loads it
     path = getattr(cfg, "pretrained_encoder", None)
     if not path:
         return False
-    save_dir = getattr(cfg, "save_dir", None)
     if save_dir and os.path.exists(os.path.join(save_dir, "checkpoint_last.pt")):
         logger.info("%s has checkpoint_last.pt: resuming from it, not loading %s", save_dir, path)
         return False
