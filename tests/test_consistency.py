@@ -75,3 +75,22 @@ def test_noise_view_gives_r1(toy_data, toy_dicts, e5_dir):
     model = make_model(task, e5_dir)
     _, _, log = StabilityConsistencyCriterion(task, r1_lambda=1.0)(model, sample)
     assert log["r1"] > 0
+
+
+def test_a_non_finite_loss_is_reported_and_skipped(toy_data, toy_dicts, e5_dir, caplog):
+    task = make_task(toy_data, toy_dicts)
+    model = make_model(task, e5_dir).train()
+    dataset = task.load_dataset("valid_de")
+    sample = dataset.collater([dataset[i] for i in range(6)])
+    tokens = sample["net_input"]["src_tokens"]
+    word = int(tokens[2, 1])  # a word of example 2
+    with torch.no_grad():
+        model.encoder.sentence_encoder.embed_tokens.weight[word] = 3e38  # finite, but overflows in the layers
+    criterion = StabilityConsistencyCriterion(task)
+    with caplog.at_level("WARNING"):
+        loss, _, log = criterion(model, sample)
+    assert torch.isfinite(loss) and loss.item() == 0.0 and log["nonfinite_skipped"] == 1
+    assert str(sample["id"].tolist()) in caplog.text
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() and not g.any() for g in grads)

@@ -37,3 +37,17 @@ def test_extreme_logits_stay_finite():
     values = symmetric_consistency(big, other)
     assert torch.isfinite(values).all() and (values >= 0).all()
     assert torch.isfinite(kl_to_target(big.half(), other.half())).all()
+
+
+def test_masked_classes_and_empty_batches_stay_finite():
+    inf = float("inf")
+    logits = torch.tensor([[2.0, -inf, 0.5], [0.0, 1.0, -inf]], requires_grad=True)
+    target = torch.tensor([[1.0, -inf, -1.0], [-1e4, 3.0, -inf]])  # the same classes masked; row 2 all but one-hot
+    values = symmetric_consistency(logits, target)
+    assert torch.isfinite(values).all() and (values >= 0).all()
+    kl_to_target(logits, target).sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    empty = torch.zeros(0, 3, requires_grad=True)  # no unit in the batch (e.g. no augmented view)
+    total = symmetric_consistency(empty, empty).sum()
+    total.backward()
+    assert total.item() == 0.0 and empty.grad.shape == (0, 3)

@@ -3,7 +3,7 @@
 ``kl_to_target(logits, target_logits)`` is KL(p_target || p) per row, summed over the last dimension,
 with the target distribution detached (stop-gradient): the gradient flows only through ``logits``.
 Both distributions are taken as log-softmax in float32, so extreme logits (±1e4) and one-hot
-distributions stay finite.
+distributions stay finite, and classes without target mass (masked with -inf) contribute exactly 0.
 
 R1 (example consistency) = KL(p_aug || sg p_orig) + KL(p_orig || sg p_aug), i.e.
 ``kl_to_target(orig, aug) + kl_to_target(aug, orig)``; R2 (model consistency) = KL(p_teacher || p_student)
@@ -19,7 +19,9 @@ def kl_to_target(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Ten
     """KL(softmax(target) || softmax(logits)) for every row; gradient only through ``logits``."""
     log_p = F.log_softmax(logits.float(), dim=-1)
     log_t = F.log_softmax(target_logits.detach().float(), dim=-1)
-    return (log_t.exp() * (log_t - log_p)).sum(-1)
+    t = log_t.exp()
+    # Classes the target gives no mass (e.g. masked with -inf) add exactly 0, not 0 * inf = nan.
+    return torch.where(t > 0, t * (log_t - log_p), torch.zeros_like(t)).sum(-1)
 
 
 def symmetric_consistency(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:

@@ -10,11 +10,15 @@ one batch (rows first), so a consistency step is one forward pass over twice the
 Units: a sentence task's unit is a row; a tagging task's unit is a word of a row (batches carry
 ``word_mask``, and views are word-aligned with their rows). Reductions: every term is a sum over units
 of a per-unit quantity (the KL summed over classes), divided by the number of units, like the task
-loss. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's argmax (PAN-X). The reference implementation averages KL over classes too
+loss. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's argmax (PAN-X).
+
+A batch whose loss is not finite is logged with its example ids and skipped (zero gradient, counted as
+``nonfinite_skipped``): one bad batch must not put NaN into the weights. The reference implementation averages KL over classes too
 (``kl_div(reduction="mean")``), so its lambda corresponds to ``lambda / number of classes`` here;
 run_xtreme.sh applies that conversion to the reference defaults. With both lambdas 0 the views are not
 even computed: the step is exactly plain fine-tuning.
 """
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -29,6 +33,8 @@ from ..metrics.entities import log_entity_f1
 from ..metrics.per_language import accuracy_counts, log_accuracy
 from ..models.teacher import load_teacher
 from .kl_terms import kl_to_target, symmetric_consistency
+
+logger = logging.getLogger(__name__)
 
 TERMS = ("task_loss", "r1", "r2")
 
@@ -115,10 +121,13 @@ class StabilityConsistencyCriterion(FairseqCriterion):
             else:
                 terms["r2"] = kl_to_target(student, teacher).sum()
         loss = terms["task_loss"] + self.r1_lambda * terms["r1"] + self.r2_lambda * terms["r2"]
+        skipped = not bool(torch.isfinite(loss))
+        if skipped:
+            loss, terms = self._skip_batch(model, sample, terms)
         logging_output = {
             "loss": loss.data, **{k: v.data for k, v in terms.items()},
             "ntokens": sample["ntokens"], "nsentences": sample["nsentences"], "sample_size": n_units,
-            "views_truncated": sample.get("views_truncated", 0),
+            "views_truncated": sample.get("views_truncated", 0), "nonfinite_skipped": int(skipped),
             **accuracy_counts(unit_logits.argmax(-1), unit_targets, per_row(sample["lang"]), self.task.languages),
         }
         if not model.training and hasattr(self.task, "sequence_counts"):
@@ -126,14 +135,25 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         return loss, n_units, logging_output
 
     @staticmethod
+    def _skip_batch(model, sample, terms):
+        """A non-finite loss is reported with its examples and replaced by a zero that still touches every
+        trainable parameter (so every rank of a distributed run reduces the same gradients: all zero)."""
+        values = {k: float(v) for k, v in terms.items()}
+        logger.warning("non-finite loss %s in the batch of examples %s: batch skipped (zero gradient)", values,
+                       sample["id"].tolist())
+        zero = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+        return zero, {k: zero.detach() for k in terms}
+
+    @staticmethod
     def reduce_metrics(logging_outputs) -> None:
         sample_size = max(sum(log.get("sample_size", 0) for log in logging_outputs), 1)
         for key in ("loss", *TERMS):
             total = sum(log.get(key, 0) for log in logging_outputs)
             metrics.log_scalar(key, total / sample_size / math.log(2), sample_size, round=5 if key in ("r1", "r2") else 3)
-        truncated = sum(log.get("views_truncated", 0) for log in logging_outputs)
-        if truncated:
-            metrics.log_scalar_sum("views_truncated", truncated)
+        for key in ("views_truncated", "nonfinite_skipped"):
+            total = sum(log.get(key, 0) for log in logging_outputs)
+            if total:
+                metrics.log_scalar_sum(key, total)
         log_accuracy(logging_outputs)
         log_entity_f1(logging_outputs)
 
