@@ -10,6 +10,7 @@
 #
 # Settings (KEY=VALUE; defaults per task in the table below):
 #   SEED=1  LR=  EPOCHS=  MAX_UPDATE=  BSZ= (per process)  UPDATE_FREQ=1  SELECT=avg|en
+#   NPROC= (processes: default all GPUs, or 1 on CPU; NPROC=2 on CPU runs two gloo ranks)
 #   ARCH= (default: read from model.pt)  VALID_LANGS=de,en (default: every dev language)
 #   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  WARMUP_RATIO=0.1  DRY_RUN=0|1 (print the command only)
 #   STAGE=0|1|2  SETTING=cross-lingual-transfer|translate-train-all  DICT_DIR= (MUSE en-<lang>.txt files)
@@ -22,7 +23,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 BIN=$(dirname "$PY")
 
-if [ $# -lt 4 ]; then sed -n '2,16p' "$0" >&2; exit 2; fi
+if [ $# -lt 4 ]; then sed -n '2,/^set -euo/{/^set -euo/!p}' "$0" >&2; exit 2; fi
 TASK=$1 MODEL=$2 DATA=$3 SAVE_DIR=$4; shift 4
 
 # Per-task defaults (DESIGN.md section 4): task -> max_len epochs lr_base lr_large batch metric fairseq-task word-pooling
@@ -53,14 +54,14 @@ method_defaults() {
 }
 read -r MAX_LEN DEF_EPOCHS LR_BASE LR_LARGE DEF_BATCH METRIC FAIRSEQ_TASK POOLING < <(task_defaults "$TASK") || exit 2
 
-SEED=1 LR= EPOCHS=$DEF_EPOCHS MAX_UPDATE= BSZ= UPDATE_FREQ=1 SELECT=avg ARCH= VALID_LANGS=
+SEED=1 LR= EPOCHS=$DEF_EPOCHS MAX_UPDATE= BSZ= UPDATE_FREQ=1 NPROC= SELECT=avg ARCH= VALID_LANGS=
 FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=0.1 DRY_RUN=0
 STAGE=0 SETTING=cross-lingual-transfer DICT_DIR= DICT_LANGS= TEACHER= R1_LAMBDA=5 R2_LAMBDA=
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; EXTRA=("$@"); break ;;
-    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|DRY_RUN=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*)
+    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|DRY_RUN=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*)
       declare "$1" ;;
     *) echo "run_xtreme.sh: unknown setting '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -80,13 +81,22 @@ fi
 
 NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 if [ "$NGPU" -gt 0 ]; then
-  WORLD=$NGPU
-  DEVICE_ARGS=(--fp16 --distributed-world-size "$NGPU" --num-workers 2)
+  # fairseq's own multi-GPU training (nccl, one process per GPU); NPROC= limits the GPUs used.
+  WORLD=${NPROC:-$NGPU}
+  DEVICE_ARGS=(--fp16 --num-workers 2)
+  [ "$WORLD" -le 1 ] || DEVICE_ARGS+=(--distributed-world-size "$WORLD")
 else
-  WORLD=1
+  WORLD=${NPROC:-1}
   echo "run_xtreme.sh: no GPU found: training on CPU in fp32 (--fp16 needs CUDA)"
   source "$ROOT/run_scripts/cpu_malloc.sh"
   DEVICE_ARGS=(--cpu --num-workers 0)
+  if [ "$WORLD" -gt 1 ]; then
+    # CPU ranks: one process per rank, gloo, legacy_ddp (DESIGN.md section 2); threads shared out.
+    PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    DEVICE_ARGS+=(--distributed-world-size "$WORLD" --distributed-init-method "tcp://127.0.0.1:$PORT"
+      --distributed-no-spawn --ddp-backend legacy_ddp --distributed-backend gloo)
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / WORLD > 0 ? $(nproc) / WORLD : 1 ))}
+  fi
 fi
 # The reference batch (32) is the effective batch: split it over the processes unless BSZ is given.
 [ -n "$BSZ" ] || BSZ=$(( DEF_BATCH / (WORLD * UPDATE_FREQ) > 0 ? DEF_BATCH / (WORLD * UPDATE_FREQ) : 1 ))
@@ -162,4 +172,18 @@ echo "run_xtreme.sh: $TASK stage $STAGE ($SETTING) on $N_TRAIN examples, $PER_EP
 printf '%q ' "${CMD[@]}"; echo
 [ "$DRY_RUN" = 0 ] || exit 0
 mkdir -p "$RUN_DIR"
-"${CMD[@]}"
+if [ "$NGPU" -gt 0 ] || [ "$WORLD" -le 1 ]; then
+  "${CMD[@]}"
+  exit
+fi
+# CPU ranks: start them all; if one fails, stop the others and fail.
+PIDS=()
+for (( RANK = 0; RANK < WORLD; RANK++ )); do
+  "${CMD[@]}" --distributed-rank "$RANK" &
+  PIDS+=($!)
+done
+STATUS=0
+for PID in "${PIDS[@]}"; do
+  if ! wait "$PID"; then STATUS=1; kill "${PIDS[@]}" 2>/dev/null || true; fi
+done
+exit $STATUS

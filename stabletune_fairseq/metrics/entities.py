@@ -65,4 +65,5 @@ def log_entity_f1(logging_outputs) -> None:
 
 
 def _f1(meters, name: str) -> float:
-    return f1_score(meters[TRUE_POSITIVE + name].sum, meters[PREDICTED + name].sum, meters[GOLD + name].sum)
+    # float(): in distributed runs fairseq sums the counts as tensors
+    return f1_score(*(float(meters[key + name].sum) for key in (TRUE_POSITIVE, PREDICTED, GOLD)))

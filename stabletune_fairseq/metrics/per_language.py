@@ -32,9 +32,11 @@ def log_accuracy(logging_outputs) -> None:
         present.append(name)
         metrics.log_scalar_sum(TOTAL + name, total)
         metrics.log_scalar_sum(CORRECT + name, sum(log.get(CORRECT + name, 0) for log in logging_outputs))
-        metrics.log_derived(f"acc_{name}", lambda m, n=name: round(100.0 * m[CORRECT + n].sum / m[TOTAL + n].sum, 3))
+        metrics.log_derived(f"acc_{name}", lambda m, n=name: round(_accuracy(m, n), 3))
     if present:
-        metrics.log_derived(
-            "acc_avg",
-            lambda m: round(sum(100.0 * m[CORRECT + n].sum / m[TOTAL + n].sum for n in present) / len(present), 3),
-        )
+        metrics.log_derived("acc_avg", lambda m: round(sum(_accuracy(m, n) for n in present) / len(present), 3))
+
+
+def _accuracy(meters, name: str) -> float:
+    # float(): in distributed runs fairseq sums the counts as tensors
+    return 100.0 * float(meters[CORRECT + name].sum) / float(meters[TOTAL + name].sum)
