@@ -1,0 +1,168 @@
+"""A corpus of broken and awkward inputs, each run through process.sh: every case ends either in a
+correct output (checked) or in a non-zero exit that names the file, the line and the reason, and a
+failed run leaves no output behind."""
+import json
+
+import pytest
+
+from conftest import read_metadata, run
+from stabletune_fairseq.augment.code_switch import read_muse_dictionary
+from stabletune_fairseq.data.errors import InputFormatError
+
+LONG = " ".join(["word"] * 10_000)  # a 10,000-word sentence
+EMOJI_RTL_ZWJ = "The 😀 said مرحبا بالعالم to क\u200dष"
+
+XNLI = {
+    "xnli/train-en.tsv": "A man sleeps.\tA person rests.\tentailment\nA dog runs.\tA cat sleeps.\tcontradiction\n"
+                         "Kids play.\tThey are outside.\tneutral\n",
+    "xnli/dev-de.tsv": "Ein Mann schläft.\tEine Person ruht.\tentailment\nEin Hund rennt.\tEine Katze schläft.\tcontradiction\n",
+    "xnli/test-de.tsv": "Ein Mann schläft.\tEine Person ruht.\nKinder spielen.\tSie sind draußen.\n",
+}
+PANX = {
+    "panx/train-en.tsv": "John\tB-PER\nlives\tO\nin\tO\nParis\tB-LOC\n\nBMW\tB-ORG\nwins\tO\n",
+    "panx/dev-de.tsv": "Anna\tB-PER\nwohnt\tO\nin\tO\nBerlin\tB-LOC\n\nBMW\tB-ORG\ngewinnt\tO\n",
+    "panx/test-de.tsv": "Anna\nwohnt\nin\nBerlin\n",
+}
+
+
+def with_change(base, path, text=None, raw=None):
+    files = {k: v.encode("utf-8") if isinstance(v, str) else v for k, v in base.items()}
+    if text is None and raw is None:
+        files.pop(path)
+    else:
+        files[path] = raw if raw is not None else text.encode("utf-8")
+    return files
+
+
+# name -> (files, task, ("error", file, line, reason))
+
+CASES = {
+    "xnli wrong column count": (with_change(XNLI, "xnli/train-en.tsv", XNLI["xnli/train-en.tsv"] + "Only two\tcolumns\n"),
+                                "xnli", ("error", "xnli/train-en.tsv", 4, "2 tab-separated columns")),
+    "xnli unknown label": (with_change(XNLI, "xnli/dev-de.tsv", "Ein Satz.\tNoch einer.\tmaybe\n"),
+                           "xnli", ("error", "xnli/dev-de.tsv", 1, "unknown label 'maybe'")),
+    "xnli empty text": (with_change(XNLI, "xnli/dev-de.tsv", "Ein Satz.\t\tentailment\n"),
+                        "xnli", ("error", "xnli/dev-de.tsv", 1, "empty text_b")),
+    "xnli whitespace-only text": (with_change(XNLI, "xnli/dev-de.tsv", "   \tNoch einer.\tentailment\n"),
+                                  "xnli", ("error", "xnli/dev-de.tsv", 1, "empty text_a")),
+    "xnli empty line": (with_change(XNLI, "xnli/dev-de.tsv", "Ein Satz.\tNoch einer.\tentailment\n\nA\tB\tneutral\n"),
+                        "xnli", ("error", "xnli/dev-de.tsv", 2, "empty line")),
+    "xnli non-UTF-8 bytes": (with_change(XNLI, "xnli/dev-de.tsv", raw=b"Ein Satz.\tNoch einer.\tentailment\nM\xfcll.\tA\tneutral\n"),
+                             "xnli", ("error", "xnli/dev-de.tsv", 2, "not valid UTF-8")),
+    "xnli missing training file": (with_change(XNLI, "xnli/train-en.tsv"), "xnli",
+                                   ("error", "xnli/train-en.tsv", None, "file not found")),
+    "xnli missing dev files": (with_change(with_change(XNLI, "xnli/dev-de.tsv"), "xnli/test-de.tsv"), "xnli",
+                               ("error", "xnli", None, "no dev-<lang>.tsv file")),
+    "xnli empty file": (with_change(XNLI, "xnli/dev-de.tsv", ""), "xnli", ("error", "xnli/dev-de.tsv", None, "empty file")),
+    "panx tag line missing": (with_change(PANX, "panx/dev-de.tsv", "Anna\tB-PER\nwohnt\nin\tO\n"),
+                              "panx", ("error", "panx/dev-de.tsv", 2, "missing tag column")),
+    "panx empty tag": (with_change(PANX, "panx/train-en.tsv", "John\tB-PER\nlives\t\n"),
+                       "panx", ("error", "panx/train-en.tsv", 2, "empty tag")),
+    "panx non-UTF-8": (with_change(PANX, "panx/test-de.tsv", raw=b"Anna\nw\xc3\n"), "panx",
+                       ("error", "panx/test-de.tsv", 2, "not valid UTF-8")),
+}
+
+
+def check_bom_crlf(out, meta):
+    words = [json.loads(line) for line in (out / "words" / "valid_de.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert words[0][0] == "Anna" and not any("\r" in w or "\ufeff" in w for s in words for w in s)
+
+
+def check_long_xnli(out, meta):
+    assert meta["splits"]["valid_de"]["truncated"] == 1  # cut to the model's length, and counted
+
+
+def check_long_tagging(out, meta):
+    assert meta["splits"]["valid_de"]["words"] == 10_000 + 2 and meta["splits"]["valid_de"]["long_sentences"] == 1
+
+
+def check_unseen_tag(out, meta):
+    assert meta["splits"]["valid_de"]["unseen_tags"] == {"B-MISC": 1} and meta["unseen_labels"] == ["B-MISC"]
+
+
+def check_scripts(out, meta):
+    assert meta["splits"]["valid_de"]["examples"] == 2
+    assert meta["splits"]["valid_de"]["unk_pieces"] >= 1  # the ZWJ has no piece of its own: counted as <unk>
+
+
+def check_xnli_bom_crlf(out, meta):
+    assert meta["splits"]["train"]["examples"] == 3 and meta["splits"]["valid_de"]["examples"] == 2
+
+
+OK_CASES = {
+    "panx BOM and CRLF": (with_change(PANX, "panx/dev-de.tsv", raw=b"\xef\xbb\xbfAnna\tB-PER\r\nwohnt\tO\r\n\r\n"),
+                          "panx", check_bom_crlf),
+    "xnli BOM and CRLF": (with_change(XNLI, "xnli/train-en.tsv",
+                                      raw=b"\xef\xbb\xbf" + XNLI["xnli/train-en.tsv"].replace("\n", "\r\n").encode()),
+                          "xnli", check_xnli_bom_crlf),
+    "xnli 10,000-word sentence": (with_change(XNLI, "xnli/dev-de.tsv", f"{LONG}\tkurz.\tentailment\nA\tB\tneutral\n"),
+                                  "xnli", check_long_xnli),
+    "panx 10,000-word sentence": (with_change(PANX, "panx/dev-de.tsv", "".join(w + "\tO\n" for w in LONG.split()) + "\nA\tO\nB\tO\n"),
+                                  "panx", check_long_tagging),
+    "panx unseen dev tag": (with_change(PANX, "panx/dev-de.tsv", "Anna\tB-PER\nEM\tB-MISC\n"), "panx", check_unseen_tag),
+    "xnli emoji, right-to-left, zero-width joiner": (
+        with_change(XNLI, "xnli/dev-de.tsv", f"{EMOJI_RTL_ZWJ}\tمرحبا\tentailment\nA\tB\tneutral\n"), "xnli", check_scripts),
+}
+
+
+def build(tmp_path, files):
+    root = tmp_path / "download"
+    for relative, data in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "xnli").mkdir(exist_ok=True)
+    (root / "panx").mkdir(exist_ok=True)
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_broken_input_fails_with_file_line_and_reason(name, e5_dir, tmp_path):
+    files, task, (_, where, line, reason) = CASES[name]
+    root = build(tmp_path, files)
+    result = run(["bash", "preprocess/xtreme/process.sh", root, task, e5_dir, tmp_path / "out"], check=False)
+    assert result.returncode == 2, result.stdout[-2000:]
+    location = f"{root / where}:{line}:" if line is not None else f"{root / where}:"
+    assert location in result.stderr and reason in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "out" / task).exists()
+    assert not list((tmp_path / "out").glob(".*partial*"))  # nothing half-written left behind
+
+
+@pytest.mark.parametrize("name", sorted(OK_CASES))
+def test_awkward_input_gives_a_correct_output(name, e5_dir, tmp_path):
+    files, task, check = OK_CASES[name]
+    root = build(tmp_path, files)
+    run(["bash", "preprocess/xtreme/process.sh", root, task, e5_dir, tmp_path / "out"])
+    check(tmp_path / "out" / task, read_metadata(tmp_path / "out" / task))
+
+
+def test_a_failed_rerun_never_touches_a_completed_output(e5_dir, tmp_path):
+    good = build(tmp_path / "good", {k: v.encode() for k, v in PANX.items()})
+    run(["bash", "preprocess/xtreme/process.sh", good, "panx", e5_dir, tmp_path / "out"])
+    before = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    bad = build(tmp_path / "bad", CASES["panx tag line missing"][0])
+    assert run(["bash", "preprocess/xtreme/process.sh", bad, "panx", e5_dir, tmp_path / "out"], check=False).returncode == 2
+    after = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_translations_matching_no_training_row_are_reported(e5_dir, tmp_path):
+    root = build(tmp_path, {k: v.encode() for k, v in XNLI.items()})
+    folder = root / "translations" / "XNLI" / "translate-train"
+    folder.mkdir(parents=True)
+    folder.joinpath("en-de-translated.tsv").write_text(
+        "A man sleeps.\tA person rests.\tEin Mann schläft.\tEine Person ruht.\tentailment\n"
+        "Not in training.\tNowhere.\tNicht im Training.\tNirgends.\tneutral\n", encoding="utf-8")
+    run(["bash", "preprocess/xtreme/process.sh", root, "xnli", e5_dir, tmp_path / "out", f"TRANSLATIONS={root / 'translations'}"])
+    meta = read_metadata(tmp_path / "out" / "xnli")
+    assert meta["translations"]["de"]["pairs"] == 1 and meta["translations"]["de"]["unmatched"] == 1
+    report = (tmp_path / "out" / "xnli" / "translation" / "unmatched_de.tsv").read_text(encoding="utf-8")
+    assert f"{folder / 'en-de-translated.tsv'}:2" in report
+
+
+def test_a_dictionary_line_without_a_translation_names_its_line(tmp_path):
+    path = tmp_path / "en-de.txt"
+    path.write_text("house\tHaus\nlonely\n", encoding="utf-8")
+    with pytest.raises(InputFormatError) as err:
+        read_muse_dictionary(path, one_word_only=True)
+    assert err.value.line == 2 and str(path) in str(err.value)
