@@ -74,7 +74,12 @@ case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >
 if [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: SELECT=en needs an English dev set, and $DATA has no valid_en (dev-en.tsv)" >&2; exit 2
 fi
-[ -n "$ARCH" ] || ARCH=$("$PY" -m stabletune_fairseq.cli.inspect_model "$MODEL" 2>/dev/null | tail -1)
+if [ -z "$ARCH" ]; then
+  ARCH=$("$PY" -m stabletune_fairseq.cli.inspect_model "$MODEL" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
+    grep "^error: " "${TMPDIR:-/tmp}/inspect.$$" >&2; rm -f "${TMPDIR:-/tmp}/inspect.$$"
+    echo "run_xtreme.sh: cannot read the architecture of $MODEL (see above; or set ARCH=)" >&2; exit 2; }
+  rm -f "${TMPDIR:-/tmp}/inspect.$$"; ARCH=$(echo "$ARCH" | tail -1)
+fi
 if [ -z "$LR" ]; then
   case "$ARCH" in *large*) LR=$LR_LARGE ;; *) LR=$LR_BASE ;; esac
 fi

@@ -7,6 +7,8 @@ first copy leaves interval checkpoints but no ``checkpoint_last.pt``, and fairse
 over from the pretrained weights. Before training starts we therefore check ``checkpoint_last.pt`` (the
 CRC of every member of torch's zip format), and when it is missing or damaged while other checkpoints
 exist, put the newest sound one in its place, saying so; the damaged file is kept aside, never deleted.
+A sound ``checkpoint_last.pt`` is also opened weights-only (memory-mapped), so a crafted file is
+refused here with a clear message.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import re
 import shutil
 import time
 import zipfile
+
+from .checkpoint_safety import load_checkpoint_safely
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ def recover_last_checkpoint(save_dir: str, is_master: bool = True) -> str | None
     if os.path.exists(last):
         problem = checkpoint_problem(last)
         if problem is None:
+            load_checkpoint_safely(last)  # sound, but is it only weights? (a clear error before fairseq loads it)
             return None
         reason = f"{last} is damaged: {problem}"
     else:

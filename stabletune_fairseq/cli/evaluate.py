@@ -37,6 +37,9 @@ def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int =
     from ..data.metadata import split_languages
     from .predictors import PREDICTORS
 
+    from ..checkpoint_safety import load_checkpoint_safely
+
+    load_checkpoint_safely(checkpoint)  # a clear error for a crafted file, before fairseq reads it
     device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
     model = models[0].to(device).eval()

@@ -10,9 +10,14 @@ def main(argv=None) -> int:
         print("usage: python -m stabletune_fairseq.cli.inspect_model <model.pt>", file=sys.stderr)
         return 2
     import stabletune_fairseq  # noqa: F401  (allows fairseq checkpoint types)
+    from ..checkpoint_safety import UnsafeCheckpoint
     from ..models.pretrained import architecture_of
 
-    print(architecture_of(argv[0]))
+    try:
+        print(architecture_of(argv[0]))
+    except (UnsafeCheckpoint, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -13,6 +13,7 @@ import torch
 from fairseq.distributed import utils as distributed_utils
 
 from ..checkpoint_recovery import recover_last_checkpoint
+from ..checkpoint_safety import load_checkpoint_safely
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def read_release(path: str) -> dict:
     """The encoder weights of an official-format checkpoint, memory-mapped and under our names."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pretrained model {path}: no such file")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = load_checkpoint_safely(path)
     if "model" not in checkpoint:
         raise ValueError(f"{path}: not a fairseq checkpoint (no 'model' entry)")
     return encoder_state_from_release(checkpoint["model"])

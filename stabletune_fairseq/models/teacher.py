@@ -10,8 +10,11 @@ logger = logging.getLogger(__name__)
 def load_teacher(path: str, task):
     from fairseq import checkpoint_utils
 
+    from ..checkpoint_safety import load_checkpoint_safely
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"teacher checkpoint not found: {path} (run stage 1 first, or name one with TEACHER=)")
+    load_checkpoint_safely(path)  # a clear error for a crafted file, before fairseq reads it
     models, _ = checkpoint_utils.load_model_ensemble([path], task=task)
     teacher = models[0].eval()
     for parameter in teacher.parameters():
