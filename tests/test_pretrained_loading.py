@@ -79,7 +79,7 @@ def test_pretrained_is_skipped_when_resuming(e5_dir, tmp_path):
     model = build_e5_model(e5_dir)
     before = model.encoder.sentence_encoder.embed_tokens.weight.clone()
     cfg = argparse.Namespace(pretrained_encoder=str(e5_dir / "model.pt"), save_dir=str(tmp_path))
-    (tmp_path / "checkpoint_last.pt").write_bytes(b"")
+    torch.save({"model": {}}, tmp_path / "checkpoint_last.pt")  # a sound checkpoint (an empty file would be damaged)
     assert maybe_load_pretrained(model, cfg) is False
     assert torch.equal(before, model.encoder.sentence_encoder.embed_tokens.weight)
     (tmp_path / "checkpoint_last.pt").unlink()
