@@ -138,7 +138,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
     def _skip_batch(model, sample, terms):
         """A non-finite loss is reported with its examples and replaced by a zero that still touches every
         trainable parameter (so every rank of a distributed run reduces the same gradients: all zero)."""
-        values = {k: float(v) for k, v in terms.items()}
+        values = {k: float(v.detach()) for k, v in terms.items()}
         logger.warning("non-finite loss %s in the batch of examples %s: batch skipped (zero gradient)", values,
                        sample["id"].tolist())
         zero = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
