@@ -3,7 +3,6 @@ import json
 from collections import Counter
 
 import numpy as np
-import pytest
 
 from conftest import SHARED_SAMPLE, TAGGING_MAX_LEN, needs_shared, read_metadata, run
 from stabletune_fairseq.data.tagged_words import read_tagged_sentences

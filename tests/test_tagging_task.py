@@ -1,5 +1,4 @@
 """The tagging task's examples: chunks that cover every word, word-aligned views, the word head's pooling."""
-import json
 
 import numpy as np
 import pytest

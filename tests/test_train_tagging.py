@@ -96,3 +96,4 @@ def test_translate_train_stage2_trains_on_unlabelled_translations(panx_stage1, e
     assert "--copy-augmentation translation --view-augmentation subword_sampling" in log
     train_rows = json.loads((data / "metadata.json").read_text())["splits"]["train"]["examples"]
     assert re.search(rf"loaded train: {train_rows + 30}\b", log)  # English rows + the 30 translated sentences
+    assert any(v > 0 for v in logged(log, "r2")) and any(v > 0 for v in logged(log, "r1"))

@@ -3,7 +3,6 @@ and used as views; a tiny real two-stage run in that setting."""
 import shutil
 
 import numpy as np
-import pytest
 
 from conftest import read_metadata, run
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
