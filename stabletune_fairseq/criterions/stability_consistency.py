@@ -81,45 +81,49 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         with torch.no_grad():
             return self.teacher(tokens, head=self.task.head_name, **head_input)
 
-    def forward(self, model, sample, reduce: bool = True):
-        tokens = sample["net_input"]["src_tokens"]
-        head_input = sample.get("head_input", {})  # e.g. word_index for the word head
-        targets = sample["target"]
-        n_rows = targets.size(0)
-        use_views = sample.get("has_views", False) and self.r1_lambda > 0
-        if use_views:
+    def _row_and_view_logits(self, model, sample):
+        """Logits of the rows and, when R1 is on and the batch has views, of their views (one pass)."""
+        tokens, head_input = sample["net_input"]["src_tokens"], sample.get("head_input", {})  # e.g. word_index
+        n_rows = sample["target"].size(0)
+        if sample.get("has_views", False) and self.r1_lambda > 0:
             noise_std = self.task.cfg.noise_std if self.task.cfg.view_augmentation == "noise" else 0.0
             noise_rows = torch.arange(tokens.size(0), device=tokens.device) >= n_rows
             logits = model(tokens, head=self.task.head_name, noise_std=noise_std, noise_rows=noise_rows, **head_input)
-            row_logits, view_logits = logits[:n_rows], logits[n_rows:]
-        else:
-            row_tokens, row_input = select_rows(tokens, head_input, slice(0, n_rows), self.padding_idx)
-            row_logits = model(row_tokens, head=self.task.head_name, **row_input)
+            return logits[:n_rows], logits[n_rows:]
+        row_tokens, row_input = select_rows(tokens, head_input, slice(0, n_rows), self.padding_idx)
+        return model(row_tokens, head=self.task.head_name, **row_input), None
 
+    def _r2(self, model, sample, row_logits, units):
+        """KL from the teacher (or cross-entropy on its argmax) on the rows marked for it, summed over units."""
+        rows = sample["teacher_rows"]
+        n_rows = row_logits.size(0)
+        head_input = {k: v[:n_rows] for k, v in sample.get("head_input", {}).items()}
+        tokens, head_input = select_rows(sample["net_input"]["src_tokens"][:n_rows], head_input, rows, self.padding_idx)
+        student, teacher = row_logits[rows], self._teacher_logits(model, tokens, head_input)
+        if units is not None:
+            student, teacher = student[units[rows]], teacher[units[rows]]
+        if self.r2_hard_labels:
+            return F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum")
+        return kl_to_target(student, teacher).sum()
+
+    def forward(self, model, sample, reduce: bool = True):
+        row_logits, view_logits = self._row_and_view_logits(model, sample)
         # Units: rows (sentence tasks) or the words of the rows (tagging, batch x words -> words).
         units = sample.get("word_mask")
         per_unit = (lambda x: x) if units is None else (lambda x: x[units])
         per_row = (lambda x: x) if units is None else (lambda x: x.unsqueeze(1).expand_as(units)[units])
-        unit_logits, unit_targets = per_unit(row_logits), per_unit(targets)
+        unit_logits, unit_targets = per_unit(row_logits), per_unit(sample["target"])
         n_units = unit_targets.numel()
         # Unlabelled units (and dev tags never seen in training) are predicted and regularised, not trained on.
         labelled = (unit_targets >= 0) & (unit_targets < unit_logits.size(-1))
         zero = unit_logits.sum() * 0.0
         terms = {"task_loss": F.cross_entropy(unit_logits[labelled].float(), unit_targets[labelled], reduction="sum")
                  if labelled.any() else zero, "r1": zero, "r2": zero}
-        if use_views:
+        if view_logits is not None:
             terms["r1"] = symmetric_consistency(unit_logits, per_unit(view_logits)).sum()
         teacher_rows = sample.get("teacher_rows")
         if self.teacher is not None and teacher_rows is not None and teacher_rows.any():
-            teacher_tokens, teacher_input = select_rows(tokens[:n_rows], {k: v[:n_rows] for k, v in head_input.items()},
-                                                        teacher_rows, self.padding_idx)
-            student, teacher = row_logits[teacher_rows], self._teacher_logits(model, teacher_tokens, teacher_input)
-            if units is not None:
-                student, teacher = student[units[teacher_rows]], teacher[units[teacher_rows]]
-            if self.r2_hard_labels:
-                terms["r2"] = F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum")
-            else:
-                terms["r2"] = kl_to_target(student, teacher).sum()
+            terms["r2"] = self._r2(model, sample, row_logits, units)
         loss = terms["task_loss"] + self.r1_lambda * terms["r1"] + self.r2_lambda * terms["r2"]
         skipped = not bool(torch.isfinite(loss))
         if skipped:
