@@ -6,25 +6,25 @@ holds the rows first and their views after them, so one forward pass serves both
 ``0..N-1``, re-drawn every epoch, and marked for the teacher (R2).
 
 Random draws are seeded by (seed, epoch, item, slot), so a resumed or multi-process run draws the same
-views. The epoch lives in shared memory: fairseq keeps data-loader workers alive across epochs, and a
-plain attribute set by ``set_epoch`` would never reach them.
+views (the epoch is shared with data-loader workers, see ``epoch_views.py``).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-from fairseq.data import FairseqDataset, data_utils
+from fairseq.data import data_utils
 
 from ..augment.views import view_rng
 from .binarize import PAIR_SPECIAL_TOKENS, truncate_pair
-from .complete_batches import CompleteBatchesMixin
+from .epoch_views import EpochViewsDataset
 
 ROW_SLOT, VIEW_SLOT = 0, 1
 
 
-class PairViewsDataset(CompleteBatchesMixin, FairseqDataset):
+class PairViewsDataset(EpochViewsDataset):
     def __init__(self, first, second, labels, languages, dictionary, max_positions: int, seed: int,
                  view_augmenter=None, row_augmenter=None):
+        super().__init__()
         self.first, self.second = first, second
         self.labels, self.languages = np.asarray(labels), np.asarray(languages)
         self.bos, self.eos, self.pad = dictionary.bos(), dictionary.eos(), dictionary.pad()
@@ -34,31 +34,9 @@ class PairViewsDataset(CompleteBatchesMixin, FairseqDataset):
         self.base_size = len(first)
         copies = 2 if row_augmenter is not None else 1
         self._sizes = np.tile(np.asarray(first.sizes) + np.asarray(second.sizes) + PAIR_SPECIAL_TOKENS, copies)
-        self._epoch = torch.ones(1, dtype=torch.long).share_memory_()
-
-    # --- fairseq dataset protocol -----------------------------------------------------------
-    def __len__(self):
-        return len(self._sizes)
-
-    @property
-    def sizes(self):
-        return self._sizes
-
-    def num_tokens(self, index):
-        return self._sizes[index]
-
-    def size(self, index):
-        return self._sizes[index]
 
     def ordered_indices(self):
         return np.arange(len(self))
-
-    def set_epoch(self, epoch):
-        self._epoch[0] = epoch
-
-    @property
-    def can_reuse_epoch_itr_across_epochs(self):
-        return True  # the batches stay the same; only the views change, through the shared epoch
 
     # --- items ------------------------------------------------------------------------------
     def _assemble(self, a, b) -> tuple[torch.Tensor, bool]:
@@ -77,7 +55,7 @@ class PairViewsDataset(CompleteBatchesMixin, FairseqDataset):
         return translated if translated is not None else (a, b)
 
     def __getitem__(self, index):
-        epoch = int(self._epoch[0])
+        epoch = self.epoch
         base = index % self.base_size
         a, b = self.first[base].numpy(), self.second[base].numpy()
         is_copy = index >= self.base_size

@@ -10,7 +10,7 @@ tokens it carries ``word_index`` (batch x time): the word each token is pooled i
 column ``W`` (the batch's widest word count) for special tokens, padding and, with ``first`` pooling,
 every piece after a word's first. Views have the same words as their rows, one to one, so word k of a
 view is compared with word k of its row. Random draws are seeded by (seed, epoch, item, slot), with the
-epoch in shared memory (see ``pair_views.py``).
+epoch shared with data-loader workers (see ``epoch_views.py``).
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from fairseq.data import FairseqDataset, data_utils
+from fairseq.data import data_utils
 
 from ..augment.views import view_rng
-from .complete_batches import CompleteBatchesMixin
+from .epoch_views import EpochViewsDataset
 from .word_chunks import plan_chunks
 
 ROW_SLOT, VIEW_SLOT = 0, 1
@@ -44,9 +44,10 @@ class TaggedPart:
             raise ValueError(f"{self.tag_offsets[-1]} words stored but {len(self.tags)} tags")
 
 
-class TaggingDataset(CompleteBatchesMixin, FairseqDataset):
+class TaggingDataset(EpochViewsDataset):
     def __init__(self, parts: list[TaggedPart], dictionary, max_positions: int, seed: int, pooling: str = "first",
                  view_augmenter=None, copy_augmenter=None):
+        super().__init__()
         if pooling not in POOLING:
             raise ValueError(f"unknown pooling {pooling!r} (known: {', '.join(POOLING)})")
         self.parts, self.pooling, self.seed = parts, pooling, seed
@@ -55,43 +56,18 @@ class TaggingDataset(CompleteBatchesMixin, FairseqDataset):
         self.view_augmenter, self.copy_augmenter = view_augmenter, copy_augmenter
         if any(p.role == "copies" for p in parts) and copy_augmenter is None:
             raise ValueError("a part of augmented copies needs a copy augmenter")
-        plans, self.cut_words = [], 0
+        plans, sizes, self.cut_words = [], [], 0
         for number, part in enumerate(parts):
             lengths = [part.word_pieces[i].numpy() for i in range(len(part.word_pieces))]
             chunks, cut = plan_chunks(lengths, self.budget)
             self.cut_words += cut
             plans.append(np.column_stack([np.full(len(chunks), number), chunks]))
+            sizes += [min(int(lengths[s][first:first + count].sum()), self.budget) for s, first, count in chunks]
         self.chunks = np.concatenate(plans)  # part, sentence, first word, word count
-        self._sizes = np.array([self._chunk_pieces(*c) for c in self.chunks], dtype=np.int64) + SPECIAL_TOKENS
-        self._epoch = torch.ones(1, dtype=torch.long).share_memory_()
-
-    def _chunk_pieces(self, part, sentence, first, count) -> int:
-        lengths = self.parts[part].word_pieces[sentence].numpy()[first:first + count]
-        return min(int(lengths.sum()), self.budget)
-
-    # --- fairseq dataset protocol -----------------------------------------------------------
-    def __len__(self):
-        return len(self.chunks)
-
-    @property
-    def sizes(self):
-        return self._sizes
-
-    def num_tokens(self, index):
-        return self._sizes[index]
-
-    def size(self, index):
-        return self._sizes[index]
+        self._sizes = np.asarray(sizes, dtype=np.int64) + SPECIAL_TOKENS
 
     def ordered_indices(self):
         return np.argsort(self._sizes, kind="stable")  # shortest first: little padding
-
-    def set_epoch(self, epoch):
-        self._epoch[0] = epoch
-
-    @property
-    def can_reuse_epoch_itr_across_epochs(self):
-        return True
 
     # --- items ------------------------------------------------------------------------------
     def word_groups(self, index) -> list[np.ndarray]:
@@ -119,7 +95,7 @@ class TaggingDataset(CompleteBatchesMixin, FairseqDataset):
         return torch.from_numpy(tokens), torch.from_numpy(word_of)
 
     def __getitem__(self, index):
-        epoch = int(self._epoch[0])
+        epoch = self.epoch
         part_number, sentence, first, count = (int(v) for v in self.chunks[index])
         part = self.parts[part_number]
         groups = [g.tolist() for g in self.word_groups(index)]
