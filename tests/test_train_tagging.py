@@ -96,4 +96,21 @@ def test_translate_train_stage2_trains_on_unlabelled_translations(panx_stage1, e
     assert "--copy-augmentation translation --view-augmentation subword_sampling" in log
     train_rows = json.loads((data / "metadata.json").read_text())["splits"]["train"]["examples"]
     assert re.search(rf"loaded train: {train_rows + 30}\b", log)  # English rows + the 30 translated sentences
-    assert any(v > 0 for v in logged(log, "r2")) and any(v > 0 for v in logged(log, "r1"))
+
+    # A batch of translated sentences: no task loss (no labels), but R1 and R2 from the teacher.
+    from fairseq import checkpoint_utils
+    from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
+    from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
+
+    task = XtremeTaggingTask.setup_task(XtremeTaggingConfig(
+        data=str(data), seed=1, view_augmentation="subword_sampling", copy_augmentation="translation",
+        subword_sampling_prob=1.0))
+    dataset = task.load_dataset("train").dataset
+    translated = [dataset[i] for i in range(len(dataset)) if dataset[i]["teacher"]][:8]
+    assert len(translated) == 8 and all((item["target"] == -1).all() for item in translated)
+    sample = dataset.collater(translated)
+    model = checkpoint_utils.load_model_ensemble([str(teacher)], task=task)[0][0].train()
+    criterion = StabilityConsistencyCriterion(task, r1_lambda=0.7, r2_lambda=1.0, teacher=str(teacher), r2_hard_labels=True)
+    _, n_words, out = criterion(model, sample)
+    assert out["task_loss"] == 0 and out["r1"] > 0 and out["r2"] > 0
+    assert n_words == sum(len(item["target"]) for item in translated)

@@ -11,6 +11,7 @@ how XTREME scores both tasks) from entity counts summed over the whole subset, a
 sampling, code-switching or embedding noise); stage 2 adds augmented copies (``subword_sampling``,
 ``code_switch``) or the translate-train sentences (``translation``, unlabelled: R1/R2 only).
 """
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -44,30 +45,33 @@ class XtremeTaggingTask(XtremeTask):
             raise ValueError("tagging views must be word-aligned: --view-augmentation translation is not possible "
                              "(translations come in as stage-2 copies, --copy-augmentation translation)")
 
-    def _part(self, folder: str, name: str, language: int, role: str) -> TaggedPart:
-        prefix = os.path.join(folder, "") if folder else ""
-        tags_file = os.path.join(self.cfg.data, "tags", f"{name}.npy")
-        tokens = self._stored(prefix + "tokens", [name])
-        word_pieces = self._stored(prefix + "word_pieces", [name])
-        tags = np.load(tags_file) if not folder else np.full(int(np.sum(word_pieces.sizes)), -1, dtype=np.int64)
-        return TaggedPart(tokens, word_pieces, tags, language, role)
+    def _rows(self, name: str) -> TaggedPart:
+        tokens, word_pieces = self._stored("tokens", [name]), self._stored("word_pieces", [name])
+        tags = np.load(os.path.join(self.cfg.data, "tags", f"{name}.npy"))
+        return TaggedPart(tokens, word_pieces, tags, self.language_of(name))
 
     def _translation_parts(self) -> list[TaggedPart]:
         available = sorted(self.metadata.get("translations") or {})
         if not available:
             raise ValueError(f"{self.cfg.data} has no translations: run process.sh with TRANSLATIONS=<xtreme_translations>")
-        return [self._part("translation", f"train_{lang}", self.languages.index(lang) if lang in self.languages else -1,
-                           "translations") for lang in available]
+        parts = []
+        for lang in available:
+            name = f"train_{lang}"
+            tokens, word_pieces = self._stored("translation/tokens", [name]), self._stored("translation/word_pieces", [name])
+            untagged = np.full(int(np.sum(word_pieces.sizes)), -1, dtype=np.int64)
+            language = self.languages.index(lang) if lang in self.languages else -1  # -1: no dev set to count it in
+            parts.append(TaggedPart(tokens, word_pieces, untagged, language, role="translations"))
+        return parts
 
     def load_dataset(self, split: str, combine: bool = False, **kwargs):
         training = split == "train"
         names = self.split_names(split)
-        parts = [self._part("", name, self.language_of(name), "rows") for name in names]
+        parts = [self._rows(name) for name in names]
         copy_kind = self.cfg.copy_augmentation if training else "none"
         if copy_kind == "translation":
             parts += self._translation_parts()
         elif copy_kind != "none":
-            parts += [self._part("", name, self.language_of(name), "copies") for name in names]
+            parts += [dataclasses.replace(part, role="copies") for part in parts]  # the same stored sentences
         dataset = TaggingDataset(
             parts, self.dictionary, self.max_positions(), self.cfg.seed, self.cfg.pooling,
             view_augmenter=self.augmenter(self.cfg.view_augmentation) if training else None,
