@@ -111,6 +111,13 @@ class XtremeTask(FairseqTask):
     def _translation_views(self):
         raise ValueError(f"{type(self).__name__} has no translation views")
 
+    def translation_languages(self) -> list[str]:
+        """Languages of the stored translate-train data; an error when process.sh was run without it."""
+        available = sorted(self.metadata.get("translations") or {})
+        if not available:
+            raise ValueError(f"{self.cfg.data} has no translations: run process.sh with TRANSLATIONS=<xtreme_translations>")
+        return available
+
     @property
     def uses_views(self) -> bool:
         return self.cfg.view_augmentation != "none"

@@ -41,9 +41,7 @@ class XtremeSentenceTask(XtremeTask):
     kind, head_name, head_kind = "sentence_pair", "sentence", "sentence"
 
     def _translation_views(self) -> TranslationViews:
-        available = sorted(self.metadata.get("translations") or {})
-        if not available:
-            raise ValueError(f"{self.cfg.data} has no translations: run process.sh with TRANSLATIONS=<xtreme_translations>")
+        available = self.translation_languages()
         parts = []
         for lang in available:
             name = f"train_{lang}"

@@ -51,9 +51,7 @@ class XtremeTaggingTask(XtremeTask):
         return TaggedPart(tokens, word_pieces, tags, self.language_of(name))
 
     def _translation_parts(self) -> list[TaggedPart]:
-        available = sorted(self.metadata.get("translations") or {})
-        if not available:
-            raise ValueError(f"{self.cfg.data} has no translations: run process.sh with TRANSLATIONS=<xtreme_translations>")
+        available = self.translation_languages()
         parts = []
         for lang in available:
             name = f"train_{lang}"
