@@ -16,7 +16,9 @@ for kv in "$@"; do
   case "$kv" in
     MAX_LEN=*) EXTRA+=(--max-positions "${kv#MAX_LEN=}") ;;
     TRANSLATIONS=*) EXTRA+=(--translations "${kv#TRANSLATIONS=}") ;;
-    *) echo "process.sh: unknown setting '$kv' (known: MAX_LEN= TRANSLATIONS=)" >&2; exit 2 ;;
+    MAX_QUERY=*) EXTRA+=(--max-query-length "${kv#MAX_QUERY=}") ;;
+    DOC_STRIDE=*) EXTRA+=(--doc-stride "${kv#DOC_STRIDE=}") ;;
+    *) echo "process.sh: unknown setting '$kv' (known: MAX_LEN= TRANSLATIONS= MAX_QUERY= DOC_STRIDE=)" >&2; exit 2 ;;
   esac
 done
 exec "$PY" -m stabletune_fairseq.cli.preprocess "$XTREME" "$TASK" "$DICT_DIR" "$OUT" "${EXTRA[@]}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 
@@ -9,13 +10,15 @@ from ..data.errors import InputFormatError
 
 SENTENCE_TASKS = ("xnli", "pawsx")
 TAGGING_TASKS = ("udpos", "panx")
-DEFAULT_MAX_POSITIONS = {"xnli": 256, "pawsx": 256, "udpos": 128, "panx": 128}
+QA_TASKS = ("xquad", "mlqa", "tydiqa", "squad")
+DEFAULT_MAX_POSITIONS = {"xnli": 256, "pawsx": 256, "udpos": 128, "panx": 128,
+                         "xquad": 384, "mlqa": 384, "tydiqa": 384, "squad": 384}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stabletune-preprocess", description=__doc__)
     parser.add_argument("xtreme_dir", help="XTREME download folder (holds xnli/, pawsx/, ...)")
-    parser.add_argument("task", choices=SENTENCE_TASKS + TAGGING_TASKS)
+    parser.add_argument("task", choices=SENTENCE_TASKS + TAGGING_TASKS + QA_TASKS)
     parser.add_argument("dict_dir", help="folder with the model's dict.txt and sentencepiece.bpe.model")
     parser.add_argument("out", help="output root; the task is written to <out>/<task>/")
     parser.add_argument("--max-positions", type=int, default=None,
@@ -23,12 +26,17 @@ def main(argv=None) -> int:
     parser.add_argument("--translations", default=None,
                         help="XTREME translations folder (holds <TASK>/translate-train/en-<lang>-translated.tsv), "
                              "for the translate-train-all setting")
+    parser.add_argument("--max-query-length", type=int, default=64, help="QA: pieces kept of a question")
+    parser.add_argument("--doc-stride", type=int, default=128, help="QA: pieces between the starts of two windows")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from ..data.xtreme_sentence_task import prepare_sentence_task
+    from ..data.xtreme_qa_task import prepare_qa_task
     from ..data.xtreme_tagging_task import prepare_tagging_task
 
     prepare = prepare_tagging_task if args.task in TAGGING_TASKS else prepare_sentence_task
+    if args.task in QA_TASKS:
+        prepare = functools.partial(prepare_qa_task, max_query=args.max_query_length, stride=args.doc_stride)
     max_positions = args.max_positions or DEFAULT_MAX_POSITIONS[args.task]
     try:
         out = prepare(args.task, args.xtreme_dir, args.dict_dir, args.out, max_positions,
