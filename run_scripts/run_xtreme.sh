@@ -4,7 +4,7 @@
 #
 #   bash run_scripts/run_xtreme.sh TASK <model.pt> <data_dir> <save_dir> [KEY=VALUE ...] [-- fairseq args]
 #
-# TASK: XNLI | PAWSX | UDPOS | PANX.  <model.pt>: official-format XLM-R checkpoint (or stabletune-convert's output).
+# TASK: XNLI | PAWSX | UDPOS | PANX | XQUAD | MLQA | TYDIQA | SQUAD (the QA tasks: SQuAD or TyDiQA training data).  <model.pt>: official-format XLM-R checkpoint (or stabletune-convert's output).
 # <data_dir>: the task folder process.sh wrote (e.g. <out>/xnli). Re-running the same command after an
 # interruption resumes from <save_dir>/checkpoint_last.pt.
 #
@@ -14,7 +14,7 @@
 #   ARCH= (default: read from model.pt)  VALID_LANGS=de,en (default: every dev language)
 #   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  WARMUP_RATIO=0.1  DRY_RUN=0|1 (print the command only)
 #   STAGE=0|1|2  SETTING=cross-lingual-transfer|translate-train-all  DICT_DIR= (MUSE en-<lang>.txt files)
-#   DICT_LANGS= (default: the dev languages with a dictionary)  TEACHER= (default: <save_dir>/checkpoint_best.pt)
+#   DICT_LANGS= (default: the dev languages with a dictionary)  TEACHER= (default: <save_dir>/checkpoint_best.pt; checkpoint_last.pt without a dev set)
 #   R1_LAMBDA=5 R2_LAMBDA= (reference convention, KL averaged over classes; passed on divided by the classes)
 # Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
 # Anything after "--" is passed to fairseq-train as is.
@@ -33,7 +33,9 @@ task_defaults() {
     PAWSX) echo "256 10 1e-5 1e-5 32 acc xtreme_sentence -" ;;
     UDPOS) echo "128 10 2e-5 5e-6 32 f1 xtreme_tagging sum" ;;
     PANX)  echo "128 10 1e-5 7e-6 32 f1 xtreme_tagging first" ;;
-    *) echo "run_xtreme.sh: unknown task '$1' (known: XNLI PAWSX UDPOS PANX)" >&2; return 1 ;;
+    XQUAD|MLQA|SQUAD) echo "384 4 3e-5 1.5e-5 32 f1 xtreme_qa -" ;;
+    TYDIQA) echo "384 20 3e-5 1.5e-5 32 f1 xtreme_qa -" ;;
+    *) echo "run_xtreme.sh: unknown task '$1' (known: XNLI PAWSX UDPOS PANX XQUAD MLQA TYDIQA SQUAD)" >&2; return 1 ;;
   esac
 }
 # xTune recipe per task and setting (DESIGN.md section 4; lambda1 = 5 everywhere):
@@ -49,6 +51,13 @@ method_defaults() {
     PAWSX/translate-train-all)    echo "translation - translation translation 1.0 soft" ;;
     UDPOS/translate-train-all)    echo "subword_sampling 0.5 translation subword_sampling 0.3 soft" ;;
     PANX/translate-train-all)     echo "subword_sampling 0.3 translation subword_sampling 1.0 hard" ;;
+    XQUAD/cross-lingual-transfer|MLQA/cross-lingual-transfer|SQUAD/cross-lingual-transfer)
+                                  echo "code_switch 0.3 subword_sampling subword_sampling 5.0 soft" ;;
+    TYDIQA/cross-lingual-transfer) echo "subword_sampling 0.3 subword_sampling subword_sampling 5.0 soft" ;;
+    XQUAD/translate-train-all|SQUAD/translate-train-all)
+                                  echo "code_switch 0.3 translation subword_sampling 0.1 soft" ;;
+    MLQA/translate-train-all)     echo "code_switch 0.3 translation subword_sampling 0.5 soft" ;;
+    TYDIQA/translate-train-all)   echo "subword_sampling 0.3 translation subword_sampling 0.3 soft" ;;
     *) echo "run_xtreme.sh: unknown SETTING '$2' (cross-lingual-transfer or translate-train-all)" >&2; return 1 ;;
   esac
 }
@@ -106,7 +115,20 @@ fi
 # The reference batch (32) is the effective batch: split it over the processes unless BSZ is given.
 [ -n "$BSZ" ] || BSZ=$(( DEF_BATCH / (WORLD * UPDATE_FREQ) > 0 ? DEF_BATCH / (WORLD * UPDATE_FREQ) : 1 ))
 
-N_TRAIN=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['splits']['train']['examples'])" "$DATA/metadata.json")
+# Training rows: examples, or for QA the windows of the questions (counted at the stored max length).
+N_TRAIN=$("$PY" -c "
+import json, sys
+splits = json.load(open(sys.argv[1]))['splits']
+if 'train' not in splits: sys.exit('run_xtreme.sh: ' + sys.argv[1] + ' has no training split (prepared for evaluation only)')
+print(splits['train'].get('windows', splits['train']['examples']))" "$DATA/metadata.json") || exit 2
+# Without a labelled dev set (TyDiQA-GoldP: XTREME ships its dev answers blanked) there is no validation:
+# the last checkpoint is the result, and stage 2's teacher.
+VALID_ARGS=(--valid-subset valid --best-checkpoint-metric "${METRIC}_${SELECT}" --maximize-best-checkpoint-metric)
+BEST=checkpoint_best.pt
+if ! grep -q '"valid_' "$DATA/metadata.json"; then
+  echo "run_xtreme.sh: $DATA has no labelled dev set: validation off, the last checkpoint is the result"
+  VALID_ARGS=(--disable-validation); BEST=checkpoint_last.pt
+fi
 PER_EPOCH=$(( (N_TRAIN + BSZ * UPDATE_FREQ * WORLD - 1) / (BSZ * UPDATE_FREQ * WORLD) ))
 TOTAL=${MAX_UPDATE:-$(( PER_EPOCH * EPOCHS ))}
 WARMUP=$("$PY" -c "print(int($TOTAL * $WARMUP_RATIO))")
@@ -143,11 +165,13 @@ print(','.join(l for l in langs if os.path.isfile(os.path.join(sys.argv[2], f'en
 if [ "$STAGE" != 0 ]; then
   read -r VIEW1 AUG_PROB COPY2 VIEW2 DEF_R2 R2_KIND < <(method_defaults "$TASK" "$SETTING") || exit 2
   N_CLASSES=$("$PY" -c "import json,sys; print(len(json.load(open(sys.argv[1]))['labels']))" "$DATA/metadata.json")
+  # QA: the KL is over a window's positions, not classes; the reference lambdas are passed on as they are.
+  [ "$FAIRSEQ_TASK" != xtreme_qa ] || N_CLASSES=1
   per_class() { "$PY" -c "print(float('$1') / $N_CLASSES)"; }
   case "$STAGE" in
     1) VIEW=$VIEW1; AUG_ARGS=$(augmentation_args "$VIEW") || exit 2
        OPTIONAL_ARGS+=(--view-augmentation "$VIEW" $AUG_ARGS --r1-lambda "$(per_class "$R1_LAMBDA")") ;;
-    2) TEACHER=${TEACHER:-$SAVE_DIR/checkpoint_best.pt}
+    2) TEACHER=${TEACHER:-$SAVE_DIR/$BEST}
        [ -f "$TEACHER" ] || { echo "run_xtreme.sh: stage 2 needs the stage-1 teacher, and $TEACHER does not exist (run STAGE=1 first, or set TEACHER=)" >&2; exit 2; }
        RUN_DIR=$SAVE_DIR/stage2
        AUG_ARGS=$(augmentation_args "$VIEW2") || exit 2
@@ -169,7 +193,7 @@ CMD=("$BIN/fairseq-train" "$DATA"
   --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0
   --lr "$LR" --lr-scheduler polynomial_decay --end-learning-rate 0.0
   --total-num-update "$TOTAL" --warmup-updates "$WARMUP" "${STOP_ARGS[@]}"
-  --valid-subset valid --best-checkpoint-metric "${METRIC}_${SELECT}" --maximize-best-checkpoint-metric
+  "${VALID_ARGS[@]}"
   --save-dir "$RUN_DIR" --no-epoch-checkpoints --save-interval-updates "$SAVE_INTERVAL_UPDATES"
   --log-format simple --log-interval 10 "${DEVICE_ARGS[@]}" "${EXTRA[@]}")
 

@@ -101,3 +101,22 @@ def toy_udpos(toy_tagging_xtreme, e5_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("toy-udpos")
     run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "udpos", e5_dir, out, f"MAX_LEN={TAGGING_MAX_LEN}"])
     return out / "udpos"
+
+
+@pytest.fixture(scope="session")
+def toy_qa_xtreme(tmp_path_factory) -> Path:
+    """The project's own toy QA download folder (examples/toy_qa): squad/, xquad/, mlqa/."""
+    out = tmp_path_factory.mktemp("toy-qa")
+    run([sys.executable, REPO / "examples" / "toy_qa" / "make_toy_qa.py", out])
+    return out
+
+
+QA_MAX_LEN = 64  # small, so that the long contexts need several windows
+
+
+@pytest.fixture(scope="session")
+def toy_xquad(toy_qa_xtreme, e5_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("toy-xquad")
+    run(["bash", "preprocess/xtreme/process.sh", toy_qa_xtreme, "xquad", e5_dir, out, f"MAX_LEN={QA_MAX_LEN}",
+         "DOC_STRIDE=16"])
+    return out / "xquad"

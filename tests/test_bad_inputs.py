@@ -3,6 +3,7 @@ correct output (checked) or in a non-zero exit that names the file, the line and
 failed run leaves no output behind."""
 import json
 
+import numpy as np
 import pytest
 
 from conftest import read_metadata, run
@@ -22,6 +23,22 @@ PANX = {
     "panx/train-en.tsv": "John\tB-PER\nlives\tO\nin\tO\nParis\tB-LOC\n\nBMW\tB-ORG\nwins\tO\n",
     "panx/dev-de.tsv": "Anna\tB-PER\nwohnt\tO\nin\tO\nBerlin\tB-LOC\n\nBMW\tB-ORG\ngewinnt\tO\n",
     "panx/test-de.tsv": "Anna\nwohnt\nin\nBerlin\n",
+}
+
+
+
+def squad(questions, context="Paris is the capital of France. It lies on the Seine.", version="1.1"):
+    """A SQuAD-format file of one paragraph; ``questions``: (id, question, answer text, answer_start)."""
+    qas = [{"id": qid, "question": q, "answers": [{"text": text, "answer_start": start}]} for qid, q, text, start in questions]
+    return json.dumps({"version": version, "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]},
+                      ensure_ascii=False, indent=1)
+
+
+XQUAD = {
+    "squad/train-v1.1.json": squad([("t1", "What is the capital of France?", "Paris", 0),
+                                    ("t2", "On which river does it lie?", "Seine", 47)]),
+    "xquad/xquad.de.json": squad([("d1", "Was ist die Hauptstadt?", "Paris", 0)],
+                                 context="Paris ist die Hauptstadt von Frankreich."),
 }
 
 
@@ -60,6 +77,21 @@ CASES = {
                        "panx", ("error", "panx/train-en.tsv", 2, "empty tag")),
     "panx non-UTF-8": (with_change(PANX, "panx/test-de.tsv", raw=b"Anna\nw\xc3\n"), "panx",
                        ("error", "panx/test-de.tsv", 2, "not valid UTF-8")),
+    "squad invalid JSON": (with_change(XQUAD, "squad/train-v1.1.json", '{"data": [\n {"paragraphs": [}\n]}'), "xquad",
+                           ("error", "squad/train-v1.1.json", 2, "invalid JSON")),
+    "squad not SQuAD format": (with_change(XQUAD, "squad/train-v1.1.json", "[1, 2]"), "xquad",
+                               ("error", "squad/train-v1.1.json", None, "not SQuAD format")),
+    "squad question missing": (with_change(XQUAD, "squad/train-v1.1.json", XQUAD["squad/train-v1.1.json"].replace(
+        '"question": "On which river does it lie?", ', "")), "xquad",
+        ("error", "squad/train-v1.1.json", 15, 'missing "question"')),
+    "squad answer offset outside the context": (with_change(XQUAD, "squad/train-v1.1.json", squad([("t1", "Q?", "Paris", 500)])),
+                                                "xquad", ("error", "squad/train-v1.1.json", 5, "outside the context")),
+    "xquad duplicate id": (with_change(XQUAD, "xquad/xquad.de.json", squad([("d1", "A?", "Paris", 0), ("d1", "B?", "Paris", 0)])),
+                           "xquad", ("error", "xquad/xquad.de.json", 5, "occurs twice")),
+    "xquad non-UTF-8": (with_change(XQUAD, "xquad/xquad.de.json", raw=b'{"data": "M\xfcll"}'), "xquad",
+                        ("error", "xquad/xquad.de.json", None, "not UTF-8")),
+    "xquad no dev file": (with_change(XQUAD, "xquad/xquad.de.json"), "xquad",
+                          ("error", "xquad", None, "no xquad dev or test file")),
 }
 
 
@@ -89,7 +121,21 @@ def check_xnli_bom_crlf(out, meta):
     assert meta["splits"]["train"]["examples"] == 3 and meta["splits"]["valid_de"]["examples"] == 2
 
 
+def check_realigned_and_unmatched(out, meta):
+    train = meta["splits"]["train"]
+    assert train["examples"] == 2 and train["answers_realigned"] == 1 and train["answers_unmatched"] == 1
+    answers = np.load(out / "answers" / "train.npy").tolist()
+    assert answers[0][0] >= 0 and answers[1] == [-1, -1]  # realigned: trained on; unmatched: kept, not trained on
+
+
+def check_evaluation_only(out, meta):
+    assert sorted(meta["splits"]) == ["valid_de"] and meta["splits"]["valid_de"]["examples"] == 1
+
+
 OK_CASES = {
+    "squad answer offsets off or wrong": (with_change(XQUAD, "squad/train-v1.1.json", squad(
+        [("t1", "Capital?", "Paris", 2), ("t2", "River?", "Danube", 47)])), "xquad", check_realigned_and_unmatched),
+    "xquad without a training file": (with_change(XQUAD, "squad/train-v1.1.json"), "xquad", check_evaluation_only),
     "panx BOM and CRLF": (with_change(PANX, "panx/dev-de.tsv", raw=b"\xef\xbb\xbfAnna\tB-PER\r\nwohnt\tO\r\n\r\n"),
                           "panx", check_bom_crlf),
     "xnli BOM and CRLF": (with_change(XNLI, "xnli/train-en.tsv",
@@ -111,8 +157,8 @@ def build(tmp_path, files):
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    (root / "xnli").mkdir(exist_ok=True)
-    (root / "panx").mkdir(exist_ok=True)
+    for folder in ("xnli", "panx", "xquad"):
+        (root / folder).mkdir(exist_ok=True)
     return root
 
 

@@ -2,7 +2,8 @@
 
 Writes to ``--out``: ``results.json``, ``results.md`` and ``predictions/<split>-<lang>.tsv``, in input
 order, also for test sets without labels: one predicted label per line for sentence tasks, the input's
-``word<TAB>tag`` format (blank line between sentences) for tagging tasks.
+``word<TAB>tag`` format (blank line between sentences) for tagging tasks; for QA,
+``predictions/<split>-<lang>.json`` in the SQuAD submission format (``{question id: answer text}``).
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int =
     per_language = {}
     for lang in languages:
         per_language[lang], text = predictor.predict(f"{split}_{lang}")
-        (out_dir / "predictions" / f"{split}-{lang}.tsv").write_text(text, encoding="utf-8")
+        (out_dir / "predictions" / f"{split}-{lang}{predictor.suffix}").write_text(text, encoding="utf-8")
         logger.info("%s %s: %s", split, lang, per_language[lang])
     scored = [row for row in per_language.values() if row.get("labelled", True)]
     average = {name: round(sum(row[name] for row in scored) / len(scored), 2) for name in predictor.metrics} if scored else {}

@@ -12,6 +12,7 @@ import torch
 from seqeval.metrics import f1_score
 
 from ..data.word_chunks import merge_chunk_predictions
+from ..metrics.qa_scores import score_questions
 
 
 def _batches(task, split: str, batch_size: int):
@@ -26,6 +27,7 @@ def _batches(task, split: str, batch_size: int):
 class SentencePredictor:
     """Sentence tasks: one label per input line; accuracy."""
     metrics = ("accuracy",)
+    suffix = ".tsv"  # of the prediction files
 
     def __init__(self, task, model, device, batch_size: int):
         self.task, self.model, self.device, self.batch_size = task, model, device, batch_size
@@ -84,4 +86,33 @@ class TaggingPredictor(SentencePredictor):
             return [json.loads(line) for line in f]
 
 
-PREDICTORS = {"sentence_pair": SentencePredictor, "tagging": TaggingPredictor}
+class QAPredictor(SentencePredictor):
+    """Extractive QA: every window of a question is read, the answer decoded over all of them and cut out
+    of the context; SQuAD v1.1 EM/F1 (MLQA's normalisation for MLQA); predictions in the SQuAD submission
+    format, ``{question id: answer text}``."""
+    metrics = ("f1", "exact_match")
+    suffix = ".json"
+
+    def predict(self, split: str) -> tuple[dict, str]:
+        _, iterator = _batches(self.task, split, self.batch_size)
+        predictions, golds = {}, {}
+        with torch.no_grad():
+            for sample in iterator:
+                tokens = sample["net_input"]["src_tokens"].to(self.device)
+                logits = self.model(tokens, head=self.task.head_name,
+                                    span_mask=sample["head_input"]["span_mask"].to(self.device))
+                for record, _, answer in self.task.decode(logits, sample):
+                    predictions[record["id"]] = answer.text
+                    if record["answers"] or record.get("impossible"):
+                        golds[record["id"]] = record["answers"]
+        text = json.dumps(predictions, ensure_ascii=False, indent=1) + "\n"
+        if not golds:
+            return {"n": len(predictions), "labelled": False}, text
+        language = self.task.metadata["splits"][split]["language"]
+        scores = score_questions(predictions, golds, style=self.task.score_style, lang=language)
+        if scores.get("missing"):
+            raise RuntimeError(f"{split}: {scores['missing']} questions got no prediction")
+        return {"f1": round(scores["f1"], 2), "exact_match": round(scores["exact_match"], 2), "n": scores["n"]}, text
+
+
+PREDICTORS = {"sentence_pair": SentencePredictor, "tagging": TaggingPredictor, "qa": QAPredictor}

@@ -31,8 +31,10 @@ from fairseq.logging import metrics
 
 from ..metrics.entities import log_entity_f1
 from ..metrics.per_language import accuracy_counts, log_accuracy
+from ..metrics.span_scores import log_span_scores
 from ..models.teacher import load_teacher
 from .kl_terms import kl_to_target, symmetric_consistency
+from .span_terms import span_consistency, span_loss, span_teacher_term
 
 logger = logging.getLogger(__name__)
 
@@ -93,27 +95,28 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         row_tokens, row_input = select_rows(tokens, head_input, slice(0, n_rows), self.padding_idx)
         return model(row_tokens, head=self.task.head_name, **row_input), None
 
-    def _r2(self, model, sample, row_logits, units):
-        """KL from the teacher (or cross-entropy on its argmax) on the rows marked for it, summed over units."""
+    def _teacher_pair(self, model, sample, row_logits):
+        """Student and teacher logits of the rows marked for R2 (augmented copies, translations)."""
         rows = sample["teacher_rows"]
         n_rows = row_logits.size(0)
         head_input = {k: v[:n_rows] for k, v in sample.get("head_input", {}).items()}
         tokens, head_input = select_rows(sample["net_input"]["src_tokens"][:n_rows], head_input, rows, self.padding_idx)
-        student, teacher = row_logits[rows], self._teacher_logits(model, tokens, head_input)
-        if units is not None:
-            student, teacher = student[units[rows]], teacher[units[rows]]
-        if self.r2_hard_labels:
-            return F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum")
-        return kl_to_target(student, teacher).sum()
+        teacher = self._teacher_logits(model, tokens, head_input)
+        student = row_logits[rows]
+        if self.task.kind == "qa":
+            student = student[:, :teacher.size(1)]  # the same positions: padding columns trimmed alike
+        return student, teacher
 
-    def forward(self, model, sample, reduce: bool = True):
-        row_logits, view_logits = self._row_and_view_logits(model, sample)
-        # Units: rows (sentence tasks) or the words of the rows (tagging, batch x words -> words).
+    def _wants_r2(self, sample) -> bool:
+        teacher_rows = sample.get("teacher_rows")
+        return self.teacher is not None and teacher_rows is not None and bool(teacher_rows.any())
+
+    def _label_terms(self, model, sample, row_logits, view_logits):
+        """Sentence and tagging tasks: one label per unit (a row, or a word of a row)."""
         units = sample.get("word_mask")
         per_unit = (lambda x: x) if units is None else (lambda x: x[units])
         per_row = (lambda x: x) if units is None else (lambda x: x.unsqueeze(1).expand_as(units)[units])
         unit_logits, unit_targets = per_unit(row_logits), per_unit(sample["target"])
-        n_units = unit_targets.numel()
         # Unlabelled units (and dev tags never seen in training) are predicted and regularised, not trained on.
         labelled = (unit_targets >= 0) & (unit_targets < unit_logits.size(-1))
         zero = unit_logits.sum() * 0.0
@@ -121,9 +124,34 @@ class StabilityConsistencyCriterion(FairseqCriterion):
                  if labelled.any() else zero, "r1": zero, "r2": zero}
         if view_logits is not None:
             terms["r1"] = symmetric_consistency(unit_logits, per_unit(view_logits)).sum()
-        teacher_rows = sample.get("teacher_rows")
-        if self.teacher is not None and teacher_rows is not None and teacher_rows.any():
-            terms["r2"] = self._r2(model, sample, row_logits, units)
+        if self._wants_r2(sample):
+            student, teacher = self._teacher_pair(model, sample, row_logits)
+            if units is not None:
+                rows = sample["teacher_rows"]
+                student, teacher = student[units[rows]], teacher[units[rows]]
+            terms["r2"] = (F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum") if self.r2_hard_labels
+                           else kl_to_target(student, teacher).sum())
+        counts = accuracy_counts(unit_logits.argmax(-1), unit_targets, per_row(sample["lang"]), self.task.languages)
+        if not model.training and hasattr(self.task, "sequence_counts"):
+            counts.update(self.task.sequence_counts(row_logits.argmax(-1), sample))
+        return terms, unit_targets.numel(), counts
+
+    def _span_terms(self, model, sample, row_logits, view_logits):
+        """QA: start and end distributions per row (window); see ``span_terms.py``."""
+        zero = row_logits.sum() * 0.0
+        terms = {"task_loss": span_loss(row_logits, sample["target"]).sum(), "r1": zero, "r2": zero}
+        if view_logits is not None:
+            terms["r1"] = span_consistency(row_logits, view_logits, sample["support"]).sum()
+        if self._wants_r2(sample):
+            student, teacher = self._teacher_pair(model, sample, row_logits)
+            terms["r2"] = span_teacher_term(student, teacher, self.r2_hard_labels).sum()
+        counts = self.task.span_scores(row_logits, sample) if not model.training and "windows" in sample else {}
+        return terms, row_logits.size(0), counts
+
+    def forward(self, model, sample, reduce: bool = True):
+        row_logits, view_logits = self._row_and_view_logits(model, sample)
+        unit_terms = self._span_terms if self.task.kind == "qa" else self._label_terms
+        terms, n_units, counts = unit_terms(model, sample, row_logits, view_logits)
         loss = terms["task_loss"] + self.r1_lambda * terms["r1"] + self.r2_lambda * terms["r2"]
         skipped = not bool(torch.isfinite(loss))
         if skipped:
@@ -131,11 +159,8 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         logging_output = {
             "loss": loss.data, **{k: v.data for k, v in terms.items()},
             "ntokens": sample["ntokens"], "nsentences": sample["nsentences"], "sample_size": n_units,
-            "views_truncated": sample.get("views_truncated", 0), "nonfinite_skipped": int(skipped),
-            **accuracy_counts(unit_logits.argmax(-1), unit_targets, per_row(sample["lang"]), self.task.languages),
+            "views_truncated": sample.get("views_truncated", 0), "nonfinite_skipped": int(skipped), **counts,
         }
-        if not model.training and hasattr(self.task, "sequence_counts"):
-            logging_output.update(self.task.sequence_counts(row_logits.argmax(-1), sample))
         return loss, n_units, logging_output
 
     @staticmethod
@@ -160,6 +185,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
                 metrics.log_scalar_sum(key, total)
         log_accuracy(logging_outputs)
         log_entity_f1(logging_outputs)
+        log_span_scores(logging_outputs)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

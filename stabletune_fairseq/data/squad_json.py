@@ -40,14 +40,18 @@ class QAFile:
     duplicate_ids: list[str] = field(default_factory=list)  # ids seen before in the file
 
 
-def line_of_id(path: str | Path, qid: str) -> int | None:
-    """Line of the first occurrence of question id ``qid`` in a SQuAD file (for error messages)."""
-    return _line_of(Path(path).read_text(encoding="utf-8-sig"), json.dumps(qid))
+def line_of_id(path: str | Path, qid: str, occurrence: int = 1) -> int | None:
+    """Line of the ``occurrence``-th mention of question id ``qid`` in a SQuAD file (for error messages)."""
+    return _line_of(Path(path).read_text(encoding="utf-8-sig"), json.dumps(qid), occurrence)
 
 
-def _line_of(text: str, needle: str) -> int | None:
-    position = text.find(needle)
-    return None if position < 0 else text.count("\n", 0, position) + 1
+def _line_of(text: str, needle: str, occurrence: int = 1) -> int | None:
+    position = -1
+    for _ in range(occurrence):
+        position = text.find(needle, position + 1)
+        if position < 0:
+            return None
+    return text.count("\n", 0, position) + 1
 
 
 def locate_answer(context: str, text: str, start: int) -> int | None:

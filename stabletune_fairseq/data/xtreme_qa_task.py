@@ -19,7 +19,7 @@ Layout written to ``<out>/<task>/``::
     context/<split>, context_words/<split>      the whole context's pieces, piece count of each word
     char_spans/<split>.npy                      [begin, end) characters of every context piece
     answers/<split>.npy                         first and last context piece of the answer trained on
-                                                (-1 -1: unanswerable, unlabelled or not found)
+                                                (-2 -2: unanswerable; -1 -1: unlabelled or not found)
     examples/<split>.jsonl                      id, question, context and gold answers, for scoring
     metadata.json                               per split: source, language, counts (see below)
 
@@ -47,6 +47,8 @@ from .qa_windows import context_budget, plan_windows
 from .squad_json import QAFile, line_of_id, read_squad_file
 
 logger = logging.getLogger(__name__)
+
+NO_ANSWER, UNANSWERABLE = -1, -2  # answers.npy: nothing to train on / trained to point at the null position
 
 QA_TASKS = ("xquad", "mlqa", "tydiqa", "squad")
 SQUAD_TRAIN = ("squad/train-v1.1.json", "squad/train-v2.0.json")
@@ -104,7 +106,7 @@ def encode_file(qa: QAFile, encoder: PieceEncoder, max_query: int) -> tuple[dict
         question, cut = truncate_words(question, max_query)
         counts["questions_truncated"] += cut
         context = by_context[example.context]
-        answer = (-1, -1)
+        answer = (UNANSWERABLE, UNANSWERABLE) if example.impossible else (NO_ANSWER, NO_ANSWER)
         if example.answer_start >= 0:
             s, e, exact = answer_pieces(context.char_spans, example.answer_start,
                                         example.answer_start + len(example.answer_text))
@@ -163,7 +165,7 @@ def prepare_qa_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out
         for name, (language, path, qa) in sources.items():
             if qa.duplicate_ids and name != "train" and not name.startswith("translation_"):
                 qid = qa.duplicate_ids[0]
-                raise InputFormatError(path, line_of_id(path, qid), f"question id {qid!r} occurs twice (predictions are keyed by id)")
+                raise InputFormatError(path, line_of_id(path, qid, occurrence=2), f"question id {qid!r} occurs twice (predictions are keyed by id)")
             if name.startswith("valid_") and not qa.labelled:
                 name = "test_" + language  # dev without answers: predictions only
             arrays, counts = encode_file(qa, encoder, max_query)

@@ -19,6 +19,8 @@ import warnings
 from fairseq.logging import metrics
 from seqeval.metrics.sequence_labeling import get_entities
 
+from .per_language import mean_over_languages
+
 TRUE_POSITIVE, PREDICTED, GOLD = "ntp_", "npred_", "ngold_"
 
 
@@ -61,7 +63,7 @@ def log_entity_f1(logging_outputs) -> None:
             metrics.log_scalar_sum(key + name, value)
         metrics.log_derived(f"f1_{name}", lambda m, n=name: round(_f1(m, n), 3))
     if present:
-        metrics.log_derived("f1_avg", lambda m: round(sum(_f1(m, n) for n in present) / len(present), 3))
+        metrics.log_derived("f1_avg", lambda m: round(mean_over_languages(m, GOLD, _f1), 3))
 
 
 def _f1(meters, name: str) -> float:

@@ -34,7 +34,16 @@ def log_accuracy(logging_outputs) -> None:
         metrics.log_scalar_sum(CORRECT + name, sum(log.get(CORRECT + name, 0) for log in logging_outputs))
         metrics.log_derived(f"acc_{name}", lambda m, n=name: round(_accuracy(m, n), 3))
     if present:
-        metrics.log_derived("acc_avg", lambda m: round(sum(_accuracy(m, n) for n in present) / len(present), 3))
+        metrics.log_derived("acc_avg", lambda m: round(mean_over_languages(m, TOTAL, _accuracy), 3))
+
+
+def mean_over_languages(meters, count_key: str, score) -> float:
+    """Mean of ``score(meters, lang)`` over the languages whose ``<count_key><lang>`` sum is not zero.
+
+    Read when the metric is derived: fairseq keeps the first derived meter registered under a name, so
+    an average built from the languages of the batch at hand would cover only those of the first batch."""
+    names = [k[len(count_key):] for k, meter in meters.items() if k.startswith(count_key) and float(meter.sum) > 0]
+    return sum(score(meters, name) for name in names) / len(names)
 
 
 def _accuracy(meters, name: str) -> float:

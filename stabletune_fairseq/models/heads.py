@@ -45,4 +45,25 @@ class WordHead(nn.Module):
         return self.out_proj(self.dropout(words[:, :width]))
 
 
-HEAD_TYPES = {"sentence": SentenceHead, "word": WordHead}
+class SpanHead(nn.Module):
+    """Start and end logits of an answer span at every token: one projection to two outputs.
+
+    ``span_mask`` (batch x time) marks the positions a span may use (the null position ``<s>`` and the
+    context); the others get a large negative logit, so they carry no probability yet stay finite
+    (fp16 included). Returns batch x time x 2 (start, end).
+    """
+    MASKED = -1e4
+
+    def __init__(self, hidden: int, num_outputs: int, dropout: float):
+        super().__init__()
+        if num_outputs != 2:
+            raise ValueError(f"a span head has 2 outputs (start, end), not {num_outputs}")
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden, 2)
+
+    def forward(self, features: torch.Tensor, span_mask: torch.Tensor, **unused) -> torch.Tensor:
+        logits = self.out_proj(self.dropout(features))
+        return logits.masked_fill(~span_mask.unsqueeze(-1), self.MASKED)
+
+
+HEAD_TYPES = {"sentence": SentenceHead, "word": WordHead, "span": SpanHead}

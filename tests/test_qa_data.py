@@ -1,0 +1,145 @@
+"""QA preprocessing: words and character spans on multilingual text, answers mapped to pieces, windows
+that cover every context piece, and window targets that cut out exactly the answer."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import QA_MAX_LEN, needs_shared, read_metadata, run, SHARED_SAMPLE
+from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
+from stabletune_fairseq.data.qa_encoding import answer_pieces, encode_texts, split_words, truncate_words
+from stabletune_fairseq.data.qa_windows import plan_windows
+from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
+
+AWKWARD = [
+    "北京2008年奥运会在中国举行。",  # no spaces: one word, many pieces
+    "Reykjavi\u0301k and Cafe\u0301 noir",  # combining accents (NFKC composes them)
+    "ﬁnancial ＡＢＣ  tab\there\u3000ideographic space",  # ligature, full-width letters, odd spaces
+    "zero\u200bwidth \u200b alone, emoji 🙂 and العربية",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder(e5_dir):
+    return PieceEncoder(str(e5_dir / "sentencepiece.bpe.model"), load_xlmr_dictionary(str(e5_dir / "dict.txt")))
+
+
+def test_split_words_at_every_kind_of_whitespace():
+    text = " a\tbc\u3000d\u202fe\n\nf "
+    assert [text[b:e] for b, e in split_words(text)] == ["a", "bc", "d", "e", "f"]
+    assert split_words("   ") == []
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_pieces_cover_each_word_exactly_in_order(encoder, text):
+    [encoded], _ = encode_texts(encoder, [text])
+    assert len(encoded.pieces) == len(encoded.char_spans) == encoded.word_pieces.sum()
+    spans = np.split(encoded.char_spans, np.cumsum(encoded.word_pieces)[:-1])
+    for (begin, end), word_spans in zip(split_words(text), spans):
+        nonempty = [(b, e) for b, e in word_spans.tolist() if e > b]
+        # The pieces of a word tile its characters: no gap, no overlap, nothing outside the word.
+        assert nonempty[0][0] == begin and nonempty[-1][1] == end
+        assert all(prev[1] == nxt[0] for prev, nxt in zip(nonempty, nonempty[1:]))
+
+
+def test_cjk_answer_inside_a_long_word_maps_to_its_pieces(encoder):
+    text = AWKWARD[0]
+    [encoded], _ = encode_texts(encoder, [text])
+    begin = text.index("奥运会")
+    first, last, exact = answer_pieces(encoded.char_spans, begin, begin + 3)
+    assert text[encoded.char_spans[first, 0]:encoded.char_spans[last, 1]] == "奥运会" and exact
+    begin = text.index("运")  # inside the piece 奥运会: the whole piece, flagged as inexact
+    first, last, exact = answer_pieces(encoded.char_spans, begin, begin + 1)
+    assert "运" in text[encoded.char_spans[first, 0]:encoded.char_spans[last, 1]] and not exact
+
+
+def test_combining_character_answer_keeps_the_original_characters(encoder):
+    text = AWKWARD[1]
+    [encoded], _ = encode_texts(encoder, [text])
+    begin = text.index("Reykjavi\u0301k")
+    first, last, _ = answer_pieces(encoded.char_spans, begin, begin + len("Reykjavi\u0301k"))
+    assert text[encoded.char_spans[first, 0]:encoded.char_spans[last, 1]] == "Reykjavi\u0301k"  # not the NFKC form
+
+
+def test_a_word_without_pieces_becomes_unk_covering_it(encoder):
+    [encoded], unk_words = encode_texts(encoder, ["a \u200b b"])
+    assert unk_words == 1 and encoder.unk in encoded.pieces.tolist()
+    assert encoded.char_spans[encoded.pieces.tolist().index(encoder.unk)].tolist() == [2, 3]
+
+
+def test_truncated_question_keeps_its_first_pieces(encoder):
+    [encoded], _ = encode_texts(encoder, ["What is the name of the longest river in the country?"])
+    cut, truncated = truncate_words(encoded, 5)
+    assert truncated and cut.pieces.tolist() == encoded.pieces[:5].tolist() and cut.word_pieces.sum() == 5
+    same, truncated = truncate_words(encoded, 100)
+    assert not truncated and same.pieces.tolist() == encoded.pieces.tolist()
+
+
+@pytest.mark.parametrize("n,budget,stride", [(0, 10, 4), (7, 10, 4), (10, 10, 4), (11, 10, 4), (300, 50, 16),
+                                             (300, 50, 128), (129, 128, 128)])
+def test_windows_cover_every_context_piece(n, budget, stride):
+    windows = plan_windows(n, budget, stride)
+    covered = np.zeros(n, dtype=int)
+    for start, length in windows:
+        assert 0 < length <= budget or n == 0
+        covered[start:start + length] += 1
+    assert (covered >= 1).all()
+    assert windows[-1][0] + windows[-1][1] == n
+    assert all(b[0] - a[0] == min(stride, a[1]) for a, b in zip(windows, windows[1:]))
+
+
+def make_task(data, **overrides):
+    return XtremeQATask.setup_task(XtremeQAConfig(data=str(data), seed=3, **overrides))
+
+
+def test_preprocessed_answers_cut_out_the_answer_text(toy_xquad):
+    meta = read_metadata(toy_xquad)
+    assert meta["kind"] == "qa" and meta["doc_stride"] == 16 and meta["max_query_length"] == 64
+    assert set(meta["splits"]) == {"train", "valid_en", "valid_de", "valid_zh"}
+    for name in meta["splits"]:
+        spans = np.load(toy_xquad / "char_spans" / f"{name}.npy")
+        answers = np.load(toy_xquad / "answers" / f"{name}.npy")
+        records = [json.loads(line) for line in open(toy_xquad / "examples" / f"{name}.jsonl", encoding="utf-8")]
+        task = make_task(toy_xquad)
+        contexts = task._stored("context", [name])  # kept: its sizes live in its memory map
+        offsets = np.concatenate([[0], np.cumsum(contexts.sizes)])
+        for q, record in enumerate(records):
+            first, last = answers[q] + offsets[q]
+            assert record["context"][spans[first, 0]:spans[last, 1]] == record["answers"][0]
+    assert meta["splits"]["valid_zh"]["long_contexts"] > 0 and meta["splits"]["train"]["answers_unmatched"] == 0
+
+
+def test_windows_of_a_question_cover_its_context_and_targets_cut_out_the_answer(toy_xquad):
+    task = make_task(toy_xquad)
+    dataset = task.load_dataset("train").dataset
+    records = [json.loads(line) for line in open(toy_xquad / "examples" / "train.jsonl", encoding="utf-8")]
+    covered, answered = {}, set()
+    for index in range(len(dataset)):
+        number, q, start, length, size = dataset.windows[index]
+        item = dataset[index]
+        assert len(item["tokens"]) == size <= QA_MAX_LEN
+        covered.setdefault(q, set()).update(range(start, start + length))
+        s, e = item["target"].tolist()
+        context_positions = np.flatnonzero(item["span_mask"].numpy())[1:]
+        if s == 0:
+            assert e == 0
+            continue
+        assert s in context_positions and e in context_positions and s <= e
+        part = dataset.parts[number]
+        first, last = (part.span_offsets[q] + start + p - context_positions[0] for p in (s, e))
+        assert records[q]["context"][part.char_spans[first, 0]:part.char_spans[last, 1]] == records[q]["answers"][0]
+        answered.add(q)
+    sizes = np.asarray(dataset.parts[0].context.sizes)
+    assert all(covered[q] == set(range(sizes[q])) for q in covered)
+    assert answered == set(range(len(records)))  # every answer is inside some window
+    assert len(dataset) > len(records)  # the long contexts have several windows
+
+
+@needs_shared
+def test_shared_sample_tydiqa_dev_without_answers_is_a_test_set(e5_dir, tmp_path):
+    run(["bash", "preprocess/xtreme/process.sh", SHARED_SAMPLE, "tydiqa", e5_dir, tmp_path])
+    meta = read_metadata(tmp_path / "tydiqa")
+    assert sorted(meta["splits"]) == ["test_ar", "test_en", "test_ko", "train"]
+    assert meta["splits"]["train"]["examples"] == 3696 and meta["splits"]["train"]["duplicate_ids"] > 0
+    assert not meta["splits"]["test_ar"]["labelled"]

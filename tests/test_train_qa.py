@@ -1,0 +1,79 @@
+"""Tiny real fairseq-train runs of the QA recipes (run_xtreme.sh), then stabletune-evaluate."""
+import json
+import re
+
+import pytest
+
+from conftest import read_metadata
+from stabletune_fairseq.metrics.qa_scores import score_questions
+from test_train_tagging import evaluate, logged, recipe
+
+
+def valid_scores(log: str) -> dict[str, float]:
+    """The metrics of the last validation line of a fairseq log."""
+    line = [line for line in log.splitlines() if "valid on 'valid' subset" in line][-1]
+    return {k: float(v) for k, v in re.findall(r"\| (\w+) ([-\d.]+)(?= \||$)", line)}
+
+
+@pytest.fixture(scope="module")
+def xquad_stage1(e5_dir, toy_xquad, toy_dicts, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("xquad") / "run"
+    log = recipe("XQUAD", e5_dir, toy_xquad, save_dir, "STAGE=1", f"DICT_DIR={toy_dicts}", "DICT_LANGS=de")
+    return save_dir, log
+
+
+def test_stage1_trains_spans_with_r1_on_code_switched_windows(xquad_stage1):
+    _, log = xquad_stage1
+    assert "--task xtreme_qa" in log and "--view-augmentation code_switch" in log
+    assert "--r1-lambda 5.0" in log  # QA: the reference lambda as it is (a KL over positions, not classes)
+    assert "checkpoint selection by f1_avg" in log
+    assert any(v > 0 for v in logged(log, "r1"))
+    # validation decodes whole questions and scores EM/F1 per language; the average covers every language
+    # (its batches hold one language each: an average taken from the first batch would be German alone)
+    scores = valid_scores(log)
+    for metric in ("em", "f1"):
+        per_language = [scores[f"{metric}_{lang}"] for lang in ("de", "en", "zh")]
+        assert scores[f"{metric}_avg"] == pytest.approx(sum(per_language) / 3, abs=0.002)
+
+
+def test_stage2_trains_r2_on_subword_sampled_copies(xquad_stage1, e5_dir, toy_xquad):
+    save_dir, _ = xquad_stage1
+    log = recipe("XQUAD", e5_dir, toy_xquad, save_dir, "STAGE=2")
+    assert "--copy-augmentation subword_sampling --view-augmentation subword_sampling" in log
+    assert "--r2-lambda 5.0" in log
+    assert any(v > 0 for v in logged(log, "r2"))
+    assert (save_dir / "stage2" / "checkpoint_last.pt").is_file()
+
+
+def test_evaluation_answers_every_question_with_a_piece_of_its_context(xquad_stage1, toy_xquad, toy_qa_xtreme, tmp_path):
+    save_dir, log = xquad_stage1
+    results = evaluate(save_dir / "checkpoint_last.pt", toy_xquad, "valid", tmp_path)
+    assert results["metrics"] == ["f1", "exact_match"] and set(results["per_language"]) == {"de", "en", "zh"}
+    for lang in ("de", "en", "zh"):
+        source = json.loads((toy_qa_xtreme / "xquad" / f"xquad.{lang}.json").read_text(encoding="utf-8"))
+        questions = {qa["id"]: (p["context"], [a["text"] for a in qa["answers"]])
+                     for article in source["data"] for p in article["paragraphs"] for qa in p["qas"]}
+        predictions = json.loads((tmp_path / "predictions" / f"valid-{lang}.json").read_text(encoding="utf-8"))
+        assert set(predictions) == set(questions)  # the SQuAD submission format, every question
+        assert all(text and text in questions[qid][0] for qid, text in predictions.items())
+        # the reported scores are those of the written predictions
+        scores = score_questions(predictions, {q: golds for q, (_, golds) in questions.items()}, style="squad", lang=lang)
+        assert results["per_language"][lang]["f1"] == round(scores["f1"], 2)
+        assert results["per_language"][lang]["exact_match"] == round(scores["exact_match"], 2)
+        assert results["per_language"][lang]["n"] == len(questions)
+    # validation during training scored the same subset: its last F1 equals the evaluation of the last checkpoint
+    assert valid_scores(log)["f1_avg"] == pytest.approx(results["average"]["f1"], abs=0.01)
+
+
+def test_mlqa_data_prepared_for_evaluation_only_with_a_warning(toy_qa_xtreme, e5_dir, tmp_path):
+    import shutil
+    import subprocess
+    src = tmp_path / "xtreme"
+    shutil.copytree(toy_qa_xtreme / "mlqa", src / "mlqa")
+    result = subprocess.run(["bash", "preprocess/xtreme/process.sh", src, "mlqa", e5_dir, tmp_path / "out"],
+                            capture_output=True, text=True, cwd=str(__import__("conftest").REPO))
+    assert result.returncode == 0, result.stderr
+    assert "prepared for evaluation only" in result.stderr
+    meta = read_metadata(tmp_path / "out" / "mlqa")
+    assert sorted(meta["splits"]) == ["valid_de", "valid_en", "valid_zh"]
+    assert any("dev-context-en-question-de.json" in s for s in meta["skipped_files"])
