@@ -143,3 +143,36 @@ def test_shared_sample_tydiqa_dev_without_answers_is_a_test_set(e5_dir, tmp_path
     assert sorted(meta["splits"]) == ["test_ar", "test_en", "test_ko", "train"]
     assert meta["splits"]["train"]["examples"] == 3696 and meta["splits"]["train"]["duplicate_ids"] > 0
     assert not meta["splits"]["test_ar"]["labelled"]
+
+
+def test_views_keep_the_words_and_the_support_pairs_identical_pieces(toy_xquad):
+    task = make_task(toy_xquad, view_augmentation="subword_sampling", subword_sampling_prob=0.5)
+    dataset = task.load_dataset("train").dataset
+    pieces = lambda ids: "".join(task.dictionary[i] for i in ids)  # noqa: E731
+    perturbed = 0
+    for index in range(0, len(dataset), 5):
+        item = dataset[index]
+        rows, views = item["tokens"], item["view"]
+        assert len(views) <= QA_MAX_LEN
+        row_support, view_support = item["support"]
+        assert row_support[0] == view_support[0] == 0
+        assert rows[row_support].tolist() == views[view_support].tolist()
+        assert item["span_mask"][row_support].all() and item["view_span_mask"][view_support].all()
+        row_context, view_context = rows[item["span_mask"]][1:], views[item["view_span_mask"]][1:]
+        assert pieces(row_context) == pieces(view_context)  # re-segmented, the same text
+        perturbed += len(row_context) + 1 - len(row_support)
+    assert perturbed > 0
+
+
+def test_evaluation_batches_hold_whole_questions(toy_xquad):
+    task = make_task(toy_xquad)
+    dataset = task.load_dataset("valid_zh")
+    batches = dataset.batch_by_size(dataset.ordered_indices(), max_sentences=3)
+    seen = np.concatenate(batches)
+    assert sorted(seen.tolist()) == list(range(len(dataset)))
+    owner = {}
+    for number, batch in enumerate(batches):
+        for index in batch:
+            question = tuple(dataset.windows[index, :2])
+            assert owner.setdefault(question, number) == number
+    assert max(len(b) for b in batches) > 3  # a question with more windows than a batch holds gets its own
