@@ -120,3 +120,12 @@ def toy_xquad(toy_qa_xtreme, e5_dir, tmp_path_factory) -> Path:
     run(["bash", "preprocess/xtreme/process.sh", toy_qa_xtreme, "xquad", e5_dir, out, f"MAX_LEN={QA_MAX_LEN}",
          "DOC_STRIDE=16"])
     return out / "xquad"
+
+
+@pytest.fixture(scope="session")
+def toy_tydiqa(toy_qa_xtreme, e5_dir, tmp_path_factory) -> Path:
+    """TyDiQA-style: English training, dev files without answers (test splits), German translations."""
+    out = tmp_path_factory.mktemp("toy-tydiqa")
+    run(["bash", "preprocess/xtreme/process.sh", toy_qa_xtreme, "tydiqa", e5_dir, out, f"MAX_LEN={QA_MAX_LEN}",
+         f"TRANSLATIONS={toy_qa_xtreme / 'translations'}"])
+    return out / "tydiqa"

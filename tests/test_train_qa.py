@@ -77,3 +77,20 @@ def test_mlqa_data_prepared_for_evaluation_only_with_a_warning(toy_qa_xtreme, e5
     meta = read_metadata(tmp_path / "out" / "mlqa")
     assert sorted(meta["splits"]) == ["valid_de", "valid_en", "valid_zh"]
     assert any("dev-context-en-question-de.json" in s for s in meta["skipped_files"])
+
+
+def test_tydiqa_without_dev_answers_trains_on_translations_and_predicts_the_test_sets(e5_dir, toy_tydiqa, tmp_path):
+    meta = read_metadata(toy_tydiqa)
+    assert sorted(meta["splits"]) == ["test_en", "test_zh", "train"] and list(meta["translations"]) == ["de"]
+    save_dir = tmp_path / "run"
+    log = recipe("TYDIQA", e5_dir, toy_tydiqa, save_dir, "STAGE=1")
+    assert "validation off, the last checkpoint is the result" in log and "--disable-validation" in log
+    assert "--view-augmentation subword_sampling --subword-sampling-prob 0.3" in log
+    # translate-train-all stage 2: the translated questions are labelled copies, the stage-1 last checkpoint the teacher
+    log = recipe("TYDIQA", e5_dir, toy_tydiqa, save_dir, "STAGE=2", "SETTING=translate-train-all")
+    assert "--copy-augmentation translation" in log and f"--teacher {save_dir}/checkpoint_last.pt" in log
+    assert "--r2-lambda 0.3" in log and any(v > 0 for v in logged(log, "r2"))
+    results = evaluate(save_dir / "stage2" / "checkpoint_last.pt", toy_tydiqa, "test", tmp_path / "eval")
+    assert results["per_language"]["zh"] == {"n": 18, "labelled": False} and results["average"] == {}
+    predictions = json.loads((tmp_path / "eval" / "predictions" / "test-zh.json").read_text(encoding="utf-8"))
+    assert len(predictions) == 18 and all(isinstance(v, str) for v in predictions.values())

@@ -1,6 +1,8 @@
 """Write a small XTREME-style QA download folder in SQuAD's JSON format: an English training set
-(``squad/train-v1.1.json``), XQuAD-style dev files (``xquad/xquad.{en,de,zh}.json``) and MLQA-style dev
-files (``mlqa/MLQA_V1/dev/dev-context-LG-question-LG.json``, plus one cross-language file to skip).
+(``squad/train-v1.1.json``), XQuAD-style dev files (``xquad/xquad.{en,de,zh}.json``), MLQA-style dev
+files (``mlqa/MLQA_V1/dev/dev-context-LG-question-LG.json``, plus one cross-language file to skip),
+TyDiQA-GoldP-style files (English training; dev files with the answers blanked, as XTREME ships them) and
+German translate-train files (``translations/{SQuAD,TyDiQA}/translate-train/*en-de.json``).
 
 Paragraphs come from templates over a small table of countries, so a model fine-tuned on English can
 transfer. The dev files hold the awkward cases real files have: a context long enough to need several
@@ -74,6 +76,17 @@ def main() -> None:
         write(out / "mlqa" / "MLQA_V1" / "dev" / f"dev-context-{lang}-question-{lang}.json", squad_file(dev, "1.0"))
     cross = [paragraph("en", FACTS[0], "cross-0")]
     write(out / "mlqa" / "MLQA_V1" / "dev" / "dev-context-en-question-de.json", squad_file(cross, "1.0"))
+    tydiqa = out / "tydiqa"
+    write(tydiqa / "tydiqa-goldp-v1.1-train" / "tydiqa.goldp.en.train.json", squad_file(train[:60], "TyDiQA-GoldP"))
+    for lang in ("en", "zh"):
+        blank = [paragraph(lang, facts, f"tydi-{lang}-{i}") for i, facts in enumerate(FACTS)]
+        for p in blank:
+            for qa in p["qas"]:
+                qa["answers"] = [{"text": "", "answer_start": 0}]
+        write(tydiqa / "tydiqa-goldp-v1.1-dev" / f"tydiqa.goldp.{lang}.dev.json", squad_file(blank, "TyDiQA-GoldP"))
+    translated = squad_file([paragraph("de", rng.choice(FACTS), f"tt-de-{i}") for i in range(20)])
+    for folder, name in (("SQuAD", "squad.translate.train.en-de.json"), ("TyDiQA", "tydiqa.translate.train.en-de.json")):
+        write(out / "translations" / folder / "translate-train" / name, translated)
 
 
 if __name__ == "__main__":
