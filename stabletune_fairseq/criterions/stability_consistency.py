@@ -119,7 +119,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         unit_logits, unit_targets = per_unit(row_logits), per_unit(sample["target"])
         # Unlabelled units (and dev tags never seen in training) are predicted and regularised, not trained on.
         labelled = (unit_targets >= 0) & (unit_targets < unit_logits.size(-1))
-        zero = unit_logits.sum() * 0.0
+        zero = unit_logits.float().sum() * 0.0  # float: an fp16 sum can overflow, and inf * 0 is nan
         terms = {"task_loss": F.cross_entropy(unit_logits[labelled].float(), unit_targets[labelled], reduction="sum")
                  if labelled.any() else zero, "r1": zero, "r2": zero}
         if view_logits is not None:
@@ -138,7 +138,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
 
     def _span_terms(self, model, sample, row_logits, view_logits):
         """QA: start and end distributions per row (window); see ``span_terms.py``."""
-        zero = row_logits.sum() * 0.0
+        zero = row_logits.float().sum() * 0.0  # float: the masked positions (-1e4) overflow an fp16 sum
         terms = {"task_loss": span_loss(row_logits, sample["target"]).sum(), "r1": zero, "r2": zero}
         if view_logits is not None:
             terms["r1"] = span_consistency(row_logits, view_logits, sample["support"]).sum()

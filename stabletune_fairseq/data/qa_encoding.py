@@ -41,7 +41,7 @@ def encode_texts(encoder, texts: list[str]) -> tuple[list[EncodedText], int]:
     """Encode every text word by word; returns the encodings and the number of words read as ``<unk>``."""
     spans = [split_words(t) for t in texts]
     flat = [t[b:e] for t, words in zip(texts, spans) for b, e in words]
-    protos = encoder.sp.encode(flat, out_type="immutable_proto") if flat else []
+    protos = _encode_with_offsets(encoder.sp, flat) if flat else []
     out, unk_words, k = [], 0, 0
     for words in spans:
         ids, counts, char_spans = [], [], []
@@ -61,6 +61,14 @@ def encode_texts(encoder, texts: list[str]) -> tuple[list[EncodedText], int]:
         out.append(EncodedText(np.asarray(ids, dtype=np.int64), np.asarray(counts, dtype=np.int64),
                                np.asarray(char_spans, dtype=np.int64).reshape(-1, 2)))
     return out, unk_words
+
+
+def _encode_with_offsets(sp, texts: list[str]):
+    """sentencepiece's pieces with their character offsets (the call is spelled differently after 0.2.0)."""
+    try:
+        return sp.encode(texts, out_type="immutable_proto")
+    except ValueError:  # sentencepiece >= 0.2.1
+        return sp.encode(texts, return_type="proto")
 
 
 def truncate_words(text: EncodedText, budget: int) -> tuple[EncodedText, bool]:
