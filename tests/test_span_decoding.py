@@ -90,6 +90,13 @@ def test_span_reaching_into_the_question_is_rejected():
     assert (answer.text, answer.score, answer.start, answer.end) == ("sat on", 3.0, at(2), at(3))
 
 
+def test_question_start_is_rejected_even_where_max_context_is_set():
+    # max_context says nothing outside the context: the character offsets alone rule the question out
+    w = window(SPANS, {1: 9.0, at(2): 1.0}, {at(3): 2.0})
+    w.max_context[:] = True
+    assert best_answer([w], CONTEXT).text == "sat on"
+
+
 def test_padding_is_never_part_of_an_answer():
     w = window(SPANS, {at(6): 1.0}, {at(9): 9.0, at(6): 0.5}, padding=3)
     assert best_answer([w], CONTEXT).text == "today"
@@ -108,6 +115,19 @@ def test_n_best_ties_keep_the_lower_position():
     # equal start logits: with n_best=1 only the lower position is a start
     w = window(SPANS, {at(4): 2.0, at(1): 2.0}, {at(5): 1.0})
     assert best_answer([w], CONTEXT, n_best=1).text == "cat sat on the mat"
+
+
+def test_n_best_ties_in_a_long_window():
+    # every third of 40 context tokens has the top start logit; a window this long leaves numpy's insertion
+    # sort, so only a stable sort keeps the lowest of them first
+    context = " ".join(f"w{i}" for i in range(40))
+    starts = {at(i): float(i % 3 == 0) for i in range(40)}
+    w = window(word_spans(context), starts, {at(39): 1.0}, default=-5.0)
+    for n_best in (1, 2):
+        answer = best_answer([w], context, n_best=n_best, max_answer_tokens=40)
+        assert (answer.start, answer.end, answer.text) == (at(0), at(39), context)
+    assert best_answer([w], context, n_best=1, max_answer_tokens=39).text == ""
+    assert best_answer([w], context, n_best=2, max_answer_tokens=39).text == context[len("w0 w1 w2 "):]
 
 
 def test_n_best_limits_the_starts():
