@@ -28,12 +28,26 @@ PANX = {
 
 
 def squad(questions, context="Paris is the capital of France. It lies on the Seine.", version="1.1"):
-    """A SQuAD-format file of one paragraph; ``questions``: (id, question, answer text, answer_start)."""
+    """A SQuAD-format file of one paragraph; ``questions``: (id, question, answer text, answer_start), a
+    question None leaves its key out."""
     qas = [{"id": qid, "question": q, "answers": [{"text": text, "answer_start": start}]} for qid, q, text, start in questions]
+    for qa in qas:
+        if qa["question"] is None:
+            del qa["question"]
     return json.dumps({"version": version, "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]},
                       ensure_ascii=False, indent=1)
 
 
+def line_of(text: str, needle: str, occurrence: int = 1) -> int:
+    position = -1
+    for _ in range(occurrence):
+        position = text.index(needle, position + 1)
+    return text.count("\n", 0, position) + 1
+
+
+QUESTION_MISSING = squad([("t1", "Q?", "Paris", 0), ("t2", None, "Seine", 47)])
+OFFSET_OUTSIDE = squad([("t1", "Q?", "Paris", 500)])
+DUPLICATE_ID = squad([("d1", "A?", "Paris", 0), ("d1", "B?", "Paris", 0)])
 XQUAD = {
     "squad/train-v1.1.json": squad([("t1", "What is the capital of France?", "Paris", 0),
                                     ("t2", "On which river does it lie?", "Seine", 47)]),
@@ -81,13 +95,12 @@ CASES = {
                            ("error", "squad/train-v1.1.json", 2, "invalid JSON")),
     "squad not SQuAD format": (with_change(XQUAD, "squad/train-v1.1.json", "[1, 2]"), "xquad",
                                ("error", "squad/train-v1.1.json", None, "not SQuAD format")),
-    "squad question missing": (with_change(XQUAD, "squad/train-v1.1.json", XQUAD["squad/train-v1.1.json"].replace(
-        '"question": "On which river does it lie?", ', "")), "xquad",
-        ("error", "squad/train-v1.1.json", 15, 'missing "question"')),
-    "squad answer offset outside the context": (with_change(XQUAD, "squad/train-v1.1.json", squad([("t1", "Q?", "Paris", 500)])),
-                                                "xquad", ("error", "squad/train-v1.1.json", 5, "outside the context")),
-    "xquad duplicate id": (with_change(XQUAD, "xquad/xquad.de.json", squad([("d1", "A?", "Paris", 0), ("d1", "B?", "Paris", 0)])),
-                           "xquad", ("error", "xquad/xquad.de.json", 5, "occurs twice")),
+    "squad question missing": (with_change(XQUAD, "squad/train-v1.1.json", squad([("t1", "Q?", "Paris", 0), ("t2", None, "Seine", 47)])),
+                               "xquad", ("error", "squad/train-v1.1.json", line_of(QUESTION_MISSING, '"t2"'), 'missing "question"')),
+    "squad answer offset outside the context": (with_change(XQUAD, "squad/train-v1.1.json", OFFSET_OUTSIDE), "xquad",
+                                                ("error", "squad/train-v1.1.json", line_of(OFFSET_OUTSIDE, '"t1"'), "outside the context")),
+    "xquad duplicate id": (with_change(XQUAD, "xquad/xquad.de.json", DUPLICATE_ID), "xquad",  # the second use is named
+                           ("error", "xquad/xquad.de.json", line_of(DUPLICATE_ID, '"d1"', 2), "occurs twice")),
     "xquad non-UTF-8": (with_change(XQUAD, "xquad/xquad.de.json", raw=b'{"data": "M\xfcll"}'), "xquad",
                         ("error", "xquad/xquad.de.json", None, "not UTF-8")),
     "xquad no dev file": (with_change(XQUAD, "xquad/xquad.de.json"), "xquad",

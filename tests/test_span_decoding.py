@@ -126,7 +126,7 @@ def test_n_best_ties_in_a_long_window():
     for n_best in (1, 2):
         answer = best_answer([w], context, n_best=n_best, max_answer_tokens=40)
         assert (answer.start, answer.end, answer.text) == (at(0), at(39), context)
-    assert best_answer([w], context, n_best=1, max_answer_tokens=39).text == ""
+    assert best_answer([w], context, n_best=1, max_answer_tokens=39, allow_null=True).text == ""
     assert best_answer([w], context, n_best=2, max_answer_tokens=39).text == context[len("w0 w1 w2 "):]
 
 
@@ -145,7 +145,8 @@ def test_n_best_limits_the_starts():
 def test_n_best_limits_the_ends():
     w = window(SPANS, {at(0): 1.0}, {at(6): 3.0, at(5): 2.0, at(2): 1.5}, default=-10.0)
     # the ends ranked 3.0, 2.0, 1.5: with n_best=1 only "today" ends a span
-    assert best_answer([w], CONTEXT, n_best=1, max_answer_tokens=6).text == ""  # 7 tokens: no candidate left
+    # 7 tokens: no n-best candidate left (with null answers allowed, no fallback search)
+    assert best_answer([w], CONTEXT, n_best=1, max_answer_tokens=6, allow_null=True).text == ""
     assert best_answer([w], CONTEXT, n_best=2, max_answer_tokens=6).text == "The cat sat on the mat"
     assert best_answer([w], CONTEXT, n_best=3, max_answer_tokens=3).text == "The cat sat"
 
@@ -290,3 +291,20 @@ def test_half_precision_logits_are_summed_in_double():
     w = WindowScores(w.start_logits.astype(np.float16), w.end_logits.astype(np.float16), w.char_spans, w.max_context)
     answer = best_answer([w], CONTEXT)
     assert isinstance(answer.score, float) and answer.score == 5.0 and answer.text == "cat sat"
+
+
+def test_without_a_valid_n_best_pair_every_pair_is_searched():
+    # the two best starts lie after the two best ends: no n-best pair is valid, but an answer exists
+    start = np.array([0.0, -5.0, -4.0, 3.0, 2.0])
+    end = np.array([0.0, 3.0, 2.0, -5.0, -4.0])
+    spans = np.array([[-1, -1], [0, 1], [2, 3], [4, 5], [6, 7]])
+    window = WindowScores(start, end, spans, np.ones(5, dtype=bool))
+    answer = best_answer([window], "abcdefgh", n_best=2)
+    assert (answer.start, answer.end) == (3, 4) and answer.text == "efg"  # 3 - 4, the best forward pair
+    assert best_answer([window], "abcdefgh", n_best=2, allow_null=True).text == ""
+
+
+def test_a_span_of_empty_pieces_only_is_no_answer():
+    spans = np.array([[-1, -1], [0, 0], [0, 2]])  # a lone "▁" (no characters), then its word
+    window = WindowScores(np.array([0.0, 9.0, 1.0]), np.array([0.0, 9.0, 1.0]), spans, np.ones(3, dtype=bool))
+    assert best_answer([window], "北京").text == "北京"

@@ -7,7 +7,8 @@ so that a token seen near a window edge is judged by the window that sees most a
 over all windows (score = start logit + end logit) gives the answer, cut from the original context by the
 tokens' character offsets. Position 0 of every window is ``<s>``, the null (no answer) position; the null
 score is the smallest ``<s>`` score over the windows. SQuAD 2.0 (``allow_null``) answers "" when the null
-score beats the best span by more than ``null_margin``; the other tasks always have an answer.
+score beats the best span by more than ``null_margin``; the other tasks always have an answer (when no
+n-best pair is valid, every pair is searched). A span made only of empty pieces (a lone ``▁``) is no answer.
 """
 from __future__ import annotations
 
@@ -64,16 +65,25 @@ def best_answer(
     if not windows:
         raise ValueError("a question needs at least one window")
     null = null_answer(min(_null_score(window) for window in windows))
+    best = _best_over_windows(windows, context, n_best, max_answer_tokens)
+    if best is None and not allow_null:
+        # SQuAD v1.1-style data always has an answer: when no n-best pair is valid (e.g. every top end lies
+        # before every top start, as with an untrained model), every pair is considered before giving up
+        best = _best_over_windows(windows, context, max(len(w.start_logits) for w in windows), max_answer_tokens)
+    if best is None:
+        return null
+    if allow_null and null.score > best.score + null_margin:
+        return null
+    return best
+
+
+def _best_over_windows(windows, context: str, n_best: int, max_answer_tokens: int) -> Answer | None:
     best: Answer | None = None
     for index, window in enumerate(windows):
         candidate = _best_in_window(window, index, context, n_best, max_answer_tokens)
         # strict: on equal scores the earlier window wins
         if candidate is not None and (best is None or candidate.score > best.score):
             best = candidate
-    if best is None:
-        return null
-    if allow_null and null.score > best.score + null_margin:
-        return null
     return best
 
 
@@ -104,6 +114,8 @@ def _best_in_window(
         & window.max_context[starts]
         & (ends >= starts)
         & (ends - starts + 1 <= max_answer_tokens)
+        # a span of empty pieces only (a lone "▁" before a word) would answer with no text at all
+        & (window.char_spans[ends, 1] > window.char_spans[starts, 0])
     )
     if not valid.any():
         return None
