@@ -10,7 +10,9 @@ one batch (rows first), so a consistency step is one forward pass over twice the
 Units: a sentence task's unit is a row; a tagging task's unit is a word of a row (batches carry
 ``word_mask``, and views are word-aligned with their rows). Reductions: every term is a sum over units
 of a per-unit quantity (the KL summed over classes), divided by the number of units, like the task
-loss. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's argmax (PAN-X).
+loss. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's argmax (PAN-X). QA's unit is a
+window: its terms are the means of the start- and end-position terms, R1 over the common support of the
+window and its view (``span_terms.py``).
 
 A batch whose loss is not finite is logged with its example ids and skipped (zero gradient, counted as
 ``nonfinite_skipped``): one bad batch must not put NaN into the weights. The reference implementation averages KL over classes too
