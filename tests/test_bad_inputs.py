@@ -48,6 +48,10 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
 QUESTION_MISSING = squad([("t1", "Q?", "Paris", 0), ("t2", None, "Seine", 47)])
 OFFSET_OUTSIDE = squad([("t1", "Q?", "Paris", 500)])
 DUPLICATE_ID = squad([("d1", "A?", "Paris", 0), ("d1", "B?", "Paris", 0)])
+UNANSWERABLE = json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": [{
+    "context": "Paris is the capital of France.",
+    "qas": [{"id": "a", "question": "Capital?", "answers": [{"text": "Paris", "answer_start": 0}], "is_impossible": False},
+            {"id": "b", "question": "Moon?", "answers": [], "is_impossible": True}]}]}]})
 XQUAD = {
     "squad/train-v1.1.json": squad([("t1", "What is the capital of France?", "Paris", 0),
                                     ("t2", "On which river does it lie?", "Seine", 47)]),
@@ -141,6 +145,11 @@ def check_realigned_and_unmatched(out, meta):
     assert answers[0][0] >= 0 and answers[1] == [-1, -1]  # realigned: trained on; unmatched: kept, not trained on
 
 
+def check_unanswerable(out, meta):
+    assert meta["splits"]["train"]["unanswerable"] == 1
+    assert np.load(out / "answers" / "train.npy").tolist() == [[0, 0], [-2, -2]]  # trained to point at <s>
+
+
 def check_evaluation_only(out, meta):
     assert sorted(meta["splits"]) == ["valid_de"] and meta["splits"]["valid_de"]["examples"] == 1
 
@@ -149,6 +158,8 @@ OK_CASES = {
     "squad answer offsets off or wrong": (with_change(XQUAD, "squad/train-v1.1.json", squad(
         [("t1", "Capital?", "Paris", 2), ("t2", "River?", "Danube", 47)])), "xquad", check_realigned_and_unmatched),
     "xquad without a training file": (with_change(XQUAD, "squad/train-v1.1.json"), "xquad", check_evaluation_only),
+    "squad v2.0 unanswerable question": (with_change(XQUAD, "squad/train-v1.1.json", UNANSWERABLE), "xquad",
+                                         check_unanswerable),
     "panx BOM and CRLF": (with_change(PANX, "panx/dev-de.tsv", raw=b"\xef\xbb\xbfAnna\tB-PER\r\nwohnt\tO\r\n\r\n"),
                           "panx", check_bom_crlf),
     "xnli BOM and CRLF": (with_change(XNLI, "xnli/train-en.tsv",

@@ -9,6 +9,7 @@ import pytest
 from conftest import QA_MAX_LEN, needs_shared, read_metadata, run, SHARED_SAMPLE
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
 from stabletune_fairseq.data.qa_encoding import answer_pieces, encode_texts, split_words, truncate_words
+from stabletune_fairseq.data.qa_dataset import QADataset
 from stabletune_fairseq.data.qa_windows import plan_windows
 from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 
@@ -176,3 +177,23 @@ def test_evaluation_batches_hold_whole_questions(toy_xquad):
             question = tuple(dataset.windows[index, :2])
             assert owner.setdefault(question, number) == number
     assert max(len(b) for b in batches) > 3  # a question with more windows than a batch holds gets its own
+
+
+def test_answers_at_window_edges(toy_xquad):
+    """An answer ending on a window's last context piece or starting on its first is inside it; one that
+    crosses an edge is not (null target there, found in the next window)."""
+    task = make_task(toy_xquad)
+    stored = task.load_dataset("train").dataset
+    # short windows moving 2 pieces at a time: answers meet their edges
+    dataset = QADataset(stored.parts, task.dictionary, 32, 2, seed=1, training=True)
+    edges = {"first": 0, "last": 0, "crossing": 0}
+    for index in range(len(dataset)):
+        number, q, start, length, _ = dataset.windows[index]
+        first, last = dataset.parts[number].answers[q]
+        target = dataset[index]["target"].tolist()
+        inside = start <= first and last < start + length
+        assert (target != [0, 0]) == inside
+        edges["first"] += inside and first == start
+        edges["last"] += inside and last == start + length - 1
+        edges["crossing"] += (first < start <= last) or (first < start + length <= last)
+    assert min(edges.values()) > 0, edges
