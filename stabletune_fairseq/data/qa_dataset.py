@@ -88,6 +88,7 @@ class QADataset(EpochViewsDataset):
                     rows.append((number, q, start, length, int(q_sizes[q]) + length + QA_SPECIAL_TOKENS))
         self.windows = np.asarray(rows, dtype=np.int64).reshape(-1, 5)  # part, question, start, length, size
         self._sizes = self.windows[:, 4].copy()
+        self._question_keys = (self.windows[:, 0] << 32) | self.windows[:, 1]  # ascending: windows come in order
         self.stride = stride
 
     def ordered_indices(self):
@@ -104,7 +105,7 @@ class QADataset(EpochViewsDataset):
         """Consecutive windows of a question stay in one batch (a question with more windows than a batch
         holds gets a batch of its own)."""
         batches, current, widest = [], [], 0
-        keys = self.windows[indices, 0] * (1 << 32) + self.windows[indices, 1]
+        keys = self._question_keys[indices]
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         for begin, end in zip(starts, np.r_[starts[1:], len(indices)]):
             group = indices[begin:end]
@@ -200,10 +201,12 @@ class QADataset(EpochViewsDataset):
         spans = np.full((n_tokens, 2), -1, dtype=np.int64)
         first = part.span_offsets[q] + start
         spans[offset:offset + length] = part.char_spans[first:first + length]
-        windows = [(s, n) for _, _, s, n, _ in self.windows[(self.windows[:, 0] == number) & (self.windows[:, 1] == q)]]
-        masks = max_context_mask([s for s, _ in windows], [n for _, n in windows], int(part.context.sizes[q]))
+        key = (number << 32) | q
+        first, last = np.searchsorted(self._question_keys, [key, key + 1])
+        starts, lengths = self.windows[first:last, 2].tolist(), self.windows[first:last, 3].tolist()
+        masks = max_context_mask(starts, lengths, int(part.context.sizes[q]))
         max_context = np.zeros(n_tokens, dtype=bool)
-        max_context[offset:offset + length] = masks[[s for s, _ in windows].index(start)]
+        max_context[offset:offset + length] = masks[starts.index(start)]
         return WindowInfo((number, q), spans, max_context, part.records[q] if part.records is not None else None)
 
     def collater(self, samples):
