@@ -197,3 +197,18 @@ def test_answers_at_window_edges(toy_xquad):
         edges["last"] += inside and last == start + length - 1
         edges["crossing"] += (first < start <= last) or (first < start + length <= last)
     assert min(edges.values()) > 0, edges
+
+
+def test_offsets_are_characters_found_from_the_pieces_surfaces(encoder):
+    """Offsets come from the pieces' surfaces (sentencepiece >= 0.2.1 reports bytes, 0.2.0 characters); with
+    0.2.0 they equal its character offsets, also where the normaliser drops a character (a direction mark)."""
+    from stabletune_fairseq.data.qa_encoding import _encode_with_offsets
+    words = [w for text in AWKWARD for w in text.split()] + ["العربية\u200e", "\u200eabc", "a\u00adb"]
+    ours = _encode_with_offsets(encoder.sp, words)
+    for word, pieces in zip(words, ours):
+        assert all(0 <= b <= e <= len(word) for _, b, e in pieces)
+    try:
+        api = [[(p.id, p.begin, p.end) for p in encoder.sp.encode(w, out_type="immutable_proto").pieces] for w in words]
+    except ValueError:
+        pytest.skip("this sentencepiece reports byte offsets only")
+    assert ours == api

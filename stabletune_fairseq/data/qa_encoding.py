@@ -5,7 +5,8 @@ encoded on its own, so views can re-segment or replace a word without touching t
 gets the ``[begin, end)`` characters of the original context it covers (sentencepiece reports them
 through its normaliser: a ligature, a full-width letter or a combining sequence maps back to exactly the
 characters it came from), so a predicted span is cut out of the original text, never re-assembled from
-pieces. A word without a piece (a lone zero-width space) becomes ``<unk>`` covering the word.
+pieces. A word without a piece (a lone zero-width space) becomes ``<unk>`` covering the word. Offsets come from
+the pieces' surfaces (see ``_encode_with_offsets``), the same with every sentencepiece version.
 Text without spaces (Chinese, Japanese) is one long word whose pieces still carry their own characters.
 """
 from __future__ import annotations
@@ -46,7 +47,7 @@ def encode_texts(encoder, texts: list[str]) -> tuple[list[EncodedText], int]:
     for words in spans:
         ids, counts, char_spans = [], [], []
         for begin, end in words:
-            pieces = protos[k].pieces
+            pieces = protos[k]
             k += 1
             if len(pieces) == 0:
                 unk_words += 1
@@ -54,21 +55,38 @@ def encode_texts(encoder, texts: list[str]) -> tuple[list[EncodedText], int]:
                 char_spans.append((begin, end))
                 counts.append(1)
                 continue
-            for piece in pieces:
-                ids.append(int(encoder.id_table[piece.id]))
-                char_spans.append((begin + piece.begin, begin + piece.end))
+            for piece_id, piece_begin, piece_end in pieces:
+                ids.append(int(encoder.id_table[piece_id]))
+                char_spans.append((begin + piece_begin, begin + piece_end))
             counts.append(len(pieces))
         out.append(EncodedText(np.asarray(ids, dtype=np.int64), np.asarray(counts, dtype=np.int64),
                                np.asarray(char_spans, dtype=np.int64).reshape(-1, 2)))
     return out, unk_words
 
 
-def _encode_with_offsets(sp, texts: list[str]):
-    """sentencepiece's pieces with their character offsets (the call is spelled differently after 0.2.0)."""
+def _encode_with_offsets(sp, texts: list[str]) -> list[list[tuple[int, int, int]]]:
+    """``(sentencepiece id, begin, end)`` of every piece of every text, in characters of the text.
+
+    Each piece's surface (the original characters it came from) is found in the text after the previous
+    one, so the offsets are characters whatever the sentencepiece version: 0.2.0's immutable proto reports
+    offsets in characters, the proto of later versions in UTF-8 bytes (an H100 image with 0.2.2 cut Chinese
+    answers out of nowhere when they were read as characters). Characters the normaliser drops (e.g. a
+    left-to-right mark) belong to no piece."""
     try:
-        return sp.encode(texts, out_type="immutable_proto")
+        encoded = sp.encode(texts, out_type="immutable_proto")
     except ValueError:  # sentencepiece >= 0.2.1
-        return sp.encode(texts, return_type="proto")
+        encoded = sp.encode(texts, return_type="proto")
+    out = []
+    for text, proto in zip(texts, encoded):
+        pieces, at = [], 0
+        for piece in proto.pieces:
+            begin = text.find(piece.surface, at)
+            if begin < 0:
+                raise ValueError(f"sentencepiece's piece {piece.surface!r} is not in {text!r} after character {at}")
+            at = begin + len(piece.surface)
+            pieces.append((piece.id, begin, at))
+        out.append(pieces)
+    return out
 
 
 def truncate_words(text: EncodedText, budget: int) -> tuple[EncodedText, bool]:
