@@ -16,8 +16,14 @@ def load_teacher(path: str, task):
         raise FileNotFoundError(f"teacher checkpoint not found: {path} (run stage 1 first, or name one with TEACHER=)")
     load_checkpoint_safely(path)  # a clear error for a crafted file, before fairseq reads it
     models, _ = checkpoint_utils.load_model_ensemble([path], task=task)
-    teacher = models[0].eval()
-    for parameter in teacher.parameters():
-        parameter.requires_grad_(False)
+    teacher = freeze_teacher(models[0])
     logger.info("teacher: %s (frozen, eval mode)", path)
     return teacher
+
+
+def freeze_teacher(model):
+    """``model`` in eval mode (no dropout) with no parameter that takes gradients."""
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
