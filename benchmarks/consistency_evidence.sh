@@ -59,18 +59,4 @@ for run in plain stage1 stage2; do
     --out "$OUT/results-$run" > /dev/null 2>&1
 done
 echo "total $((SECONDS - start)) s"
-"$PY" - "$OUT" <<'PYEOF'
-import json, sys
-out = sys.argv[1]
-runs = {name: json.load(open(f"{out}/results-{name}/results.json")) for name in ("plain", "stage1", "stage2")}
-first = runs["plain"]
-langs = list(first["per_language"])
-for metric in first.get("metrics", [first["metric"]]):
-    print(f"\n{metric}:\n")
-    print("| run | " + " | ".join(langs) + " | average |")
-    print("|---|" + "---|" * (len(langs) + 1))
-    for name, r in runs.items():
-        cells = [f"{r['per_language'][l][metric]:.2f}" for l in langs]
-        print(f"| {name} | " + " | ".join(cells) + f" | {r['average'][metric]:.2f} |")
-print("\nn per language:", {l: first["per_language"][l]["n"] for l in langs}, "(last checkpoint of each run)")
-PYEOF
+"$PY" benchmarks/results_table.py plain="$OUT/results-plain" stage1="$OUT/results-stage1" stage2="$OUT/results-stage2"

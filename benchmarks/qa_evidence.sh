@@ -64,17 +64,7 @@ for run in "${RUNS[@]}"; do
   done
 done
 echo "total $((SECONDS - start)) s"
-"$PY" - "$OUT" "${RUNS[@]}" <<'PYEOF'
-import json, sys
-out, runs = sys.argv[1], sys.argv[2:]
-for task in ("xquad", "mlqa"):
-    results = {run: json.load(open(f"{out}/results-{run}-{task}/results.json")) for run in runs}
-    langs = list(results[runs[0]]["per_language"])
-    print(f"\n{task} dev, F1 / EM:\n")
-    print("| run | " + " | ".join(langs) + " | average |")
-    print("|---|" + "---|" * (len(langs) + 1))
-    for run, r in results.items():
-        cells = [f"{r['per_language'][l]['f1']:.2f} / {r['per_language'][l]['exact_match']:.2f}" for l in langs]
-        print(f"| {run} | " + " | ".join(cells) + f" | {r['average']['f1']:.2f} / {r['average']['exact_match']:.2f} |")
-    print("\nquestions per language:", {l: results[runs[0]]["per_language"][l]["n"] for l in langs})
-PYEOF
+for task in xquad mlqa; do
+  args=(); for run in "${RUNS[@]}"; do args+=("$run=$OUT/results-$run-$task"); done
+  "$PY" benchmarks/results_table.py --together f1,exact_match --title "$task dev, " "${args[@]}"
+done

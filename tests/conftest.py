@@ -43,20 +43,30 @@ def e5_dir() -> Path:
     return out
 
 
+def make_toy_download(tmp_path_factory, name: str, example: str) -> Path:
+    """A toy XTREME-style download folder written by ``examples/<example>/make_<example>.py``."""
+    out = tmp_path_factory.mktemp(name)
+    run([sys.executable, REPO / "examples" / example / f"make_{example}.py", out])
+    return out
+
+
+def preprocess(tmp_path_factory, name: str, download: Path, task: str, e5_dir: Path, *settings: str) -> Path:
+    """``process.sh <download> <task>`` with the converted e5-small model; returns ``<out>/<task>``."""
+    out = tmp_path_factory.mktemp(name)
+    run(["bash", "preprocess/xtreme/process.sh", download, task, e5_dir, out, *settings])
+    return out / task
+
+
 @pytest.fixture(scope="session")
 def toy_xtreme(tmp_path_factory) -> Path:
     """The project's own toy XNLI-style download folder (examples/toy_xnli)."""
-    out = tmp_path_factory.mktemp("toy-xtreme")
-    run([sys.executable, REPO / "examples" / "toy_xnli" / "make_toy_xnli.py", out])
-    return out
+    return make_toy_download(tmp_path_factory, "toy-xtreme", "toy_xnli")
 
 
 @pytest.fixture(scope="session")
 def toy_data(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
     """The toy data preprocessed by process.sh: <out>/xnli."""
-    out = tmp_path_factory.mktemp("toy-data")
-    run(["bash", "preprocess/xtreme/process.sh", toy_xtreme, "xnli", e5_dir, out])
-    return out / "xnli"
+    return preprocess(tmp_path_factory, "toy-data", toy_xtreme, "xnli", e5_dir)
 
 
 def read_metadata(data_dir: Path) -> dict:
@@ -81,18 +91,14 @@ def toy_dicts(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_data_tta(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
     """The toy data with its translate-train files (translate-train-all setting)."""
-    out = tmp_path_factory.mktemp("toy-data-tta")
-    run(["bash", "preprocess/xtreme/process.sh", toy_xtreme, "xnli", e5_dir, out,
-         f"TRANSLATIONS={toy_xtreme / 'xtreme_translations'}"])
-    return out / "xnli"
+    return preprocess(tmp_path_factory, "toy-data-tta", toy_xtreme, "xnli", e5_dir,
+                      f"TRANSLATIONS={toy_xtreme / 'xtreme_translations'}")
 
 
 @pytest.fixture(scope="session")
 def toy_tagging_xtreme(tmp_path_factory) -> Path:
     """The project's own toy tagging download folder (examples/toy_tagging): panx/ and udpos/."""
-    out = tmp_path_factory.mktemp("toy-tagging")
-    run([sys.executable, REPO / "examples" / "toy_tagging" / "make_toy_tagging.py", out])
-    return out
+    return make_toy_download(tmp_path_factory, "toy-tagging", "toy_tagging")
 
 
 TAGGING_MAX_LEN = 24  # small, so that long sentences are split into chunks
@@ -100,24 +106,18 @@ TAGGING_MAX_LEN = 24  # small, so that long sentences are split into chunks
 
 @pytest.fixture(scope="session")
 def toy_panx(toy_tagging_xtreme, e5_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("toy-panx")
-    run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, out, f"MAX_LEN={TAGGING_MAX_LEN}"])
-    return out / "panx"
+    return preprocess(tmp_path_factory, "toy-panx", toy_tagging_xtreme, "panx", e5_dir, f"MAX_LEN={TAGGING_MAX_LEN}")
 
 
 @pytest.fixture(scope="session")
 def toy_udpos(toy_tagging_xtreme, e5_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("toy-udpos")
-    run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "udpos", e5_dir, out, f"MAX_LEN={TAGGING_MAX_LEN}"])
-    return out / "udpos"
+    return preprocess(tmp_path_factory, "toy-udpos", toy_tagging_xtreme, "udpos", e5_dir, f"MAX_LEN={TAGGING_MAX_LEN}")
 
 
 @pytest.fixture(scope="session")
 def toy_qa_xtreme(tmp_path_factory) -> Path:
     """The project's own toy QA download folder (examples/toy_qa): squad/, xquad/, mlqa/."""
-    out = tmp_path_factory.mktemp("toy-qa")
-    run([sys.executable, REPO / "examples" / "toy_qa" / "make_toy_qa.py", out])
-    return out
+    return make_toy_download(tmp_path_factory, "toy-qa", "toy_qa")
 
 
 QA_MAX_LEN = 64  # small, so that the long contexts need several windows
@@ -125,16 +125,11 @@ QA_MAX_LEN = 64  # small, so that the long contexts need several windows
 
 @pytest.fixture(scope="session")
 def toy_xquad(toy_qa_xtreme, e5_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("toy-xquad")
-    run(["bash", "preprocess/xtreme/process.sh", toy_qa_xtreme, "xquad", e5_dir, out, f"MAX_LEN={QA_MAX_LEN}",
-         "DOC_STRIDE=16"])
-    return out / "xquad"
+    return preprocess(tmp_path_factory, "toy-xquad", toy_qa_xtreme, "xquad", e5_dir, f"MAX_LEN={QA_MAX_LEN}", "DOC_STRIDE=16")
 
 
 @pytest.fixture(scope="session")
 def toy_tydiqa(toy_qa_xtreme, e5_dir, tmp_path_factory) -> Path:
     """TyDiQA-style: English training, dev files without answers (test splits), German translations."""
-    out = tmp_path_factory.mktemp("toy-tydiqa")
-    run(["bash", "preprocess/xtreme/process.sh", toy_qa_xtreme, "tydiqa", e5_dir, out, f"MAX_LEN={QA_MAX_LEN}",
-         f"TRANSLATIONS={toy_qa_xtreme / 'translations'}"])
-    return out / "tydiqa"
+    return preprocess(tmp_path_factory, "toy-tydiqa", toy_qa_xtreme, "tydiqa", e5_dir, f"MAX_LEN={QA_MAX_LEN}",
+                      f"TRANSLATIONS={toy_qa_xtreme / 'translations'}")

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import warnings
 
-from fairseq.logging import metrics
 from seqeval.metrics.sequence_labeling import get_entities
 
-from .per_language import mean_over_languages
+from .per_language import log_language_sums
 
 TRUE_POSITIVE, PREDICTED, GOLD = "ntp_", "npred_", "ngold_"
 
@@ -52,18 +51,7 @@ def f1_score(true_positives: int, predicted: int, gold: int) -> float:
 
 def log_entity_f1(logging_outputs) -> None:
     """Log ``f1_<lang>`` for every language with gold entities and their mean ``f1_avg``."""
-    languages = sorted({k[len(GOLD):] for log in logging_outputs for k in log if k.startswith(GOLD)})
-    present = []
-    for name in languages:
-        sums = {key: sum(log.get(key + name, 0) for log in logging_outputs) for key in (TRUE_POSITIVE, PREDICTED, GOLD)}
-        if sums[GOLD] == 0:
-            continue
-        present.append(name)
-        for key, value in sums.items():
-            metrics.log_scalar_sum(key + name, value)
-        metrics.log_derived(f"f1_{name}", lambda m, n=name: round(_f1(m, n), 3))
-    if present:
-        metrics.log_derived("f1_avg", lambda m: round(mean_over_languages(m, GOLD, _f1), 3))
+    log_language_sums(logging_outputs, GOLD, (TRUE_POSITIVE, PREDICTED), {"f1": _f1})
 
 
 def _f1(meters, name: str) -> float:

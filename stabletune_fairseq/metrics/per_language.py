@@ -23,18 +23,27 @@ def accuracy_counts(predictions: torch.Tensor, targets: torch.Tensor, lang: torc
 
 
 def log_accuracy(logging_outputs) -> None:
-    languages = sorted({k[len(TOTAL):] for log in logging_outputs for k in log if k.startswith(TOTAL)})
-    present = []
+    log_language_sums(logging_outputs, TOTAL, (CORRECT,), {"acc": _accuracy})
+
+
+def log_language_sums(logging_outputs, count_key: str, other_keys: tuple[str, ...], scores: dict) -> None:
+    """For every language whose ``<count_key><lang>`` sum is not zero: log the sums of ``count_key`` and
+    ``other_keys`` for it, and each ``<metric>_<lang>`` = ``scores[metric](meters, lang)``; then every
+    metric's mean over those languages, ``<metric>_avg``."""
+    languages = sorted({k[len(count_key):] for log in logging_outputs for k in log if k.startswith(count_key)})
+    present = False
     for name in languages:
-        total = sum(log.get(TOTAL + name, 0) for log in logging_outputs)
-        if total == 0:
+        sums = {key: sum(log.get(key + name, 0) for log in logging_outputs) for key in (count_key, *other_keys)}
+        if sums[count_key] == 0:
             continue
-        present.append(name)
-        metrics.log_scalar_sum(TOTAL + name, total)
-        metrics.log_scalar_sum(CORRECT + name, sum(log.get(CORRECT + name, 0) for log in logging_outputs))
-        metrics.log_derived(f"acc_{name}", lambda m, n=name: round(_accuracy(m, n), 3))
+        present = True
+        for key, value in sums.items():
+            metrics.log_scalar_sum(key + name, value)
+        for metric, score in scores.items():
+            metrics.log_derived(f"{metric}_{name}", lambda m, n=name, s=score: round(s(m, n), 3))
     if present:
-        metrics.log_derived("acc_avg", lambda m: round(mean_over_languages(m, TOTAL, _accuracy), 3))
+        for metric, score in scores.items():
+            metrics.log_derived(f"{metric}_avg", lambda m, s=score: round(mean_over_languages(m, count_key, s), 3))
 
 
 def mean_over_languages(meters, count_key: str, score) -> float:

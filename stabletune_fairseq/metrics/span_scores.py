@@ -7,9 +7,8 @@ the whole subset (distributed runs sum them across ranks), exactly as scoring th
 """
 from __future__ import annotations
 
-from fairseq.logging import metrics
 
-from .per_language import mean_over_languages
+from .per_language import log_language_sums
 
 EM, F1, COUNT = "em_sum_", "f1_sum_", "nquestions_"
 
@@ -27,21 +26,8 @@ def span_score_counts(scores: dict[str, list[tuple[float, float]]], languages: l
 
 
 def log_span_scores(logging_outputs) -> None:
-    languages = sorted({k[len(COUNT):] for log in logging_outputs for k in log if k.startswith(COUNT)})
-    present = []
-    for name in languages:
-        total = sum(log.get(COUNT + name, 0) for log in logging_outputs)
-        if total == 0:
-            continue
-        present.append(name)
-        for key in (EM, F1, COUNT):
-            metrics.log_scalar_sum(key + name, sum(log.get(key + name, 0) for log in logging_outputs))
-        for metric, key in (("em", EM), ("f1", F1)):
-            metrics.log_derived(f"{metric}_{name}", lambda m, n=name, k=key: round(_mean(m, k, n), 3))
-    if present:
-        for metric, key in (("em", EM), ("f1", F1)):
-            metrics.log_derived(f"{metric}_avg",
-                                lambda m, k=key: round(mean_over_languages(m, COUNT, lambda ms, n: _mean(ms, k, n)), 3))
+    log_language_sums(logging_outputs, COUNT, (EM, F1),
+                      {"em": lambda m, n: _mean(m, EM, n), "f1": lambda m, n: _mean(m, F1, n)})
 
 
 def _mean(meters, key: str, name: str) -> float:
