@@ -126,11 +126,11 @@ class OurSteps:
             object.__setattr__(self.stage2, "teacher", freeze_teacher(copy.deepcopy(self.model)))
 
     def train_step(self, criterion, sample) -> None:
-        self.optimizer.zero_grad()
         _, sample_size, _ = self.task.train_step(sample, self.model, criterion, self.optimizer, update_num=0)
         self.optimizer.multiply_grads(1.0 / max(sample_size, 1))
         self.optimizer.clip_grad_norm(1.0)
         self.optimizer.step()
+        self.optimizer.zero_grad()  # gradients freed now, not kept while the other variants run
 
     def eval_step(self, sample) -> None:
         self.task.valid_step(sample, self.model, self.plain)

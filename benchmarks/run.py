@@ -59,6 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/<machine>.md)")
     parser.add_argument("--system-malloc", action="store_true", help="CPU: keep glibc's default malloc settings")
     parser.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)  # internal: one variant, fresh process
+    parser.add_argument("--probe-timing", default=None, help=argparse.SUPPRESS)  # internal: one shape and length
     return parser.parse_args(argv)
 
 
@@ -105,7 +106,6 @@ class HFSteps:
 
     def train_step(self, tokens, labels) -> None:
         self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             loss = self.model(input_ids=tokens, attention_mask=tokens.ne(1).long(), labels=labels).loss
         self.scaler.scale(loss).backward()
@@ -113,6 +113,7 @@ class HFSteps:
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
 
     def eval_step(self, tokens) -> None:
         self.model.eval()
@@ -169,6 +170,33 @@ def training_flops(shape, length: int, batch: int, name: str) -> float:
     if name in EVALUATION:
         return per_row * batch
     return 3 * per_row * batch
+
+
+# --- timing (one shape and length per fresh process) --------------------------------------------------
+
+def probe_timing(args) -> None:
+    """Time every variant of one shape and length; print the seconds and the logits check as JSON."""
+    shape_name, length = args.probe_timing.split(":")
+    shape, length = SHAPES[shape_name], int(length)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dictionary = xlmr_sized_dictionary()
+    ours = OurSteps(shape, dictionary, device, args.fp16)
+    hf = HFSteps(hf_twin(ours.model, shape, N_CLASSES), args.fp16)
+    batches = make_batches(args.repeats + 1, args.batch, length, len(dictionary), device)
+    diff = max_logit_difference(ours.model, hf.model, batches[0]["rows"])
+    times = time_interleaved(step_functions(ours, hf), batches)
+    print("TIMES " + json.dumps({"times": times, "logit_diff": diff}))
+
+
+def measure_timing(args, shape_name: str, length: int) -> dict:
+    """A fresh process per configuration: nothing left over from the previous one (memory, allocator)."""
+    command = [sys.executable, __file__, "--probe-timing", f"{shape_name}:{length}", "--batch", str(args.batch),
+               "--repeats", str(args.repeats)] + (["--fp16"] if args.fp16 else [])
+    result = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("TIMES ")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"timing {shape_name}/{length} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1][6:])
 
 
 # --- memory (one variant per fresh process) ------------------------------------------------------------
@@ -280,6 +308,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.probe_memory:
         return probe_memory(args)
+    if args.probe_timing:
+        return probe_timing(args)
     if args.fp16 and not torch.cuda.is_available():
         sys.exit("run.py: --fp16 needs a CUDA GPU")
     use_cpu_malloc_settings(args)
@@ -289,20 +319,12 @@ def main(argv=None) -> None:
     started = time.time()
     results = []
     if "steps" not in skip:
-        dictionary = xlmr_sized_dictionary()
         for shape_name in args.shapes.split(","):
-            shape = SHAPES[shape_name]
-            ours = OurSteps(shape, dictionary, device, args.fp16)
-            hf = HFSteps(hf_twin(ours.model, shape, N_CLASSES), args.fp16)
-            steps = step_functions(ours, hf)
             for length in map(int, args.lengths.split(",")):
-                batches = make_batches(args.repeats + 1, args.batch, length, len(dictionary), device)
-                diff = max_logit_difference(ours.model, hf.model, batches[0]["rows"])
-                times = time_interleaved(steps, batches)
-                results.append({"shape": shape_name, "length": length, "batch": args.batch, "times": times,
-                                "logit_diff": diff, "memory": {}})
-                print(f"measured {shape_name} len {length} ({time.time() - started:.0f} s)", file=sys.stderr)
-            del ours, hf, steps
+                measured = measure_timing(args, shape_name, length)
+                results.append({"shape": shape_name, "length": length, "batch": args.batch, "memory": {}, **measured})
+                medians = {name: round(statistics.median(v), 3) for name, v in measured["times"].items()}
+                print(f"measured {shape_name} len {length} ({time.time() - started:.0f} s): {medians}", file=sys.stderr)
         if "memory" not in skip:
             for r in results:
                 for name in TRAINING:

@@ -14,11 +14,13 @@ def accuracy_counts(predictions: torch.Tensor, targets: torch.Tensor, lang: torc
     so every worker logs the same keys)."""
     labelled = targets >= 0
     correct = (predictions == targets) & labelled
+    # One transfer for all languages: a per-language .item() would stall a GPU once per language and step.
+    sums = torch.stack([torch.bincount(lang, weights=flags.to(torch.float32), minlength=len(languages))
+                        for flags in (labelled, correct)]).long().tolist()
     counts = {}
     for index, name in enumerate(languages):
-        in_lang = lang == index
-        counts[TOTAL + name] = int((in_lang & labelled).sum())
-        counts[CORRECT + name] = int((in_lang & correct).sum())
+        counts[TOTAL + name] = sums[0][index]
+        counts[CORRECT + name] = sums[1][index]
     return counts
 
 
