@@ -3,13 +3,14 @@ optimizer, built the way ``fairseq-train`` builds them, and one training or eval
 
 A step is what fairseq's trainer does per update, minus logging and distributed reduction:
 ``task.train_step`` (criterion forward, ``optimizer.backward``), gradients divided by the sample size,
-clipped to norm 1.0, ``optimizer.step()``. The optimizer is the one run_xtreme.sh asks for (fairseq's
-``adam``, betas 0.9/0.999, eps 1e-8); with ``fp16`` the model is halved and wrapped in fairseq's
+clipped to norm 1.0, ``optimizer.step()``. The optimizer is the one run_xtreme.sh asks for (our
+``fused_adamw``, betas 0.9/0.999, eps 1e-8; ``STABLETUNE_BENCH_OPTIMIZER=adam`` measures fairseq's ``adam``); with ``fp16`` the model is halved and wrapped in fairseq's
 ``FP16Optimizer``, as ``fairseq-train --fp16`` does.
 """
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ import stabletune_fairseq  # noqa: F401  (registers the task, model and criterio
 from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
 from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig
 from stabletune_fairseq.models.teacher import freeze_teacher
+from stabletune_fairseq.optim.fused_adam import FusedAdamWConfig
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 
 XLMR_VOCAB = 250_002  # dict.txt (4 specials + 249,997 pieces) + <mask>
@@ -79,12 +81,14 @@ def build_model(task: XtremeSentenceTask, shape: Shape, seed: int = 0):
     return task.build_model(OmegaConf.structured(cfg))
 
 
-def build_optimizer(model, fp16: bool):
+def build_optimizer(model, fp16: bool, optimizer: str = "fused_adamw"):
+    """run_xtreme.sh's optimizer (``optimizer="adam"``: fairseq's own, for comparison; same options)."""
     cfg = OmegaConf.structured(FairseqConfig())
     cfg.optimization.lr = [LR]
     cfg.optimization.clip_norm = 1.0
     cfg.common.fp16 = fp16
-    cfg.optimizer = OmegaConf.structured(FairseqAdamConfig(_name="adam", adam_betas="(0.9,0.999)", adam_eps=1e-8, weight_decay=0.0))
+    config = FusedAdamWConfig if optimizer == "fused_adamw" else FairseqAdamConfig
+    cfg.optimizer = OmegaConf.structured(config(_name=optimizer, adam_betas="(0.9,0.999)", adam_eps=1e-8, weight_decay=0.0))
     cfg.optimizer.lr = [LR]
     params = [p for p in model.parameters() if p.requires_grad]
     if fp16:
@@ -116,7 +120,7 @@ class OurSteps:
         self.model = build_model(self.task, shape).to(device)
         if fp16:
             self.model.half()
-        self.optimizer = build_optimizer(self.model, fp16)
+        self.optimizer = build_optimizer(self.model, fp16, os.environ.get("STABLETUNE_BENCH_OPTIMIZER", "fused_adamw"))
         self.plain = StabilityConsistencyCriterion(self.task)
         self.stage1 = StabilityConsistencyCriterion(self.task, r1_lambda=5.0 / N_CLASSES)
         self.stage2 = None
@@ -128,8 +132,11 @@ class OurSteps:
     def train_step(self, criterion, sample) -> None:
         _, sample_size, _ = self.task.train_step(sample, self.model, criterion, self.optimizer, update_num=0)
         self.optimizer.multiply_grads(1.0 / max(sample_size, 1))
-        self.optimizer.clip_grad_norm(1.0)
-        self.optimizer.step()
+        try:
+            self.optimizer.clip_grad_norm(1.0)
+            self.optimizer.step()
+        except OverflowError:  # fp16: the loss scale is lowered and the update skipped, as fairseq's trainer does
+            pass
         self.optimizer.zero_grad()  # gradients freed now, not kept while the other variants run
 
     def eval_step(self, sample) -> None:

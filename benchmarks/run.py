@@ -92,13 +92,13 @@ def make_batches(count: int, batch: int, length: int, vocab: int, device) -> lis
 
 
 class HFSteps:
-    """HF's training step (AdamW, clipping, autocast + GradScaler in fp16) and inference."""
+    """HF's training step as its Trainer does it (fused AdamW, clipping, autocast + GradScaler in fp16) and inference."""
 
     def __init__(self, twin, fp16: bool):
         self.model, self.fp16 = twin, fp16
-        fused = torch.cuda.is_available()
+        # HF Trainer's default optimizer with torch >= 2.8: "adamw_torch_fused"
         self.optimizer = torch.optim.AdamW(twin.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                                           fused=fused or None)
+                                           fused=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
 
     def _autocast(self):

@@ -190,7 +190,7 @@ CMD=("$BIN/fairseq-train" "$DATA"
   --task "$FAIRSEQ_TASK" --arch "$ARCH" --criterion stability_consistency
   --pretrained-encoder "$MODEL" "${OPTIONAL_ARGS[@]}"
   --batch-size "$BSZ" --update-freq "$UPDATE_FREQ" --seed "$SEED"
-  --optimizer adam --adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0
+  --optimizer fused_adamw --adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0
   --lr "$LR" --lr-scheduler polynomial_decay --end-learning-rate 0.0
   --total-num-update "$TOTAL" --warmup-updates "$WARMUP" "${STOP_ARGS[@]}"
   "${VALID_ARGS[@]}"

@@ -7,4 +7,4 @@ from .checkpoint_safety import allow_fairseq_checkpoints
 
 allow_fairseq_checkpoints()
 
-from . import criterions, models, tasks  # noqa: E402,F401
+from . import criterions, models, optim, tasks  # noqa: E402,F401
