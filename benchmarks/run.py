@@ -188,15 +188,23 @@ def probe_timing(args) -> None:
     print("TIMES " + json.dumps({"times": times, "logit_diff": diff}))
 
 
+def in_fresh_process(args, probe: list[str], prefix: str) -> dict:
+    """Run this script with ``probe`` (an internal --probe-* option) and return the JSON it printed after
+    ``prefix``; on failure, ``{"error": <the last line of its stderr>}``."""
+    command = [sys.executable, __file__, *probe, "--batch", str(args.batch), "--repeats", str(args.repeats)]
+    result = subprocess.run(command + (["--fp16"] if args.fp16 else []), capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith(prefix)]
+    if result.returncode != 0 or not lines:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"}
+    return json.loads(lines[-1][len(prefix):])
+
+
 def measure_timing(args, shape_name: str, length: int) -> dict:
     """A fresh process per configuration: nothing left over from the previous one (memory, allocator)."""
-    command = [sys.executable, __file__, "--probe-timing", f"{shape_name}:{length}", "--batch", str(args.batch),
-               "--repeats", str(args.repeats)] + (["--fp16"] if args.fp16 else [])
-    result = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("TIMES ")]
-    if result.returncode != 0 or not lines:
-        raise RuntimeError(f"timing {shape_name}/{length} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    return json.loads(lines[-1][6:])
+    measured = in_fresh_process(args, ["--probe-timing", f"{shape_name}:{length}"], "TIMES ")
+    if "error" in measured:
+        raise RuntimeError(f"timing {shape_name}/{length} failed: {measured['error']}")
+    return measured
 
 
 # --- memory (one variant per fresh process) ------------------------------------------------------------
@@ -224,13 +232,7 @@ def probe_memory(args) -> None:
 
 
 def measure_memory(args, shape_name: str, length: int, variant: str) -> dict:
-    command = [sys.executable, __file__, "--probe-memory", f"{shape_name}:{length}:{variant}", "--batch", str(args.batch)]
-    command += ["--fp16"] if args.fp16 else []
-    result = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("PEAK ")]
-    if result.returncode != 0 or not lines:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"}
-    return json.loads(lines[-1][5:])
+    return in_fresh_process(args, ["--probe-memory", f"{shape_name}:{length}:{variant}"], "PEAK ")
 
 
 # --- report ---------------------------------------------------------------------------------------------
