@@ -9,11 +9,9 @@ Runs with the glibc malloc settings run_xtreme.sh uses on CPU (run_scripts/cpu_m
 --system-malloc to measure without them.
 """
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -22,6 +20,9 @@ import stabletune_fairseq  # noqa: F401
 from stabletune_fairseq.criterions.kl_terms import symmetric_consistency
 from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import time_interleaved, use_cpu_malloc_settings  # noqa: E402
 
 
 def main():
@@ -32,10 +33,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--system-malloc", action="store_true", help="keep glibc's default malloc settings")
     args = parser.parse_args()
-    if not args.system_malloc and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        script = os.path.join(os.path.dirname(__file__), "..", "run_scripts", "cpu_malloc.sh")
-        env = subprocess.run(["bash", "-c", f"source {script} && env -0"], capture_output=True, text=True, check=True).stdout
-        os.execve(sys.executable, [sys.executable, *sys.argv], dict(kv.split("=", 1) for kv in env.split("\0") if "=" in kv))
+    use_cpu_malloc_settings(args)
     torch.manual_seed(0)
     task = XtremeSentenceTask.setup_task(XtremeSentenceConfig(data=args.data, seed=1, view_augmentation="noise", noise_std=0.01))
     cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", pretrained_encoder=args.model, save_dir="", freeze_embeddings=True,
@@ -43,7 +41,7 @@ def main():
     model = task.build_model(OmegaConf.structured(cfg)).train()
     views = task.load_dataset("train")
     batches = [views.collater([views[i] for i in range(start, start + args.batch)])
-               for start in range(0, args.repeats * args.batch, args.batch)]
+               for start in range(0, (args.repeats + 1) * args.batch, args.batch)]  # the first is a warm-up
 
     def plain(sample):
         rows = sample["net_input"]["src_tokens"][: args.batch]
@@ -61,17 +59,11 @@ def main():
         b = model(rows, head="sentence", noise_std=0.01)
         (a.sum() + symmetric_consistency(a, b).sum()).backward()
 
+    def after_zero_grad(step):
+        return lambda sample: (model.zero_grad(), step(sample))
+
     variants = {"plain step": plain, "consistency, one pass": one_pass, "consistency, two passes": two_passes}
-    times = {name: [] for name in variants}
-    names = list(variants)
-    for number, sample in enumerate(batches):  # interleaved: every batch goes through every variant,
-        order = names[number % 3:] + names[:number % 3]  # each variant first on a new batch as often as the others
-        for name in order:
-            step = variants[name]
-            model.zero_grad()
-            start = time.perf_counter()
-            step(sample)
-            times[name].append(time.perf_counter() - start)
+    times = time_interleaved({name: after_zero_grad(step) for name, step in variants.items()}, batches)
     base = statistics.median(times["plain step"])
     malloc = "system malloc" if args.system_malloc else "cpu_malloc.sh"
     print(f"| variant (batch {args.batch}, {torch.get_num_threads()} threads, {malloc}) | median s | vs plain |")

@@ -162,7 +162,7 @@ def time_interleaved(steps: dict, batches: list[dict]) -> dict[str, list[float]]
 
 def training_flops(shape, length: int, batch: int, name: str) -> float:
     """Model FLOPs of one step: forward + backward (3x forward) over the trained rows, plus the teacher."""
-    per_row = shape.forward_flops_per_token(length) * length
+    per_row = shape.forward_flops(length)
     if name == "our stage-1 step":
         return 3 * per_row * 2 * batch
     if name == "our stage-2 step":
