@@ -39,6 +39,7 @@ from preprocess_speed import compare_preprocessing  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 TRAINING = ("hf step", "our plain step", "our stage-1 step", "our stage-2 step")
 EVALUATION = ("hf eval", "our eval")
+DOUBLE_ROWS = "our plain step, 2x rows"  # a reference for the consistency steps, not a target
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12}  # dense fp16/bf16 tensor-core peak
 
 
@@ -132,6 +133,8 @@ def step_functions(ours: OurSteps | None, hf: HFSteps | None) -> dict:
         both = lambda b: torch.cat([b["rows"], b["views"]])  # noqa: E731
         steps["our plain step"] = lambda b: ours.train_step(ours.plain, sentence_batch(b["rows"], b["labels"]))
         steps["our stage-1 step"] = lambda b: ours.train_step(ours.stage1, sentence_batch(both(b), b["labels"], n(b)))
+        # the views' share of a consistency step: a plain step on as many rows as rows + views
+        steps[DOUBLE_ROWS] = lambda b: ours.train_step(ours.plain, sentence_batch(both(b), b["labels"].repeat(2)))
         if ours.stage2 is not None:
             steps["our stage-2 step"] = lambda b: ours.train_step(
                 ours.stage2, sentence_batch(both(b), b["labels"], n(b), teacher_rows=b["copies"]))
@@ -163,7 +166,7 @@ def time_interleaved(steps: dict, batches: list[dict]) -> dict[str, list[float]]
 def training_flops(shape, length: int, batch: int, name: str) -> float:
     """Model FLOPs of one step: forward + backward (3x forward) over the trained rows, plus the teacher."""
     per_row = shape.forward_flops(length)
-    if name == "our stage-1 step":
+    if name in ("our stage-1 step", DOUBLE_ROWS):
         return 3 * per_row * 2 * batch
     if name == "our stage-2 step":
         return 3 * per_row * 2 * batch + per_row * batch / 2
@@ -272,6 +275,7 @@ def step_rows(results: list[dict], peak_flops) -> tuple[list[str], list[tuple]]:
         medians = {name: statistics.median(values) for name, values in r["times"].items()}
         base = {"hf step": ("our plain step", None), "our plain step": ("hf step", "vs HF"),
                 "our stage-1 step": ("our plain step", "vs plain"), "our stage-2 step": ("our plain step", "vs plain"),
+                DOUBLE_ROWS: ("our plain step", "vs plain"),
                 "hf eval": (None, None), "our eval": ("hf eval", "vs HF, examples/s")}
         for name, seconds in medians.items():
             reference, label = base[name]

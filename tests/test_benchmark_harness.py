@@ -13,7 +13,7 @@ from conftest import REPO, run
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from our_steps import N_CLASSES, SHAPES, OurSteps  # noqa: E402
-from run import make_batches, step_functions, training_flops  # noqa: E402
+from run import DOUBLE_ROWS, make_batches, step_functions, training_flops  # noqa: E402
 
 CPU = torch.device("cpu")
 LENGTH, BATCH = 32, 4
@@ -26,7 +26,7 @@ def small_dictionary(size: int = 300) -> Dictionary:
     return dictionary
 
 
-@pytest.mark.parametrize("variant", ["our plain step", "our stage-1 step", "our stage-2 step", "our eval"])
+@pytest.mark.parametrize("variant", ["our plain step", "our stage-1 step", DOUBLE_ROWS, "our stage-2 step", "our eval"])
 def test_model_flops_match_the_counted_matrix_products(variant):
     """MFU's numerator: run.py's formula against torch's own count of the step's matrix products (forward,
     backward, teacher), so a wrong factor (views, teacher rows, backward) shows here."""
@@ -89,7 +89,7 @@ def test_a_whole_run_writes_the_table_and_every_target(tmp_path, e5_dir):
         if len(cells) >= 7 and cells[0] == "tiny":
             rows[cells[2]] = cells
     training = ["hf step", "our plain step", "our stage-1 step", "our stage-2 step"]
-    for variant in training + ["hf eval", "our eval"]:
+    for variant in training + [DOUBLE_ROWS, "hf eval", "our eval"]:
         assert float(rows[variant][3]) > 0, variant  # median seconds
     for variant in training:
         assert float(rows[variant][6]) > 100, variant  # peak RSS in MB, each in its own process
