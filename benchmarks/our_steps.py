@@ -45,10 +45,14 @@ class Shape:
         return self.layers * (4 * self.hidden * self.hidden + 2 * self.hidden * self.ffn)
 
     def forward_flops(self, length: int) -> float:
-        """One row's forward FLOPs (2 per multiply-add): the projections, the attention scores and their use
-        (QK^T, AV), and the classification head, which reads the first token only."""
-        encoder = length * (2 * self.matmul_params() + 4 * self.layers * length * self.hidden)
-        return encoder + 2 * (self.hidden * self.hidden + self.hidden * N_CLASSES)
+        """One row's forward FLOPs as computed (2 per multiply-add): the projections, the attention scores and
+        their use (QK^T, AV), and the classification head. The head reads the first token only, so the last
+        layer computes keys and values at every position and the rest at the first one alone."""
+        per_layer = self.matmul_params() // self.layers
+        key_value = 2 * self.hidden * self.hidden
+        full_layers = (self.layers - 1) * length * (2 * per_layer + 4 * length * self.hidden)
+        last_layer = length * 2 * key_value + 2 * (per_layer - key_value) + 4 * length * self.hidden
+        return full_layers + last_layer + 2 * (self.hidden * self.hidden + self.hidden * N_CLASSES)
 
 
 SHAPES = {

@@ -105,3 +105,36 @@ def test_frozen_embeddings_get_no_gradient(e5_dir):
     model(torch.tensor([[0, 35378, 8999, 38, 2]]), head="sentence").sum().backward()
     assert model.encoder.sentence_encoder.embed_tokens.weight.grad is None
     assert model.encoder.sentence_encoder.layers[0].fc1.weight.grad is not None
+
+
+def test_sentence_head_skips_only_what_it_never_reads(e5_dir):
+    """A sentence head reads <s> alone, so the encoder computes the last layer at position 0 only: the logits
+    and every gradient must be those of the full forward (padded rows included; dropout off to compare)."""
+    model = build_e5_model(e5_dir, dropout=0.0, attention_dropout=0.0, head_dropout=0.0)
+    load_pretrained_encoder(model, str(e5_dir / "model.pt"))
+    model.add_head("sentence", "sentence", 3)
+    model.train()
+    tokens = torch.tensor([[0, 35378, 8999, 38, 2, 1, 1], [0, 6, 2665, 903, 83, 2577, 2]])
+    parameters = dict(model.named_parameters())
+
+    def logits_and_gradients(first_position_only: bool):
+        model.zero_grad()
+        features = model.encoder(tokens, first_position_only=first_position_only)
+        assert features.size(1) == (1 if first_position_only else tokens.size(1))
+        logits = model.heads["sentence"](features)
+        (logits * torch.tensor([1.0, -2.0, 0.5])).sum().backward()
+        return logits.detach(), {name: p.grad.clone() for name, p in parameters.items() if p.grad is not None}
+
+    full, full_grads = logits_and_gradients(False)
+    short, short_grads = logits_and_gradients(True)
+    torch.testing.assert_close(short, full, rtol=1e-5, atol=1e-5)
+    assert short_grads.keys() == full_grads.keys() and len(full_grads) > 190
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(short_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    # and the model's own forward takes the short path for this head: the last feed-forward sees one position
+    positions = []
+    hook = model.encoder.sentence_encoder.layers[-1].fc1.register_forward_hook(lambda m, i, o: positions.append(i[0].size(0)))
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens, head="sentence"), full, rtol=1e-5, atol=1e-5)
+    hook.remove()
+    assert positions == [1]

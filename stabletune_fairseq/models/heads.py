@@ -12,6 +12,8 @@ class SentenceHead(nn.Module):
     fairseq-trained head carry over by name.
     """
 
+    reads_first_position_only = True  # the encoder may then skip the last layer's other positions
+
     def __init__(self, hidden: int, num_classes: int, dropout: float):
         super().__init__()
         self.dense = nn.Linear(hidden, hidden)
