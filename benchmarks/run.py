@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 TRAINING = ("hf step", "our plain step", "our stage-1 step", "our stage-2 step")
 EVALUATION = ("hf eval", "our eval")
 DOUBLE_ROWS = "our plain step, 2x rows"  # a reference for the consistency steps, not a target
+EVAL_ROUNDS = 5  # evaluation variants are timed this many times per timed batch
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12}  # dense fp16/bf16 tensor-core peak
 
 
@@ -187,7 +188,11 @@ def probe_timing(args) -> None:
     hf = HFSteps(hf_twin(ours.model, shape, N_CLASSES), args.fp16)
     batches = make_batches(args.repeats + 1, args.batch, length, len(dictionary), device)
     diff = max_logit_difference(ours.model, hf.model, batches[0]["rows"])
-    times = time_interleaved(step_functions(ours, hf), batches)
+    steps = step_functions(ours, hf)
+    training = {name: step for name, step in steps.items() if name not in EVALUATION}
+    times = time_interleaved(training, batches)
+    # evaluation is cheap next to training: each batch again EVAL_ROUNDS times, for a steadier median
+    times |= time_interleaved({name: steps[name] for name in EVALUATION}, batches[:1] + batches[1:] * EVAL_ROUNDS)
     print("TIMES " + json.dumps({"times": times, "logit_diff": diff}))
 
 
@@ -354,7 +359,8 @@ def main(argv=None) -> None:
     malloc = "" if device.type == "cuda" else (", system malloc" if args.system_malloc else ", cpu_malloc.sh")
     head = [f"# Benchmark: {machine_name(args.fp16)}", "",
             f"{datetime.date.today().isoformat()}; {versions()}; {device.type}, {dtype}, {threads} threads{malloc}; "
-            f"batch {args.batch}, {args.repeats} timed batches per variant (medians, interleaved), random weights.", ""]
+            f"batch {args.batch}, medians of {args.repeats} timed batches per training variant and of "
+            f"{args.repeats * EVAL_ROUNDS} (each batch {EVAL_ROUNDS} times) per evaluation variant, interleaved; random weights.", ""]
     target_lines = [target_line(*t) for t in targets]
     report = "\n".join(head + lines + ["", "```", *target_lines, "```", ""])
     print(report)
