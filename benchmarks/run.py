@@ -41,7 +41,7 @@ TRAINING = ("hf step", "our plain step", "our stage-1 step", "our stage-2 step")
 EVALUATION = ("hf eval", "our eval")
 DOUBLE_ROWS = "our plain step, 2x rows"  # a reference for the consistency steps, not a target
 EVAL_ROUNDS = 5  # evaluation variants are timed this many times per timed batch
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12}  # dense fp16/bf16 tensor-core peak
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense fp16/bf16 tensor-core peak
 
 
 def parse_args(argv=None):
