@@ -40,15 +40,15 @@ class Shape:
     ffn: int
     heads: int
 
-    def matmul_params(self) -> int:
-        """Parameters of the encoder's matrix products, used once per token (embeddings are lookups)."""
-        return self.layers * (4 * self.hidden * self.hidden + 2 * self.hidden * self.ffn)
+    def layer_matmul_params(self) -> int:
+        """Parameters of one encoder layer's matrix products, used once per token (embeddings are lookups)."""
+        return 4 * self.hidden * self.hidden + 2 * self.hidden * self.ffn
 
     def forward_flops(self, length: int) -> float:
         """One row's forward FLOPs as computed (2 per multiply-add): the projections, the attention scores and
         their use (QK^T, AV), and the classification head. The head reads the first token only, so the last
         layer computes keys and values at every position and the rest at the first one alone."""
-        per_layer = self.matmul_params() // self.layers
+        per_layer = self.layer_matmul_params()
         key_value = 2 * self.hidden * self.hidden
         full_layers = (self.layers - 1) * length * (2 * per_layer + 4 * length * self.hidden)
         last_layer = length * 2 * key_value + 2 * (per_layer - key_value) + 4 * length * self.hidden
