@@ -6,13 +6,16 @@ Layout written to ``<out>/<task>/``::
     input0/<split>.{bin,idx}              first text, dictionary ids without <s>/</s>
     input1/<split>.{bin,idx}              second text, likewise
     label/<split>.npy                     label index, -1 for unlabelled test rows
-    metadata.json                         labels, and per split: source, language, counts
+    metadata.json                         labels, label aliases, and per split: source, language, counts
 
 with splits ``train`` (English), ``valid_<lang>`` and ``test_<lang>``; with a translations folder also
 ``translation/{input0,input1}/train_<lang>`` and ``translation/source/train_<lang>.npy`` (the English
 training row each translation belongs to, see ``translations.py``). Pairs longer than
 ``max_positions`` (with the four special tokens ``<s> a </s></s> b </s>``) are cut longest-first,
-and counted per split.
+and counted per split. A label read through one of the task's aliases (``LABEL_ALIASES``: XTREME's XNLI
+translate-train files and XNLI-MT say ``contradictory`` for ``contradiction``) is stored as its label and
+counted: ``"labels_remapped": {"contradictory->contradiction": N}`` in that split's or translation's
+report, present only where N > 0.
 """
 from __future__ import annotations
 
@@ -34,6 +37,28 @@ LABELS = {
     "xnli": ["contradiction", "entailment", "neutral"],
     "pawsx": ["0", "1"],
 }
+# Other spellings of a label, read as that label: {alias: label}. XTREME's XNLI translate-train files
+# (and XNLI-MT's training files) write "contradictory"; XTREME's own preprocessing and TensorFlow
+# Datasets read it as "contradiction". PAWS-X's 0/1 have none.
+LABEL_ALIASES = {
+    "xnli": {"contradictory": "contradiction"},
+    "pawsx": {},
+}
+
+
+def label_aliases(task: str) -> dict[str, str]:
+    return dict(LABEL_ALIASES.get(task, {}))
+
+
+def remap_report(path, remapped: dict[str, int]) -> dict:
+    """The ``labels_remapped`` entry of a split's / translation's report (nothing when no row was remapped)."""
+    remapped = {key: count for key, count in remapped.items() if count}
+    for key, count in remapped.items():
+        alias, label = key.split("->", 1)
+        logger.info("%s: %d rows labelled %r read as %r", path, count, alias, label)
+    return {"labels_remapped": remapped} if remapped else {}
+
+
 def encode_pairs(encoder, text_a, text_b, budget):
     """Encoded, truncated pairs and the number of pairs that were cut."""
     first, second = encoder.encode(text_a), encoder.encode(text_b)
@@ -48,7 +73,8 @@ def prepare_translations(out: Path, task: str, translations_dir, train, labels, 
     """Binarise every translate-train file, paired with the English training rows; return its metadata."""
     report = {}
     for language, path in translation_files(translations_dir, task).items():
-        matched = match_translations(path, language, train.text_a, train.text_b, train.labels, labels)
+        matched = match_translations(path, language, train.text_a, train.text_b, train.labels, labels,
+                                     aliases=label_aliases(task))
         first, second, truncated = encode_pairs(encoder, matched.text_a, matched.text_b, budget)
         name = f"train_{language}"
         write_token_dataset(out / "translation" / "input0" / name, first, len(encoder.dictionary))
@@ -60,7 +86,8 @@ def prepare_translations(out: Path, task: str, translations_dir, train, labels, 
             logger.warning("%s: %d rows not paired with an English training row (see translation/unmatched_%s.tsv), "
                            "first at line %d: %s", path, len(matched.unmatched), language, *matched.unmatched[0])
         report[language] = {"source": str(path.resolve()), "pairs": len(matched.source_rows),
-                            "unmatched": len(matched.unmatched), "truncated": truncated}
+                            "unmatched": len(matched.unmatched), "truncated": truncated,
+                            **remap_report(path, matched.remapped)}
         logger.info("%s -> translation/%s: %d pairs, %d unmatched, %d truncated", path, name,
                     len(matched.source_rows), len(matched.unmatched), truncated)
     return report
@@ -78,7 +105,8 @@ def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Pat
     splits = {}
     with atomic_output_dir(final) as out:
         for name, (language, path) in files.items():
-            pairs = read_sentence_pairs(path, labels, labels_required=not name.startswith("test_"))
+            pairs = read_sentence_pairs(path, labels, labels_required=not name.startswith("test_"),
+                                        aliases=label_aliases(task))
             if name == "train":
                 train = pairs
             text_a, text_b, truncated = encode_pairs(encoder, pairs.text_a, pairs.text_b, budget)
@@ -87,7 +115,8 @@ def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Pat
             write_int_array(out / "label" / f"{name}.npy", pairs.labels)
             unk = int(sum((t == encoder.unk).sum() for t in text_a + text_b))
             splits[name] = {"language": language, "source": str(path.resolve()), "examples": len(pairs),
-                            "labelled": pairs.labelled, "truncated": truncated, "unk_pieces": unk}
+                            "labelled": pairs.labelled, "truncated": truncated, "unk_pieces": unk,
+                            **remap_report(path, pairs.remapped)}
             if truncated:
                 logger.warning("%s: %d of %d pairs cut to %d tokens", path, truncated, len(pairs), max_positions)
             logger.info("%s -> %s: %d pairs (%s), %d truncated, %d unknown pieces", path, name, len(pairs),
@@ -97,6 +126,6 @@ def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Pat
             translations = prepare_translations(out, task, translations_dir, train, labels, encoder, budget)
         shutil.copy(dict_dir / "dict.txt", out / "dict.txt")
         shutil.copy(dict_dir / "sentencepiece.bpe.model", out / "sentencepiece.bpe.model")
-        save_metadata(out, {"task": task, "kind": "sentence_pair", "labels": labels,
+        save_metadata(out, {"task": task, "kind": "sentence_pair", "labels": labels, "label_aliases": label_aliases(task),
                             "max_positions": max_positions, "splits": splits, "translations": translations})
     return final
