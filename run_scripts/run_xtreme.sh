@@ -12,9 +12,13 @@
 #   SEED=1  LR=  EPOCHS=  MAX_UPDATE=  BSZ= (per process)  UPDATE_FREQ=1  SELECT=avg|en
 #   NPROC= (processes: default all GPUs, or 1 on CPU; NPROC=2 on CPU runs two gloo ranks)
 #   ARCH= (default: read from model.pt)  VALID_LANGS=de,en (default: every dev language)
-#   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  WARMUP_RATIO=0.1  DRY_RUN=0|1 (print the command only)
+#   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  DRY_RUN=0|1 (print the command only)
+#   WARMUP_RATIO= (task default: 0 for XNLI/PAWS-X, 0.1 otherwise)  VALIDATE_INTERVAL_UPDATES= (task default:
+#     XNLI 5000, PAWS-X 1000, UD-POS 500, PAN-X 1000, QA 0 = epoch ends only; the best checkpoint is kept then too)
+#   EPOCHS= (task default; TyDiQA: 20 base, 10 large)
 #   STAGE=0|1|2  SETTING=cross-lingual-transfer|translate-train-all  DICT_DIR= (MUSE en-<lang>.txt files)
-#   DICT_LANGS= (default: the dev languages with a dictionary)  TEACHER= (default: <save_dir>/checkpoint_best.pt; checkpoint_last.pt without a dev set)
+#   DICT_LANGS= (default: the dev languages with a dictionary)  TEACHER= (default: <save_dir>/checkpoint_best.pt;
+#     checkpoint_last.pt for QA, as the reference, and without a dev set)
 #   R1_LAMBDA=5 R2_LAMBDA= (reference convention, KL averaged over classes; passed on divided by the classes)
 # Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
 # Anything after "--" is passed to fairseq-train as is.
@@ -26,15 +30,17 @@ BIN=$(dirname "$PY")
 if [ $# -lt 4 ]; then sed -n '2,/^set -euo/{/^set -euo/!p}' "$0" >&2; exit 2; fi
 TASK=$1 MODEL=$2 DATA=$3 SAVE_DIR=$4; shift 4
 
-# Per-task defaults (DESIGN.md section 4): task -> max_len epochs lr_base lr_large batch metric fairseq-task word-pooling
+# Per-task defaults (DESIGN.md section 4, from the reference's scripts): task -> max_len, epochs base/large,
+# lr base/large, batch, metric, fairseq task, word pooling, warm-up ratio (XNLI/PAWS-X: none, linear decay from
+# the first update), validation every N updates (0: at the end of each epoch only)
 task_defaults() {
   case "$1" in
-    XNLI)  echo "256 10 7e-6 5e-6 32 acc xtreme_sentence -" ;;
-    PAWSX) echo "256 10 1e-5 1e-5 32 acc xtreme_sentence -" ;;
-    UDPOS) echo "128 10 2e-5 5e-6 32 f1 xtreme_tagging sum" ;;
-    PANX)  echo "128 10 1e-5 7e-6 32 f1 xtreme_tagging first" ;;
-    XQUAD|MLQA|SQUAD) echo "384 4 3e-5 1.5e-5 32 f1 xtreme_qa -" ;;
-    TYDIQA) echo "384 20 3e-5 1.5e-5 32 f1 xtreme_qa -" ;;
+    XNLI)  echo "256 10 10 7e-6 5e-6 32 acc xtreme_sentence - 0 5000" ;;
+    PAWSX) echo "256 10 10 1e-5 1e-5 32 acc xtreme_sentence - 0 1000" ;;
+    UDPOS) echo "128 10 10 2e-5 5e-6 32 f1 xtreme_tagging sum 0.1 500" ;;
+    PANX)  echo "128 10 10 1e-5 7e-6 32 f1 xtreme_tagging first 0.1 1000" ;;
+    XQUAD|MLQA|SQUAD) echo "384 4 4 3e-5 1.5e-5 32 f1 xtreme_qa - 0.1 0" ;;
+    TYDIQA) echo "384 20 10 3e-5 1.5e-5 32 f1 xtreme_qa - 0.1 0" ;;
     *) echo "run_xtreme.sh: unknown task '$1' (known: XNLI PAWSX UDPOS PANX XQUAD MLQA TYDIQA SQUAD)" >&2; return 1 ;;
   esac
 }
@@ -61,16 +67,17 @@ method_defaults() {
     *) echo "run_xtreme.sh: unknown SETTING '$2' (cross-lingual-transfer or translate-train-all)" >&2; return 1 ;;
   esac
 }
-read -r MAX_LEN DEF_EPOCHS LR_BASE LR_LARGE DEF_BATCH METRIC FAIRSEQ_TASK POOLING < <(task_defaults "$TASK") || exit 2
+read -r MAX_LEN EPOCHS_BASE EPOCHS_LARGE LR_BASE LR_LARGE DEF_BATCH METRIC FAIRSEQ_TASK POOLING DEF_WARMUP DEF_VALIDATE \
+  < <(task_defaults "$TASK") || exit 2
 
-SEED=1 LR= EPOCHS=$DEF_EPOCHS MAX_UPDATE= BSZ= UPDATE_FREQ=1 NPROC= SELECT=avg ARCH= VALID_LANGS=
-FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=0.1 DRY_RUN=0
+SEED=1 LR= EPOCHS= MAX_UPDATE= BSZ= UPDATE_FREQ=1 NPROC= SELECT=avg ARCH= VALID_LANGS=
+FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=$DEF_WARMUP VALIDATE_INTERVAL_UPDATES=$DEF_VALIDATE DRY_RUN=0
 STAGE=0 SETTING=cross-lingual-transfer DICT_DIR= DICT_LANGS= TEACHER= R1_LAMBDA=5 R2_LAMBDA=
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; EXTRA=("$@"); break ;;
-    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|DRY_RUN=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*)
+    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*)
       declare "$1" ;;
     *) echo "run_xtreme.sh: unknown setting '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -89,9 +96,8 @@ if [ -z "$ARCH" ]; then
     echo "run_xtreme.sh: cannot read the architecture of $MODEL (see above; or set ARCH=)" >&2; exit 2; }
   rm -f "${TMPDIR:-/tmp}/inspect.$$"; ARCH=$(echo "$ARCH" | tail -1)
 fi
-if [ -z "$LR" ]; then
-  case "$ARCH" in *large*) LR=$LR_LARGE ;; *) LR=$LR_BASE ;; esac
-fi
+case "$ARCH" in *large*) [ -n "$LR" ] || LR=$LR_LARGE; [ -n "$EPOCHS" ] || EPOCHS=$EPOCHS_LARGE ;;
+                *) [ -n "$LR" ] || LR=$LR_BASE; [ -n "$EPOCHS" ] || EPOCHS=$EPOCHS_BASE ;; esac
 
 NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 if [ "$NGPU" -gt 0 ]; then
@@ -115,31 +121,29 @@ fi
 # The reference batch (32) is the effective batch: split it over the processes unless BSZ is given.
 [ -n "$BSZ" ] || BSZ=$(( DEF_BATCH / (WORLD * UPDATE_FREQ) > 0 ? DEF_BATCH / (WORLD * UPDATE_FREQ) : 1 ))
 
-# Training rows: examples, or for QA the windows of the questions (counted at the stored max length).
-N_TRAIN=$("$PY" -c "
+"$PY" -c "
 import json, sys
-splits = json.load(open(sys.argv[1]))['splits']
-if 'train' not in splits: sys.exit('run_xtreme.sh: ' + sys.argv[1] + ' has no training split (prepared for evaluation only)')
-print(splits['train'].get('windows', splits['train']['examples']))" "$DATA/metadata.json") || exit 2
+if 'train' not in json.load(open(sys.argv[1]))['splits']:
+    sys.exit('run_xtreme.sh: ' + sys.argv[1] + ' has no training split (prepared for evaluation only)')" "$DATA/metadata.json" || exit 2
 # Without a labelled dev set (TyDiQA-GoldP: XTREME ships its dev answers blanked) there is no validation:
 # the last checkpoint is the result, and stage 2's teacher.
 VALID_ARGS=(--valid-subset valid --best-checkpoint-metric "${METRIC}_${SELECT}" --maximize-best-checkpoint-metric)
 BEST=checkpoint_best.pt
 if ! grep -q '"valid_' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: $DATA has no labelled dev set: validation off, the last checkpoint is the result"
-  VALID_ARGS=(--disable-validation); BEST=checkpoint_last.pt
+  VALID_ARGS=(--disable-validation); BEST=checkpoint_last.pt; VALIDATE_INTERVAL_UPDATES=0
 fi
-PER_EPOCH=$(( (N_TRAIN + BSZ * UPDATE_FREQ * WORLD - 1) / (BSZ * UPDATE_FREQ * WORLD) ))
-TOTAL=${MAX_UPDATE:-$(( PER_EPOCH * EPOCHS ))}
-WARMUP=$("$PY" -c "print(int($TOTAL * $WARMUP_RATIO))")
+# Validation (and the best checkpoint) every N updates as well as at each epoch's end, as the reference evaluates.
+if [ "$VALIDATE_INTERVAL_UPDATES" != 0 ]; then
+  VALID_ARGS+=(--validate-interval-updates "$VALIDATE_INTERVAL_UPDATES")
+  [ "$SAVE_INTERVAL_UPDATES" != 0 ] || SAVE_INTERVAL_UPDATES=$VALIDATE_INTERVAL_UPDATES
+fi
 STOP_ARGS=(--max-epoch "$EPOCHS")
 [ -z "$MAX_UPDATE" ] || STOP_ARGS+=(--max-update "$MAX_UPDATE")
 OPTIONAL_ARGS=()
 [ "$FREEZE_EMBEDDINGS" = 0 ] || OPTIONAL_ARGS+=(--freeze-embeddings)
 [ -z "$VALID_LANGS" ] || OPTIONAL_ARGS+=(--valid-languages "$VALID_LANGS")
 [ "$POOLING" = - ] || OPTIONAL_ARGS+=(--pooling "$POOLING")
-# Interval checkpoints: keep the newest two, so a sound one remains if the newest copy is damaged by a crash.
-[ "$SAVE_INTERVAL_UPDATES" = 0 ] || OPTIONAL_ARGS+=(--keep-interval-updates 2)
 
 # Consistency training: the stage's augmentations, lambdas and teacher.
 RUN_DIR=$SAVE_DIR
@@ -171,7 +175,9 @@ if [ "$STAGE" != 0 ]; then
   case "$STAGE" in
     1) VIEW=$VIEW1; AUG_ARGS=$(augmentation_args "$VIEW") || exit 2
        OPTIONAL_ARGS+=(--view-augmentation "$VIEW" $AUG_ARGS --r1-lambda "$(per_class "$R1_LAMBDA")") ;;
-    2) TEACHER=${TEACHER:-$SAVE_DIR/$BEST}
+    2) # The reference's QA recipes take the last stage-1 model as teacher; the others its best checkpoint.
+       [ "$FAIRSEQ_TASK" != xtreme_qa ] || BEST=checkpoint_last.pt
+       TEACHER=${TEACHER:-$SAVE_DIR/$BEST}
        [ -f "$TEACHER" ] || { echo "run_xtreme.sh: stage 2 needs the stage-1 teacher, and $TEACHER does not exist (run STAGE=1 first, or set TEACHER=)" >&2; exit 2; }
        RUN_DIR=$SAVE_DIR/stage2
        AUG_ARGS=$(augmentation_args "$VIEW2") || exit 2
@@ -185,19 +191,27 @@ if [ "$STAGE" != 0 ]; then
   esac
 fi
 
-CMD=("$BIN/fairseq-train" "$DATA"
+# Interval checkpoints: keep the newest two, so a sound one remains if the newest copy is damaged by a crash.
+[ "$SAVE_INTERVAL_UPDATES" = 0 ] || OPTIONAL_ARGS+=(--keep-interval-updates 2)
+TRAIN_ARGS=("$DATA"
   --user-dir "$ROOT/stabletune_fairseq"
   --task "$FAIRSEQ_TASK" --arch "$ARCH" --criterion stability_consistency
   --pretrained-encoder "$MODEL" "${OPTIONAL_ARGS[@]}"
   --batch-size "$BSZ" --update-freq "$UPDATE_FREQ" --seed "$SEED"
   --optimizer fused_adamw --adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0
-  --lr "$LR" --lr-scheduler polynomial_decay --end-learning-rate 0.0
-  --total-num-update "$TOTAL" --warmup-updates "$WARMUP" "${STOP_ARGS[@]}"
+  --lr "$LR" --lr-scheduler polynomial_decay --end-learning-rate 0.0 "${STOP_ARGS[@]}"
   "${VALID_ARGS[@]}"
   --save-dir "$RUN_DIR" --no-epoch-checkpoints --save-interval-updates "$SAVE_INTERVAL_UPDATES"
   --log-format simple --log-interval 10 "${DEVICE_ARGS[@]}" "${EXTRA[@]}")
+# The schedule is sized from the dataset this run trains on (stage 2: rows and their copies; QA: windows),
+# batched as fairseq will batch it.
+COUNT=$("$PY" -m stabletune_fairseq.cli.count_updates "${TRAIN_ARGS[@]}" --total-num-update 1) || {
+  echo "run_xtreme.sh: cannot count the training batches of $DATA (see above)" >&2; exit 2; }
+read -r N_TRAIN PER_EPOCH TOTAL < <(echo "$COUNT" | sed -E 's/rows=([0-9]+) per_epoch=([0-9,]+) total=([0-9]+)/\1 \2 \3/')
+WARMUP=$("$PY" -c "print(int($TOTAL * $WARMUP_RATIO))")
+CMD=("$BIN/fairseq-train" "${TRAIN_ARGS[@]}" --total-num-update "$TOTAL" --warmup-updates "$WARMUP")
 
-echo "run_xtreme.sh: $TASK stage $STAGE ($SETTING) on $N_TRAIN examples, $PER_EPOCH updates/epoch, $TOTAL updates, effective batch $(( BSZ * UPDATE_FREQ * WORLD )), checkpoint selection by ${METRIC}_${SELECT}"
+echo "run_xtreme.sh: $TASK stage $STAGE ($SETTING) on $N_TRAIN training rows, $PER_EPOCH updates per epoch, $TOTAL updates (warm-up $WARMUP), effective batch $(( BSZ * UPDATE_FREQ * WORLD )), checkpoint selection by ${METRIC}_${SELECT}"
 printf '%q ' "${CMD[@]}"; echo
 [ "$DRY_RUN" = 0 ] || exit 0
 mkdir -p "$RUN_DIR"

@@ -60,9 +60,10 @@ class TextAugmenter:
         return np.fromiter((i for g in groups for i in g), dtype=np.int64)
 
     def augment_groups(self, groups: list[list[int]], rng: np.random.Generator,
-                       budget: Optional[int] = None) -> tuple[list[list[int]], int]:
-        """Word-aligned augmentation of given word groups (tagging), within ``budget`` pieces; returns the
-        new groups and how many replacements the budget refused."""
+                       budget: Optional[int] = None, keep=frozenset()) -> tuple[list[list[int]], int]:
+        """Word-aligned augmentation of given word groups (tagging, QA), within ``budget`` pieces, the words
+        numbered in ``keep`` left as they are; returns the new groups and how many replacements the budget
+        refused."""
         if not self.changes_text:
             return groups, 0
-        return augment_word_groups(groups, self.dictionary, self.settings.prob, rng, self.replace_word, budget)
+        return augment_word_groups(groups, self.dictionary, self.settings.prob, rng, self.replace_word, budget, keep)

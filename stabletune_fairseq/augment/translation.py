@@ -1,4 +1,5 @@
-"""Machine-translation views (translate-train-all): an English row paired with one of its translations."""
+"""Machine-translation views (translate-train-all): an English row paired with one of its translations, and a
+translated copy (stage 2) with another translation of the same example or its English original."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,11 +19,24 @@ class TranslationViews:
                 self.options[int(english)].append((part, row))
         self.without_translation = sum(1 for o in self.options if not o)
 
-    def pair(self, english_row: int, rng: np.random.Generator):
-        """A random translation (first, second) of ``english_row``, or None when it has none."""
+    def choose(self, english_row: int, rng: np.random.Generator):
+        """The index of a random translation of ``english_row`` among its own, or None when it has none."""
         options = self.options[english_row]
-        if not options:
-            return None
-        part, row = options[rng.integers(len(options))]
+        return int(rng.integers(len(options))) if options else None
+
+    def texts(self, english_row: int, choice: int):
+        part, row = self.options[english_row][choice]
         first, second = self.parts[part]
         return first[row].numpy(), second[row].numpy()
+
+    def pair(self, english_row: int, rng: np.random.Generator):
+        """A random translation (first, second) of ``english_row``, or None when it has none."""
+        choice = self.choose(english_row, rng)
+        return None if choice is None else self.texts(english_row, choice)
+
+    def other_than(self, english_row: int, choice: int, rng: np.random.Generator):
+        """The view of translation ``choice``, as the reference draws it: a language drawn at random among
+        the example's translations; the same one as ``choice`` means English (None), so English comes with
+        probability 1/L and each other translation with 1/L."""
+        drawn = self.choose(english_row, rng)
+        return None if drawn == choice else self.texts(english_row, drawn)

@@ -22,19 +22,20 @@ def augment_words(ids, dictionary, prob: float, rng: np.random.Generator, replac
 
 
 def augment_word_groups(groups: list[list[int]], dictionary, prob: float, rng: np.random.Generator, replace_word,
-                        budget: int | None = None) -> tuple[list[list[int]], int]:
+                        budget: int | None = None, keep=frozenset()) -> tuple[list[list[int]], int]:
     """Augment given word groups one to one (word k of the result is word k of the input).
 
     With a ``budget`` (pieces), a replacement is refused when it would leave too little room for the
     remaining words as they are, so the result always fits and no word is lost; returns the groups and
-    the number of refused replacements.
+    the number of refused replacements. Words whose index is in ``keep`` stay as they are (QA: the
+    answer's first and last words).
     """
     remaining = sum(len(g) for g in groups)  # pieces of the words not yet decided, as they are
     used, refused, out = 0, 0, []
-    for group in groups:
+    for k, group in enumerate(groups):
         remaining -= len(group)
         new = None
-        if rng.random() < prob and dictionary[group[0]].startswith(WORD_START):
+        if rng.random() < prob and k not in keep and dictionary[group[0]].startswith(WORD_START):
             new = replace_word(word_text(group, dictionary), rng)
         if new and budget is not None and used + len(new) + remaining > budget:
             new, refused = None, refused + 1

@@ -8,9 +8,12 @@ on the augmented copies of stage 2, the teacher being the frozen stage-1 model. 
 one batch (rows first), so a consistency step is one forward pass over twice the rows.
 
 Units: a sentence task's unit is a row; a tagging task's unit is a word of a row (batches carry
-``word_mask``, and views are word-aligned with their rows). Reductions: every term is a sum over units
-of a per-unit quantity (the KL summed over classes), divided by the number of units, like the task
-loss. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's argmax (PAN-X). QA's unit is a
+``word_mask``, and views are word-aligned with their rows). Reductions, as the reference implementation
+takes them, per batch: the task loss is the mean over the labelled units (translated tagging rows carry no
+labels), R1 the mean over every unit, R2 the mean over the units of the augmented rows only (the rows the
+teacher sees); each per-unit quantity is a KL summed over classes. fairseq divides the loss by the
+sample size (every unit of the batch), so the task and R2 sums are scaled by units / labelled units and
+units / teacher units before it does. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's argmax (PAN-X). QA's unit is a
 window: its terms are the means of the start- and end-position terms, R1 over the common support of the
 window and its view (``span_terms.py``).
 
@@ -45,8 +48,8 @@ TERMS = ("task_loss", "r1", "r2")
 
 @dataclass
 class StabilityConsistencyConfig(FairseqDataclass):
-    r1_lambda: float = field(default=0.0, metadata={"help": "weight of R1, the symmetric KL between a row's two views (per row, summed over classes)"})
-    r2_lambda: float = field(default=0.0, metadata={"help": "weight of R2, KL from the frozen teacher on augmented copies"})
+    r1_lambda: float = field(default=0.0, metadata={"help": "weight of R1, the symmetric KL between a row's two views (summed over classes, mean over every unit)"})
+    r2_lambda: float = field(default=0.0, metadata={"help": "weight of R2, KL from the frozen teacher (summed over classes, mean over the units of the augmented rows)"})
     teacher: Optional[str] = field(default=None, metadata={"help": "checkpoint of the frozen teacher (stage-1 best) for R2"})
     r2_hard_labels: bool = field(
         default=False, metadata={"help": "R2 as cross-entropy on the teacher's argmax instead of KL (the reference's PAN-X choice)"})
@@ -109,6 +112,15 @@ class StabilityConsistencyCriterion(FairseqCriterion):
             student = student[:, :teacher.size(1)]  # the same positions: padding columns trimmed alike
         return student, teacher
 
+    @staticmethod
+    def _teacher_units(sample) -> int:
+        """Units of the rows marked for the teacher (words for tagging), R2's denominator."""
+        rows = sample.get("teacher_rows")
+        if rows is None:
+            return 0
+        units = sample.get("word_mask")
+        return int(rows.sum()) if units is None else int(units[rows].sum())
+
     def _wants_r2(self, sample) -> bool:
         teacher_rows = sample.get("teacher_rows")
         return self.teacher is not None and teacher_rows is not None and bool(teacher_rows.any())
@@ -136,7 +148,8 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         counts = accuracy_counts(unit_logits.argmax(-1), unit_targets, per_row(sample["lang"]), self.task.languages)
         if not model.training and hasattr(self.task, "sequence_counts"):
             counts.update(self.task.sequence_counts(row_logits.argmax(-1), sample))
-        return terms, unit_targets.numel(), counts
+        teacher_units = self._teacher_units(sample)
+        return terms, unit_targets.numel(), {"task_loss": int(labelled.sum()), "r2": teacher_units}, counts
 
     def _span_terms(self, model, sample, row_logits, view_logits):
         """QA: start and end distributions per row (window); see ``span_terms.py``."""
@@ -148,12 +161,16 @@ class StabilityConsistencyCriterion(FairseqCriterion):
             student, teacher = self._teacher_pair(model, sample, row_logits)
             terms["r2"] = span_teacher_term(student, teacher, self.r2_hard_labels).sum()
         counts = self.task.span_scores(row_logits, sample) if not model.training and "windows" in sample else {}
-        return terms, row_logits.size(0), counts
+        n_rows = row_logits.size(0)
+        return terms, n_rows, {"task_loss": n_rows, "r2": self._teacher_units(sample)}, counts
 
     def forward(self, model, sample, reduce: bool = True):
         row_logits, view_logits = self._row_and_view_logits(model, sample)
         unit_terms = self._span_terms if self.task.kind == "qa" else self._label_terms
-        terms, n_units, counts = unit_terms(model, sample, row_logits, view_logits)
+        terms, n_units, denominators, counts = unit_terms(model, sample, row_logits, view_logits)
+        for key, denominator in denominators.items():
+            if 0 < denominator < n_units:  # a mean over these units once fairseq divides by n_units
+                terms[key] = terms[key] * (n_units / denominator)
         loss = terms["task_loss"] + self.r1_lambda * terms["r1"] + self.r2_lambda * terms["r2"]
         skipped = not bool(torch.isfinite(loss))
         if skipped:

@@ -3,7 +3,8 @@
 Each item is one training row and, when an R1 augmentation is set, its second view; a collated batch
 holds the rows first and their views after them, so one forward pass serves both. In stage 2
 (``row_augmenter`` set) the dataset is D ∪ D_aug: items ``N..2N-1`` are augmented copies of items
-``0..N-1``, re-drawn every epoch, and marked for the teacher (R2).
+``0..N-1``, re-drawn every epoch, and marked for the teacher (R2). A copy's view is drawn from the
+original example, independently of the copy (so copy and view differ where either changed a word).
 
 Random draws are seeded by (seed, epoch, item, slot), so a resumed or multi-process run draws the same
 views (the epoch is shared with data-loader workers, see ``epoch_views.py``).
@@ -44,30 +45,37 @@ class PairViewsDataset(EpochViewsDataset):
         tokens = np.concatenate([[self.bos], a, [self.eos, self.eos], b, [self.eos]])
         return torch.from_numpy(tokens.astype(np.int64)), cut
 
-    def _augment(self, augmenter, base: int, a, b, rng, row_is_translation: bool):
-        """The augmented (a, b). Translation views pair an English row with one of its translations,
-        and a translated row with its English original."""
-        if not getattr(augmenter, "by_example", False):
-            return augmenter(a, rng), augmenter(b, rng)
-        if row_is_translation:
-            return self.first[base].numpy(), self.second[base].numpy()
-        translated = augmenter.pair(base, rng)
-        return translated if translated is not None else (a, b)
+    def _text_views(self, augmenter, a, b, rng):
+        return augmenter(a, rng), augmenter(b, rng)
 
     def __getitem__(self, index):
         epoch = self.epoch
         base = index % self.base_size
         a, b = self.first[base].numpy(), self.second[base].numpy()
         is_copy = index >= self.base_size
+        by_example = getattr(self.view_augmenter, "by_example", False)  # translation views
+        row, choice = (a, b), None
         if is_copy:
-            a, b = self._augment(self.row_augmenter, base, a, b, view_rng(self.seed, epoch, base, ROW_SLOT), False)
-        tokens, row_cut = self._assemble(a, b)
+            rng = view_rng(self.seed, epoch, base, ROW_SLOT)
+            if getattr(self.row_augmenter, "by_example", False):
+                choice = self.row_augmenter.choose(base, rng)
+                row = self.row_augmenter.texts(base, choice) if choice is not None else (a, b)
+            else:
+                row = self._text_views(self.row_augmenter, a, b, rng)
+        tokens, row_cut = self._assemble(*row)
         item = {"id": index, "tokens": tokens, "target": int(self.labels[base]), "lang": int(self.languages[base]),
                 "teacher": is_copy, "truncated": int(row_cut and is_copy)}
         if self.view_augmenter is not None:
+            # The view is drawn from the example itself, independently of its copy (as the reference does);
+            # a translated copy's view is another translation of the example, or its English original.
             rng = view_rng(self.seed, epoch, index, VIEW_SLOT)
-            translated_row = is_copy and getattr(self.row_augmenter, "by_example", False)
-            item["view"], view_cut = self._assemble(*self._augment(self.view_augmenter, base, a, b, rng, translated_row))
+            if not by_example:
+                view = self._text_views(self.view_augmenter, a, b, rng)
+            elif choice is not None:
+                view = self.view_augmenter.other_than(base, choice, rng) or (a, b)
+            else:
+                view = self.view_augmenter.pair(base, rng) or (a, b)
+            item["view"], view_cut = self._assemble(*view)
             item["truncated"] += int(view_cut)
         return item
 

@@ -8,7 +8,10 @@ labels kept, teacher on) or ``translations`` (translated questions with their ow
 A window reads ``<s> question </s> </s> context part </s>``. Its target is the answer's first and last
 positions, or the null position 0 (``<s>``) when the answer is not inside the window or the question has
 none. ``span_mask`` marks the positions a span may use: 0 and the context. A view re-augments the
-question's and the window's words one to one; ``support`` lists the positions where row and view hold
+question's and the window's words one to one, drawn from the stored window (a copy's view too), leaving
+the answer's first and last words as they are; a copy augments the window's words only (its question is
+kept), the answer's first and last words left alone (code-switched copies: the whole answer), as the
+reference does; ``support`` lists the positions where row and view hold
 the same thing (the null position and every context piece of a word left as it was in both), which is
 where the span consistency compares the two distributions (the rest of the mass is folded into one
 bucket, see ``criterions/span_terms.py``).
@@ -69,8 +72,10 @@ def _groups(pieces: np.ndarray, counts: np.ndarray) -> list[list[int]]:
 
 class QADataset(EpochViewsDataset):
     def __init__(self, parts: list[QAPart], dictionary, max_positions: int, stride: int, seed: int,
-                 training: bool, view_augmenter=None, copy_augmenter=None):
+                 training: bool, view_augmenter=None, copy_augmenter=None, keep_answer_boundaries: bool = True,
+                 augment_copy_question: bool = False):
         super().__init__()
+        self.keep_answer_boundaries, self.augment_copy_question = keep_answer_boundaries, augment_copy_question
         self.parts, self.max_positions, self.seed, self.training = parts, max_positions, seed, training
         self.bos, self.eos, self.pad = dictionary.bos(), dictionary.eos(), dictionary.pad()
         self.view_augmenter, self.copy_augmenter = view_augmenter, copy_augmenter
@@ -163,18 +168,27 @@ class QADataset(EpochViewsDataset):
         number, q, start, length, _ = (int(v) for v in self.windows[index])
         part = self.parts[number]
         question, context = self._stored_groups(part, q, start, length)
-        stored_context, refused = context, 0
+        stored_question, stored_context, refused = question, context, 0
         budget = self.max_positions - QA_SPECIAL_TOKENS
         if part.role == "copies":
-            both, refused = self.copy_augmenter.augment_groups(
-                question + context, view_rng(self.seed, self.epoch, index, ROW_SLOT), budget)
-            question, context = both[:len(question)], both[len(question):]
+            rng = view_rng(self.seed, self.epoch, index, ROW_SLOT)
+            whole = getattr(getattr(self.copy_augmenter, "settings", None), "kind", None) == "code_switch"
+            keep = self._kept_words(part, q, start, length, 0, whole_answer=whole)
+            if self.augment_copy_question:
+                both, refused = self.copy_augmenter.augment_groups(
+                    question + context, rng, budget, frozenset(len(question) + k for k in keep))
+                question, context = both[:len(question)], both[len(question):]
+            else:  # the reference trains on copies whose question is as it is
+                context, refused = self.copy_augmenter.augment_groups(
+                    context, rng, budget - sum(len(g) for g in question), keep)
         tokens, mask, offset = self._encode(question, context)
         item = {"id": index, "lang": part.language, "teacher": part.role != "rows", "tokens": tokens, "span_mask": mask,
                 "target": self._target(part, q, start, length, offset, stored_context, context)}
         if self.view_augmenter is not None:
+            # Drawn from the stored window, independently of its copy (the reference's choice).
             both, view_refused = self.view_augmenter.augment_groups(
-                question + context, view_rng(self.seed, self.epoch, index, VIEW_SLOT), budget)
+                stored_question + stored_context, view_rng(self.seed, self.epoch, index, VIEW_SLOT), budget,
+                self._kept_words(part, q, start, length, len(stored_question)))
             view_question, view_context = both[:len(question)], both[len(question):]
             item["view"], item["view_span_mask"], view_offset = self._encode(view_question, view_context)
             item["support"] = self._support(context, view_context, offset, view_offset)
@@ -183,6 +197,20 @@ class QADataset(EpochViewsDataset):
             item["info"] = self._window_info(part, number, q, start, length, offset, len(tokens))
         item["refused"] = refused
         return item
+
+    def _kept_words(self, part, q: int, start: int, length: int, shift: int, whole_answer: bool = False) -> frozenset:
+        """Numbers (plus ``shift``) of the window's words that augmentation must leave alone: the answer's
+        first and last words (``keep_answer_boundaries``, the reference's ``--keep_boundary_unchanged``),
+        or every word of the answer (``whole_answer``: the reference's code-switched copies)."""
+        first, last = (int(v) for v in part.answers[q])
+        if not self.keep_answer_boundaries or first < 0 or first < start or last >= start + length:
+            return frozenset()
+        ends = np.cumsum(part.context_words[q].numpy())
+        window_first = int(np.searchsorted(ends, start, side="right"))
+        words = [int(np.searchsorted(ends, first, side="right")), int(np.searchsorted(ends, last, side="right"))]
+        if whole_answer:
+            words = list(range(words[0], words[1] + 1))
+        return frozenset(shift + w - window_first for w in words)
 
     @staticmethod
     def _support(context, view_context, offset: int, view_offset: int) -> torch.Tensor:

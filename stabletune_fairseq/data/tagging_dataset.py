@@ -9,7 +9,8 @@ A batch holds the rows first and, when a view augmenter is set, their views afte
 tokens it carries ``word_index`` (batch x time): the word each token is pooled into, or the dump
 column ``W`` (the batch's widest word count) for special tokens, padding and, with ``first`` pooling,
 every piece after a word's first. Views have the same words as their rows, one to one, so word k of a
-view is compared with word k of its row. Random draws are seeded by (seed, epoch, item, slot), with the
+view is compared with word k of its row; a copy's view is drawn from the stored sentence, not from the
+copy (as the reference draws it). Random draws are seeded by (seed, epoch, item, slot), with the
 epoch shared with data-loader workers (see ``epoch_views.py``).
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ class TaggingDataset(EpochViewsDataset):
         epoch = self.epoch
         part_number, sentence, first, count = (int(v) for v in self.chunks[index])
         part = self.parts[part_number]
-        groups = [g.tolist() for g in self.word_groups(index)]
+        groups = stored = [g.tolist() for g in self.word_groups(index)]
         refused = 0
         if part.role == "copies":
             groups, refused = self.copy_augmenter.augment_groups(groups, view_rng(self.seed, epoch, index, ROW_SLOT),
@@ -108,8 +109,9 @@ class TaggingDataset(EpochViewsDataset):
                 "teacher": part.role != "rows", "target": torch.from_numpy(part.tags[start:start + count].astype(np.int64))}
         item["tokens"], item["word_of"] = self._encode(groups)
         if self.view_augmenter is not None:
+            # Drawn from the stored sentence, independently of its copy (the reference's choice).
             view, view_refused = self.view_augmenter.augment_groups(
-                groups, view_rng(self.seed, epoch, index, VIEW_SLOT), self.budget)
+                stored, view_rng(self.seed, epoch, index, VIEW_SLOT), self.budget)
             item["view"], item["view_word_of"] = self._encode(view)
             refused += view_refused
         item["refused"] = refused

@@ -40,7 +40,7 @@ class XtremeTaskConfig(FairseqDataclass):
     code_switch_prob: float = field(default=0.3, metadata={"help": "probability that a word is translated"})
     dict_dir: Optional[str] = field(default=None, metadata={"help": "folder of MUSE dictionaries en-<lang>.txt"})
     dict_langs: str = field(default="", metadata={"help": "comma-separated languages to switch into"})
-    noise_std: float = field(default=0.0, metadata={"help": "std of Gaussian noise on the view's token embeddings"})
+    noise_std: float = field(default=0.0, metadata={"help": "std of Gaussian noise on the view's token embeddings (must be > 0 with --view-augmentation noise)"})
     seed: int = II("common.seed")
 
 
@@ -55,6 +55,10 @@ class XtremeTask(FairseqTask):
         self.labels: list[str] = metadata["labels"]
         self.languages: list[str] = sorted({s["language"] for s in metadata["splits"].values()})
         self._augmenters = {}
+        if cfg.view_augmentation == "noise" and not cfg.noise_std > 0:
+            # With std 0 the view is the row itself, differing only by dropout: that is R-Drop, not noise.
+            raise ValueError(f"--view-augmentation noise needs a positive --noise-std (got {cfg.noise_std}); with 0 "
+                             "the view would equal its row and differ only by dropout")
 
     @classmethod
     def setup_task(cls, cfg: XtremeTaskConfig, **kwargs):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
 from ..data.qa_dataset import QAPart, QADataset
@@ -37,6 +38,11 @@ class XtremeQAConfig(XtremeTaskConfig):
         default=None, metadata={"help": "context pieces between the starts of two windows (default: process.sh's, 128)"})
     n_best: int = field(default=20, metadata={"help": "start and end candidates per window when decoding"})
     max_answer_length: int = field(default=30, metadata={"help": "longest answer decoded, in pieces"})
+    answer_boundaries: ChoiceEnum(["keep", "augment"]) = field(
+        default="keep", metadata={"help": "keep: views and copies leave the answer's first and last words as they "
+                                          "are (the reference's --keep_boundary_unchanged); augment: like any word"})
+    copy_question: ChoiceEnum(["keep", "augment"]) = field(
+        default="keep", metadata={"help": "stage-2 copies: keep the question as it is (the reference), or augment it"})
 
 
 @register_task("xtreme_qa", dataclass=XtremeQAConfig)
@@ -80,7 +86,9 @@ class XtremeQATask(XtremeTask):
         dataset = QADataset(
             parts, self.dictionary, self.max_positions(), self.doc_stride, self.cfg.seed, training,
             view_augmenter=self.augmenter(self.cfg.view_augmentation) if training else None,
-            copy_augmenter=self.augmenter(copy_kind) if copy_kind not in ("none", "translation") else None)
+            copy_augmenter=self.augmenter(copy_kind) if copy_kind not in ("none", "translation") else None,
+            keep_answer_boundaries=self.cfg.answer_boundaries == "keep",
+            augment_copy_question=self.cfg.copy_question == "augment")
         if dataset.untrainable:
             logger.warning("%s: %d questions have no answer to train on (unlabelled, or the answer text is not in "
                            "the context; see metadata.json) and are left out of training", split, dataset.untrainable)
