@@ -133,3 +133,14 @@ def toy_tydiqa(toy_qa_xtreme, e5_dir, tmp_path_factory) -> Path:
     """TyDiQA-style: English training, dev files without answers (test splits), German translations."""
     return preprocess(tmp_path_factory, "toy-tydiqa", toy_qa_xtreme, "tydiqa", e5_dir, f"MAX_LEN={QA_MAX_LEN}",
                       f"TRANSLATIONS={toy_qa_xtreme / 'translations'}")
+
+
+def write_tagging_translations(folder: Path, task: str, english: list[list[str]], translated: list[list[str]],
+                               language: str = "de", extra_lines: tuple = ()) -> Path:
+    """``<folder>/translate_train.<task>.txt`` in the xTune release's layout: sentence i of ``english``
+    "translated" as sentence i of ``translated`` (real text of another language's file), then ``extra_lines``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"translate_train.{task}.txt"
+    lines = [f"{' '.join(e)}\t{language}\t{' '.join(t)}" for e, t in zip(english, translated)]
+    path.write_text("".join(line + "\n" for line in [*lines, *extra_lines]), encoding="utf-8")
+    return path

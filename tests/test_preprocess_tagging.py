@@ -4,7 +4,7 @@ from collections import Counter
 
 import numpy as np
 
-from conftest import SHARED_SAMPLE, TAGGING_MAX_LEN, needs_shared, read_metadata, run
+from conftest import SHARED_SAMPLE, TAGGING_MAX_LEN, needs_shared, read_metadata, run, write_tagging_translations
 from stabletune_fairseq.data.tagged_words import read_tagged_sentences
 
 
@@ -56,16 +56,44 @@ def test_a_missing_tag_line_fails_with_file_and_line_and_writes_nothing(toy_tagg
     assert not (tmp_path / "out" / "panx").exists()
 
 
-def test_tagging_translations_are_unlabelled_training_sentences(toy_tagging_xtreme, e5_dir, tmp_path):
-    folder = tmp_path / "translations" / "PANX" / "translate-train"
-    folder.mkdir(parents=True)
-    de = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True)
-    folder.joinpath("en-de-translated.tsv").write_text("".join("\n".join(s) + "\n\n" for s in de.words[:20]), encoding="utf-8")
+def test_tagging_translations_are_paired_with_their_english_sentences(toy_tagging_xtreme, e5_dir, tmp_path):
+    english = read_tagged_sentences(toy_tagging_xtreme / "panx" / "train-en.tsv", tags_required=True).words
+    de = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True).words
+    path = write_tagging_translations(tmp_path / "translations", "panx", english[:20], de[:20], extra_lines=(
+        f"{' '.join(english[3])}\tzh\t一 个 句子",  # written without spaces: left out, as the reference does
+        f"{' '.join(english[4])}\tja\t文 です",
+        "An English sentence nobody wrote .\tde\tEin Satz .",  # not a training sentence: listed, not used
+        f"{' '.join(english[5])}\tfr\t{' '.join(de[30])}"))
     run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, tmp_path / "out",
          f"TRANSLATIONS={tmp_path / 'translations'}"])
-    meta = read_metadata(tmp_path / "out" / "panx")
-    assert meta["translations"]["de"]["examples"] == 20
-    assert meta["translations"]["de"]["words"] == sum(len(s) for s in de.words[:20])
+    out = tmp_path / "out" / "panx"
+    meta = read_metadata(out)
+    assert sorted(meta["translations"]) == ["de", "fr"]
+    assert meta["translations"]["de"]["examples"] == 20 and meta["translations"]["fr"]["examples"] == 1
+    assert meta["translations"]["de"]["words"] == sum(len(s) for s in de[:20])
+    assert meta["translation_file"]["dropped_languages"] == {"zh": 1, "ja": 1}
+    assert meta["translation_file"]["unmatched"] == 1
+    assert (out / "translation" / "unmatched.tsv").read_text().splitlines() == [
+        f"{path}:23\tEnglish sentence not found in the training set"]
+    # Each translation knows its English sentence; repeated English sentences share the first one's.
+    first_of = {}
+    canonical = [first_of.setdefault(" ".join(w), i) for i, w in enumerate(english)]
+    assert np.load(out / "translation" / "source" / "train_de.npy").tolist() == [canonical[i] for i in range(20)]
+    assert np.load(out / "translation" / "source" / "train_fr.npy").tolist() == [canonical[5]]
+    assert np.load(out / "translation" / "canonical.npy").tolist() == canonical
+
+
+def test_tagging_translation_file_errors(toy_tagging_xtreme, e5_dir, tmp_path):
+    english = read_tagged_sentences(toy_tagging_xtreme / "panx" / "train-en.tsv", tags_required=True).words
+    path = write_tagging_translations(tmp_path / "translations", "panx", english[:2], english[2:4],
+                                      extra_lines=("only two\tcolumns",))
+    result = run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, tmp_path / "out",
+                  f"TRANSLATIONS={tmp_path / 'translations'}"], check=False)
+    assert result.returncode != 0 and f"{path}:3: 2 tab-separated columns, expected 3 or 4" in result.stderr
+    result = run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, tmp_path / "out",
+                  f"TRANSLATIONS={tmp_path / 'nothing'}"], check=False)
+    assert result.returncode != 0 and "translate_train.panx.txt: translate-train file not found" in result.stderr
+    assert not (tmp_path / "out" / "panx").exists()
 
 
 @needs_shared

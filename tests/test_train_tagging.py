@@ -6,7 +6,7 @@ import sys
 import pytest
 from seqeval.metrics import f1_score
 
-from conftest import run
+from conftest import run, write_tagging_translations
 from stabletune_fairseq.data.tagged_words import read_tagged_sentences
 
 SETTINGS = ["MAX_UPDATE=3", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1"]
@@ -83,31 +83,55 @@ def test_udpos_plain_with_sum_pooling(e5_dir, toy_udpos, tmp_path):
     assert 0 <= results["per_language"]["de"]["accuracy"] <= 100
 
 
-def test_translate_train_stage2_trains_on_unlabelled_translations(panx_stage1, e5_dir, toy_tagging_xtreme, tmp_path):
-    folder = tmp_path / "translations" / "PANX" / "translate-train"
-    folder.mkdir(parents=True)
-    de = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True)
-    folder.joinpath("en-de-translated.tsv").write_text("".join("\n".join(s) + "\n\n" for s in de.words[:30]),
-                                                       encoding="utf-8")
+def test_translate_train_stage2_trains_on_one_translation_per_sentence(panx_stage1, e5_dir, toy_tagging_xtreme, tmp_path):
+    english = read_tagged_sentences(toy_tagging_xtreme / "panx" / "train-en.tsv", tags_required=True).words
+    de = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True).words
+    # Sentences 0..29 get a German and (0..9) a French "translation" (real text of the dev files).
+    write_tagging_translations(tmp_path / "translations", "panx", english[:30], de[:30], extra_lines=tuple(
+        f"{' '.join(english[i])}\tfr\t{' '.join(de[30 + i])}" for i in range(10)))
     run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, tmp_path / "data", "MAX_LEN=24",
          f"TRANSLATIONS={tmp_path / 'translations'}"])
     data, teacher = tmp_path / "data" / "panx", panx_stage1[0] / "checkpoint_best.pt"  # same tags: a fit teacher
     log = recipe("PANX", e5_dir, data, tmp_path / "run", "STAGE=2", "SETTING=translate-train-all", f"TEACHER={teacher}")
     assert "--copy-augmentation translation --view-augmentation subword_sampling" in log
-    train_rows = json.loads((data / "metadata.json").read_text())["splits"]["train"]["examples"]
-    assert re.search(rf"loaded train: {train_rows + 30}\b", log)  # English rows + the 30 translated sentences
 
-    # A batch of translated sentences: no task loss (no labels), but R1 and R2 from the teacher.
     from fairseq import checkpoint_utils
     from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
     from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
 
-    task = XtremeTaggingTask.setup_task(XtremeTaggingConfig(
-        data=str(data), seed=1, view_augmentation="subword_sampling", copy_augmentation="translation",
-        subword_sampling_prob=1.0))
+    def task_with(**options):
+        return XtremeTaggingTask.setup_task(XtremeTaggingConfig(data=str(data), seed=1, **options))
+    rows = len(task_with().load_dataset("train"))  # chunks of the English sentences
+    task = task_with(view_augmentation="subword_sampling", copy_augmentation="translation", subword_sampling_prob=1.0)
     dataset = task.load_dataset("train").dataset
-    translated = [dataset[i] for i in range(len(dataset)) if dataset[i]["teacher"]][:8]
-    assert len(translated) == 8 and all((item["target"] == -1).all() for item in translated)
+    # One copy per English sentence (not one per translation), as the reference trains.
+    assert len(dataset) == rows + len(english)
+    assert re.search(rf"loaded train: {rows + len(english)} chunks", log)
+    as_text = lambda item: " ".join(task.dictionary[i] for i in item["tokens"].tolist())  # noqa: E731
+    stored = [[" ".join(task.dictionary[i] for i in [0, *part.tokens[k].tolist(), 2]) for k in range(len(part.tokens))]
+              for part in dataset.translations.parts]  # de, fr
+    # The translations of a sentence's text (the toy English training set repeats sentences: they share theirs).
+    options = {s: {stored[0][k] for k in range(30) if english[k] == english[s]}
+               | {stored[1][k] for k in range(10) if english[k] == english[s]} for s in range(10)}
+    drawn = {}
+    for epoch in (1, 2, 3, 4, 5, 6):
+        dataset.set_epoch(epoch)
+        for s in range(10):
+            copy = dataset[rows + s]
+            assert copy["teacher"] and (copy["target"] == -1).all()
+            text = as_text(copy)
+            assert text in options[s]  # one of its own translations
+            drawn.setdefault(s, set()).add(text)
+            # Its view comes from the translation itself: the same number of words.
+            assert copy["view_word_of"].max() == copy["word_of"].max()
+    assert any(len(texts) == 2 for texts in drawn.values())  # re-drawn across epochs
+    dataset.set_epoch(1)
+    alone = next(s for s in range(30, len(english)) if english[s] not in english[:30])
+    untranslated = dataset[rows + alone]  # no translation: the English sentence itself, unlabelled
+    assert (untranslated["target"] == -1).all() and len(untranslated["target"]) == len(english[alone])
+
+    # A batch of translated copies: no task loss (no labels), but R1 and R2 from the teacher.
+    translated = [dataset[rows + s] for s in range(8)]
     sample = dataset.collater(translated)
     model = checkpoint_utils.load_model_ensemble([str(teacher)], task=task)[0][0].train()
     criterion = StabilityConsistencyCriterion(task, r1_lambda=0.7, r2_lambda=1.0, teacher=str(teacher), r2_hard_labels=True)

@@ -65,12 +65,24 @@ def test_translation_views(toy_data_tta, toy_xtreme):
         ids = tokens.tolist()
         return " ".join(encoder.words(ids[1:ids.index(dictionary.eos())]))
 
-    for i in range(20):
+    copy_views = {"english": 0, "other translation": 0}
+    for i in range(200):
         item, copy = views[i], views[1200 + i]
-        assert premise(item["tokens"]) == english[i]
-        assert premise(item["view"]) in {premises[l][i] for l in premises}  # the row's view: a translation
-        assert premise(copy["tokens"]) in {premises[l][i] for l in premises} and copy["teacher"]
-        assert premise(copy["view"]) == english[i]  # a translated copy's view: its English original
+        translations = {premises[l][i] for l in premises}
+        assert premise(item["tokens"]) == english[i] and not item["teacher"]
+        assert premise(item["view"]) in translations  # the row's view: a translation
+        assert premise(copy["tokens"]) in translations and copy["teacher"]
+        # A translated copy's view, as the reference draws it: a language at random among the example's
+        # translations, English when it is the copy's own language: never the copy itself.
+        view = premise(copy["view"])
+        assert view != premise(copy["tokens"])
+        if view == english[i]:
+            copy_views["english"] += 1
+        else:
+            assert view in translations
+            copy_views["other translation"] += 1
+    # Four translation languages: English with probability 1/4 (50 of 200 expected; 26..74 is beyond 4 sigma).
+    assert 26 <= copy_views["english"] <= 74, copy_views
 
 
 def test_translate_train_all_two_stages(toy_data_tta, e5_dir, tmp_path):

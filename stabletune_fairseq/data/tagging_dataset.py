@@ -1,9 +1,12 @@
 """Tagging examples (chunks of sentences) with word-aligned views, built when the batch is.
 
 Parts: each part is a set of stored sentences (``tokens``, ``word_pieces``, flat ``tags``) with a
-language and a role: ``rows`` (trained on as they are), ``copies`` (stage 2's D_aug: the same sentences
-re-augmented every epoch, labels kept, teacher on) or ``translations`` (unlabelled translated sentences,
-teacher on). Every item is one chunk of one sentence (``word_chunks.py``).
+language and a role: ``rows`` (trained on as they are) or ``copies`` (stage 2's D_aug: the same sentences
+re-augmented every epoch, labels kept, teacher on). Every such item is one chunk of one sentence
+(``word_chunks.py``). Translate-train-all's stage 2 instead adds one copy per English sentence
+(``TranslationPool``): every epoch one of that sentence's translations, drawn at random (the English
+sentence itself, unlabelled, when it has none, as the reference does), unlabelled, teacher on; a
+translation longer than the model keeps its first words that fit (the rest counted as cut).
 
 A batch holds the rows first and, when a view augmenter is set, their views after them. Alongside the
 tokens it carries ``word_index`` (batch x time): the word each token is pooled into, or the dump
@@ -45,9 +48,31 @@ class TaggedPart:
             raise ValueError(f"{self.tag_offsets[-1]} words stored but {len(self.tags)} tags")
 
 
+@dataclass
+class TranslationPool:
+    """Translations of the English training sentences: ``parts`` (one per language) and, per English
+    sentence, its translations as (part, sentence) pairs."""
+    parts: list[TaggedPart]
+    options: list[list[tuple[int, int]]]
+
+    @classmethod
+    def from_sources(cls, parts: list[TaggedPart], sources: list[np.ndarray], canonical: np.ndarray):
+        """``sources[p][i]``: the English sentence translation i of part p translates; ``canonical``: for
+        every English sentence, the first one with the same words (whose translations it shares)."""
+        by_canonical: dict[int, list] = {}
+        for number, source in enumerate(sources):
+            for i, english in enumerate(np.asarray(source).tolist()):
+                by_canonical.setdefault(english, []).append((number, i))
+        return cls(parts, [by_canonical.get(int(c), []) for c in canonical])
+
+    @property
+    def without_translation(self) -> int:
+        return sum(1 for o in self.options if not o)
+
+
 class TaggingDataset(EpochViewsDataset):
     def __init__(self, parts: list[TaggedPart], dictionary, max_positions: int, seed: int, pooling: str = "first",
-                 view_augmenter=None, copy_augmenter=None):
+                 view_augmenter=None, copy_augmenter=None, translations: TranslationPool | None = None):
         super().__init__()
         if pooling not in POOLING:
             raise ValueError(f"unknown pooling {pooling!r} (known: {', '.join(POOLING)})")
@@ -64,7 +89,18 @@ class TaggingDataset(EpochViewsDataset):
             self.cut_words += cut
             plans.append(np.column_stack([np.full(len(chunks), number), chunks]))
             sizes += [min(int(lengths[s][first:first + count].sum()), self.budget) for s, first, count in chunks]
-        self.chunks = np.concatenate(plans)  # part, sentence, first word, word count
+        self.translations = translations
+        if translations is not None:  # one copy slot per English sentence: part -1
+            if len(translations.options) != len(parts[0].word_pieces):
+                raise ValueError(f"{len(translations.options)} English sentences have translation options, "
+                                 f"but the training part holds {len(parts[0].word_pieces)}")
+            slots = np.arange(len(translations.options))
+            plans.append(np.column_stack([np.full(len(slots), -1), slots, np.zeros_like(slots), np.zeros_like(slots)]))
+            # Batched by the longest of its translations (the one drawn changes every epoch).
+            pieces = lambda part, i: min(int(part.word_pieces[i].numpy().sum()), self.budget)  # noqa: E731
+            sizes += [max([pieces(translations.parts[p], i) for p, i in options] or [pieces(parts[0], english)])
+                      for english, options in enumerate(translations.options)]
+        self.chunks = np.concatenate(plans)  # part, sentence, first word, word count (part -1: a translation slot)
         self._sizes = np.asarray(sizes, dtype=np.int64) + SPECIAL_TOKENS
 
     def ordered_indices(self):
@@ -95,9 +131,32 @@ class TaggingDataset(EpochViewsDataset):
             position += len(group)
         return torch.from_numpy(tokens), torch.from_numpy(word_of)
 
+    def _translated_copy(self, english: int, rng) -> tuple[list[list[int]], int, int]:
+        """(word groups, language, words cut) of the translation drawn for English sentence ``english``."""
+        options = self.translations.options[english]
+        if options:
+            number, sentence = options[int(rng.integers(len(options)))]
+            part = self.translations.parts[number]
+        else:
+            part, sentence = self.parts[0], english
+        groups = [g.tolist() for g in np.split(part.tokens[sentence].numpy(),
+                                               np.cumsum(part.word_pieces[sentence].numpy())[:-1])]
+        kept, used = 0, 0
+        while kept < len(groups) and used + len(groups[kept]) <= self.budget:
+            used, kept = used + len(groups[kept]), kept + 1
+        kept = max(kept, 1)
+        if len(groups[0]) > self.budget:
+            groups[0] = groups[0][:self.budget]
+        return groups[:kept], part.language, len(groups) - kept
+
     def __getitem__(self, index):
         epoch = self.epoch
         part_number, sentence, first, count = (int(v) for v in self.chunks[index])
+        if part_number < 0:
+            groups, language, cut = self._translated_copy(sentence, view_rng(self.seed, epoch, index, ROW_SLOT))
+            item = {"id": index, "sentence": sentence, "first_word": 0, "lang": language, "teacher": True,
+                    "target": torch.full((len(groups),), -1, dtype=torch.long)}
+            return self._with_view(item, groups, groups, epoch, index, cut)
         part = self.parts[part_number]
         groups = stored = [g.tolist() for g in self.word_groups(index)]
         refused = 0
@@ -107,9 +166,13 @@ class TaggingDataset(EpochViewsDataset):
         start = part.tag_offsets[sentence] + first
         item = {"id": index, "sentence": sentence, "first_word": first, "lang": part.language,
                 "teacher": part.role != "rows", "target": torch.from_numpy(part.tags[start:start + count].astype(np.int64))}
+        return self._with_view(item, groups, stored, epoch, index, refused)
+
+    def _with_view(self, item, groups, stored, epoch, index, refused):
         item["tokens"], item["word_of"] = self._encode(groups)
         if self.view_augmenter is not None:
-            # Drawn from the stored sentence, independently of its copy (the reference's choice).
+            # Drawn from the stored sentence, independently of its copy (the reference's choice); a translated
+            # copy's view from the translation itself (not word-aligned with the English sentence).
             view, view_refused = self.view_augmenter.augment_groups(
                 stored, view_rng(self.seed, epoch, index, VIEW_SLOT), self.budget)
             item["view"], item["view_word_of"] = self._encode(view)

@@ -15,8 +15,9 @@ becomes ``<unk>``, as the reference does, and is counted. Tags come from the tra
 order; a dev/test tag outside that list is kept (so scores stay honest: it can never be predicted),
 indexed after the trainable labels (``unseen_labels``), and reported per split. Nothing is cut here:
 sentences longer than the model are split into chunks when loaded and merged back for prediction.
-Translate-train files (``<TASK>/translate-train/en-<lang>-translated.tsv``, one word per line) give
-unlabelled training sentences (R1/R2 only).
+Translate-train sentences (the xTune release's ``translate_train.<task>.txt``, ``data/tagging_translations.py``)
+are stored per language under ``translation/`` with the English sentence each translates: unlabelled
+stage-2 copies (R1/R2 only).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from .encoding import PieceEncoder, load_xlmr_dictionary
 from .metadata import save_metadata
 from .split_files import find_split_files
 from .tagged_words import read_tagged_sentences
-from .translations import translation_files
+from .tagging_translations import read_tagging_translations, translation_file
 
 logger = logging.getLogger(__name__)
 
@@ -124,25 +125,42 @@ def prepare_tagging_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path
             logger.info("%s -> %s: %d sentences, %d words (%s), %d longer than %d tokens (split into chunks)", path,
                         name, counts["examples"], counts["words"], "tagged" if sentences.labelled else "no tags",
                         counts["long_sentences"], max_positions)
-        translations = {}
+        translations, translation_file_report = {}, None
         if translations_dir is not None:
-            translations = prepare_tagging_translations(out, task, translations_dir, encoder, max_positions)
+            translations, translation_file_report = prepare_tagging_translations(out, task, translations_dir, encoder, max_positions,
+                                                        read["train"].words)
         shutil.copy(dict_dir / "dict.txt", out / "dict.txt")
         shutil.copy(dict_dir / "sentencepiece.bpe.model", out / "sentencepiece.bpe.model")
         save_metadata(out, {"task": task, "kind": "tagging", "labels": labels, "unseen_labels": unseen,
-                            "max_positions": max_positions, "splits": splits, "translations": translations})
+                            "max_positions": max_positions, "splits": splits, "translations": translations,
+                            **({"translation_file": translation_file_report} if translation_file_report else {})})
     return final
 
 
-def prepare_tagging_translations(out: Path, task: str, translations_dir, encoder, max_positions: int) -> dict:
-    """Translated training sentences, unlabelled: tags in the file are not word-aligned, so unused."""
+def prepare_tagging_translations(out: Path, task: str, translations_dir, encoder, max_positions: int,
+                                 english: list[list[str]]) -> tuple[dict, dict]:
+    """Translated training sentences (unlabelled) and the English sentence each translates (``source``);
+    ``translation/canonical.npy`` gives every English sentence the first one with the same words, whose
+    translations it shares."""
+    path = translation_file(translations_dir, task)
+    found = read_tagging_translations(path, english)
     report = {}
-    for language, path in translation_files(translations_dir, task).items():
-        sentences = read_tagged_sentences(path, tags_required=False)
-        if sentences.labelled:
-            logger.warning("%s: its tag column is not used (translated sentences train R1/R2 only)", path)
+    for language in sorted(found.words):
+        name = f"train_{language}"
         report[language] = {"source": str(path.resolve()),
-                            **write_sentences(out, "translation", f"train_{language}", encoder, sentences.words,
-                                             max_positions)}
-        logger.info("%s -> translation/train_%s: %d sentences", path, language, len(sentences))
-    return report
+                            **write_sentences(out, "translation", name, encoder, found.words[language], max_positions)}
+        write_int_array(out / "translation" / "source" / f"{name}.npy", np.asarray(found.sources[language], dtype=np.int64))
+        logger.info("%s -> translation/%s: %d sentences", path, name, len(found.words[language]))
+    first_of: dict[str, int] = {}
+    canonical = [first_of.setdefault(" ".join(words), number) for number, words in enumerate(english)]
+    write_int_array(out / "translation" / "canonical.npy", np.asarray(canonical, dtype=np.int64))
+    with open(out / "translation" / "unmatched.tsv", "w", encoding="utf-8") as f:
+        f.writelines(f"{path}:{line}\t{reason}\n" for line, reason in found.unmatched)
+    if found.unmatched:
+        logger.warning("%s: %d translations of sentences that are not in the training set, not used (listed in "
+                       "translation/unmatched.tsv)", path, len(found.unmatched))
+    if found.dropped:
+        logger.warning("%s: translations into languages written without spaces left out, as the reference does: %s",
+                       path, dict(found.dropped))
+    return report, {"source": str(path.resolve()), "unmatched": len(found.unmatched),
+                    "dropped_languages": dict(found.dropped)}

@@ -12,8 +12,10 @@ def accuracy_counts(predictions: torch.Tensor, targets: torch.Tensor, lang: torc
                     languages: list[str]) -> dict[str, int]:
     """``ncorrect_<lang>`` and ``nlabelled_<lang>`` for every language of the task (zeros included,
     so every worker logs the same keys)."""
-    labelled = targets >= 0
+    known = lang >= 0  # -1: a language without a dev set (translated training rows): counted nowhere
+    labelled = (targets >= 0) & known
     correct = (predictions == targets) & labelled
+    lang = lang.clamp(min=0)
     # One transfer for all languages: a per-language .item() would stall a GPU once per language and step.
     sums = torch.stack([torch.bincount(lang, weights=flags.to(torch.float32), minlength=len(languages))
                         for flags in (labelled, correct)]).long().tolist()

@@ -9,7 +9,8 @@ Validation reports, per language and averaged, seqeval's entity-level F1 (``f1_<
 how XTREME scores both tasks) from entity counts summed over the whole subset, and word accuracy
 (``acc_<lang>``). Consistency (xTune): R1 per word between a row and its word-aligned view (subword
 sampling, code-switching or embedding noise); stage 2 adds augmented copies (``subword_sampling``,
-``code_switch``) or the translate-train sentences (``translation``, unlabelled: R1/R2 only).
+``code_switch``) or, with ``translation``, one translation of every English sentence per epoch, drawn at
+random (unlabelled: R1/R2 only).
 """
 import dataclasses
 import logging
@@ -21,7 +22,7 @@ import torch
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
-from ..data.tagging_dataset import POOLING, TaggedPart, TaggingDataset
+from ..data.tagging_dataset import POOLING, TaggedPart, TaggingDataset, TranslationPool
 from ..metrics.entities import entity_counts
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
@@ -50,30 +51,34 @@ class XtremeTaggingTask(XtremeTask):
         tags = np.load(os.path.join(self.cfg.data, "tags", f"{name}.npy"))
         return TaggedPart(tokens, word_pieces, tags, self.language_of(name))
 
-    def _translation_parts(self) -> list[TaggedPart]:
-        available = self.translation_languages()
-        parts = []
-        for lang in available:
+    def _translation_pool(self) -> TranslationPool:
+        """Stage 2 of translate-train-all: the translations of every English training sentence."""
+        parts, sources = [], []
+        for lang in self.translation_languages():
             name = f"train_{lang}"
             tokens, word_pieces = self._stored("translation/tokens", [name]), self._stored("translation/word_pieces", [name])
             untagged = np.full(int(np.sum(word_pieces.sizes)), -1, dtype=np.int64)
             language = self.languages.index(lang) if lang in self.languages else -1  # -1: no dev set to count it in
             parts.append(TaggedPart(tokens, word_pieces, untagged, language, role="translations"))
-        return parts
+            sources.append(np.load(os.path.join(self.cfg.data, "translation", "source", f"{name}.npy")))
+        canonical = np.load(os.path.join(self.cfg.data, "translation", "canonical.npy"))
+        pool = TranslationPool.from_sources(parts, sources, canonical)
+        logger.info("translated copies from %s; %d English sentences have no translation (their copy is themselves, "
+                    "unlabelled)", ",".join(self.translation_languages()), pool.without_translation)
+        return pool
 
     def load_dataset(self, split: str, combine: bool = False, **kwargs):
         training = split == "train"
         names = self.split_names(split)
         parts = [self._rows(name) for name in names]
         copy_kind = self.cfg.copy_augmentation if training else "none"
-        if copy_kind == "translation":
-            parts += self._translation_parts()
-        elif copy_kind != "none":
+        if copy_kind not in ("none", "translation"):
             parts += [dataclasses.replace(part, role="copies") for part in parts]  # the same stored sentences
         dataset = TaggingDataset(
             parts, self.dictionary, self.max_positions(), self.cfg.seed, self.cfg.pooling,
             view_augmenter=self.augmenter(self.cfg.view_augmentation) if training else None,
-            copy_augmenter=self.augmenter(copy_kind) if copy_kind not in ("none", "translation") else None)
+            copy_augmenter=self.augmenter(copy_kind) if copy_kind not in ("none", "translation") else None,
+            translations=self._translation_pool() if copy_kind == "translation" else None)
         if dataset.cut_words:
             logger.warning("%s: %d words are longer than %d pieces alone and were cut (predicted from their first "
                            "piece)", split, dataset.cut_words, self.max_positions())
