@@ -2,6 +2,7 @@
 that cover every context piece, and window targets that cut out exactly the answer."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -212,3 +213,59 @@ def test_offsets_are_characters_found_from_the_pieces_surfaces(encoder):
     except ValueError:
         pytest.skip("this sentencepiece reports byte offsets only")
     assert ours == api
+
+
+def test_translated_copies_one_per_question_and_epoch(toy_qa_xtreme, e5_dir, tmp_path):
+    """Translate-train-all stage 2 as the reference: every epoch one copy per English question, one of the
+    translations with its id drawn at random (a random translated question when none has its id); the
+    windows, so the batches and the schedule, follow the copies drawn."""
+    english = json.loads((toy_qa_xtreme / "tydiqa" / "tydiqa-goldp-v1.1-train" / "tydiqa.goldp.en.train.json")
+                         .read_text(encoding="utf-8"))
+    folder = tmp_path / "translations" / "TyDiQA" / "translate-train"
+    folder.mkdir(parents=True)
+    paired = json.loads(json.dumps(english))
+    paired["data"][0]["paragraphs"] = paired["data"][0]["paragraphs"][:40]  # questions of 40 paragraphs keep their ids
+    (folder / "tydiqa.translate.train.en-de.json").write_text(json.dumps(paired, ensure_ascii=False), encoding="utf-8")
+    (folder / "tydiqa.translate.train.en-fr.json").write_bytes(  # the toy German questions: ids of no English one
+        (toy_qa_xtreme / "translations" / "TyDiQA" / "translate-train" / "tydiqa.translate.train.en-de.json").read_bytes())
+    run(["bash", "preprocess/xtreme/process.sh", toy_qa_xtreme, "tydiqa", e5_dir, tmp_path / "out",
+         f"MAX_LEN={QA_MAX_LEN}", f"TRANSLATIONS={tmp_path / 'translations'}"])
+    data = tmp_path / "out" / "tydiqa"
+    task = XtremeQATask.setup_task(XtremeQAConfig(data=str(data), seed=1, copy_augmentation="translation"))
+    dataset = task.load_dataset("train")
+    assert isinstance(dataset, QADataset) and not dataset.can_reuse_epoch_itr_across_epochs
+    ids = [[json.loads(line)["id"] for line in open(data / folder_ / "examples" / f"{name}.jsonl", encoding="utf-8")]
+           for folder_, name in (("", "train"), ("translation", "train_de"), ("translation", "train_fr"))]
+    english_ids, paired_ids = ids[0], set(ids[1])
+    de_part, fr_part = dataset._first_translation_part, dataset._first_translation_part + 1
+    rows = len(dataset._fixed)
+    fallbacks = []
+    for epoch in (1, 2, 3):
+        dataset.set_epoch(epoch)
+        chosen = dataset.copies_of_epoch
+        assert len(chosen) == len(english_ids)  # one copy per English question
+        for qid, (part, q) in zip(english_ids, chosen):
+            if qid in paired_ids:
+                assert part == de_part and ids[1][q] == qid  # its own translation
+            else:
+                assert part in (de_part, fr_part)
+        fallbacks.append([c for qid, c in zip(english_ids, chosen) if qid not in paired_ids])
+        copies = dataset.windows[rows:]
+        assert sorted({(int(p), int(q)) for p, q in copies[:, :2]}) == sorted(set(chosen))
+        expected = sum(len(plan_windows(int(dataset.parts[p].context.sizes[q]), QA_MAX_LEN - 4
+                                        - int(dataset.parts[p].question.sizes[q]), dataset.stride)) for p, q in chosen)
+        assert len(dataset) == rows + expected
+        item = dataset[rows]
+        assert item["teacher"]
+    assert fallbacks[0] and fallbacks[0] != fallbacks[1]  # re-drawn every epoch
+    # The schedule counts each epoch's own batches (batch 8: ceil(windows / 8) updates per epoch).
+    lengths = []
+    for epoch in (1, 2, 3):
+        dataset.set_epoch(epoch)
+        lengths.append(-(-len(dataset) // 8))
+    counted = run([sys.executable, "-m", "stabletune_fairseq.cli.count_updates", data, "--user-dir", "stabletune_fairseq",
+                   "--task", "xtreme_qa", "--arch", "stabletune_xlmr_e5_small", "--copy-augmentation", "translation",
+                   "--batch-size", "8", "--max-epoch", "3", "--seed", "1", "--cpu"]).stdout
+    assert f"per_epoch={','.join(map(str, lengths))} " in counted or \
+        (len(set(lengths)) == 1 and f"per_epoch={lengths[0]} " in counted), counted
+    assert f"total={sum(lengths)}" in counted

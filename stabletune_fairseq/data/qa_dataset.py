@@ -70,10 +70,44 @@ def _groups(pieces: np.ndarray, counts: np.ndarray) -> list[list[int]]:
     return [g.tolist() for g in np.split(pieces, np.cumsum(counts)[:-1])] if len(pieces) else []
 
 
+@dataclass
+class QATranslationPool:
+    """Translate-train-all's stage-2 copies: the translated questions (``parts``, one per language) and, per
+    English training question, the translated questions that carry its id (XTREME keeps SQuAD's ids).
+    Every epoch each English question gets one copy: one of its translations drawn at random, or, when it
+    has none, a translated question drawn at random from all of them (the reference's fallback)."""
+    parts: list[QAPart]
+    options: list[list[tuple[int, int]]]  # per English question: (part, question) of its translations
+    everything: list[tuple[int, int]]  # every trainable translated question
+
+    @classmethod
+    def by_id(cls, parts: list[QAPart], part_ids: list[list[str]], english_ids: list[str]):
+        """Translated questions paired with the English ones by id; those without a trainable answer (not
+        found in the translated context) are left out, as training leaves them out."""
+        by_id: dict[str, list] = {}
+        everything = []
+        for number, (part, ids) in enumerate(zip(parts, part_ids)):
+            for q, qid in enumerate(ids):
+                if part.answers[q, 0] != NO_ANSWER:
+                    by_id.setdefault(qid, []).append((number, q))
+                    everything.append((number, q))
+        if not everything:
+            raise ValueError("no translated question with an answer to train on")
+        return cls(parts, [by_id.get(qid, []) for qid in english_ids], everything)
+
+    @property
+    def without_translation(self) -> int:
+        return sum(1 for o in self.options if not o)
+
+    def draw(self, english: int, rng: np.random.Generator) -> tuple[int, int]:
+        options = self.options[english] or self.everything
+        return options[int(rng.integers(len(options)))]
+
+
 class QADataset(EpochViewsDataset):
     def __init__(self, parts: list[QAPart], dictionary, max_positions: int, stride: int, seed: int,
                  training: bool, view_augmenter=None, copy_augmenter=None, keep_answer_boundaries: bool = True,
-                 augment_copy_question: bool = False):
+                 augment_copy_question: bool = False, translations: Optional[QATranslationPool] = None):
         super().__init__()
         self.keep_answer_boundaries, self.augment_copy_question = keep_answer_boundaries, augment_copy_question
         self.parts, self.max_positions, self.seed, self.training = parts, max_positions, seed, training
@@ -81,23 +115,63 @@ class QADataset(EpochViewsDataset):
         self.view_augmenter, self.copy_augmenter = view_augmenter, copy_augmenter
         if any(p.role == "copies" for p in parts) and copy_augmenter is None:
             raise ValueError("a part of augmented copies needs a copy augmenter")
-        rows, self.untrainable = [], 0
+        self.stride, self.untrainable = stride, 0
+        questions = []
         for number, part in enumerate(parts):
-            q_sizes, c_sizes = np.asarray(part.question.sizes), np.asarray(part.context.sizes)
-            for q in range(len(q_sizes)):
+            for q in range(len(part.question.sizes)):
                 if training and part.answers[q, 0] == NO_ANSWER:
                     self.untrainable += 1  # unlabelled or answer not found: nothing to learn from
-                    continue
-                budget = context_budget(max_positions, int(q_sizes[q]))
-                for start, length in plan_windows(int(c_sizes[q]), budget, stride):
-                    rows.append((number, q, start, length, int(q_sizes[q]) + length + QA_SPECIAL_TOKENS))
-        self.windows = np.asarray(rows, dtype=np.int64).reshape(-1, 5)  # part, question, start, length, size
+                else:
+                    questions.append((number, q))
+        self._fixed = self._plan(questions)  # part, question, start, length, size
+        self.translations, self._planned_epoch = translations, None
+        if translations is not None:
+            self._first_translation_part = len(self.parts)
+            self.parts = self.parts + translations.parts
+        self._set_windows(self._fixed)
+        self._plan_epoch(self.epoch)
+
+    def _plan(self, questions) -> np.ndarray:
+        """The windows of the given (part, question) pairs, in order."""
+        rows = []
+        for number, q in questions:
+            part = self.parts[number]
+            q_size, c_size = int(part.question.sizes[q]), int(part.context.sizes[q])
+            for start, length in plan_windows(c_size, context_budget(self.max_positions, q_size), self.stride):
+                rows.append((number, q, start, length, q_size + length + QA_SPECIAL_TOKENS))
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 5)
+
+    def _set_windows(self, windows: np.ndarray):
+        self.windows = windows
         self._sizes = self.windows[:, 4].copy()
         self._question_keys = (self.windows[:, 0] << 32) | self.windows[:, 1]  # ascending: windows come in order
-        self.stride = stride
+
+    def _plan_epoch(self, epoch: int):
+        """Translate-train-all: this epoch's copies, one translated question per English question, and their
+        windows (so the number of training windows changes from epoch to epoch)."""
+        if self.translations is None or self._planned_epoch == epoch:
+            return
+        chosen = []  # per English question: (part, question) of its copy this epoch
+        for english in range(len(self.translations.options)):
+            number, q = self.translations.draw(english, view_rng(self.seed, epoch, english, ROW_SLOT))
+            chosen.append((self._first_translation_part + number, q))
+        self.copies_of_epoch = chosen
+        self._set_windows(np.concatenate([self._fixed, self._plan(sorted(chosen))]))
+        self._planned_epoch = epoch
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        self._plan_epoch(epoch)
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return self.translations is None  # drawn copies change the windows, so the batches, every epoch
 
     def ordered_indices(self):
         if self.training:
+            if self.translations is not None:  # by length, ties in a random order of this epoch
+                ties = np.random.default_rng([self.seed, self.epoch]).permutation(len(self))
+                return np.lexsort((ties, self._sizes))
             return np.argsort(self._sizes, kind="stable")
         return np.arange(len(self))  # question by question: a batch holds whole questions
 

@@ -10,7 +10,8 @@ questions: SQuAD v1.1 EM/F1 (MLQA's language-aware normalisation for MLQA) per l
 
 Consistency (xTune): R1 on the start and end distributions of a window and its view over their common
 support (``criterions/span_terms.py``); stage 2 adds augmented copies (``subword_sampling``,
-``code_switch``) or the translate-train questions (``translation``, with their own answers).
+``code_switch``) or, with ``translation``, one translated question per English question and epoch, drawn at
+random among those with its id (with their own answers).
 """
 import dataclasses
 import json
@@ -23,7 +24,7 @@ import numpy as np
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
-from ..data.qa_dataset import QAPart, QADataset
+from ..data.qa_dataset import QAPart, QADataset, QATranslationPool
 from ..data.span_decoding import WindowScores, best_answer
 from ..metrics.qa_scores import exact_match, f1
 from ..metrics.span_scores import span_score_counts
@@ -70,32 +71,43 @@ class XtremeQATask(XtremeTask):
                       answers=np.load(os.path.join(self.cfg.data, folder, "answers", f"{name}.npy")),
                       language=language, role=role, records=records)
 
-    def _translation_parts(self) -> list[QAPart]:
-        return [self._part("translation", f"train_{lang}", self.languages.index(lang) if lang in self.languages else -1,
-                           "translations", with_records=False) for lang in self.translation_languages()]
+    def _ids(self, folder: str, name: str) -> list[str]:
+        with open(os.path.join(self.cfg.data, folder, "examples", f"{name}.jsonl"), encoding="utf-8") as f:
+            return [json.loads(line)["id"] for line in f]
+
+    def _translation_pool(self) -> QATranslationPool:
+        """Stage 2 of translate-train-all: the translated questions, paired with the English ones by id."""
+        languages = self.translation_languages()
+        parts = [self._part("translation", f"train_{lang}", self.languages.index(lang) if lang in self.languages else -1,
+                            "translations", with_records=False) for lang in languages]
+        pool = QATranslationPool.by_id(parts, [self._ids("translation", f"train_{lang}") for lang in languages],
+                                       self._ids("", "train"))
+        logger.info("translated copies from %s; %d English questions have no translation with their id (their copy "
+                    "is a translated question drawn at random, as the reference does)", ",".join(languages),
+                    pool.without_translation)
+        return pool
 
     def load_dataset(self, split: str, combine: bool = False, **kwargs):
         training = split == "train"
         names = self.split_names(split)
         parts = [self._part("", name, self.language_of(name), "rows", with_records=not training) for name in names]
         copy_kind = self.cfg.copy_augmentation if training else "none"
-        if copy_kind == "translation":
-            parts += self._translation_parts()
-        elif copy_kind != "none":
+        if copy_kind not in ("none", "translation"):
             parts += [dataclasses.replace(part, role="copies") for part in parts]
         dataset = QADataset(
             parts, self.dictionary, self.max_positions(), self.doc_stride, self.cfg.seed, training,
             view_augmenter=self.augmenter(self.cfg.view_augmentation) if training else None,
             copy_augmenter=self.augmenter(copy_kind) if copy_kind not in ("none", "translation") else None,
             keep_answer_boundaries=self.cfg.answer_boundaries == "keep",
-            augment_copy_question=self.cfg.copy_question == "augment")
+            augment_copy_question=self.cfg.copy_question == "augment",
+            translations=self._translation_pool() if copy_kind == "translation" else None)
         if dataset.untrainable:
             logger.warning("%s: %d questions have no answer to train on (unlabelled, or the answer text is not in "
                            "the context; see metadata.json) and are left out of training", split, dataset.untrainable)
         logger.info("loaded %s: %d windows of %d questions from %s (views: %s, copies: %s)", split, len(dataset),
                     len(np.unique(dataset.windows[:, :2], axis=0)), ", ".join(names),
                     self.cfg.view_augmentation if training else "none", copy_kind)
-        if training:
+        if training and dataset.can_reuse_epoch_itr_across_epochs:  # (drawn translations: it orders itself)
             dataset = self._shuffled_by_length(dataset, dataset.sizes)
         self.datasets[split] = dataset
         return dataset
