@@ -37,8 +37,6 @@ def count_updates(argv: list[str]) -> tuple[int, list[int], int]:
             max_positions=task.max_positions(), ignore_invalid_inputs=True,
             required_batch_size_multiple=cfg.dataset.required_batch_size_multiple, seed=cfg.common.seed,
             num_shards=world, shard_id=0, epoch=epoch)
-        if epoch == 1:
-            rows = len(dataset)
         # Every rank gets ceil(batches / world) batches (shards are padded); updates group update_freq of them.
         per_epoch.append(math.ceil(len(iterator) / update_freq))
         if getattr(dataset, "can_reuse_epoch_itr_across_epochs", False):

@@ -32,6 +32,7 @@ class TaggingTranslations:
     sources: dict[str, list[int]] = field(default_factory=dict)  # language -> English sentence of each
     dropped: Counter = field(default_factory=Counter)  # language -> lines left out (DROPPED_LANGUAGES)
     unmatched: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+    canonical: list[int] = field(default_factory=list)  # per English sentence: the first one with its words
 
 
 def translation_file(translations_dir: str | Path, task: str) -> Path:
@@ -44,10 +45,9 @@ def translation_file(translations_dir: str | Path, task: str) -> Path:
 
 def read_tagging_translations(path: str | Path, english: list[list[str]]) -> TaggingTranslations:
     """Translations of ``english`` (the training sentences' words) read from ``path``."""
-    first_of = {}
-    for number, words in enumerate(english):
-        first_of.setdefault(" ".join(words), number)
-    found = TaggingTranslations(str(path))
+    first_of: dict[str, int] = {}
+    canonical = [first_of.setdefault(" ".join(words), number) for number, words in enumerate(english)]
+    found = TaggingTranslations(str(path), canonical=canonical)
     for line, text in read_lines(path):
         fields = text.split("\t")
         if len(fields) not in (3, 4):

@@ -151,9 +151,7 @@ def prepare_tagging_translations(out: Path, task: str, translations_dir, encoder
                             **write_sentences(out, "translation", name, encoder, found.words[language], max_positions)}
         write_int_array(out / "translation" / "source" / f"{name}.npy", np.asarray(found.sources[language], dtype=np.int64))
         logger.info("%s -> translation/%s: %d sentences", path, name, len(found.words[language]))
-    first_of: dict[str, int] = {}
-    canonical = [first_of.setdefault(" ".join(words), number) for number, words in enumerate(english)]
-    write_int_array(out / "translation" / "canonical.npy", np.asarray(canonical, dtype=np.int64))
+    write_int_array(out / "translation" / "canonical.npy", np.asarray(found.canonical, dtype=np.int64))
     with open(out / "translation" / "unmatched.tsv", "w", encoding="utf-8") as f:
         f.writelines(f"{path}:{line}\t{reason}\n" for line, reason in found.unmatched)
     if found.unmatched:
