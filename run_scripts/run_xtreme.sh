@@ -13,6 +13,7 @@
 #   NPROC= (processes: default all GPUs, or 1 on CPU; NPROC=2 on CPU runs two gloo ranks)
 #   ARCH= (default: read from model.pt)  VALID_LANGS=de,en (default: every dev language)
 #   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  DRY_RUN=0|1 (print the command only)
+#   PROGRESS=0|1 (default 1 in a terminal: one progress line; the full log is always <run dir>/train.log)
 #   WARMUP_RATIO= (task default: 0 for XNLI/PAWS-X, 0.1 otherwise)  VALIDATE_INTERVAL_UPDATES= (task default:
 #     XNLI 5000, PAWS-X 1000, UD-POS 500, PAN-X 1000, QA 0 = epoch ends only; the best checkpoint is kept then too)
 #   EPOCHS= (task default; TyDiQA: 20 base, 10 large)
@@ -21,6 +22,8 @@
 #     checkpoint_last.pt for QA, as the reference, and without a dev set)
 #   R1_LAMBDA=5 R2_LAMBDA= (reference convention, KL averaged over classes; passed on divided by the classes)
 # Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
+# Each run dir keeps checkpoint_best.pt (by SELECT), checkpoint_best_<metric>_<en|avg>.pt (by the other rule),
+# checkpoint_last.pt, valid_history.jsonl (every saved validation) and train.log.
 # Anything after "--" is passed to fairseq-train as is.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,12 +75,13 @@ read -r MAX_LEN EPOCHS_BASE EPOCHS_LARGE LR_BASE LR_LARGE DEF_BATCH METRIC FAIRS
 
 SEED=1 LR= EPOCHS= MAX_UPDATE= BSZ= UPDATE_FREQ=1 NPROC= SELECT=avg ARCH= VALID_LANGS=
 FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=$DEF_WARMUP VALIDATE_INTERVAL_UPDATES=$DEF_VALIDATE DRY_RUN=0
+PROGRESS=$([ -t 1 ] && echo 1 || echo 0)
 STAGE=0 SETTING=cross-lingual-transfer DICT_DIR= DICT_LANGS= TEACHER= R1_LAMBDA=5 R2_LAMBDA=
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; EXTRA=("$@"); break ;;
-    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*)
+    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*)
       declare "$1" ;;
     *) echo "run_xtreme.sh: unknown setting '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -132,6 +136,12 @@ BEST=checkpoint_best.pt
 if ! grep -q '"valid_' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: $DATA has no labelled dev set: validation off, the last checkpoint is the result"
   VALID_ARGS=(--disable-validation); BEST=checkpoint_last.pt; VALIDATE_INTERVAL_UPDATES=0
+else
+  # The other selection rule is kept too (checkpoint_best_<metric>_<avg|en>.pt), for reports that compare them.
+  OTHER=$([ "$SELECT" = avg ] && echo en || echo avg)
+  if [ "$OTHER" = avg ] || grep -q '"valid_en"' "$DATA/metadata.json"; then
+    VALID_ARGS+=(--extra-best-metrics "${METRIC}_${OTHER}")
+  fi
 fi
 # Validation (and the best checkpoint) every N updates as well as at each epoch's end, as the reference evaluates.
 if [ "$VALIDATE_INTERVAL_UPDATES" != 0 ]; then
@@ -215,18 +225,29 @@ echo "run_xtreme.sh: $TASK stage $STAGE ($SETTING) on $N_TRAIN training rows, $P
 printf '%q ' "${CMD[@]}"; echo
 [ "$DRY_RUN" = 0 ] || exit 0
 mkdir -p "$RUN_DIR"
-if [ "$NGPU" -gt 0 ] || [ "$WORLD" -le 1 ]; then
-  "${CMD[@]}"
-  exit
-fi
-# CPU ranks: start them all; if one fails, stop the others and fail.
-PIDS=()
-for (( RANK = 0; RANK < WORLD; RANK++ )); do
-  "${CMD[@]}" --distributed-rank "$RANK" &
-  PIDS+=($!)
-done
-STATUS=0
-for PID in "${PIDS[@]}"; do
-  if ! wait "$PID"; then STATUS=1; kill "${PIDS[@]}" 2>/dev/null || true; fi
-done
-exit $STATUS
+train() {
+  if [ "$NGPU" -gt 0 ] || [ "$WORLD" -le 1 ]; then
+    "${CMD[@]}"
+    return
+  fi
+  # CPU ranks: start them all; if one fails, stop the others and fail.
+  local PIDS=() STATUS=0 RANK PID
+  for (( RANK = 0; RANK < WORLD; RANK++ )); do
+    "${CMD[@]}" --distributed-rank "$RANK" &
+    PIDS+=($!)
+  done
+  for PID in "${PIDS[@]}"; do
+    if ! wait "$PID"; then STATUS=1; kill "${PIDS[@]}" 2>/dev/null || true; fi
+  done
+  return $STATUS
+}
+# The whole log goes to <run dir>/train.log (appended on resume; stabletune-report draws its curves from it).
+# In a terminal the console shows one progress line instead of fairseq's every-10-updates lines.
+console() {
+  if [ "$PROGRESS" = 1 ]; then
+    awk '/ \| train_inner \| / { sub(/.* \| train_inner \| /, ""); printf "\r\033[K%s", substr($0, 1, 150); fflush(); next }
+         { printf "\r\033[K%s\n", $0; fflush() }'
+  else cat; fi
+}
+echo "run_xtreme.sh: the full log is $RUN_DIR/train.log"
+train 2>&1 | tee -a "$RUN_DIR/train.log" | console

@@ -3,7 +3,12 @@
 Use it with ``fairseq-train --user-dir stabletune_fairseq``. fairseq only auto-imports ``tasks/`` and
 ``models/`` of a user dir, so every registering module is imported here explicitly.
 """
-from .checkpoint_safety import allow_fairseq_checkpoints
+import logging
+
+# fairseq's speech task logs "Please install tensorboardX" on import, on every command: not ours to act on.
+logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
+
+from .checkpoint_safety import allow_fairseq_checkpoints  # noqa: E402
 
 allow_fairseq_checkpoints()
 

@@ -1,6 +1,7 @@
 """``stabletune-evaluate``: score a checkpoint on every language of a split, write results and predictions.
 
-Writes to ``--out``: ``results.json``, ``results.md`` and ``predictions/<split>-<lang>.tsv``, in input
+Writes to ``--out``: ``results.json``, ``results.md``, ``evaluate.log`` (the libraries' log; the console
+shows progress and the table) and ``predictions/<split>-<lang>.tsv``, in input
 order, also for test sets without labels: one predicted label per line for sentence tasks, the input's
 ``word<TAB>tag`` format (blank line between sentences) for tagging tasks; for QA,
 ``predictions/<split>-<lang>.json`` in the SQuAD submission format (``{question id: answer text}``).
@@ -10,10 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 import torch
+
+from .console import quiet_logging
 
 logger = logging.getLogger("stabletune_fairseq.evaluate")
 
@@ -77,7 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet_logging(os.path.join(args.out, "evaluate.log"))
     results = evaluate(args.checkpoint, args.data, args.split, args.out, args.batch_size, args.cpu)
     print(markdown_table(results))
     return 0

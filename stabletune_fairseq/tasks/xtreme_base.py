@@ -20,6 +20,7 @@ from ..augment.augmenter import KINDS, AugmentationSettings, TextAugmenter
 from ..data.encoding import PieceEncoder, load_xlmr_dictionary
 from ..data.metadata import load_metadata, split_languages
 from ..models.pretrained import maybe_load_pretrained
+from .checkpoint_selection import CheckpointSelection
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class XtremeTaskConfig(FairseqDataclass):
     dict_dir: Optional[str] = field(default=None, metadata={"help": "folder of MUSE dictionaries en-<lang>.txt"})
     dict_langs: str = field(default="", metadata={"help": "comma-separated languages to switch into"})
     noise_std: float = field(default=0.0, metadata={"help": "std of Gaussian noise on the view's token embeddings (must be > 0 with --view-augmentation noise)"})
+    extra_best_metrics: str = field(default="", metadata={
+        "help": "comma-separated validation metrics (e.g. acc_en) whose best checkpoint is also kept, as "
+                "checkpoint_best_<metric>.pt (higher is better); saved validations go to valid_history.jsonl"})
     seed: int = II("common.seed")
 
 
@@ -55,6 +59,7 @@ class XtremeTask(FairseqTask):
         self.labels: list[str] = metadata["labels"]
         self.languages: list[str] = sorted({s["language"] for s in metadata["splits"].values()})
         self._augmenters = {}
+        self.selection = CheckpointSelection(cfg.extra_best_metrics)
         if cfg.view_augmentation == "noise" and not cfg.noise_std > 0:
             # With std 0 the view is the row itself, differing only by dropout: that is R-Drop, not noise.
             raise ValueError(f"--view-augmentation noise needs a positive --noise-std (got {cfg.noise_std}); with 0 "
@@ -138,6 +143,13 @@ class XtremeTask(FairseqTask):
         if not from_checkpoint:
             maybe_load_pretrained(model, cfg)
         return model
+
+    # fairseq calls these after each validation and after each checkpoint it writes.
+    def post_validate(self, model, stats, agg):
+        self.selection.validated(stats)
+
+    def post_save(self, checkpoint, num_updates):
+        self.selection.saved(checkpoint, num_updates)
 
     def max_positions(self):
         return self.metadata["max_positions"]

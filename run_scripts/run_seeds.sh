@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# One task over several seeds and stages, then the report: plain fine-tuning (stage 0), xTune stage 1,
+# and stage 2 from the same seed's stage 1, each with run_xtreme.sh; every selection rule's checkpoint
+# evaluated; stabletune-report over all of them.
+#
+#   bash run_scripts/run_seeds.sh TASK <model.pt> <data_dir> <out_root> [SEEDS=1,2,3] [STAGES=0,1,2] [KEY=VALUE ...] [-- fairseq args]
+#
+# Layout: <out_root>/seed<N>/{plain, xtune (stage 1), xtune/stage2} (run_xtreme.sh save dirs, with
+# eval/<rule>-<split>/ inside), seed<N>/logs/<stage>.log (everything the run printed), seed<N>/status/<stage>.json
+# (exit status, wall time, the command), <out_root>/report/ (report.md, report.json, PNGs).
+#
+# Re-running the same command skips what is finished (same settings) and resumes what is not (run_xtreme.sh
+# resumes from checkpoint_last.pt). A run that fails is reported and the others go on (a failed stage 1
+# skips that seed's stage 2); the exit status is 1 when any run failed.
+# Settings: SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0|1 (print every command, run nothing) REPORT=1|0; every other
+# KEY=VALUE (NPROC=, MAX_UPDATE=, LR=, SETTING=, DICT_DIR=, ...) and anything after "--" go to run_xtreme.sh.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
+
+if [ $# -lt 4 ]; then sed -n '2,/^set -uo/{/^set -uo/!p}' "$0" >&2; exit 2; fi
+TASK=$1 MODEL=$2 DATA=$3 OUT_ROOT=$4; shift 4
+SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0 REPORT=1
+PASS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    SEEDS=*|STAGES=*|DRY_RUN=*|REPORT=*) declare "$1" ;;
+    SEED=*|STAGE=*) echo "run_seeds.sh: '$1': set SEEDS= and STAGES= instead (the runner sets SEED and STAGE per run)" >&2; exit 2 ;;
+    --) PASS+=("$@"); break ;;
+    *=*) PASS+=("$1") ;;
+    *) echo "run_seeds.sh: unexpected argument '$1' (settings are KEY=VALUE; see the header of $0)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_seeds.sh: SEEDS must be comma-separated integers (got '$SEEDS')" >&2; exit 2; }
+[[ "$STAGES" =~ ^[012](,[012])*$ ]] || { echo "run_seeds.sh: STAGES must be a comma-separated subset of 0,1,2 (got '$STAGES')" >&2; exit 2; }
+[ -f "$DATA/metadata.json" ] || { echo "run_seeds.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh first)" >&2; exit 2; }
+
+declare -A NAME=([0]=plain [1]=stage1 [2]=stage2) SUBDIR=([0]=plain [1]=xtune [2]=xtune/stage2)
+FAILED=()
+
+# run <label> <command...>: prints it (DRY_RUN), or runs it with its output in the seed's log.
+run_logged() {
+  local log=$1; shift
+  if [ "$DRY_RUN" = 1 ]; then printf '%q ' "$@"; echo; return 0; fi
+  mkdir -p "$(dirname "$log")"
+  "$@" >> "$log" 2>&1
+}
+write_status() {  # file status exit wall command
+  mkdir -p "$(dirname "$1")"
+  "$PY" -c "import json, sys; f, s, e, w, c = sys.argv[1:]; json.dump({'status': s, 'exit': int(e), 'wall_s': int(w), 'command': c}, open(f + '.tmp', 'w'), indent=1)" \
+    "$1" "$2" "$3" "$4" "$5" && mv "$1.tmp" "$1"
+}
+status_of() { [ -f "$1" ] && "$PY" -c "import json, sys; d = json.load(open(sys.argv[1])); print(d['status'], d['command'])" "$1"; }
+
+for seed in ${SEEDS//,/ }; do
+  SEED_DIR=$OUT_ROOT/seed$seed
+  for stage in ${STAGES//,/ }; do
+    name=${NAME[$stage]}; save=$SEED_DIR/xtune; [ "$stage" != 0 ] || save=$SEED_DIR/plain
+    run_dir=$SEED_DIR/${SUBDIR[$stage]}; log=$SEED_DIR/logs/$name.log; status=$SEED_DIR/status/$name.json
+    train=(bash "$ROOT/run_scripts/run_xtreme.sh" "$TASK" "$MODEL" "$DATA" "$save" SEED="$seed" STAGE="$stage" "${PASS[@]}")
+    evaluate=("$PY" -m stabletune_fairseq.report.selection "$run_dir" --data "$DATA")
+    command=$(printf '%q ' "${train[@]}")
+    if [ "$stage" = 2 ] && [[ ",$STAGES," == *,1,* ]] && [[ " ${FAILED[*]} " == *" seed$seed/stage1 "* ]]; then
+      echo "seed $seed $name: skipped (its stage 1 failed)"; FAILED+=("seed$seed/$name"); continue
+    fi
+    previous=$(status_of "$status" || true)
+    if [ -n "$previous" ] && [ "${previous#* }" != "$command" ] && [ "$DRY_RUN" != 1 ]; then
+      echo "seed $seed $name: FAILED: run before with other settings (see $status); use another out_root or remove $run_dir" >&2
+      FAILED+=("seed$seed/$name"); continue
+    fi
+    case "${previous%% *}" in
+      done) echo "seed $seed $name: finished before, skipped"; continue ;;
+      trained) echo "seed $seed $name: trained before; evaluating" ;;
+      *) [ -z "$previous" ] || [ "$DRY_RUN" = 1 ] || echo "seed $seed $name: resuming (it had ${previous%% *})"
+         t0=$SECONDS
+         run_logged "$log" "${train[@]}"; rc=$?
+         if [ $rc -ne 0 ]; then
+           write_status "$status" failed $rc $((SECONDS - t0)) "$command"
+           echo "seed $seed $name: FAILED (exit $rc) after $((SECONDS - t0)) s; the end of $log:" >&2
+           tail -n 3 "$log" | cut -c1-300 >&2
+           FAILED+=("seed$seed/$name"); continue
+         fi
+         [ "$DRY_RUN" = 1 ] || write_status "$status" trained 0 $((SECONDS - t0)) "$command"
+         [ "$DRY_RUN" = 1 ] || echo "seed $seed $name: trained in $((SECONDS - t0)) s ($run_dir)" ;;
+    esac
+    t0=$SECONDS
+    run_logged "$log" "${evaluate[@]}"; rc=$?
+    [ "$DRY_RUN" != 1 ] || continue
+    wall=$(( $("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['wall_s'])" "$status") + SECONDS - t0 ))
+    if [ $rc -ne 0 ]; then
+      echo "seed $seed $name: evaluation FAILED (exit $rc); the end of $log:" >&2; tail -n 3 "$log" | cut -c1-300 >&2
+      FAILED+=("seed$seed/$name"); continue  # stays "trained": a re-run evaluates again
+    fi
+    write_status "$status" done 0 "$wall" "$command"
+    echo "seed $seed $name: evaluated in $((SECONDS - t0)) s"
+  done
+done
+
+if [ "$REPORT" = 1 ]; then
+  if [ "$DRY_RUN" = 1 ]; then printf '%q ' "$PY" -m stabletune_fairseq.cli.report "$OUT_ROOT" --out "$OUT_ROOT/report"; echo
+  else "$PY" -m stabletune_fairseq.cli.report "$OUT_ROOT" --out "$OUT_ROOT/report" > "$OUT_ROOT/report.out" 2>&1 \
+    && echo "report: $OUT_ROOT/report/report.md" || { echo "run_seeds.sh: the report failed, see $OUT_ROOT/report.out" >&2; FAILED+=(report); }
+  fi
+fi
+if [ ${#FAILED[@]} -gt 0 ]; then echo "run_seeds.sh: failed: ${FAILED[*]}" >&2; exit 1; fi

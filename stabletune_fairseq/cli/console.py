@@ -1,0 +1,22 @@
+"""Console output a person reads: the whole log in a file, on the console only our own lines and warnings."""
+from __future__ import annotations
+
+import logging
+import os
+
+OURS = ("stabletune_fairseq.evaluate", "stabletune_fairseq.report")
+
+
+def quiet_logging(log_file: str) -> None:
+    """INFO and above of every library to ``log_file`` (appended); the console gets our own INFO lines
+    (progress, per language) and anyone's warnings and errors, but not library warnings
+    (``warnings.warn``, e.g. torch's pin_memory note on CPU), which go to the file only."""
+    os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+    to_file = logging.FileHandler(log_file, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(name)s | %(message)s"))
+    to_console = logging.StreamHandler()
+    to_console.setFormatter(logging.Formatter("%(message)s"))
+    to_console.addFilter(lambda record: record.name.startswith(OURS) or
+                         (record.levelno >= logging.WARNING and record.name != "py.warnings"))
+    logging.basicConfig(level=logging.INFO, handlers=[to_file, to_console], force=True)
+    logging.captureWarnings(True)

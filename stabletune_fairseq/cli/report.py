@@ -1,0 +1,71 @@
+"""``stabletune-report``: the report of a run_seeds.sh output folder, or of one training run.
+
+    stabletune-report <out_root | save_dir> [--out <dir>] [--data <task folder>]
+
+Writes ``report.md``, ``report.json``, ``scores.png`` (per-language bars, ± sd over seeds) and
+``curves.png`` (task loss, R1, R2, dev average from each run's train.log) to ``--out`` (default
+``<target>/report``). A single training run that was not evaluated yet is evaluated first, every
+selection rule on every labelled split (``report/selection.py``), into ``<save_dir>/eval/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .console import quiet_logging
+
+
+def write_report(target: str, out: str, data: str | None = None) -> dict:
+    from ..report.curves import read_curves
+    from ..report.plots import score_bars, training_curves
+    from ..report.render import markdown
+    from ..report.runs import find_runs
+    from ..report.selection import evaluate_rules
+    from ..report.summary import build_report
+
+    runs = find_runs(target)
+    if len(runs) == 1 and runs[0].stage == "run" and not runs[0].results:
+        evaluate_rules(target, data)
+        runs = find_runs(target)
+    report = build_report(runs, target)
+    os.makedirs(out, exist_ok=True)
+    images = []
+    split = report["splits"][0]
+    rule = "best-avg" if "best-avg" in report["rules"] else report["rules"][0]
+    if score_bars(report, split, rule, os.path.join(out, "scores.png")):
+        images.append("scores.png")
+    curves = {run.name: (run.stage, read_curves(os.path.join(run.path, "train.log")))
+              for run in runs if os.path.exists(os.path.join(run.path, "train.log"))}
+    if training_curves(curves, os.path.join(out, "curves.png")):
+        images.append("curves.png")
+    with open(os.path.join(out, "report.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1, ensure_ascii=False)
+    with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as handle:
+        handle.write(markdown(report, images))
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="stabletune-report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", help="a run_seeds.sh output folder (seed<N>/...), or one training run's save dir")
+    parser.add_argument("--out", default=None, help="folder for report.md, report.json and the PNGs (default <target>/report)")
+    parser.add_argument("--data", default=None, help="task folder, to evaluate a single run (default: its checkpoint's)")
+    args = parser.parse_args(argv)
+    out = args.out or os.path.join(args.target, "report")
+    quiet_logging(os.path.join(out, "report.log"))
+    try:
+        write_report(args.target, out, args.data)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"stabletune-report: {error}", file=sys.stderr)
+        return 2
+    with open(os.path.join(out, "report.md"), encoding="utf-8") as handle:
+        print(handle.read())
+    print(f"written: {out}/report.md, report.json and the PNGs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Training curves from fairseq's plain log (``--log-format simple``, ``<run dir>/train.log``).
+
+Training lines (every ``--log-interval`` updates) give the task loss, R1 and R2; validation lines give
+the average dev score (``<metric>_avg``). A resumed run repeats the updates after its last checkpoint:
+the later line for an update wins.
+"""
+from __future__ import annotations
+
+import re
+
+TRAIN = re.compile(r"\| train_inner \| epoch \d+:\s+\d+ / \d+ (?P<pairs>.*)$")
+VALID = re.compile(r"\| valid \| epoch \d+ \| valid on '[^']*' subset \| (?P<pairs>.*)$")
+TRAIN_KEYS = ("task_loss", "r1", "r2")
+
+
+def _numbers(pairs: str, separator: str) -> dict[str, float]:
+    values = {}
+    for item in pairs.split(separator):
+        key, _, value = item.strip().partition("=" if separator == "," else " ")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            continue
+    return values
+
+
+def read_curves(log_file: str) -> dict:
+    """``{"train": {key: [(update, value), ...]}, "valid": [(update, average), ...], "valid_metric": name}``."""
+    train, valid, metric = {}, {}, None
+    with open(log_file, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if (match := TRAIN.search(line)):
+                values = _numbers(match["pairs"], ",")
+                if "num_updates" in values:
+                    train[int(values["num_updates"])] = values
+            elif (match := VALID.search(line)):
+                values = _numbers(match["pairs"], "|")
+                averages = [k for k in values if k.endswith("_avg") and not k.startswith("best_")]
+                if averages and "num_updates" in values:
+                    metric = metric or averages[0]
+                    valid[int(values["num_updates"])] = values.get(metric)
+    curves = {key: [(u, train[u][key]) for u in sorted(train) if key in train[u]] for key in TRAIN_KEYS}
+    return {"train": curves, "valid": [(u, valid[u]) for u in sorted(valid) if valid[u] is not None],
+            "valid_metric": metric}

@@ -1,0 +1,75 @@
+"""The report's pictures (PNG, matplotlib's Agg backend: no display needed)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .runs import STAGE_TITLES  # noqa: E402
+
+COLOURS = {"plain": "#7f7f7f", "stage1": "#1f77b4", "stage2": "#d62728", "run": "#1f77b4"}
+DPI = 100
+
+
+def score_bars(report: dict, split: str, rule: str, path: str) -> bool:
+    """Per language (and the average): one bar per stage, the mean over seeds, error bars ± sd."""
+    scores = report["scores"].get(split, {}).get(rule)
+    if not scores:
+        return False
+    metric = report["metric"]
+    columns = [*report["languages"], "average"]
+    stages = list(scores)
+    width = 0.8 / len(stages)
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.9 * len(columns) + 2), 4.0), dpi=DPI)
+    for i, stage in enumerate(stages):
+        cells = scores[stage][metric]
+        xs = [j + (i - (len(stages) - 1) / 2) * width for j, c in enumerate(columns) if c in cells]
+        means = [cells[c]["mean"] for c in columns if c in cells]
+        errors = [cells[c]["sd"] or 0.0 for c in columns if c in cells]
+        n = max(cells[c]["n"] for c in columns if c in cells)
+        axes.bar(xs, means, width, yerr=errors, capsize=3, color=COLOURS.get(stage), label=f"{STAGE_TITLES[stage]} (n={n})")
+    low = min(cells[c]["mean"] - (cells[c]["sd"] or 0) for s in stages for cells in [scores[s][metric]] for c in cells if c in columns)
+    high = max(cells[c]["mean"] + (cells[c]["sd"] or 0) for s in stages for cells in [scores[s][metric]] for c in cells if c in columns)
+    margin = max(1.0, 0.15 * (high - low))
+    axes.set_ylim(max(0.0, low - margin), min(100.0, high + margin))  # differences of a few points stay visible
+    axes.set_xticks(range(len(columns)), columns)
+    axes.set_ylabel(f"{split} {metric}")
+    axes.set_title(f"{report['task']}: {split} {metric}, {report['rule_titles'][rule]}" + (", mean ± sd over seeds" if len(report["seeds"]) > 1 else ""))
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def training_curves(curves: dict[str, tuple[str, dict]], path: str) -> bool:
+    """Task loss, R1, R2 and the dev average against updates; a line per run, coloured by stage.
+
+    ``curves``: run name -> (stage, ``curves.read_curves`` output)."""
+    if not curves:
+        return False
+    panels = [("task_loss", "task loss"), ("r1", "R1 (views)"), ("r2", "R2 (teacher)"), ("valid", "dev average")]
+    figure, grid = plt.subplots(2, 2, figsize=(10.0, 7.0), dpi=DPI)
+    shown = set()
+    for name, (stage, run) in curves.items():
+        for axes, (key, _) in zip(grid.flat, panels):
+            points = run["valid"] if key == "valid" else run["train"].get(key, [])
+            if not points:
+                continue
+            label = STAGE_TITLES[stage] if stage not in shown else None
+            axes.plot([u for u, _ in points], [v for _, v in points], color=COLOURS.get(stage), alpha=0.8,
+                      marker="o" if key == "valid" else None, markersize=3, linewidth=1.2, label=label)
+        shown.add(stage)
+    metric = next((run["valid_metric"] for _, run in curves.values() if run["valid_metric"]), "dev average")
+    for axes, (key, title) in zip(grid.flat, panels):
+        axes.set_title(metric if key == "valid" else title)
+        axes.set_xlabel("updates")
+        axes.grid(alpha=0.3)
+    grid.flat[0].legend(fontsize=8)
+    figure.suptitle("Training curves (one line per run; stage 2 counts its own updates)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True

@@ -1,0 +1,92 @@
+"""report.md from report.json (``summary.py``): the tables a person reads, and what each number is."""
+from __future__ import annotations
+
+from .runs import STAGE_TITLES
+from .statistics import format_difference, format_summary
+
+
+def _row(label: str, cells: dict, columns: list[str], fmt) -> str:
+    return f"| {label} | " + " | ".join(fmt(cells.get(c)) for c in columns) + " |"
+
+
+def _table(columns: list[str], header: list[str], rows: list[str]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|---" * len(header) + "|", *rows]
+
+
+def _n(cells: dict) -> str:
+    return str(max((s["n"] for s in cells.values()), default=0))
+
+
+def markdown(report: dict, images: list[str]) -> str:
+    metric, langs = report["metric"], report["languages"]
+    columns = [*langs, "average", "gap"]
+    seeds = report["seeds"]
+    many = len(seeds) > 1
+    lines = [f"# {report['task']}: {metric}" + (f" over {len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else ""),
+             "", f"Runs under `{report['target']}`."]
+    lines += ["", "How to read it: each cell is the mean ± sample standard deviation over seeds (just the value "
+              "for one run); **average** is the mean over languages; **gap** is English minus the mean of the other "
+              "languages (the cross-lingual transfer gap: smaller is better)."]
+    if report["differences"]:
+        lines += [f"Differences from plain fine-tuning are per seed (same seed, same rule), shown as mean [95% interval]: {report['interval']}. An interval that contains 0 is no evidence of a difference."]
+    if report["wall_s"]:
+        walls = ", ".join(f"{STAGE_TITLES[s]} {format_summary(w, 0)} s" for s, w in report["wall_s"].items())
+        lines += ["", f"Wall time per run (training and its evaluation): {walls}."]
+    for split in report["splits"]:
+        for rule in report["rules"]:
+            scores = report["scores"].get(split, {}).get(rule)
+            if not scores:
+                continue
+            lines += ["", f"## {split}, {report['rule_titles'][rule]} (`{rule}`)"]
+            for m in report["metrics"]:
+                rows = [_row(f"{STAGE_TITLES[s]} (n={_n(v[m])})", v[m], columns, format_summary) for s, v in scores.items()]
+                lines += ["", f"{m}:", "", *_table(columns, ["run", *columns], rows)]
+                diffs = report["differences"].get(split, {}).get(rule, {})
+                if diffs:
+                    rows = [_row(f"{STAGE_TITLES[s]} − plain (n={_n(v[m])})", v[m], columns, format_difference)
+                            for s, v in diffs.items()]
+                    lines += ["", f"{m}, difference from plain fine-tuning:", "", *_table(columns, ["run", *columns], rows)]
+    lines += _rules_side_by_side(report)
+    lines += _agreement(report)
+    if report["checkpoints"]:
+        lines += ["", "## Which checkpoint each rule chose (update, per seed)", ""]
+        rules = report["rules"]
+        rows = [f"| {STAGE_TITLES[s]} | " + " | ".join(", ".join(f"{seed}: {u}" if many else str(u) for seed, u in chosen.get(r, {}).items())
+                                                     for r in rules) + " |" for s, chosen in report["checkpoints"].items()]
+        lines += _table(rules, ["run", *rules], rows)
+    if report["missing"]:
+        lines += ["", "## Missing or failed", "", *[f"- {m}" for m in report["missing"]]]
+    if images:
+        lines += ["", "## Plots", "", *[f"![{name}]({name})" for name in images]]
+    return "\n".join(lines) + "\n"
+
+
+def _rules_side_by_side(report: dict) -> list[str]:
+    split = report["splits"][0]
+    by_rule = report["scores"].get(split, {})
+    if len(by_rule) < 2:
+        return []
+    rules = list(by_rule)
+    stages = list(dict.fromkeys(s for r in rules for s in by_rule[r]))
+    cells = lambda s: {r: by_rule[r].get(s, {}).get(report["metric"], {}).get("average") for r in rules}  # noqa: E731
+    rows = [_row(STAGE_TITLES[s], cells(s), rules, format_summary) for s in stages]
+    return ["", f"## Selection rules side by side ({split}, average {report['metric']})", "",
+            "The same runs, three ways to pick the checkpoint: `best-avg` uses every language's dev set (not zero-shot), "
+            "`best-en` only English dev (true zero-shot transfer), `last` none.", "", *_table(rules, ["run", *rules], rows)]
+
+
+def _agreement(report: dict) -> list[str]:
+    split = report["splits"][0]
+    by_rule = report["agreement"].get(split, {})
+    if not by_rule:
+        return []
+    rule = "best-avg" if "best-avg" in by_rule else next(iter(by_rule))
+    stages = by_rule[rule]
+    columns = [*[lang for lang in report["languages"] if lang != "en"], "mean"]
+    rows = [_row(STAGE_TITLES[s], v, columns, format_summary) for s, v in stages.items()]
+    qa = report["metric"] in ("f1", "exact_match") and report["task"] not in ("udpos", "panx")
+    what = ("token F1 between the language's answer and the English answer to the same question (a lower bound "
+            "across scripts)") if qa else "percent of examples whose prediction equals the English prediction of the same example"
+    return ["", f"## Cross-lingual agreement with English ({split}, `{rule}`)", "",
+            f"Per language: {what}; mean ± sd over seeds. Consistency regularisation claims to raise it.", "",
+            *_table(columns, ["run", *columns], rows)]

@@ -1,0 +1,134 @@
+"""The checkpoint of each selection rule of a training run, and their evaluation.
+
+Rules: ``best-avg`` (best average dev score), ``best-en`` (best English dev score: true zero-shot
+selection), ``last``. ``run_xtreme.sh`` keeps ``checkpoint_best.pt`` for its SELECT rule and
+``checkpoint_best_<metric>_<other>.pt`` for the other (``tasks/checkpoint_selection.py``); which update
+each one holds is read from ``valid_history.jsonl``, so a checkpoint that two rules share is evaluated once.
+
+    python -m stabletune_fairseq.report.selection <run_dir> [--data <task folder>] [--splits valid,test]
+
+writes ``<run_dir>/eval/<rule>-<split>/`` (``stabletune-evaluate``'s results.json, results.md and
+predictions/) for every rule and split, skipping what is already evaluated, and logs to
+``<run_dir>/eval/evaluate.log``.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import shutil
+import sys
+
+from ..cli.console import quiet_logging
+from ..tasks.checkpoint_selection import read_history
+
+RULES = ("best-avg", "best-en", "last")
+RULE_TITLES = {"best-avg": "best by average dev", "best-en": "best by English dev (zero-shot)", "last": "last checkpoint"}
+logger = logging.getLogger("stabletune_fairseq.report")
+
+
+def _best_update(history: list[dict], metric: str) -> int | None:
+    """The update of the best record (ties: the later one, fairseq's rule), None when never measured."""
+    best = None
+    for record in history:
+        if metric in record and (best is None or record[metric] >= best[metric]):
+            best = record
+    return None if best is None else best["num_updates"]
+
+
+def rule_checkpoints(run_dir: str) -> dict[str, dict]:
+    """``{rule: {"checkpoint": path, "num_updates": int | None}}`` for the rules this run has files for."""
+    rules = {}
+    history = read_history(run_dir)
+    last = os.path.join(run_dir, "checkpoint_last.pt")
+    if os.path.exists(last):
+        rules["last"] = {"checkpoint": last, "num_updates": history[-1]["num_updates"] if history else None}
+    extra = sorted(glob.glob(os.path.join(run_dir, "checkpoint_best_*_*.pt")))
+    for path in extra:  # checkpoint_best_<metric>_<avg|en>.pt: the other rule; checkpoint_best.pt: SELECT's
+        metric, other = os.path.basename(path)[len("checkpoint_best_"):-3].rsplit("_", 1)
+        if other not in ("avg", "en"):
+            continue
+        select = "en" if other == "avg" else "avg"
+        rules[f"best-{other}"] = {"checkpoint": path, "num_updates": _best_update(history, f"{metric}_{other}")}
+        best = os.path.join(run_dir, "checkpoint_best.pt")
+        if os.path.exists(best):
+            rules[f"best-{select}"] = {"checkpoint": best, "num_updates": _best_update(history, f"{metric}_{select}")}
+    if not extra and os.path.exists(os.path.join(run_dir, "checkpoint_best.pt")):
+        # A run from before the extra rule was kept: its checkpoint_best.pt is by the average (the default).
+        rules["best-avg"] = {"checkpoint": os.path.join(run_dir, "checkpoint_best.pt"), "num_updates": None}
+    return {rule: rules[rule] for rule in RULES if rule in rules}
+
+
+def labelled_splits(data: str) -> list[str]:
+    """valid, and test where the task folder has a labelled test split (XTREME ships most without labels)."""
+    with open(os.path.join(data, "metadata.json"), encoding="utf-8") as handle:
+        splits = json.load(handle)["splits"]
+    return [split for split in ("valid", "test")
+            if any(name.startswith(split + "_") and info.get("labelled", True) for name, info in splits.items())]
+
+
+def data_of(checkpoint: str) -> str:
+    """The task folder a checkpoint was trained on (its ``task.data``)."""
+    from ..checkpoint_safety import load_checkpoint_safely
+    return load_checkpoint_safely(checkpoint)["cfg"]["task"]["data"]
+
+
+def evaluate_rules(run_dir: str, data: str | None = None, splits: list[str] | None = None) -> dict[str, dict]:
+    """Evaluate every rule's checkpoint on ``splits`` into ``<run_dir>/eval/<rule>-<split>/``: once per
+    distinct checkpoint (rules holding the same update share the results, copied), and not again when
+    results.json is newer than the checkpoint. Returns ``{"<rule>-<split>": results}``."""
+    from ..cli.evaluate import evaluate
+
+    rules = rule_checkpoints(run_dir)
+    if not rules:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint_last.pt or checkpoint_best*.pt to evaluate")
+    data = data or data_of(rules["last" if "last" in rules else next(iter(rules))]["checkpoint"])
+    splits = splits or labelled_splits(data)
+    done, out = {}, {}
+    for split in splits:
+        for rule, chosen in rules.items():
+            folder = os.path.join(run_dir, "eval", f"{rule}-{split}")
+            results_file = os.path.join(folder, "results.json")
+            key = (chosen["num_updates"], split) if chosen["num_updates"] is not None else (chosen["checkpoint"], split)
+            if os.path.exists(results_file) and os.path.getmtime(results_file) >= os.path.getmtime(chosen["checkpoint"]):
+                logger.info("%s %s: already evaluated (%s)", rule, split, results_file)
+            elif key in done:
+                shutil.rmtree(folder, ignore_errors=True)
+                shutil.copytree(done[key], folder)
+                logger.info("%s %s: the checkpoint of %s (update %s), results copied", rule, split,
+                            os.path.basename(done[key]), chosen["num_updates"])
+            else:
+                logger.info("%s %s: evaluating %s", rule, split, chosen["checkpoint"])
+                evaluate(chosen["checkpoint"], data, split, folder)
+            with open(results_file, encoding="utf-8") as handle:
+                results = json.load(handle)
+            results.update(rule=rule, num_updates=chosen["num_updates"])
+            with open(results_file, "w", encoding="utf-8") as handle:
+                json.dump(results, handle, indent=1, ensure_ascii=False)
+            done.setdefault(key, folder)
+            out[f"{rule}-{split}"] = results
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", help="a training run's save dir (holds checkpoint_last.pt)")
+    parser.add_argument("--data", default=None, help="the task folder (default: the one the checkpoint was trained on)")
+    parser.add_argument("--splits", default=None, help="comma-separated, e.g. valid,test (default: those the folder has)")
+    args = parser.parse_args(argv)
+    quiet_logging(os.path.join(args.run_dir, "eval", "evaluate.log"))
+    try:
+        results = evaluate_rules(args.run_dir, args.data, args.splits.split(",") if args.splits else None)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for name, result in results.items():
+        average = result["average"].get(result["metric"], "no labels")
+        print(f"{args.run_dir} {name}: {result['metric']} average {average}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

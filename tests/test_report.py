@@ -1,0 +1,145 @@
+"""stabletune-report on crafted runs: statistics against hand-computed values, agreement on crafted
+prediction files, training curves from fairseq log lines, and the PNGs read back."""
+import json
+import math
+import struct
+from pathlib import Path
+
+import pytest
+
+from stabletune_fairseq.cli.report import write_report
+from stabletune_fairseq.report.agreement import agreement
+from stabletune_fairseq.report.curves import read_curves
+from stabletune_fairseq.report.statistics import cross_lingual_gap, paired_difference, summarize, t_975
+
+# accuracy per seed (1, 2, 3) and language, for the best-avg rule on valid
+PLAIN = {"en": [50.0, 52.0, 57.0], "de": [40.0, 44.0, 42.0], "fr": [38.0, 40.0, 45.0]}
+STAGE1 = {"en": [52.0, 55.0, 56.0], "de": [45.0, 45.0, 47.0], "fr": [40.0, 44.0, 42.0]}
+
+
+def test_summary_and_paired_interval_by_hand():
+    s = summarize([50.0, 52.0, 57.0])
+    assert s["mean"] == 53.0 and s["n"] == 3
+    assert s["sd"] == pytest.approx(math.sqrt(13.0))  # squares 9 + 1 + 16 = 26, over n - 1 = 2
+    d = paired_difference([52.0, 55.0, 56.0], [50.0, 52.0, 57.0])  # differences 2, 3, -1
+    assert d["mean"] == pytest.approx(4 / 3)
+    sd = math.sqrt(((2 - 4 / 3) ** 2 + (3 - 4 / 3) ** 2 + (-1 - 4 / 3) ** 2) / 2)
+    assert d["sd"] == pytest.approx(sd)
+    half = 4.303 * sd / math.sqrt(3)  # t(0.975, 2 df) = 4.303
+    assert d["ci95"] == pytest.approx([4 / 3 - half, 4 / 3 + half])
+    assert summarize([3.0])["sd"] is None and paired_difference([3.0], [1.0])["ci95"] is None
+    assert t_975(4) == 2.776 and t_975(22) == 2.086 and t_975(500) == 1.960
+    assert cross_lingual_gap({"en": 60.0, "de": 50.0, "fr": 46.0}) == 12.0
+    assert cross_lingual_gap({"de": 50.0}) is None
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def _results(folder: Path, scores: dict, seed_index: int, rule: str, predictions: dict | None = None, updates=10):
+    per_language = {lang: {"accuracy": values[seed_index], "n": 4} for lang, values in scores.items()}
+    folder.mkdir(parents=True)
+    average = sum(r["accuracy"] for r in per_language.values()) / len(per_language)
+    (folder / "results.json").write_text(json.dumps({
+        "task": "xnli", "split": "valid", "metric": "accuracy", "metrics": ["accuracy"], "checkpoint": "x.pt",
+        "per_language": per_language, "average": {"accuracy": round(average, 2), "languages": len(per_language)},
+        "rule": rule, "num_updates": updates}))
+    if predictions:
+        (folder / "predictions").mkdir()
+        for lang, labels in predictions.items():
+            (folder / "predictions" / f"valid-{lang}.tsv").write_text("".join(label + "\n" for label in labels))
+
+
+TRAIN_LINE = ("2026-12-01 09:48:36 | INFO | train_inner | epoch 001:     {u} / 564 loss=1.7, task_loss={t}, r1={r1}, "
+              "r2=0, acc_en=31.25, wps=244.5, bsz=32, num_updates={u}, lr=9e-05, gnorm=0.499\n")
+VALID_LINE = ("2026-12-01 10:15:05 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 1.395 | acc_en 60.4 | "
+              "acc_avg {a} | wps 713.6 | num_updates {u} | best_acc_avg 56.48\n")
+
+
+@pytest.fixture
+def crafted_runs(tmp_path):
+    """A run_seeds.sh folder: 3 seeds of plain and stage 1 (seed 3's stage 1 failed, then was evaluated
+    anyway: 'failed' in status), results and predictions written by hand."""
+    english = ["entailment", "neutral", "contradiction", "neutral"]
+    german = {"plain": ["entailment", "neutral", "neutral", "entailment"],  # 2 of 4 agree with English
+              "stage1": ["entailment", "neutral", "contradiction", "entailment"]}  # 3 of 4
+    for i, seed in enumerate((1, 2, 3)):
+        for stage, sub, scores in (("plain", "plain", PLAIN), ("stage1", "xtune", STAGE1)):
+            run = tmp_path / f"seed{seed}" / sub
+            preds = {"en": english, "de": german[stage], "fr": english[:3]}  # fr: not parallel (3 lines), left out
+            _results(run / "eval" / "best-avg-valid", scores, i, "best-avg", preds)
+            _results(run / "eval" / "last-valid", {k: [v - 1 for v in vs] for k, vs in scores.items()}, i, "last", updates=20)
+            (tmp_path / f"seed{seed}" / "status").mkdir(exist_ok=True)
+            (tmp_path / f"seed{seed}" / "status" / f"{stage}.json").write_text(json.dumps(
+                {"status": "done", "exit": 0, "wall_s": 100 * (seed + (stage == "stage1")), "command": "c"}))
+            (run / "train.log").write_text("".join(TRAIN_LINE.format(u=u, t=1.5 - u / 100, r1=0.01 * (stage == "stage1"))
+                                                   for u in (10, 20)) + VALID_LINE.format(a=50 + seed, u=20))
+    return tmp_path
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_report_statistics_agreement_and_plots(crafted_runs, tmp_path):
+    out = tmp_path / "report"
+    report = write_report(str(crafted_runs), str(out))
+    cells = report["scores"]["valid"]["best-avg"]["plain"]["accuracy"]
+    assert cells["en"]["mean"] == 53.0 and cells["en"]["sd"] == pytest.approx(math.sqrt(13.0)) and cells["en"]["n"] == 3
+    # average over languages per seed: (50+40+38)/3, (52+44+40)/3, (57+42+45)/3
+    assert cells["average"]["mean"] == pytest.approx((128 / 3 + 136 / 3 + 144 / 3) / 3)
+    # gap per seed: en minus the mean of de and fr: 11, 10, 13.5
+    assert cells["gap"]["values"] == pytest.approx([11.0, 10.0, 13.5])
+    diff = report["differences"]["valid"]["best-avg"]["stage1"]["accuracy"]["en"]
+    assert diff["values"] == pytest.approx([2.0, 3.0, -1.0])
+    assert diff["ci95"][0] == pytest.approx(4 / 3 - 4.303 * diff["sd"] / math.sqrt(3))
+    assert report["scores"]["valid"]["last"]["stage1"]["accuracy"]["en"]["mean"] == pytest.approx(54.0 + 1 / 3 - 1)
+    agree = report["agreement"]["valid"]["best-avg"]
+    assert agree["plain"]["de"]["mean"] == 50.0 and agree["stage1"]["de"]["mean"] == 75.0
+    assert "fr" not in agree["plain"]  # 3 lines against English's 4: not parallel, not compared
+    assert report["checkpoints"]["plain"]["last"] == {"1": 20, "2": 20, "3": 20}
+    assert report["wall_s"]["stage1"]["values"] == [200, 300, 400]
+    md = (out / "report.md").read_text()
+    assert "| xTune stage 1 − plain (n=3) | +1.33 [" in md and "best by English dev" not in md
+    assert "## Cross-lingual agreement with English" in md and "![scores.png](scores.png)" in md
+    assert png_size(out / "scores.png") == (600, 400) and png_size(out / "curves.png") == (1000, 700)
+    assert json.loads((out / "report.json").read_text())["seeds"] == [1, 2, 3]
+
+
+def test_missing_and_failed_runs_are_listed(crafted_runs, tmp_path):
+    (crafted_runs / "seed3" / "status" / "stage1.json").write_text(json.dumps({"status": "failed", "exit": 1, "wall_s": 5, "command": "c"}))
+    for rule in ("best-avg-valid", "last-valid"):
+        for f in sorted((crafted_runs / "seed3" / "xtune" / "eval" / rule).rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+        (crafted_runs / "seed3" / "xtune" / "eval" / rule).rmdir()
+    report = write_report(str(crafted_runs), str(tmp_path / "r"))
+    assert "seed 3 stage1: failed (exit 1)" in report["missing"]
+    assert report["scores"]["valid"]["best-avg"]["stage1"]["accuracy"]["en"]["n"] == 2
+    assert report["differences"]["valid"]["best-avg"]["stage1"]["accuracy"]["en"]["values"] == pytest.approx([2.0, 3.0])
+
+
+def test_qa_agreement_is_f1_between_answers(tmp_path):
+    folder = tmp_path / "eval"
+    (folder / "predictions").mkdir(parents=True)
+    (folder / "predictions" / "valid-en.json").write_text(json.dumps({"q1": "Paris", "q2": "the 1990 war"}))
+    (folder / "predictions" / "valid-de.json").write_text(json.dumps({"q1": "Paris", "q2": "1990 Krieg", "q3": "x"}))
+    results = {"task": "xquad", "split": "valid", "per_language": {"en": {}, "de": {}}}
+    # q1: identical (100); q2: "1990 war" against "1990 krieg" after SQuAD normalisation: P = R = 1/2 (50); q3: no English
+    assert agreement(str(folder), results) == {"de": {"agreement": 75.0, "n": 2}}
+    assert agreement(str(folder), {**results, "task": "panx"}) is None
+
+
+def test_curves_keep_the_later_line_of_a_repeated_update(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text(TRAIN_LINE.format(u=10, t=1.4, r1=0.2) + TRAIN_LINE.format(u=20, t=1.3, r1=0.1)
+                   + "killed here, resumed from update 10\n" + TRAIN_LINE.format(u=20, t=1.25, r1=0.05)
+                   + VALID_LINE.format(a=56.48, u=20))
+    curves = read_curves(str(log))
+    assert curves["train"]["task_loss"] == [(10, 1.4), (20, 1.25)] and curves["train"]["r1"] == [(10, 0.2), (20, 0.05)]
+    assert curves["valid"] == [(20, 56.48)] and curves["valid_metric"] == "acc_avg"
+
+
+def test_not_a_run_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="neither a run_seeds.sh output folder"):
+        write_report(str(tmp_path), str(tmp_path / "r"))
