@@ -12,7 +12,8 @@
 # Re-running the same command skips what is finished (same settings) and resumes what is not (run_xtreme.sh
 # resumes from checkpoint_last.pt). A run that fails is reported and the others go on (a failed stage 1
 # skips that seed's stage 2); the exit status is 1 when any run failed.
-# Settings: SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0|1 (print every command, run nothing) REPORT=1|0; every other
+# Settings: SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0|1 (print every command, run nothing) REPORT=1|0
+# KEEP_INTERVAL=0|1 (0: a finished run's interval checkpoints, kept for crash recovery, are removed); every other
 # KEY=VALUE (NPROC=, MAX_UPDATE=, LR=, SETTING=, DICT_DIR=, ...) and anything after "--" go to run_xtreme.sh.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,11 +21,11 @@ PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 
 if [ $# -lt 4 ]; then sed -n '2,/^set -uo/{/^set -uo/!p}' "$0" >&2; exit 2; fi
 TASK=$1 MODEL=$2 DATA=$3 OUT_ROOT=$4; shift 4
-SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0 REPORT=1
+SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0 REPORT=1 KEEP_INTERVAL=0
 PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    SEEDS=*|STAGES=*|DRY_RUN=*|REPORT=*) declare "$1" ;;
+    SEEDS=*|STAGES=*|DRY_RUN=*|REPORT=*|KEEP_INTERVAL=*) declare "$1" ;;
     SEED=*|STAGE=*) echo "run_seeds.sh: '$1': set SEEDS= and STAGES= instead (the runner sets SEED and STAGE per run)" >&2; exit 2 ;;
     --) PASS+=("$@"); break ;;
     *=*) PASS+=("$1") ;;
@@ -93,6 +94,8 @@ for seed in ${SEEDS//,/ }; do
       FAILED+=("seed$seed/$name"); continue  # stays "trained": a re-run evaluates again
     fi
     write_status "$status" done 0 "$wall" "$command"
+    # Interval checkpoints exist for crash recovery only; the selection rules' files stay.
+    [ "$KEEP_INTERVAL" = 1 ] || rm -f "$run_dir"/checkpoint_[0-9]*_[0-9]*.pt
     echo "seed $seed $name: evaluated in $((SECONDS - t0)) s"
   done
 done

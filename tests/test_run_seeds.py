@@ -1,0 +1,121 @@
+"""run_seeds.sh on the toy data with real fairseq-train runs: every seed and stage, the evaluation of each
+selection rule, the report; a seed that fails does not stop the others; a re-run skips what is finished,
+evaluates what was trained but not evaluated, and refuses a finished run with other settings."""
+import json
+import shutil
+import sys
+
+import pytest
+
+from conftest import run
+
+SETTINGS = ["MAX_UPDATE=1", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1"]
+
+
+@pytest.fixture(scope="module")
+def small_data(toy_xtreme, e5_dir, tmp_path_factory):
+    """The toy XNLI data with two dev languages (en, de): evaluations stay short."""
+    download = tmp_path_factory.mktemp("seeds-download")
+    (download / "xnli").mkdir()
+    for name in ("train-en.tsv", "dev-en.tsv", "dev-de.tsv"):
+        shutil.copy(toy_xtreme / "xnli" / name, download / "xnli" / name)
+    out = tmp_path_factory.mktemp("seeds-data")
+    run(["bash", "preprocess/xtreme/process.sh", download, "xnli", e5_dir, out])
+    return out / "xnli"
+
+
+def run_seeds(e5_dir, data, out, toy_dicts, *extra):
+    return run(["bash", "run_scripts/run_seeds.sh", "XNLI", e5_dir / "model.pt", data, out, "SEEDS=1,2",
+                f"DICT_DIR={toy_dicts}", *SETTINGS, *extra], check=False)
+
+
+@pytest.fixture(scope="module")
+def seeds(e5_dir, small_data, toy_dicts, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeds") / "out"
+    (out / "seed2").mkdir(parents=True)
+    (out / "seed2" / "plain").write_text("a file where the save dir should be: every seed-2 run fails")
+    (out / "seed2" / "xtune").write_text("likewise")
+    result = run_seeds(e5_dir, small_data, out, toy_dicts, "PROGRESS=1", "--", "--log-interval", "1")
+    return out, result
+
+
+def test_every_stage_trained_evaluated_and_reported_while_a_seed_fails(seeds):
+    out, result = seeds
+    log = result.stdout + result.stderr
+    assert result.returncode == 1, log[-3000:]
+    assert "seed 2 plain: FAILED (exit" in log and "seed 2 stage1: FAILED (exit" in log
+    assert "seed 2 stage2: skipped (its stage 1 failed)" in log
+    assert "run_seeds.sh: failed: seed2/plain seed2/stage1 seed2/stage2" in log
+    for stage, sub in (("plain", "plain"), ("stage1", "xtune"), ("stage2", "xtune/stage2")):
+        assert f"seed 1 {stage}: evaluated in" in log
+        run_dir = out / "seed1" / sub
+        assert json.loads((out / "seed1" / "status" / f"{stage}.json").read_text())["status"] == "done"
+        assert (run_dir / "checkpoint_best_acc_en.pt").is_file() and (run_dir / "checkpoint_last.pt").is_file()
+        history = [json.loads(line) for line in (run_dir / "valid_history.jsonl").read_text().splitlines()]
+        assert [r["num_updates"] for r in history] == [1] and "acc_en" in history[0]
+        for rule in ("best-avg", "best-en", "last"):
+            results = json.loads((run_dir / "eval" / f"{rule}-valid" / "results.json").read_text())
+            assert results["rule"] == rule and results["num_updates"] == 1 and set(results["per_language"]) == {"de", "en"}
+            assert (run_dir / "eval" / f"{rule}-valid" / "predictions" / "valid-de.tsv").is_file()
+        # one update, one checkpoint: evaluated once, the other rules' results copied
+        assert (run_dir / "eval" / "evaluate.log").read_text().count(": evaluating ") == 1
+        # the full log in the run's train.log; the console (PROGRESS=1) got one progress line, rewritten in place
+        assert "| train_inner | epoch 001:      1 / " in (run_dir / "train.log").read_text()
+        console = (out / "seed1" / "logs" / f"{stage}.log").read_text()
+        assert "\r\x1b[Kepoch 001:      1 / " in console and "| train_inner |" not in console
+    assert json.loads((out / "seed2" / "status" / "plain.json").read_text())["status"] == "failed"
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["seeds"] == [1, 2] and report["scores"]["valid"]["best-avg"]["stage2"]["accuracy"]["en"]["n"] == 1
+    assert "seed 2 plain: failed (exit 1)" in report["missing"]
+    assert (out / "report" / "scores.png").is_file() and (out / "report" / "curves.png").is_file()
+
+
+def test_a_rerun_skips_what_is_finished_and_evaluates_what_was_only_trained(seeds, e5_dir, small_data, toy_dicts):
+    out, _ = seeds
+    last = out / "seed1" / "plain" / "checkpoint_last.pt"
+    stamp = last.stat().st_mtime_ns
+    status = out / "seed1" / "status" / "stage1.json"
+    status.write_text(json.dumps({**json.loads(status.read_text()), "status": "trained"}))
+    shutil.rmtree(out / "seed1" / "xtune" / "eval")
+    result = run_seeds(e5_dir, small_data, out, toy_dicts, "PROGRESS=1", "--", "--log-interval", "1")
+    log = result.stdout + result.stderr
+    assert result.returncode == 1 and "seed 2 plain: FAILED" in log  # still failing, still reported
+    assert "seed 1 plain: finished before, skipped" in log and "seed 1 stage2: finished before, skipped" in log
+    assert "seed 1 stage1: trained before; evaluating" in log and "seed 1 stage1: trained in" not in log
+    assert last.stat().st_mtime_ns == stamp
+    assert (out / "seed1" / "xtune" / "eval" / "last-valid" / "results.json").is_file()
+    assert json.loads(status.read_text())["status"] == "done"
+
+
+def test_other_settings_on_a_finished_run_are_refused(seeds, e5_dir, small_data, toy_dicts):
+    out, _ = seeds
+    result = run_seeds(e5_dir, small_data, out, toy_dicts, "LR=2e-4", "REPORT=0")
+    assert result.returncode == 1
+    assert "seed 1 plain: FAILED: run before with other settings" in result.stderr
+
+
+def test_dry_run_prints_every_command_and_runs_nothing(e5_dir, small_data, toy_dicts, tmp_path):
+    result = run_seeds(e5_dir, small_data, tmp_path / "dry", toy_dicts, "DRY_RUN=1", "NPROC=2", "--", "--log-interval", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for seed in (1, 2):
+        for stage, save in ((0, "plain"), (1, "xtune"), (2, "xtune")):
+            assert any(f"seed{seed}/{save} SEED={seed} STAGE={stage} " in line and "NPROC=2" in line
+                       and line.rstrip().endswith("-- --log-interval 1") for line in lines), result.stdout
+    assert sum("stabletune_fairseq.report.selection" in line for line in lines) == 6
+    assert any("stabletune_fairseq.cli.report" in line for line in lines)
+    assert not (tmp_path / "dry").exists()
+
+
+def test_seed_and_stage_are_the_runners_to_set(e5_dir, small_data, toy_dicts, tmp_path):
+    result = run_seeds(e5_dir, small_data, tmp_path / "x", toy_dicts, "STAGE=1")
+    assert result.returncode == 2 and "set SEEDS= and STAGES= instead" in result.stderr
+
+
+def test_single_run_report(seeds, tmp_path):
+    out, _ = seeds
+    result = run([sys.executable, "-m", "stabletune_fairseq.cli.report", out / "seed1" / "plain", "--out", tmp_path / "r"], check=False)
+    assert result.returncode == 0, result.stderr
+    assert "| this run (n=1) |" in result.stdout and "fairseq" not in result.stderr
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["seeds"] == [] and report["rules"] == ["best-avg", "best-en", "last"]
