@@ -47,7 +47,59 @@ def test_same_seed_same_view_other_seed_other_view(tools):
     assert any(sampled_view(tools, ids, 7) != sampled_view(tools, ids, s) for s in range(8, 20))
 
 
-def test_sampling_frequencies_follow_the_unigram_model(tools):
+def _segmentations(sampler, text):
+    """Every segmentation of ``text`` into pieces of the model, by plain recursion (the oracle)."""
+    if not text:
+        yield []
+        return
+    for k in range(1, min(len(text), sampler.max_piece_chars) + 1):
+        if text[:k] in sampler.pieces:
+            for rest in _segmentations(sampler, text[k:]):
+                yield [text[:k], *rest]
+
+
+def _chi_square_fits(counts: dict, expected: dict, draws: int) -> tuple[float, float]:
+    """Pearson's statistic over the segmentations expected >= 5 times (the rest pooled in one bin), and
+    its 0.999 quantile (Wilson-Hilferty approximation of the chi-square quantile)."""
+    big = [k for k, p in expected.items() if p * draws >= 5]
+    observed = [counts.get(k, 0) for k in big] + [draws - sum(counts.get(k, 0) for k in big)]
+    wanted = [expected[k] * draws for k in big] + [draws * (1 - sum(expected[k] for k in big))]
+    statistic = sum((o - e) ** 2 / e for o, e in zip(observed, wanted) if e > 0)
+    df = len(big)  # bins - 1, the pooled bin included
+    return statistic, df * (1 - 2 / (9 * df) + 3.09 * (2 / (9 * df)) ** 0.5) ** 3
+
+
+def test_sampling_frequencies_follow_the_unigram_model_at_alpha_0_3(tools):
+    """10,000 draws for one word against P(segmentation) ∝ exp(0.3 · Σ piece scores), enumerated; and
+    sentencepiece's own sampler against the same probabilities (so the definition is sentencepiece's)."""
+    import sentencepiece as spm
+    _, _, sampler = tools
+    segmentations = [tuple(s) for s in _segmentations(sampler, "▁garden")]
+    weights = np.array([0.3 * sum(sampler.pieces[p][1] for p in s) for s in segmentations])
+    probs = np.exp(weights - weights.max())
+    expected = dict(zip(segmentations, probs / probs.sum()))
+    assert len(expected) == 57 and max(expected.values()) < 0.6  # many segmentations with real mass
+    by_ids = {tuple(sampler.pieces[p][0] for p in s): s for s in segmentations}
+    rng, draws = np.random.default_rng(0), 10_000
+    ours = {}
+    for _ in range(draws):
+        key = by_ids[tuple(sampler.sample("garden", 0.3, rng))]
+        ours[key] = ours.get(key, 0) + 1
+    statistic, critical = _chi_square_fits(ours, expected, draws)
+    assert statistic < critical, (statistic, critical)
+    spm.set_random_generator_seed(1)
+    theirs = {}
+    for _ in range(draws):
+        key = tuple(sampler.sp.encode("garden", out_type=str, enable_sampling=True, alpha=0.3, nbest_size=-1))
+        theirs[key] = theirs.get(key, 0) + 1
+    statistic, critical = _chi_square_fits(theirs, expected, draws)
+    assert statistic < critical, (statistic, critical)
+    # a wrong alpha is caught: alpha 1.0's probabilities do not fit draws made at 0.3
+    sharp = np.exp(weights / 0.3 - (weights / 0.3).max())
+    assert _chi_square_fits(ours, dict(zip(segmentations, sharp / sharp.sum())), draws)[0] > critical
+
+
+def test_sampling_at_a_large_alpha_is_the_viterbi_segmentation(tools):
     """With alpha large the sampler must return sentencepiece's best (Viterbi) segmentation."""
     dictionary, encoder, sampler = tools
     for word in ["international", "Weltgesundheitsorganisation", "segmented"]:

@@ -34,9 +34,13 @@ def test_gradient_flows_only_through_the_model_side():
 def test_extreme_logits_stay_finite():
     big = torch.tensor([[1e4, -1e4, 0.0], [0.0, 0.0, 0.0], [-1e4, -1e4, 1e4]], dtype=torch.float16).float()
     other = torch.tensor([[-1e4, 1e4, 0.0], [1e4, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    # By hand, with log-softmax in float32 (exp(-1e4) is 0): row 1, two opposite one-hots, 2e4 each way;
+    # row 2, uniform against one-hot: log 3 one way, (2/3)·1e4 - log 3 the other; row 3, one-hot (margin 2e4)
+    # against uniform: (1/3)·4e4 - log 3 one way, log 3 the other.
     values = symmetric_consistency(big, other)
-    assert torch.isfinite(values).all() and (values >= 0).all()
-    assert torch.isfinite(kl_to_target(big.half(), other.half())).all()
+    assert torch.allclose(values, torch.tensor([4e4, 2e4 / 3, 4e4 / 3]), rtol=1e-6)
+    one_way = kl_to_target(big.half(), other.half())  # KL(p_other || p_big), fp16 inputs
+    assert torch.allclose(one_way, torch.tensor([2e4, math.log(3), 4e4 / 3 - math.log(3)]), rtol=1e-6)
 
 
 def test_masked_classes_and_empty_batches_stay_finite():

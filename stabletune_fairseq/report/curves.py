@@ -1,7 +1,7 @@
 """Training curves from fairseq's plain log (``--log-format simple``, ``<run dir>/train.log``).
 
 Training lines (every ``--log-interval`` updates) give the task loss, R1 and R2; validation lines give
-the average dev score (``<metric>_avg``). A resumed run repeats the updates after its last checkpoint:
+the average dev score (``f1_avg`` where logged, else ``acc_avg``). A resumed run repeats the updates after its last checkpoint:
 the later line for an update wins.
 """
 from __future__ import annotations
@@ -37,7 +37,8 @@ def read_curves(log_file: str) -> dict:
                 values = _numbers(match["pairs"], "|")
                 averages = [k for k in values if k.endswith("_avg") and not k.startswith("best_")]
                 if averages and "num_updates" in values:
-                    metric = metric or averages[0]
+                    # the task's selection metric: F1 for tagging and QA (they log accuracy or EM too)
+                    metric = metric or next((k for k in ("f1_avg", "acc_avg") if k in averages), averages[0])
                     valid[int(values["num_updates"])] = values.get(metric)
     curves = {key: [(u, train[u][key]) for u in sorted(train) if key in train[u]] for key in TRAIN_KEYS}
     return {"train": curves, "valid": [(u, valid[u]) for u in sorted(valid) if valid[u] is not None],
