@@ -129,20 +129,42 @@ def check_unseen_tag(out, meta):
     assert meta["splits"]["valid_de"]["unseen_tags"] == {"B-MISC": 1} and meta["unseen_labels"] == ["B-MISC"]
 
 
+def stored_text(out, field: str, split: str, row: int) -> str:
+    """Row ``row`` of a stored sentence split, decoded from its pieces (the dictionary's piece strings)."""
+    from fairseq.data import data_utils
+
+    from stabletune_fairseq.data.encoding import load_xlmr_dictionary
+    dictionary = load_xlmr_dictionary(str(out / "dict.txt"))
+    ids = data_utils.load_indexed_dataset(str(out / field / split), dictionary)[row].tolist()
+    return "".join(dictionary[i] for i in ids if i != dictionary.eos()).replace("\u2581", " ").strip()
+
+
 def check_scripts(out, meta):
     assert meta["splits"]["valid_de"]["examples"] == 2
     assert meta["splits"]["valid_de"]["unk_pieces"] >= 1  # the ZWJ has no piece of its own: counted as <unk>
+    # every other character survives: emoji, Arabic in reading order, Devanagari around the joiner
+    assert stored_text(out, "input0", "valid_de", 0) == EMOJI_RTL_ZWJ.replace("\u200d", "<unk>")
+    assert stored_text(out, "input1", "valid_de", 0) == "مرحبا"
 
 
 def check_xnli_bom_crlf(out, meta):
     assert meta["splits"]["train"]["examples"] == 3 and meta["splits"]["valid_de"]["examples"] == 2
+    first_premise, first_hypothesis = XNLI["xnli/train-en.tsv"].splitlines()[0].split("\t")[:2]
+    assert stored_text(out, "input0", "train", 0) == first_premise  # no BOM left in front of the first word
+    assert stored_text(out, "input1", "train", 0) == first_hypothesis  # no \r left at the end of the line
+    assert stored_text(out, "input1", "train", 2) == XNLI["xnli/train-en.tsv"].splitlines()[2].split("\t")[1]
 
 
 def check_realigned_and_unmatched(out, meta):
     train = meta["splits"]["train"]
     assert train["examples"] == 2 and train["answers_realigned"] == 1 and train["answers_unmatched"] == 1
     answers = np.load(out / "answers" / "train.npy").tolist()
-    assert answers[0][0] >= 0 and answers[1] == [-1, -1]  # realigned: trained on; unmatched: kept, not trained on
+    assert answers[1] == [-1, -1]  # unmatched: kept for scoring, not trained on
+    # realigned: the first and last answer pieces cut "Paris" out of the context (question 1 comes first)
+    context = json.loads((out / "examples" / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])["context"]
+    spans = np.load(out / "char_spans" / "train.npy")
+    start, end = answers[0]
+    assert context[spans[start][0]:spans[end][1]] == "Paris"
 
 
 def check_unanswerable(out, meta):

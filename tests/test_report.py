@@ -143,3 +143,49 @@ def test_curves_keep_the_later_line_of_a_repeated_update(tmp_path):
 def test_not_a_run_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="neither a run_seeds.sh output folder"):
         write_report(str(tmp_path), str(tmp_path / "r"))
+
+
+def test_extra_best_checkpoint_and_history_across_a_resume(tmp_path):
+    from stabletune_fairseq.tasks.checkpoint_selection import CheckpointSelection, read_history
+    selection = CheckpointSelection("acc_en")
+    saved = tmp_path / "checkpoint_last.pt"
+
+    def validate_and_save(update, acc_en, content):
+        selection.validated({"num_updates": update, "acc_en": acc_en, "acc_avg": 1.0, "note": "not a number"})
+        saved.write_text(content)
+        selection.saved(str(saved), update)
+
+    validate_and_save(10, 50.0, "update 10")
+    validate_and_save(20, 48.0, "update 20")
+    assert (tmp_path / "checkpoint_best_acc_en.pt").read_text() == "update 10"
+    validate_and_save(30, 50.0, "update 30")  # a tie goes to the later checkpoint, as fairseq's own best
+    assert (tmp_path / "checkpoint_best_acc_en.pt").read_text() == "update 30"
+    # Resumed from an older checkpoint (update 20): the records after it are replaced, the best re-read.
+    resumed = CheckpointSelection("acc_en")
+    resumed.validated({"num_updates": 30, "acc_en": 49.0})
+    saved.write_text("update 30, again")
+    resumed.saved(str(saved), 30)
+    assert [r["num_updates"] for r in read_history(str(tmp_path))] == [10, 20, 30]
+    assert (tmp_path / "checkpoint_best_acc_en.pt").read_text() == "update 30"  # 49 < 50 (update 10): not copied
+    assert "note" not in read_history(str(tmp_path))[0]
+    selection.saved(str(saved), 40)  # a save without a validation: nothing recorded
+    assert len(read_history(str(tmp_path))) == 3
+    (tmp_path / "valid_history.jsonl").write_text('{"num_updates": 1}\nnot json\n')
+    with pytest.raises(ValueError, match=r"valid_history.jsonl:2: not a validation record"):
+        read_history(str(tmp_path))
+
+
+def test_each_rule_finds_the_update_it_chose(tmp_path):
+    from stabletune_fairseq.report.selection import rule_checkpoints
+    history = [{"num_updates": 10, "acc_avg": 40.0, "acc_en": 55.0}, {"num_updates": 20, "acc_avg": 42.0, "acc_en": 54.0},
+               {"num_updates": 30, "acc_avg": 42.0, "acc_en": 53.0}]
+    (tmp_path / "valid_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    for name in ("checkpoint_last.pt", "checkpoint_best.pt", "checkpoint_best_acc_en.pt"):
+        (tmp_path / name).write_text(name)
+    rules = rule_checkpoints(str(tmp_path))
+    assert {rule: (Path(r["checkpoint"]).name, r["num_updates"]) for rule, r in rules.items()} == {
+        "best-avg": ("checkpoint_best.pt", 30), "best-en": ("checkpoint_best_acc_en.pt", 10), "last": ("checkpoint_last.pt", 30)}
+    # SELECT=en: checkpoint_best.pt is the English rule's, the average's is the extra file
+    (tmp_path / "checkpoint_best_acc_en.pt").rename(tmp_path / "checkpoint_best_acc_avg.pt")
+    rules = rule_checkpoints(str(tmp_path))
+    assert Path(rules["best-en"]["checkpoint"]).name == "checkpoint_best.pt" and rules["best-avg"]["num_updates"] == 30

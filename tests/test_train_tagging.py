@@ -80,7 +80,14 @@ def test_udpos_plain_with_sum_pooling(e5_dir, toy_udpos, tmp_path):
     log = recipe("UDPOS", e5_dir, toy_udpos, save_dir)
     assert "--pooling sum" in log and logged(log, "r1") == [0.0] * 3
     results = evaluate(save_dir / "checkpoint_last.pt", toy_udpos, "valid", tmp_path / "eval")
-    assert 0 <= results["per_language"]["de"]["accuracy"] <= 100
+    # word accuracy and F1 recomputed from the written predictions against the gold tags
+    meta = json.loads((toy_udpos / "metadata.json").read_text())
+    gold = read_tagged_sentences(meta["splits"]["valid_de"]["source"], tags_required=True)
+    predicted = read_predictions(tmp_path / "eval" / "predictions" / "valid-de.tsv")
+    pairs = [(p, g) for ps, gs in zip(predicted.tags, gold.tags) for p, g in zip(ps, gs)]
+    assert len(pairs) == results["per_language"]["de"]["n"] == gold.word_count
+    assert results["per_language"]["de"]["accuracy"] == round(100 * sum(p == g for p, g in pairs) / len(pairs), 2)
+    assert results["per_language"]["de"]["f1"] == round(100 * f1_score(gold.tags, predicted.tags), 2)
 
 
 def test_translate_train_stage2_trains_on_one_translation_per_sentence(panx_stage1, e5_dir, toy_tagging_xtreme, tmp_path):

@@ -2,13 +2,12 @@
 per-language validation over whole subsets, checkpoint selection, resuming, evaluation, safe loading."""
 import json
 import re
-import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import REPO, read_metadata, run
+from conftest import read_metadata, run
 
 LANGS = ["de", "en", "es", "fr", "zh"]
 
@@ -83,13 +82,12 @@ def test_evaluate_unlabelled_test_writes_predictions(first_run, toy_data, tmp_pa
     assert len((tmp_path / "predictions" / "test-zh.tsv").read_text().splitlines()) == 150
 
 
-def test_fairseq_checkpoints_load_with_weights_only(first_run, tmp_path):
+def test_fairseq_checkpoints_load_through_the_safe_loader(first_run):
+    from stabletune_fairseq.checkpoint_safety import load_checkpoint_safely
     save_dir, _ = first_run
-    path = save_dir / "checkpoint_last.pt"
-    check = "import stabletune_fairseq, torch, sys; torch.load(sys.argv[1], map_location='cpu'); print('loaded')"
-    ours = subprocess.run([sys.executable, "-c", check, path], capture_output=True, text=True, cwd=REPO,
-                          env={"PATH": "/usr/bin:/bin"})  # weights_only=True, torch's default: no override
-    assert ours.returncode == 0 and "loaded" in ours.stdout, ours.stderr
+    state = load_checkpoint_safely(str(save_dir / "checkpoint_last.pt"))
+    assert state["cfg"]["task"]["_name"] == "xtreme_sentence" and state["optimizer_history"]
+    assert any(key.startswith("encoder.sentence_encoder.") for key in state["model"])
 
 
 class _RunsCommand:
@@ -107,8 +105,9 @@ def test_crafted_checkpoint_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "payload": _RunsCommand(marker)}, path)
-    with pytest.raises(Exception, match="weights_only|Unsupported global"):
-        torch.load(path, map_location="cpu")
+    from stabletune_fairseq.checkpoint_safety import UnsafeCheckpoint, load_checkpoint_safely
+    with pytest.raises(UnsafeCheckpoint, match=rf"{path}: refusing to load this checkpoint: .*(posix\.system|os\.system)"):
+        load_checkpoint_safely(str(path))
     assert not marker.exists()
 
 
