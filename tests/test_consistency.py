@@ -72,9 +72,16 @@ def test_noise_view_gives_r1(toy_data, toy_dicts, e5_dir):
     sample = views.collater([views[i] for i in range(4)])
     rows, view_rows = sample["net_input"]["src_tokens"].chunk(2)
     assert torch.equal(rows, view_rows)  # the text is the same: the views differ only by noise
-    model = make_model(task, e5_dir)
+    model = make_model(task, e5_dir)  # eval mode: no dropout, so only noise can tell the halves apart
+    seen = []
+    hook = model.register_forward_hook(lambda module, args, output: seen.append(output.detach()))
     _, _, log = StabilityConsistencyCriterion(task, r1_lambda=1.0)(model, sample)
-    assert log["r1"] > 0
+    hook.remove()
+    assert log["r1"] > 0 and len(seen) == 1
+    with torch.no_grad():
+        clean = model(sample["net_input"]["src_tokens"], head=task.head_name)
+    assert torch.allclose(seen[0][:4], clean[:4], atol=1e-6)  # the rows themselves: no noise
+    assert (seen[0][4:] - clean[4:]).abs().max() > 1e-3  # their views: embeddings with noise
 
 
 def test_a_non_finite_loss_is_reported_and_skipped(toy_data, toy_dicts, e5_dir, caplog):
