@@ -1,5 +1,6 @@
 """Translate-train-all: translations paired with their English rows, reported when they do not pair,
 and used as views; a tiny real two-stage run in that setting."""
+import re
 import shutil
 
 import numpy as np
@@ -87,13 +88,19 @@ def test_translation_views(toy_data_tta, toy_xtreme):
 
 def test_translate_train_all_two_stages(toy_data_tta, e5_dir, tmp_path):
     settings = ["SETTING=translate-train-all", "MAX_UPDATE=2", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1", "VALID_LANGS=de"]
+    logs = []
     for number in (1, 2):
         result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", toy_data_tta, tmp_path,
-                      f"STAGE={number}", *settings])
-        log = result.stdout + result.stderr
-        assert "translation views from de,es,fr,zh; 0 English rows have no translation" in log
-    assert "loaded train: 2400 rows (views: translation, copies: translation)" in log
-    assert "--r2-lambda 0.3333333333333333" in log  # XNLI translate-train-all: lambda2 = 1 / 3 classes
+                      f"STAGE={number}", *settings, "--", "--log-interval", "1"])
+        logs.append(result.stdout + result.stderr)
+        assert "translation views from de,es,fr,zh; 0 English rows have no translation" in logs[-1]
+    r1 = {n: [float(v) for v in re.findall(r"\br1=([-\d.e]+)", log)] for n, log in enumerate(logs, 1)}
+    r2 = {n: [float(v) for v in re.findall(r"\br2=([-\d.e]+)", log)] for n, log in enumerate(logs, 1)}
+    assert len(r1[1]) == 2 and all(v > 0 for v in r1[1]) and r2[1] == [0.0, 0.0]  # stage 1: R1 on translations, no teacher
+    assert len(r2[2]) == 2 and all(v > 0 for v in r2[2]) and all(v > 0 for v in r1[2])
+    assert f"teacher: {tmp_path / 'checkpoint_best.pt'} (frozen, eval mode)" in logs[1]  # stage 1's best
+    assert "loaded train: 2400 rows (views: translation, copies: translation)" in logs[1]
+    assert "--r2-lambda 0.3333333333333333" in logs[1]  # XNLI translate-train-all: lambda2 = 1 / 3 classes
     assert (tmp_path / "stage2" / "checkpoint_last.pt").is_file()
 
 
