@@ -38,6 +38,16 @@ def test_as_pretrained_model(crafted, toy_data, tmp_path):
     assert_refused(result, path, marker)
 
 
+def test_as_pretrained_model_inside_training(crafted, toy_data, tmp_path):
+    """With ARCH= given, nothing probes the file before fairseq-train: its --pretrained-encoder load refuses it."""
+    path, marker = crafted
+    result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", path, toy_data, tmp_path / "run",
+                  "ARCH=stabletune_xlmr_e5_small", "MAX_UPDATE=1"], check=False)
+    assert "run_xtreme.sh: XNLI stage 0 (cross-lingual-transfer) on 1200 training rows" in result.stdout  # past the
+    # batch count: fairseq-train started, and the refusal came from inside it
+    assert_refused(result, path, marker)
+
+
 def test_as_teacher(crafted, e5_dir, toy_data, toy_dicts, tmp_path):
     path, marker = crafted
     result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", toy_data, tmp_path / "run",
