@@ -82,7 +82,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     args = parser.parse_args(argv)
     quiet_logging(os.path.join(args.out, "evaluate.log"))
-    results = evaluate(args.checkpoint, args.data, args.split, args.out, args.batch_size, args.cpu)
+    from ..checkpoint_safety import UnsafeCheckpoint
+    try:
+        results = evaluate(args.checkpoint, args.data, args.split, args.out, args.batch_size, args.cpu)
+    except (UnsafeCheckpoint, FileNotFoundError, ValueError) as error:
+        print(f"stabletune-evaluate: {error}", file=sys.stderr)
+        return 2
     print(markdown_table(results))
     return 0
 
