@@ -98,6 +98,8 @@ def test_report_statistics_agreement_and_plots(crafted_runs, tmp_path):
     agree = report["agreement"]["valid"]["best-avg"]
     assert agree["plain"]["de"]["mean"] == 50.0 and agree["stage1"]["de"]["mean"] == 75.0
     assert "fr" not in agree["plain"]  # 3 lines against English's 4: not parallel, not compared
+    gain = report["agreement_differences"]["valid"]["best-avg"]["stage1"]["de"]
+    assert gain["values"] == [25.0, 25.0, 25.0] and gain["ci95"] == pytest.approx([25.0, 25.0])
     assert report["checkpoints"]["plain"]["last"] == {"1": 20, "2": 20, "3": 20}
     assert report["wall_s"]["stage1"]["values"] == [200, 300, 400]
     md = (out / "report.md").read_text()

@@ -32,12 +32,13 @@ def score_bars(report: dict, split: str, rule: str, path: str) -> bool:
     low = min(cells[c]["mean"] - (cells[c]["sd"] or 0) for s in stages for cells in [scores[s][metric]] for c in cells if c in columns)
     high = max(cells[c]["mean"] + (cells[c]["sd"] or 0) for s in stages for cells in [scores[s][metric]] for c in cells if c in columns)
     margin = max(1.0, 0.15 * (high - low))
-    axes.set_ylim(max(0.0, low - margin), min(100.0, high + margin))  # differences of a few points stay visible
+    # differences of a few points stay visible; room at the top for the legend
+    axes.set_ylim(max(0.0, low - margin), high + 3 * margin)
     axes.set_xticks(range(len(columns)), columns)
     axes.set_ylabel(f"{split} {metric}")
     axes.set_title(f"{report['task']}: {split} {metric}, {report['rule_titles'][rule]}" + (", mean ± sd over seeds" if len(report["seeds"]) > 1 else ""))
     axes.grid(axis="y", alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="upper center", ncol=len(stages), fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -87,6 +87,12 @@ def _agreement(report: dict) -> list[str]:
     qa = report["metric"] in ("f1", "exact_match") and report["task"] not in ("udpos", "panx")
     what = ("token F1 between the language's answer and the English answer to the same question (a lower bound "
             "across scripts)") if qa else "percent of examples whose prediction equals the English prediction of the same example"
-    return ["", f"## Cross-lingual agreement with English ({split}, `{rule}`)", "",
-            f"Per language: {what}; mean ± sd over seeds. Consistency regularisation claims to raise it.", "",
-            *_table(columns, ["run", *columns], rows)]
+    lines = ["", f"## Cross-lingual agreement with English ({split}, `{rule}`)", "",
+             f"Per language: {what}; mean ± sd over seeds. Consistency regularisation claims to raise it.", "",
+             *_table(columns, ["run", *columns], rows)]
+    diffs = report["agreement_differences"].get(split, {}).get(rule, {})
+    if diffs:
+        rows = [_row(f"{STAGE_TITLES[s]} − plain", v, columns, format_difference) for s, v in diffs.items()]
+        lines += ["", "Agreement, difference from plain fine-tuning (same seed; mean [95% interval]):", "",
+                  *_table(columns, ["run", *columns], rows)]
+    return lines

@@ -4,7 +4,8 @@ Layout (``S`` is a summary ``{"mean", "sd", "n", "values"}``, ``D`` a paired dif
 
 - ``scores[split][rule][stage][metric][lang | "average" | "gap"] = S`` over seeds;
 - ``differences[split][rule][stage][metric][...] = D``: stage minus plain fine-tuning, seed by seed;
-- ``agreement[split][rule][stage][lang | "mean"] = S`` (percent; parallel dev sets only);
+- ``agreement[split][rule][stage][lang | "mean"] = S`` (percent; parallel dev sets only), and
+  ``agreement_differences[...]= D``, stage minus plain fine-tuning, seed by seed;
 - ``checkpoints[stage][rule] = {seed: update}``: the update each rule chose; ``wall_s[stage] = S``.
 
 ``gap`` is English minus the mean of the other languages. ``average`` is the mean over languages that
@@ -47,8 +48,9 @@ def build_report(runs: list[Run], target: str) -> dict:
     report = {"target": target, "task": first["task"], "metric": first["metric"], "metrics": first["metrics"],
               "languages": list(first["per_language"]), "seeds": seeds, "stages": stages, "rules": rules,
               "rule_titles": {r: RULE_TITLES[r] for r in rules}, "splits": splits, "interval": INTERVAL,
-              "scores": {}, "differences": {}, "agreement": {}, "checkpoints": {}, "wall_s": {}, "missing": []}
+              "scores": {}, "differences": {}, "agreement": {}, "agreement_differences": {}, "checkpoints": {}, "wall_s": {}, "missing": []}
     by_stage = {stage: [run for run in runs if run.stage == stage] for stage in stages}
+    agreements = {}  # (split, rule, stage) -> {seed: {lang | "mean": percent}}
     for run in runs:
         if run.status and run.status.get("status") != "done":
             report["missing"].append(f"{run.name}: {run.status.get('status')} (exit {run.status.get('exit')})")
@@ -65,13 +67,17 @@ def build_report(runs: list[Run], target: str) -> dict:
                     cells = [_cells(run.results[key], metric) for run in have]
                     names = [name for name in cells[0] if all(name in c for c in cells)]
                     scores[metric] = {name: summarize([c[name] for c in cells]) for name in names}
-                agree = [a for a in (agreement(f"{run.path}/eval/{key}", run.results[key]) for run in have) if a]
-                if agree:
-                    langs = [lang for lang in agree[0] if all(lang in a for a in agree)]
-                    cells = {lang: summarize([a[lang]["agreement"] for a in agree]) for lang in langs}
-                    cells["mean"] = summarize([statistics.fmean(a[lang]["agreement"] for lang in langs) for a in agree])
-                    report["agreement"].setdefault(split, {}).setdefault(rule, {})[stage] = cells
+                found = {run.seed: agreement(f"{run.path}/eval/{key}", run.results[key]) for run in have}
+                found = {seed: a for seed, a in found.items() if a}
+                if found:
+                    langs = [lang for lang in next(iter(found.values())) if all(lang in a for a in found.values())]
+                    per_seed = {seed: {**{lang: a[lang]["agreement"] for lang in langs},
+                                       "mean": statistics.fmean(a[lang]["agreement"] for lang in langs)} for seed, a in found.items()}
+                    agreements[(split, rule, stage)] = per_seed
+                    report["agreement"].setdefault(split, {}).setdefault(rule, {})[stage] = {
+                        name: summarize([cells[name] for cells in per_seed.values()]) for name in [*langs, "mean"]}
             _differences(report, by_stage, split, rule)
+            _agreement_differences(report, agreements, split, rule)
     for stage, stage_runs in by_stage.items():
         for run in stage_runs:
             for key, results in run.results.items():
@@ -98,3 +104,18 @@ def _differences(report: dict, by_stage: dict, split: str, rule: str) -> None:
             cells = [(_cells(a, metric), _cells(b, metric)) for a, b in pairs]
             names = [n for n in cells[0][0] if all(n in a and n in b for a, b in cells)]
             out[metric] = {n: paired_difference([a[n] for a, _ in cells], [b[n] for _, b in cells]) for n in names}
+
+
+def _agreement_differences(report: dict, agreements: dict, split: str, rule: str) -> None:
+    baseline = agreements.get((split, rule, "plain"))
+    if not baseline:
+        return
+    for (s, r, stage), per_seed in agreements.items():
+        if (s, r) != (split, rule) or stage == "plain":
+            continue
+        seeds = [seed for seed in per_seed if seed in baseline]
+        if not seeds:
+            continue
+        names = [n for n in per_seed[seeds[0]] if n in baseline[seeds[0]]]
+        report["agreement_differences"].setdefault(split, {}).setdefault(rule, {})[stage] = {
+            n: paired_difference([per_seed[seed][n] for seed in seeds], [baseline[seed][n] for seed in seeds]) for n in names}
