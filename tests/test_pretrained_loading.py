@@ -138,3 +138,22 @@ def test_sentence_head_skips_only_what_it_never_reads(e5_dir):
         torch.testing.assert_close(model(tokens, head="sentence"), full, rtol=1e-5, atol=1e-5)
     hook.remove()
     assert positions == [1]
+
+
+def test_packed_attention_is_split_as_fairseq_itself_splits_it():
+    """Our reading of a release's packed ``in_proj`` against fairseq's own MultiheadAttention upgrade (an
+    independent oracle: if the release packed q, k, v in another order, the two would disagree)."""
+    from fairseq.modules import MultiheadAttention
+
+    from stabletune_fairseq.models.pretrained import encoder_state_from_release
+    generator = torch.Generator().manual_seed(0)
+    prefix = "decoder.sentence_encoder.layers.0.self_attn"
+    packed = {f"{prefix}.in_proj_weight": torch.randn(3 * 8, 8, generator=generator),
+              f"{prefix}.in_proj_bias": torch.randn(3 * 8, generator=generator),
+              f"{prefix}.out_proj.weight": torch.randn(8, 8, generator=generator)}
+    theirs = dict(packed)
+    MultiheadAttention(8, 2).upgrade_state_dict_named(theirs, prefix)
+    ours = encoder_state_from_release(packed)
+    assert sorted(k.split("self_attn.")[1] for k in ours) == sorted(k.split("self_attn.")[1] for k in theirs)
+    for key, value in theirs.items():
+        assert torch.equal(ours[key.replace("decoder.", "encoder.")], value), key
