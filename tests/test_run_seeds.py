@@ -61,7 +61,7 @@ def test_every_stage_trained_evaluated_and_reported_while_a_seed_fails(seeds):
         assert (run_dir / "eval" / "evaluate.log").read_text().count(": evaluating ") == 1
         # the full log in the run's train.log; the console (PROGRESS=1) got one progress line, rewritten in place
         assert "| train_inner | epoch 001:      1 / " in (run_dir / "train.log").read_text()
-        console = (out / "seed1" / "logs" / f"{stage}.log").read_text()
+        console = (out / "seed1" / "logs" / f"{stage}.log").read_bytes().decode()  # read_text() would turn \r into \n
         assert "\r\x1b[Kepoch 001:      1 / " in console and "| train_inner |" not in console
     assert json.loads((out / "seed2" / "status" / "plain.json").read_text())["status"] == "failed"
     report = json.loads((out / "report" / "report.json").read_text())
