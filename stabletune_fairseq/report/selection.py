@@ -22,20 +22,12 @@ import shutil
 import sys
 
 from ..cli.console import quiet_logging
-from ..tasks.checkpoint_selection import read_history
+from ..data.metadata import load_metadata
+from ..tasks.checkpoint_selection import best_update, read_history
 
 RULES = ("best-avg", "best-en", "last")
 RULE_TITLES = {"best-avg": "best by average dev", "best-en": "best by English dev (zero-shot)", "last": "last checkpoint"}
 logger = logging.getLogger("stabletune_fairseq.report")
-
-
-def _best_update(history: list[dict], metric: str) -> int | None:
-    """The update of the best record (ties: the later one, fairseq's rule), None when never measured."""
-    best = None
-    for record in history:
-        if metric in record and (best is None or record[metric] >= best[metric]):
-            best = record
-    return None if best is None else best["num_updates"]
 
 
 def rule_checkpoints(run_dir: str) -> dict[str, dict]:
@@ -51,10 +43,10 @@ def rule_checkpoints(run_dir: str) -> dict[str, dict]:
         if other not in ("avg", "en"):
             continue
         select = "en" if other == "avg" else "avg"
-        rules[f"best-{other}"] = {"checkpoint": path, "num_updates": _best_update(history, f"{metric}_{other}")}
+        rules[f"best-{other}"] = {"checkpoint": path, "num_updates": best_update(history, f"{metric}_{other}")}
         best = os.path.join(run_dir, "checkpoint_best.pt")
         if os.path.exists(best):
-            rules[f"best-{select}"] = {"checkpoint": best, "num_updates": _best_update(history, f"{metric}_{select}")}
+            rules[f"best-{select}"] = {"checkpoint": best, "num_updates": best_update(history, f"{metric}_{select}")}
     if not extra and os.path.exists(os.path.join(run_dir, "checkpoint_best.pt")):
         # A run from before the extra rule was kept: its checkpoint_best.pt is by the average (the default).
         rules["best-avg"] = {"checkpoint": os.path.join(run_dir, "checkpoint_best.pt"), "num_updates": None}
@@ -63,8 +55,7 @@ def rule_checkpoints(run_dir: str) -> dict[str, dict]:
 
 def labelled_splits(data: str) -> list[str]:
     """valid, and test where the task folder has a labelled test split (XTREME ships most without labels)."""
-    with open(os.path.join(data, "metadata.json"), encoding="utf-8") as handle:
-        splits = json.load(handle)["splits"]
+    splits = load_metadata(data)["splits"]
     return [split for split in ("valid", "test")
             if any(name.startswith(split + "_") and info.get("labelled", True) for name, info in splits.items())]
 

@@ -46,6 +46,16 @@ def read_history(save_dir: str) -> list[dict]:
     return records
 
 
+def best_update(history: list[dict], metric: str) -> int | None:
+    """The update of the record best by ``metric`` (ties: the later one, fairseq's rule); None when
+    no record has it. Training copies a checkpoint by this rule, and reports find it by it again."""
+    best = None
+    for record in history:
+        if metric in record and (best is None or record[metric] >= best[metric]):
+            best = record
+    return None if best is None else best["num_updates"]
+
+
 class CheckpointSelection:
     """Keeps ``checkpoint_best_<metric>.pt`` for every extra metric, and the validation history."""
 
@@ -67,8 +77,7 @@ class CheckpointSelection:
                 logger.warning("--extra-best-metrics %s: not a validation metric of this task (has %s)",
                                metric, sorted(stats))
                 continue
-            previous = [r[metric] for r in history if metric in r]
-            if not previous or stats[metric] >= max(previous):
+            if best_update(history + [stats], metric) == num_updates:
                 target = os.path.join(save_dir, best_file(metric))
                 shutil.copyfile(checkpoint, target + ".tmp")
                 os.replace(target + ".tmp", target)
