@@ -94,16 +94,17 @@ case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >
 if [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: SELECT=en needs an English dev set, and $DATA has no valid_en (dev-en.tsv)" >&2; exit 2
 fi
-if [ -z "$ARCH" ]; then
-  ARCH=$("$PY" -m stabletune_fairseq.cli.inspect_model "$MODEL" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
+if [ -z "$ARCH" ]; then  # the architecture of model.pt and the GPU count, from one Python process
+  INSPECTED=$("$PY" -m stabletune_fairseq.cli.inspect_model "$MODEL" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
     grep "^error: " "${TMPDIR:-/tmp}/inspect.$$" >&2; rm -f "${TMPDIR:-/tmp}/inspect.$$"
     echo "run_xtreme.sh: cannot read the architecture of $MODEL (see above; or set ARCH=)" >&2; exit 2; }
-  rm -f "${TMPDIR:-/tmp}/inspect.$$"; ARCH=$(echo "$ARCH" | tail -1)
+  rm -f "${TMPDIR:-/tmp}/inspect.$$"; read -r ARCH NGPU < <(echo "$INSPECTED" | tail -1)
+else
+  NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 fi
 case "$ARCH" in *large*) [ -n "$LR" ] || LR=$LR_LARGE; [ -n "$EPOCHS" ] || EPOCHS=$EPOCHS_LARGE ;;
                 *) [ -n "$LR" ] || LR=$LR_BASE; [ -n "$EPOCHS" ] || EPOCHS=$EPOCHS_BASE ;; esac
 
-NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 if [ "$NGPU" -gt 0 ]; then
   # fairseq's own multi-GPU training (nccl, one process per GPU); NPROC= limits the GPUs used.
   WORLD=${NPROC:-$NGPU}
@@ -230,16 +231,23 @@ train() {
     "${CMD[@]}"
     return
   fi
-  # CPU ranks: start them all; if one fails, stop the others and fail.
-  local PIDS=() STATUS=0 RANK PID
+  # CPU ranks: start them all; as soon as one fails, stop the others and fail. (Waiting on rank 0 first would
+  # hang: the others wait for a failed rank in gloo's rendezvous or collectives, for its 30-minute timeout.)
+  local -A RANK_OF=() ; local RANK PID CODE FAILED=
   for (( RANK = 0; RANK < WORLD; RANK++ )); do
     "${CMD[@]}" --distributed-rank "$RANK" &
-    PIDS+=($!)
+    RANK_OF[$!]=$RANK
   done
-  for PID in "${PIDS[@]}"; do
-    if ! wait "$PID"; then STATUS=1; kill "${PIDS[@]}" 2>/dev/null || true; fi
+  while [ ${#RANK_OF[@]} -gt 0 ]; do
+    CODE=0; wait -n -p PID "${!RANK_OF[@]}" || CODE=$?
+    RANK=${RANK_OF[$PID]}; unset "RANK_OF[$PID]"
+    if [ "$CODE" != 0 ] && [ -z "$FAILED" ]; then
+      FAILED=$RANK
+      echo "run_xtreme.sh: rank $RANK failed (exit $CODE): stopping the other ranks" >&2
+      [ ${#RANK_OF[@]} -eq 0 ] || kill "${!RANK_OF[@]}" 2>/dev/null || true
+    fi
   done
-  return $STATUS
+  [ -z "$FAILED" ]
 }
 # The whole log goes to <run dir>/train.log (appended on resume; stabletune-report draws its curves from it).
 # In a terminal the console shows one progress line instead of fairseq's every-10-updates lines.
