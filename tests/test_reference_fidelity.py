@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conftest import QA_MAX_LEN, read_metadata, run
 from stabletune_fairseq.augment.views import view_rng
 from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
-from stabletune_fairseq.data.pair_views import VIEW_SLOT
+from stabletune_fairseq.augment.views import VIEW_SLOT
 from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 from test_consistency import make_model, make_task
 

@@ -11,7 +11,11 @@ import numpy as np
 from .words import WORD_START, word_groups, word_text
 
 
+ROW_SLOT, VIEW_SLOT = 0, 1  # the random streams of an item: its (stage-2 copy) row, and its view
+
+
 def view_rng(seed: int, epoch: int, index: int, slot: int = 0) -> np.random.Generator:
+    """The generator of one item's augmentation in one epoch: the same in every process and every run."""
     return np.random.default_rng([seed, epoch, index, slot])
 
 

@@ -15,11 +15,9 @@ import numpy as np
 import torch
 from fairseq.data import data_utils
 
-from ..augment.views import view_rng
+from ..augment.views import ROW_SLOT, VIEW_SLOT, view_rng
 from .binarize import PAIR_SPECIAL_TOKENS, truncate_pair
 from .epoch_views import EpochViewsDataset
-
-ROW_SLOT, VIEW_SLOT = 0, 1
 
 
 class PairViewsDataset(EpochViewsDataset):
