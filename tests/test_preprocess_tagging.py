@@ -4,7 +4,7 @@ from collections import Counter
 
 import numpy as np
 
-from conftest import SHARED_SAMPLE, TAGGING_MAX_LEN, needs_shared, read_metadata, run, write_tagging_translations
+from conftest import SHARED_SAMPLE, TAGGING_MAX_LEN, dry_run, needs_shared, read_metadata, run, write_tagging_translations
 from stabletune_fairseq.data.tagged_words import read_tagged_sentences
 
 
@@ -96,6 +96,9 @@ def test_tagging_translation_file_errors(toy_tagging_xtreme, e5_dir, tmp_path):
     assert not (tmp_path / "out" / "panx").exists()
 
 
+UPOS = ("ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X").split()
+
+
 @needs_shared
 def test_udpos_sample_with_an_unlabeled_test_file(e5_dir, tmp_path):
     """The shared sample names German's untagged UD test file test-de.unlabeled.tsv."""
@@ -110,4 +113,9 @@ def test_udpos_sample_with_an_unlabeled_test_file(e5_dir, tmp_path):
     assert meta["splits"]["test_de"]["labelled"] is False and meta["splits"]["test_zh"]["labelled"] is True
     expected = read_tagged_sentences(folder / "test-de.unlabeled.tsv", tags_required=False)
     assert stored_words(tmp_path / "out" / "udpos", "test_de") == expected.words
-    assert "NOUN" in meta["labels"] and "PUNCT" in meta["labels"]
+    # C, the classes the reference's lambdas are divided by (its KL is averaged over them): the 17 UPOS tags
+    assert meta["labels"] == sorted(UPOS)
+    args, _ = dry_run("UDPOS", e5_dir, tmp_path / "out" / "udpos", tmp_path / "run", "STAGE=1")
+    assert args["--r1-lambda"] == str(5 / 17) and args["--pooling"] == "sum"
+    args, _ = dry_run("UDPOS", e5_dir, tmp_path / "out" / "udpos", tmp_path / "run", "STAGE=2", f"TEACHER={e5_dir / 'model.pt'}")
+    assert args["--r1-lambda"] == str(5 / 17) and args["--r2-lambda"] == str(0.3 / 17) and "--r2-hard-labels" not in args

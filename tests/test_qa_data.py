@@ -269,3 +269,39 @@ def test_translated_copies_one_per_question_and_epoch(toy_qa_xtreme, e5_dir, tmp
     assert f"per_epoch={','.join(map(str, lengths))} " in counted or \
         (len(set(lengths)) == 1 and f"per_epoch={lengths[0]} " in counted), counted
     assert f"total={sum(lengths)}" in counted
+
+
+@pytest.mark.parametrize("answer_boundaries", ["keep", "augment"])
+def test_stage2_resegmented_copies_still_cut_out_the_answer(toy_xquad, answer_boundaries):
+    """Stage 2's subword-sampled copies re-segment the window's words (with boundaries "augment" the answer's
+    first and last words too): each copy's target still cuts out its answer, exactly when the boundary
+    words are kept (the reference), and the copies do differ from the stored rows."""
+    import unicodedata
+    task = make_task(toy_xquad, copy_augmentation="subword_sampling", subword_sampling_prob=1.0,
+                     answer_boundaries=answer_boundaries)
+    dataset = task.load_dataset("train").dataset
+    assert [p.role for p in dataset.parts] == ["rows", "copies"]
+    records = [json.loads(line) for line in open(toy_xquad / "examples" / "train.jsonl", encoding="utf-8")]
+    spell = lambda ids: "".join(task.dictionary[i] for i in ids).replace("\u2581", "")  # noqa: E731
+    plain = lambda text: "".join(unicodedata.normalize("NFKC", text).split())  # noqa: E731
+    row_of = {tuple(w[1:3]): i for i, w in enumerate(dataset.windows) if w[0] == 0}
+    answered = changed = wider = 0
+    for index in np.flatnonzero(dataset.windows[:, 0] == 1):
+        copy, row = dataset[int(index)], dataset[row_of[tuple(dataset.windows[index, 1:3])]]
+        assert copy["teacher"] and not row["teacher"]
+        (s, e), (row_s, row_e) = copy["target"].tolist(), row["target"].tolist()
+        assert (s == 0) == (row_s == 0)  # the same windows hold the answer
+        changed += copy["tokens"].tolist() != row["tokens"].tolist()
+        if s == 0:
+            continue
+        q = int(dataset.windows[index, 1])
+        answer, target = plain(records[q]["answers"][0]), spell(copy["tokens"][s:e + 1])
+        assert spell(row["tokens"][row_s:row_e + 1]) == answer
+        if answer_boundaries == "keep":  # the reference: the answer's first and last words as stored
+            assert target == answer
+        else:  # a re-segmented boundary word: the target widens to that word's new pieces, never narrower
+            assert answer in target and target in plain(records[q]["context"])
+            wider += target != answer
+        answered += 1
+    assert answered >= len(records) and changed > len(records) // 2
+    print(f"{answered} answered copies, {wider} with a wider target")

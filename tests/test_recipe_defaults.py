@@ -1,18 +1,8 @@
 """run_xtreme.sh's defaults, as the README states them, read from the fairseq-train command it prints
 (DRY_RUN=1: the command is built and the schedule counted, nothing is trained), one case per task family."""
-import shlex
-
 import pytest
 
-from conftest import run
-
-
-def dry_run(task, e5_dir, data, save_dir, *settings):
-    result = run(["bash", "run_scripts/run_xtreme.sh", task, e5_dir / "model.pt", data, save_dir, "DRY_RUN=1", *settings])
-    command = next(line for line in result.stdout.splitlines() if "fairseq-train " in line)
-    words = shlex.split(command)
-    return {words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
-            for i in range(len(words)) if words[i].startswith("--")}, result.stdout
+from conftest import SHARED_SAMPLE, dry_run, needs_shared, preprocess_into
 
 
 @pytest.mark.parametrize("family", ["sentence", "tagging", "qa"])
@@ -32,4 +22,20 @@ def test_optimiser_schedule_and_batch_defaults(family, e5_dir, toy_data, toy_pan
     # the effective batch stays 32: split over processes and accumulation steps
     args, out = dry_run(task, e5_dir, data, tmp_path / "run2", "NPROC=2", "UPDATE_FREQ=2")
     assert args["--batch-size"] == "8" and args["--update-freq"] == "2" and args["--distributed-world-size"] == "2"
+    assert "effective batch 32" in out
+
+
+@needs_shared
+def test_pawsx_recipe(e5_dir, toy_dicts, tmp_path):
+    data = preprocess_into(tmp_path / "data", SHARED_SAMPLE, "pawsx", e5_dir)
+    args, out = dry_run("PAWSX", e5_dir, data, tmp_path / "run", "STAGE=1", f"DICT_DIR={toy_dicts}")
+    assert float(args["--lr"]) == 1e-5 and args["--max-epoch"] == "10" and args["--warmup-updates"] == "0"
+    assert args["--validate-interval-updates"] == "1000" and args["--best-checkpoint-metric"] == "acc_avg"
+    # code-switching with probability 0.5; the reference's lambda 5 over PAWS-X's 2 classes
+    assert args["--view-augmentation"] == "code_switch" and args["--code-switch-prob"] == "0.5"
+    assert args["--dict-langs"] == "de" and args["--r1-lambda"] == "2.5"
+    args, _ = dry_run("PAWSX", e5_dir, data, tmp_path / "run", "STAGE=2", f"DICT_DIR={toy_dicts}",
+                      f"TEACHER={e5_dir / 'model.pt'}")
+    assert args["--copy-augmentation"] == "code_switch" and args["--view-augmentation"] == "code_switch"
+    assert args["--r1-lambda"] == "2.5" and args["--r2-lambda"] == "1.0" and "--r2-hard-labels" not in args
     assert "effective batch 32" in out

@@ -93,3 +93,24 @@ def test_no_sound_checkpoint_is_a_clear_error_not_a_restart(tmp_path):
     with pytest.raises(CheckpointDamaged, match="no sound checkpoint to resume from"):
         recover_last_checkpoint(str(tmp_path))
     assert recover_last_checkpoint(str(tmp_path / "fresh")) is None
+
+
+def test_missing_last_checkpoint_is_restored_from_the_newest_sound_interval_checkpoint(tmp_path, caplog):
+    # A crash before fairseq's first copy to checkpoint_last.pt: interval checkpoints only, the newest damaged.
+    for age, (name, num_updates) in enumerate([("checkpoint_1_9.pt", 9), ("checkpoint_1_6.pt", 6), ("checkpoint_1_3.pt", 3)]):
+        path = tmp_path / name
+        torch.save({"model": {"w": torch.full((4,), float(num_updates))},
+                    "optimizer_history": [{"num_updates": num_updates}]}, path)
+        os.utime(path, (1_000_000 - 100 * age, 1_000_000 - 100 * age))  # 9 newest, by time as well as name
+    checkpoint_9 = tmp_path / "checkpoint_1_9.pt"
+    checkpoint_9.write_bytes(checkpoint_9.read_bytes()[:200])
+    (tmp_path / "checkpoint_best.pt").write_bytes(b"not resumable: the best is not where training stopped")
+    with caplog.at_level("WARNING"):
+        restored = recover_last_checkpoint(str(tmp_path))
+    assert restored == str(tmp_path / "checkpoint_1_6.pt")
+    assert f"{tmp_path} has checkpoints but no checkpoint_last.pt: resuming from {restored} instead" in caplog.text
+    assert "checkpoint_1_9.pt is damaged too" in caplog.text
+    last = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)
+    assert last["optimizer_history"][-1]["num_updates"] == 6 and last["model"]["w"].tolist() == [6.0] * 4
+    assert checkpoint_9.stat().st_size == 200  # the damaged one is left as it was
+    assert recover_last_checkpoint(str(tmp_path)) is None  # now sound: nothing more to do

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from conftest import read_metadata
-from stabletune_fairseq.metrics.qa_scores import score_questions
+from conftest import QA_MAX_LEN, SHARED_SAMPLE, needs_shared, preprocess_into, read_metadata
+from stabletune_fairseq.metrics.qa_scores import exact_match, score_questions
 from test_train_tagging import evaluate, logged, recipe
 
 
@@ -94,3 +94,55 @@ def test_tydiqa_without_dev_answers_trains_on_translations_and_predicts_the_test
     assert results["per_language"]["zh"] == {"n": 18, "labelled": False} and results["average"] == {}
     predictions = json.loads((tmp_path / "eval" / "predictions" / "test-zh.json").read_text(encoding="utf-8"))
     assert len(predictions) == 18 and all(isinstance(v, str) for v in predictions.values())
+
+
+def test_mlqa_trains_and_evaluates_with_mlqa_scoring(toy_qa_xtreme, e5_dir, tmp_path):
+    data = preprocess_into(tmp_path / "data", toy_qa_xtreme, "mlqa", e5_dir, f"MAX_LEN={QA_MAX_LEN}", "DOC_STRIDE=16")
+    log = recipe("MLQA", e5_dir, data, tmp_path / "run", "MAX_UPDATE=1")
+    results = evaluate(tmp_path / "run" / "checkpoint_last.pt", data, "valid", tmp_path / "eval")
+    differs = 0
+    for lang in ("de", "en", "zh"):
+        source = json.loads((toy_qa_xtreme / "mlqa" / "MLQA_V1" / "dev" / f"dev-context-{lang}-question-{lang}.json")
+                            .read_text(encoding="utf-8"))
+        golds = {qa["id"]: [a["text"] for a in qa["answers"]] for article in source["data"]
+                 for p in article["paragraphs"] for qa in p["qas"]}
+        predictions = json.loads((tmp_path / "eval" / "predictions" / f"valid-{lang}.json").read_text(encoding="utf-8"))
+        mlqa, squad = (score_questions(predictions, golds, style=style, lang=lang) for style in ("mlqa", "squad"))
+        assert results["per_language"][lang]["f1"] == round(mlqa["f1"], 2)
+        assert results["per_language"][lang]["exact_match"] == round(mlqa["exact_match"], 2)
+        differs += round(mlqa["f1"], 2) != round(squad["f1"], 2)
+    assert differs  # the two normalisations disagree here, so the equality above tells which one was used
+    # validation during training scored the same way: its F1 is the evaluation's
+    assert valid_scores(log)["f1_avg"] == pytest.approx(results["average"]["f1"], abs=0.01)
+
+
+@needs_shared
+def test_squad2_trains_on_unanswerable_questions_and_answers_them_with_nothing(e5_dir, tmp_path):
+    """SQuAD 2.0 end to end: unanswerable training questions point at the null position, the decoder
+    answers "" where the null score wins, and an empty prediction is right exactly for unanswerable ones."""
+    squad2 = SHARED_SAMPLE.parent / "squad2-sample"
+    download = tmp_path / "download" / "squad"
+    download.mkdir(parents=True)
+    files = {}
+    for name, article in (("train-v2.0.json", 1), ("dev-v2.0.json", 0)):  # "Huguenot" and "Normans", 12 paragraphs each
+        squad = json.loads((squad2 / name).read_text(encoding="utf-8"))
+        squad["data"] = [dict(squad["data"][article], paragraphs=squad["data"][article]["paragraphs"][:12])]
+        (download / name).write_text(json.dumps(squad), encoding="utf-8")
+        files[name] = [qa for p in squad["data"][0]["paragraphs"] for qa in p["qas"]]
+    data = preprocess_into(tmp_path / "data", download.parent, "squad", e5_dir, "MAX_LEN=128", "DOC_STRIDE=64")
+    meta = read_metadata(data)
+    for name, split in (("train-v2.0.json", "train"), ("dev-v2.0.json", "valid_en")):
+        assert meta["splits"][split]["unanswerable"] == sum(qa["is_impossible"] for qa in files[name]) > 0
+    log = recipe("SQUAD", e5_dir, data, tmp_path / "run", "MAX_UPDATE=8")
+    results = evaluate(tmp_path / "run" / "checkpoint_last.pt", data, "valid", tmp_path / "eval")
+    golds = {qa["id"]: [a["text"] for a in qa["answers"]] for qa in files["dev-v2.0.json"]}
+    predictions = json.loads((tmp_path / "eval" / "predictions" / "valid-en.json").read_text(encoding="utf-8"))
+    assert set(predictions) == set(golds)
+    empty = [qid for qid, text in predictions.items() if text == ""]
+    print(f"{len(empty)} of {len(golds)} answered with nothing, {sum(not g for g in golds.values())} unanswerable")
+    assert empty  # the null position was learnt and decoded
+    # scored as SQuAD 2.0 scores: "" is an exact match for an unanswerable question and for no other
+    right = sum(not golds[qid] for qid in empty) + sum(exact_match(predictions[q], golds[q]) for q in golds
+                                                       if golds[q] and predictions[q])
+    assert results["per_language"]["en"]["exact_match"] == round(100 * right / len(golds), 2)
+    assert valid_scores(log)["em_avg"] == pytest.approx(results["average"]["exact_match"], abs=0.01)

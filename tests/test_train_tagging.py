@@ -86,6 +86,10 @@ def test_udpos_plain_with_sum_pooling(e5_dir, toy_udpos, tmp_path):
     predicted = read_predictions(tmp_path / "eval" / "predictions" / "valid-de.tsv")
     pairs = [(p, g) for ps, gs in zip(predicted.tags, gold.tags) for p, g in zip(ps, gs)]
     assert len(pairs) == results["per_language"]["de"]["n"] == gold.word_count
+    # gold tags never seen in training are in the count, and errors: the head cannot predict them
+    unseen = [(p, g) for p, g in pairs if g in meta["unseen_labels"]]
+    assert len(unseen) == sum(meta["splits"]["valid_de"]["unseen_tags"].values()) > 0
+    assert all(p != g and p in meta["labels"] for p, g in unseen)
     assert results["per_language"]["de"]["accuracy"] == round(100 * sum(p == g for p, g in pairs) / len(pairs), 2)
     assert results["per_language"]["de"]["f1"] == round(100 * f1_score(gold.tags, predicted.tags), 2)
 
