@@ -74,4 +74,4 @@ def test_shared_sample(task, e5_dir, tmp_path):
     assert sorted(s["source"].rsplit("/", 1)[1] for s in meta["splits"].values()) == sources
     for name, split in meta["splits"].items():
         assert split["examples"] == line_count(split["source"]), name
-    assert not meta["splits"][f"test_zh"]["labelled"] and meta["splits"]["valid_zh"]["labelled"]
+    assert not meta["splits"]["test_zh"]["labelled"] and meta["splits"]["valid_zh"]["labelled"]

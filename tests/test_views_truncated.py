@@ -1,7 +1,6 @@
 """``views_truncated``: a view that would not fit the model is cut (sentence pairs) or keeps some of its
 words as stored (tagging, QA: the length budget refuses their replacement). Every case is counted, per
 batch and in the training log. Checked against the same views drawn without a length limit."""
-import numpy as np
 from fairseq.logging import metrics
 
 from conftest import preprocess_into
