@@ -94,8 +94,8 @@ case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >
 if [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: SELECT=en needs an English dev set, and $DATA has no valid_en (dev-en.tsv)" >&2; exit 2
 fi
-if [ -z "$ARCH" ]; then  # the architecture of model.pt and the GPU count, from one Python process
-  INSPECTED=$("$PY" -m stabletune_fairseq.cli.inspect_model "$MODEL" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
+if [ -z "$ARCH" ]; then  # the architecture of model.pt and the GPU count, from one Python process without fairseq
+  INSPECTED=$("$PY" "$ROOT/stabletune_fairseq/release.py" "$MODEL" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
     grep "^error: " "${TMPDIR:-/tmp}/inspect.$$" >&2; rm -f "${TMPDIR:-/tmp}/inspect.$$"
     echo "run_xtreme.sh: cannot read the architecture of $MODEL (see above; or set ARCH=)" >&2; exit 2; }
   rm -f "${TMPDIR:-/tmp}/inspect.$$"; read -r ARCH NGPU < <(echo "$INSPECTED" | tail -1)

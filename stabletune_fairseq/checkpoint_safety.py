@@ -40,13 +40,28 @@ class UnsafeCheckpoint(RuntimeError):
     """A checkpoint whose pickle holds more than weights and fairseq's settings."""
 
 
+class NotACheckpoint(ValueError):
+    """A file that is not a torch checkpoint at all (empty, text, another format)."""
+
+
 def load_checkpoint_safely(path: str, mmap: bool = True) -> dict:
     """``torch.load`` with ``weights_only=True`` (memory-mapped: cheap even for large files), with a
-    clear error naming the file when the pickle asks for anything beyond the allowed types."""
+    clear error naming the file when the pickle asks for anything beyond the allowed types, or when the
+    file is no torch checkpoint. Files in torch's legacy format (``torch.save`` before torch 1.6, e.g. the
+    2019 XLM-R releases) cannot be memory-mapped and are read whole."""
     import pickle
+    import zipfile
 
+    zipped = zipfile.is_zipfile(path)
+    if not zipped:
+        with open(path, "rb") as f:
+            if f.read(1) != b"\x80":  # a legacy torch file is a pickle (protocol 2 or later)
+                raise NotACheckpoint(f"{path}: not a torch checkpoint (neither torch's zip format nor its legacy "
+                                     "pickle format)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipped)
+    except (EOFError, IndexError, KeyError, RuntimeError, ValueError) as err:  # a damaged or foreign file
+        raise NotACheckpoint(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
     except pickle.UnpicklingError as err:
         lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
         detail = next((line for line in lines if "global" in line.lower()), lines[0] if lines else str(err))

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
-from stabletune_fairseq.models.pretrained import architecture_of, load_pretrained_encoder
+from stabletune_fairseq.models.pretrained import load_pretrained_encoder
+from stabletune_fairseq.release import architecture_of
 from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel, e5_small
 
 TEXTS = {

@@ -41,7 +41,8 @@ def as_2019_release(state: dict) -> dict:
 def release_2019(e5_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("release") / "model.pt"
     converted = torch.load(e5_dir / "model.pt", map_location="cpu", weights_only=True, mmap=True)
-    torch.save(as_2019_release(converted["model"]), path)
+    # written as the 2019 releases were: torch's legacy (pre-1.6, not zip) format, which cannot be memory-mapped
+    torch.save(as_2019_release(converted["model"]), path, _use_new_zipfile_serialization=False)
     return path
 
 
@@ -62,6 +63,19 @@ def test_release_needs_the_allowlist_not_an_override(release_2019):
     ours = subprocess.run([sys.executable, "-c", check.format("import stabletune_fairseq;"), release_2019],
                           capture_output=True, text=True, cwd=REPO, env=env)
     assert ours.returncode == 0 and "loaded" in ours.stdout, ours.stderr
+
+
+def test_release_script_names_the_architecture_without_importing_fairseq(release_2019, tmp_path):
+    # run_xtreme.sh's first step: python stabletune_fairseq/release.py <model.pt> -> architecture, GPU count
+    script = [sys.executable, "-X", "importtime", REPO / "stabletune_fairseq" / "release.py"]
+    result = subprocess.run([*script, release_2019], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and result.stdout.split() == ["stabletune_xlmr_e5_small", "0"], result.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "torch" in imported and not [m for m in imported if m.startswith(("fairseq", "stabletune_fairseq"))]
+    text = tmp_path / "model.pt"
+    text.write_text("not a checkpoint\n")
+    result = subprocess.run([*script, text], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and f"error: {text}: not a torch checkpoint" in result.stderr
 
 
 def test_wrong_architecture_is_a_clear_error(e5_dir):
@@ -145,7 +159,7 @@ def test_packed_attention_is_split_as_fairseq_itself_splits_it():
     independent oracle: if the release packed q, k, v in another order, the two would disagree)."""
     from fairseq.modules import MultiheadAttention
 
-    from stabletune_fairseq.models.pretrained import encoder_state_from_release
+    from stabletune_fairseq.release import encoder_state_from_release
     generator = torch.Generator().manual_seed(0)
     prefix = "decoder.sentence_encoder.layers.0.self_attn"
     packed = {f"{prefix}.in_proj_weight": torch.randn(3 * 8, 8, generator=generator),

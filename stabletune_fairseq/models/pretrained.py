@@ -1,9 +1,5 @@
-"""Initialise our encoder from an official-format XLM-R ``model.pt``.
-
-Official releases are fairseq RoBERTa checkpoints: the encoder under ``decoder.sentence_encoder.*``
-(2019 releases) or ``encoder.sentence_encoder.*`` (later ones), older ones with ``emb_layer_norm``
-for today's ``layernorm_embedding`` or packed ``in_proj_weight`` attention. The LM head is ignored.
-"""
+"""Initialise our encoder from an official-format XLM-R ``model.pt`` (read by ``release.py``); skip that when
+a run resumes from its own checkpoint."""
 from __future__ import annotations
 
 import logging
@@ -13,49 +9,9 @@ import torch
 from fairseq.distributed import utils as distributed_utils
 
 from ..checkpoint_recovery import recover_last_checkpoint
-from ..checkpoint_safety import load_checkpoint_safely
+from ..release import ENCODER_PREFIX, read_release
 
 logger = logging.getLogger(__name__)
-
-ENCODER_PREFIX = "encoder.sentence_encoder."
-
-
-def encoder_state_from_release(state: dict) -> dict:
-    """Map an official checkpoint's ``model`` dict to our ``encoder.sentence_encoder.*`` keys."""
-    out = {}
-    for key, value in state.items():
-        for old in ("decoder.sentence_encoder.", ENCODER_PREFIX):
-            if key.startswith(old):
-                name = key[len(old):].replace("emb_layer_norm.", "layernorm_embedding.")
-                if name.endswith("self_attn.in_proj_weight") or name.endswith("self_attn.in_proj_bias"):
-                    base, kind = name.rsplit(".in_proj_", 1)
-                    for part, chunk in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
-                        out[f"{ENCODER_PREFIX}{base}.{part}.{kind}"] = chunk
-                else:
-                    out[ENCODER_PREFIX + name] = value
-    return out
-
-
-def read_release(path: str) -> dict:
-    """The encoder weights of an official-format checkpoint, memory-mapped and under our names."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained model {path}: no such file")
-    checkpoint = load_checkpoint_safely(path)
-    if "model" not in checkpoint:
-        raise ValueError(f"{path}: not a fairseq checkpoint (no 'model' entry)")
-    return encoder_state_from_release(checkpoint["model"])
-
-
-def architecture_of(path: str) -> str:
-    """The registered architecture with the shape of ``path``'s encoder."""
-    from .stabletune_xlmr import ARCHITECTURE_SHAPES
-
-    weights = read_release(path)
-    hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[1]
-    layers = len({k.split(".")[3] for k in weights if k.startswith(ENCODER_PREFIX + "layers.")})
-    if (layers, hidden) not in ARCHITECTURE_SHAPES:
-        raise ValueError(f"{path}: no architecture for {layers} layers of size {hidden}; pass ARCH= explicitly")
-    return ARCHITECTURE_SHAPES[(layers, hidden)]
 
 
 def load_pretrained_encoder(model, path: str) -> None:

@@ -182,8 +182,3 @@ def e5_small(cfg):
     _set_shape(cfg, 12, 384, 1536, 12)
 
 
-ARCHITECTURE_SHAPES = {  # (layers, hidden) -> architecture, for recognising a pretrained checkpoint
-    (12, 768): "stabletune_xlmr_base",
-    (24, 1024): "stabletune_xlmr_large",
-    (12, 384): "stabletune_xlmr_e5_small",
-}

@@ -1,0 +1,85 @@
+"""What an official-format XLM-R ``model.pt`` holds: its encoder weights under our names, and the
+registered ``stabletune_xlmr`` architecture of that shape.
+
+Official releases are fairseq RoBERTa checkpoints: the encoder under ``decoder.sentence_encoder.*``
+(2019 releases) or ``encoder.sentence_encoder.*`` (later ones), older ones with ``emb_layer_norm``
+for today's ``layernorm_embedding`` or packed ``in_proj_weight`` attention. The LM head is ignored.
+
+Needs torch only, not fairseq: run_xtreme.sh runs this file by path to learn the architecture and the GPU
+count before it builds a command (``python stabletune_fairseq/release.py <model.pt>`` prints both), without
+the package's import of fairseq, which costs seconds on every run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+if __package__:
+    from .checkpoint_safety import UnsafeCheckpoint, allow_fairseq_checkpoints, load_checkpoint_safely
+else:  # run by path: checkpoint_safety.py is next to this file, and is torch-only too
+    from checkpoint_safety import UnsafeCheckpoint, allow_fairseq_checkpoints, load_checkpoint_safely
+
+ENCODER_PREFIX = "encoder.sentence_encoder."
+
+ARCHITECTURE_SHAPES = {  # (layers, hidden) -> architecture registered in models/stabletune_xlmr.py
+    (12, 768): "stabletune_xlmr_base",
+    (24, 1024): "stabletune_xlmr_large",
+    (12, 384): "stabletune_xlmr_e5_small",
+}
+
+
+def encoder_state_from_release(state: dict) -> dict:
+    """Map an official checkpoint's ``model`` dict to our ``encoder.sentence_encoder.*`` keys."""
+    out = {}
+    for key, value in state.items():
+        for old in ("decoder.sentence_encoder.", ENCODER_PREFIX):
+            if key.startswith(old):
+                name = key[len(old):].replace("emb_layer_norm.", "layernorm_embedding.")
+                if name.endswith("self_attn.in_proj_weight") or name.endswith("self_attn.in_proj_bias"):
+                    base, kind = name.rsplit(".in_proj_", 1)
+                    for part, chunk in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
+                        out[f"{ENCODER_PREFIX}{base}.{part}.{kind}"] = chunk
+                else:
+                    out[ENCODER_PREFIX + name] = value
+    return out
+
+
+def read_release(path: str) -> dict:
+    """The encoder weights of an official-format checkpoint, memory-mapped and under our names."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pretrained model {path}: no such file")
+    checkpoint = load_checkpoint_safely(path)
+    if "model" not in checkpoint:
+        raise ValueError(f"{path}: not a fairseq checkpoint (no 'model' entry)")
+    return encoder_state_from_release(checkpoint["model"])
+
+
+def architecture_of(path: str) -> str:
+    """The registered architecture with the shape of ``path``'s encoder."""
+    weights = read_release(path)
+    hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[1]
+    layers = len({k.split(".")[3] for k in weights if k.startswith(ENCODER_PREFIX + "layers.")})
+    if (layers, hidden) not in ARCHITECTURE_SHAPES:
+        raise ValueError(f"{path}: no architecture for {layers} layers of size {hidden}; pass ARCH= explicitly")
+    return ARCHITECTURE_SHAPES[(layers, hidden)]
+
+
+def main(argv: list[str]) -> int:
+    """``<model.pt>`` -> ``<architecture> <number of GPUs torch sees>`` on one line."""
+    if len(argv) != 1:
+        print("usage: python stabletune_fairseq/release.py <model.pt>", file=sys.stderr)
+        return 2
+    allow_fairseq_checkpoints()
+    try:
+        architecture = architecture_of(argv[0])
+    except (UnsafeCheckpoint, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(architecture, torch.cuda.device_count())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
