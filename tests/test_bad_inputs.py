@@ -1,6 +1,6 @@
-"""A corpus of broken and awkward inputs, each run through process.sh: every case ends either in a
-correct output (checked) or in a non-zero exit that names the file, the line and the reason, and a
-failed run leaves no output behind."""
+"""A corpus of broken and awkward inputs, each run through the preprocessing command: every case ends
+either in a correct output (checked) or in exit status 2 and an error that names the file, the line and the
+reason, and a failed run leaves no output behind."""
 import json
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 
 from conftest import read_metadata, run
 from stabletune_fairseq.augment.code_switch import read_muse_dictionary
+from stabletune_fairseq.cli.preprocess import main as preprocess_command
 from stabletune_fairseq.data.errors import InputFormatError
 
 LONG = " ".join(["word"] * 10_000)  # a 10,000-word sentence
@@ -208,23 +209,33 @@ def build(tmp_path, files):
     return root
 
 
+def preprocess(root, task, e5_dir, out, capsys) -> tuple[int, str]:
+    """The preprocessing command process.sh execs (``stabletune_fairseq.cli.preprocess``), run in this
+    process: a fresh Python with fairseq per case was most of these tests' time. process.sh itself runs in
+    the two tests below and in every fixture; the exit status and the error line are the command's own."""
+    capsys.readouterr()
+    status = preprocess_command([str(root), task, str(e5_dir), str(out)])
+    return status, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_broken_input_fails_with_file_line_and_reason(name, e5_dir, tmp_path):
+def test_broken_input_fails_with_file_line_and_reason(name, e5_dir, tmp_path, capsys):
     files, task, (_, where, line, reason) = CASES[name]
     root = build(tmp_path, files)
-    result = run(["bash", "preprocess/xtreme/process.sh", root, task, e5_dir, tmp_path / "out"], check=False)
-    assert result.returncode == 2, result.stdout[-2000:]
+    status, stderr = preprocess(root, task, e5_dir, tmp_path / "out", capsys)
+    assert status == 2
     location = f"{root / where}:{line}:" if line is not None else f"{root / where}:"
-    assert location in result.stderr and reason in result.stderr, result.stderr[-2000:]
+    assert location in stderr and reason in stderr, stderr[-2000:]
     assert not (tmp_path / "out" / task).exists()
     assert not list((tmp_path / "out").glob(".*partial*"))  # nothing half-written left behind
 
 
 @pytest.mark.parametrize("name", sorted(OK_CASES))
-def test_awkward_input_gives_a_correct_output(name, e5_dir, tmp_path):
+def test_awkward_input_gives_a_correct_output(name, e5_dir, tmp_path, capsys):
     files, task, check = OK_CASES[name]
     root = build(tmp_path, files)
-    run(["bash", "preprocess/xtreme/process.sh", root, task, e5_dir, tmp_path / "out"])
+    status, stderr = preprocess(root, task, e5_dir, tmp_path / "out", capsys)
+    assert status == 0, stderr[-2000:]
     check(tmp_path / "out" / task, read_metadata(tmp_path / "out" / task))
 
 
