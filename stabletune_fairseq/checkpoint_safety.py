@@ -64,7 +64,10 @@ def load_checkpoint_safely(path: str, mmap: bool = True) -> dict:
         raise NotACheckpoint(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
     except pickle.UnpicklingError as err:
         lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
-        detail = next((line for line in lines if "global" in line.lower()), lines[0] if lines else str(err))
+        detail = next((line for line in lines if "global" in line.lower()), None)
+        if detail is None:  # no object asked for: the pickle itself is broken (e.g. cut short)
+            unpickler = next((line for line in lines if "WeightsUnpickler error" not in line), str(err))
+            raise NotACheckpoint(f"{path}: not a readable torch checkpoint (its pickle is broken: {unpickler})") from None
         raise UnsafeCheckpoint(
             f"{path}: refusing to load this checkpoint: its pickle holds Python objects that are not weights "
             f"({detail}). Only tensors, containers, numpy values and argparse.Namespace are read; nothing in the "

@@ -2,6 +2,7 @@
 either in a correct output (checked) or in exit status 2 and an error that names the file, the line and the
 reason, and a failed run leaves no output behind."""
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -269,3 +270,15 @@ def test_a_dictionary_line_without_a_translation_names_its_line(tmp_path):
     with pytest.raises(InputFormatError) as err:
         read_muse_dictionary(path, one_word_only=True)
     assert err.value.line == 2 and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"garbage\n", b"PK\x03\x04 a zip cut short", b"\x80\x02 a pickle cut short"])
+def test_a_file_that_is_no_checkpoint_is_one_clear_line(content, e5_dir, toy_data, tmp_path):
+    """Given as the pretrained model to the recipe, or to the evaluation: exit status 2 and the file named."""
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(content)
+    recipe = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", bad, toy_data, tmp_path / "run"], check=False)
+    assert recipe.returncode == 2 and f"error: {bad}: not a" in recipe.stderr and "Traceback" not in recipe.stderr
+    evaluation = run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", bad, "--data", toy_data,
+                      "--split", "valid", "--out", tmp_path / "eval"], check=False)
+    assert evaluation.returncode == 2 and f"{bad}: not a" in evaluation.stderr and "Traceback" not in evaluation.stderr
