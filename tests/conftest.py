@@ -39,7 +39,7 @@ def pytest_xdist_auto_num_workers(config) -> int:
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(getattr(item.module, "__name__", ""), len(rank)))  # stable: file order otherwise
+    items.sort(key=lambda item: rank.get(getattr(getattr(item, "module", None), "__name__", ""), len(rank)))  # stable: file order otherwise
 
 
 needs_shared = pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="../shared/data/xtreme-sample is absent")

@@ -9,6 +9,12 @@ from stabletune_fairseq.metrics.qa_scores import exact_match, score_questions
 from test_train_tagging import evaluate, logged, recipe
 
 
+def gold_answers(squad: dict) -> dict[str, list[str]]:
+    """Question id -> the gold answer texts of a SQuAD-format file ([] for an unanswerable question)."""
+    return {qa["id"]: [a["text"] for a in qa["answers"]]
+            for article in squad["data"] for p in article["paragraphs"] for qa in p["qas"]}
+
+
 def valid_scores(log: str) -> dict[str, float]:
     """The metrics of the last validation line of a fairseq log."""
     line = [line for line in log.splitlines() if "valid on 'valid' subset" in line][-1]
@@ -104,8 +110,7 @@ def test_mlqa_trains_and_evaluates_with_mlqa_scoring(toy_qa_xtreme, e5_dir, tmp_
     for lang in ("de", "en", "zh"):
         source = json.loads((toy_qa_xtreme / "mlqa" / "MLQA_V1" / "dev" / f"dev-context-{lang}-question-{lang}.json")
                             .read_text(encoding="utf-8"))
-        golds = {qa["id"]: [a["text"] for a in qa["answers"]] for article in source["data"]
-                 for p in article["paragraphs"] for qa in p["qas"]}
+        golds = gold_answers(source)
         predictions = json.loads((tmp_path / "eval" / "predictions" / f"valid-{lang}.json").read_text(encoding="utf-8"))
         mlqa, squad = (score_questions(predictions, golds, style=style, lang=lang) for style in ("mlqa", "squad"))
         assert results["per_language"][lang]["f1"] == round(mlqa["f1"], 2)
@@ -129,14 +134,15 @@ def test_squad2_trains_on_unanswerable_questions_and_answers_them_with_nothing(e
         squad = json.loads((squad2 / name).read_text(encoding="utf-8"))
         squad["data"] = [dict(squad["data"][article], paragraphs=squad["data"][article]["paragraphs"][:paragraphs])]
         (download / name).write_text(json.dumps(squad), encoding="utf-8")
-        files[name] = [qa for p in squad["data"][0]["paragraphs"] for qa in p["qas"]]
+        files[name] = squad
     data = preprocess_into(tmp_path / "data", download.parent, "squad", e5_dir, "MAX_LEN=128", "DOC_STRIDE=64")
     meta = read_metadata(data)
     for name, split in (("train-v2.0.json", "train"), ("dev-v2.0.json", "valid_en")):
-        assert meta["splits"][split]["unanswerable"] == sum(qa["is_impossible"] for qa in files[name]) > 0
+        impossible = [qa["is_impossible"] for p in files[name]["data"][0]["paragraphs"] for qa in p["qas"]]
+        assert meta["splits"][split]["unanswerable"] == sum(impossible) > 0
     log = recipe("SQUAD", e5_dir, data, tmp_path / "run", "MAX_UPDATE=8")
     results = evaluate(tmp_path / "run" / "checkpoint_last.pt", data, "valid", tmp_path / "eval")
-    golds = {qa["id"]: [a["text"] for a in qa["answers"]] for qa in files["dev-v2.0.json"]}
+    golds = gold_answers(files["dev-v2.0.json"])
     predictions = json.loads((tmp_path / "eval" / "predictions" / "valid-en.json").read_text(encoding="utf-8"))
     assert set(predictions) == set(golds)
     empty = [qid for qid, text in predictions.items() if text == ""]
