@@ -88,14 +88,17 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-[ -f "$MODEL" ] || { echo "run_xtreme.sh: pretrained model '$MODEL' not found" >&2; exit 2; }
+# A preemption signal before training starts: nothing to save (exit status 75, as below).
+stopped_early() { echo "run_xtreme.sh: stopped by SIG$1 before training started; re-run the same command to start" >&2; exit 75; }
+trap 'stopped_early TERM' TERM; trap 'stopped_early USR1' USR1
+[ -e "$MODEL" ] || { echo "run_xtreme.sh: pretrained model '$MODEL' not found" >&2; exit 2; }
 [ -f "$DATA/metadata.json" ] || { echo "run_xtreme.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh first)" >&2; exit 2; }
 case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >&2; exit 2 ;; esac
 if [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: SELECT=en needs an English dev set, and $DATA has no valid_en (dev-en.tsv)" >&2; exit 2
 fi
 if [ -z "$ARCH" ]; then  # the architecture of model.pt and the GPU count, from one Python process without fairseq
-  INSPECTED=$("$PY" "$ROOT/stabletune_fairseq/release.py" "$MODEL" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
+  INSPECTED=$("$PY" "$ROOT/stabletune_fairseq/release.py" "$MODEL" "$DATA/dict.txt" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
     grep "^error: " "${TMPDIR:-/tmp}/inspect.$$" >&2; rm -f "${TMPDIR:-/tmp}/inspect.$$"
     echo "run_xtreme.sh: cannot read the architecture of $MODEL (see above; or set ARCH=)" >&2; exit 2; }
   rm -f "${TMPDIR:-/tmp}/inspect.$$"; read -r ARCH NGPU < <(echo "$INSPECTED" | tail -1)
@@ -214,6 +217,8 @@ TRAIN_ARGS=("$DATA"
   "${VALID_ARGS[@]}"
   --save-dir "$RUN_DIR" --no-epoch-checkpoints --save-interval-updates "$SAVE_INTERVAL_UPDATES"
   --log-format simple --log-interval 10 "${DEVICE_ARGS[@]}" "${EXTRA[@]}")
+# One run per save dir: refuse a dir in use before touching it (fairseq-train takes the lock, in its first rank).
+[ "$DRY_RUN" != 0 ] || "$PY" "$ROOT/stabletune_fairseq/reliability/save_dir_lock.py" "$RUN_DIR" || exit 2
 # The schedule is sized from the dataset this run trains on (stage 2: rows and their copies; QA: windows),
 # batched as fairseq will batch it.
 COUNT=$("$PY" -m stabletune_fairseq.cli.count_updates "${TRAIN_ARGS[@]}" --total-num-update 1) || {
@@ -228,26 +233,31 @@ printf '%q ' "${CMD[@]}"; echo
 mkdir -p "$RUN_DIR"
 train() {
   if [ "$NGPU" -gt 0 ] || [ "$WORLD" -le 1 ]; then
-    "${CMD[@]}"
-    return
+    exec "${CMD[@]}"
   fi
-  # CPU ranks: start them all; as soon as one fails, stop the others and fail. (Waiting on rank 0 first would
-  # hang: the others wait for a failed rank in gloo's rendezvous or collectives, for its 30-minute timeout.)
-  local -A RANK_OF=() ; local RANK PID CODE FAILED=
+  # CPU ranks: start them all; as soon as one fails, kill the others and fail with its status. (Waiting on rank 0
+  # first would hang: the others wait for a failed rank in gloo's rendezvous or collectives, for its 30-minute
+  # timeout.) Preempted ranks (75) all stop after the same update: wait for the others, rank 0 may be saving.
+  local -A RANK_OF=() ; local RANK PID CODE FAILED= STATUS=0
+  trap 'kill -s TERM "${!RANK_OF[@]}" 2>/dev/null || true' TERM
+  trap 'kill -s USR1 "${!RANK_OF[@]}" 2>/dev/null || true' USR1
+  trap 'kill -s KILL "${!RANK_OF[@]}" 2>/dev/null || true' USR2  # a second Ctrl-C
   for (( RANK = 0; RANK < WORLD; RANK++ )); do
     "${CMD[@]}" --distributed-rank "$RANK" &
     RANK_OF[$!]=$RANK
   done
   while [ ${#RANK_OF[@]} -gt 0 ]; do
-    CODE=0; wait -n -p PID "${!RANK_OF[@]}" || CODE=$?
+    PID=; CODE=0; wait -n -p PID "${!RANK_OF[@]}" || CODE=$?
+    [ -n "$PID" ] || continue  # interrupted by a signal, not an exit
     RANK=${RANK_OF[$PID]}; unset "RANK_OF[$PID]"
-    if [ "$CODE" != 0 ] && [ -z "$FAILED" ]; then
-      FAILED=$RANK
+    if [ "$CODE" = 75 ] && [ "$STATUS" = 0 ]; then STATUS=75
+    elif [ "$CODE" != 0 ] && [ "$CODE" != 75 ] && [ -z "$FAILED" ]; then
+      FAILED=$RANK; STATUS=$CODE
       echo "run_xtreme.sh: rank $RANK failed (exit $CODE): stopping the other ranks" >&2
-      [ ${#RANK_OF[@]} -eq 0 ] || kill "${!RANK_OF[@]}" 2>/dev/null || true
+      [ ${#RANK_OF[@]} -eq 0 ] || kill -KILL "${!RANK_OF[@]}" 2>/dev/null || true
     fi
   done
-  [ -z "$FAILED" ]
+  return "$STATUS"
 }
 # The whole log goes to <run dir>/train.log (appended on resume; stabletune-report draws its curves from it).
 # In a terminal the console shows one progress line instead of fairseq's every-10-updates lines.
@@ -258,4 +268,32 @@ console() {
   else cat; fi
 }
 echo "run_xtreme.sh: the full log is $RUN_DIR/train.log"
-train 2>&1 | tee -a "$RUN_DIR/train.log" | console
+# Preemption: SIGTERM or SIGUSR1 (SLURM: --signal=USR1@<seconds>), to this script or to the whole job, reaches
+# every training process, which saves checkpoint_last.pt after its current update and exits with 75; this script
+# exits with their status. Ctrl-C does the same (a second one stops at once). The log writers ignore the signals,
+# so that the last lines are not lost.
+exec 3> >(trap '' TERM USR1 INT; tee -a "$RUN_DIR/train.log" | console)
+LOGGER=$!
+train >&3 2>&3 &
+TRAINING=$!  # fairseq-train itself (exec), or the subshell of the CPU ranks, which passes signals on to them
+SIGNALLED= FORCED=
+pass_on() {
+  if [ "$1" = INT ] && [ -n "$SIGNALLED" ]; then  # a second Ctrl-C
+    FORCED=1; kill -s "$([ "$WORLD" -gt 1 ] && [ "$NGPU" = 0 ] && echo USR2 || echo KILL)" "$TRAINING" 2>/dev/null || true
+    return
+  fi
+  SIGNALLED=$1
+  kill -s "$([ "$1" = INT ] && echo TERM || echo "$1")" "$TRAINING" 2>/dev/null || true
+}
+trap 'pass_on TERM' TERM; trap 'pass_on USR1' USR1; trap 'pass_on INT' INT
+while :; do
+  STATUS=0; wait "$TRAINING" || STATUS=$?
+  kill -0 "$TRAINING" 2>/dev/null || break  # else the wait was interrupted by a signal
+done
+exec 3>&-; wait "$LOGGER" 2>/dev/null || true
+if [ -n "$SIGNALLED" ] && [ -z "$FORCED" ] && [ "$STATUS" -gt 128 ]; then
+  # Killed by the signal before its handler was installed (during start-up): no update was made, nothing is lost.
+  echo "run_xtreme.sh: stopped by SIG$SIGNALLED before training started; re-run the same command to start" >&2
+  STATUS=75
+fi
+exit "$STATUS"

@@ -8,8 +8,11 @@ import logging
 # fairseq's speech task logs "Please install tensorboardX" on import, on every command: not ours to act on.
 logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
-from .checkpoint_safety import allow_fairseq_checkpoints  # noqa: E402
+from .reliability.checkpoint_safety import allow_fairseq_checkpoints  # noqa: E402
 
 allow_fairseq_checkpoints()
 
 from . import criterions, models, optim, tasks  # noqa: E402,F401
+from .reliability import train_guard  # noqa: E402
+
+train_guard.install()

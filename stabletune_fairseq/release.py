@@ -17,9 +17,12 @@ import sys
 import torch
 
 if __package__:
-    from .checkpoint_safety import UnsafeCheckpoint, allow_fairseq_checkpoints, load_checkpoint_safely
-else:  # run by path: checkpoint_safety.py is next to this file, and is torch-only too
-    from checkpoint_safety import UnsafeCheckpoint, allow_fairseq_checkpoints, load_checkpoint_safely
+    from .reliability.checkpoint_safety import WrongCheckpoint, allow_fairseq_checkpoints, open_checkpoint
+    from .reliability.exit_status import BAD_INPUT, BadInput
+else:  # run by path: reliability/checkpoint_safety.py and exit_status.py are torch-only too
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
+    from checkpoint_safety import WrongCheckpoint, allow_fairseq_checkpoints, open_checkpoint
+    from exit_status import BAD_INPUT, BadInput
 
 ENCODER_PREFIX = "encoder.sentence_encoder."
 
@@ -48,35 +51,54 @@ def encoder_state_from_release(state: dict) -> dict:
 
 def read_release(path: str) -> dict:
     """The encoder weights of an official-format checkpoint, memory-mapped and under our names."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"pretrained model {path}: no such file")
-    checkpoint = load_checkpoint_safely(path)
-    if "model" not in checkpoint:
-        raise ValueError(f"{path}: not a fairseq checkpoint (no 'model' entry)")
-    return encoder_state_from_release(checkpoint["model"])
+    weights = encoder_state_from_release(open_checkpoint(path, "pretrained model")["model"])
+    if ENCODER_PREFIX + "embed_tokens.weight" not in weights:
+        raise WrongCheckpoint(f"pretrained model {path}: a fairseq checkpoint, but not of an XLM-R/RoBERTa encoder "
+                              f"(no {{encoder,decoder}}.sentence_encoder.embed_tokens.weight)")
+    return weights
 
 
-def architecture_of(path: str) -> str:
-    """The registered architecture with the shape of ``path``'s encoder."""
+def vocabulary_rows(dictionary_file: str) -> int:
+    """The embedding rows an XLM-R model needs for ``dict.txt``: fairseq's 4 special symbols, one per line,
+    and RoBERTa's ``<mask>``."""
+    with open(dictionary_file, encoding="utf-8") as handle:
+        return 4 + sum(1 for line in handle if line.strip()) + 1
+
+
+def check_vocabulary(path: str, weights: dict, dictionary_file: str) -> None:
+    rows = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[0]
+    needed = vocabulary_rows(dictionary_file)
+    if rows != needed:
+        raise WrongCheckpoint(f"pretrained model {path}: a vocabulary of {rows} tokens, but the data was "
+                              f"preprocessed with another dictionary ({dictionary_file}: {needed} tokens); "
+                              "preprocess with this model's dict.txt and sentencepiece model")
+
+
+def architecture_of(path: str, dictionary_file: str | None = None) -> str:
+    """The registered architecture with the shape of ``path``'s encoder (whose vocabulary must be the one
+    of ``dictionary_file`` when given)."""
     weights = read_release(path)
+    if dictionary_file:
+        check_vocabulary(path, weights, dictionary_file)
     hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[1]
     layers = len({k.split(".")[3] for k in weights if k.startswith(ENCODER_PREFIX + "layers.")})
     if (layers, hidden) not in ARCHITECTURE_SHAPES:
-        raise ValueError(f"{path}: no architecture for {layers} layers of size {hidden}; pass ARCH= explicitly")
+        raise WrongCheckpoint(f"pretrained model {path}: no architecture for {layers} layers of size {hidden}; "
+                              "pass ARCH= explicitly")
     return ARCHITECTURE_SHAPES[(layers, hidden)]
 
 
 def main(argv: list[str]) -> int:
-    """``<model.pt>`` -> ``<architecture> <number of GPUs torch sees>`` on one line."""
-    if len(argv) != 1:
-        print("usage: python stabletune_fairseq/release.py <model.pt>", file=sys.stderr)
-        return 2
+    """``<model.pt> [<data dict.txt>]`` -> ``<architecture> <number of GPUs torch sees>`` on one line."""
+    if len(argv) not in (1, 2):
+        print("usage: python stabletune_fairseq/release.py <model.pt> [<dict.txt of the data>]", file=sys.stderr)
+        return BAD_INPUT
     allow_fairseq_checkpoints()
     try:
-        architecture = architecture_of(argv[0])
-    except (UnsafeCheckpoint, ValueError, FileNotFoundError) as err:
+        architecture = architecture_of(*argv)
+    except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     print(architecture, torch.cuda.device_count())
     return 0
 

@@ -75,7 +75,7 @@ def test_release_script_names_the_architecture_without_importing_fairseq(release
     text = tmp_path / "model.pt"
     text.write_text("not a checkpoint\n")
     result = subprocess.run([*script, text], capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 2 and f"error: {text}: not a torch checkpoint" in result.stderr
+    assert result.returncode == 2 and f"error: pretrained model {text}: not a torch checkpoint" in result.stderr
 
 
 def test_wrong_architecture_is_a_clear_error(e5_dir):
@@ -85,7 +85,7 @@ def test_wrong_architecture_is_a_clear_error(e5_dir):
     wider = StabletuneXLMRModel.build_model(
         StabletuneXLMRConfig(encoder_embed_dim=768, save_dir=None),
         type("Task", (), {"source_dictionary": load_xlmr_dictionary(str(e5_dir / "dict.txt"))}))
-    with pytest.raises(ValueError, match=r"has shape .*wrong --arch"):
+    with pytest.raises(ValueError, match=r"has shape .*another architecture than --arch"):
         load_pretrained_encoder(wider, str(e5_dir / "model.pt"))
 
 

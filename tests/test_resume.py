@@ -11,7 +11,7 @@ import torch
 
 import stabletune_fairseq  # noqa: F401  (allows fairseq checkpoint types under weights_only)
 from conftest import REPO, run
-from stabletune_fairseq.checkpoint_recovery import CheckpointDamaged, checkpoint_problem, recover_last_checkpoint
+from stabletune_fairseq.reliability.checkpoint_recovery import CheckpointDamaged, checkpoint_problem, recover_last_checkpoint
 
 SETTINGS = ["STAGE=1", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1", "SAVE_INTERVAL_UPDATES=2", "VALID_LANGS=de"]
 

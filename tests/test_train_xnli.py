@@ -83,7 +83,7 @@ def test_evaluate_unlabelled_test_writes_predictions(first_run, toy_data, tmp_pa
 
 
 def test_fairseq_checkpoints_load_through_the_safe_loader(first_run):
-    from stabletune_fairseq.checkpoint_safety import load_checkpoint_safely
+    from stabletune_fairseq.reliability.checkpoint_safety import load_checkpoint_safely
     save_dir, _ = first_run
     state = load_checkpoint_safely(str(save_dir / "checkpoint_last.pt"))
     assert state["cfg"]["task"]["_name"] == "xtreme_sentence" and state["optimizer_history"]
@@ -105,7 +105,7 @@ def test_crafted_checkpoint_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "payload": _RunsCommand(marker)}, path)
-    from stabletune_fairseq.checkpoint_safety import UnsafeCheckpoint, load_checkpoint_safely
+    from stabletune_fairseq.reliability.checkpoint_safety import UnsafeCheckpoint, load_checkpoint_safely
     with pytest.raises(UnsafeCheckpoint, match=rf"{path}: refusing to load this checkpoint: .*(posix\.system|os\.system)"):
         load_checkpoint_safely(str(path))
     assert not marker.exists()

@@ -35,6 +35,31 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_checkpoint_against_data(checkpoint: str, data: str) -> str:
+    """A clear error when ``checkpoint`` is no fine-tuned checkpoint of the task, labels and vocabulary of
+    ``data``; what was checked (stored in results.json): "same data", a warning, or the shapes only."""
+    from ..data.metadata import load_metadata
+    from ..release import vocabulary_rows
+    from ..reliability.checkpoint_safety import open_checkpoint
+    from ..reliability.run_identity import check_identity, check_shapes, data_identity, recorded_identity
+    from ..tasks.xtreme_base import XtremeTask
+
+    state = open_checkpoint(checkpoint, "checkpoint")
+    metadata = load_metadata(data)
+    recorded = recorded_identity(state)
+    if recorded is not None:
+        warning = check_identity(checkpoint, "checkpoint", recorded, data_identity(data, metadata))
+        if warning:
+            logger.warning("%s", warning)
+        return warning or "same data"
+    # Written by an older version or by plain fairseq: the head and the vocabulary must at least fit.
+    heads = {task.kind: task.head_name for task in XtremeTask.__subclasses__()}
+    check_shapes(checkpoint, "checkpoint", state["model"], heads[metadata["kind"]], metadata["labels"],
+                 vocabulary_rows(os.path.join(data, "dict.txt")))
+    logger.warning("%s records no task: only the shapes of its head and vocabulary were checked", checkpoint)
+    return "no record in the checkpoint: shapes checked"
+
+
 def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int = 64, cpu: bool = False) -> dict:
     import stabletune_fairseq  # noqa: F401  (registers the plugin, allows fairseq checkpoint types)
     from fairseq import checkpoint_utils
@@ -42,9 +67,7 @@ def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int =
     from ..data.metadata import split_languages
     from .predictors import PREDICTORS
 
-    from ..checkpoint_safety import load_checkpoint_safely
-
-    load_checkpoint_safely(checkpoint)  # a clear error for a crafted file, before fairseq reads it
+    data_check = check_checkpoint_against_data(checkpoint, data)  # before fairseq reads either
     device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
     model = models[0].to(device).eval()
@@ -63,7 +86,7 @@ def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int =
     average = {name: round(sum(row[name] for row in scored) / len(scored), 2) for name in predictor.metrics} if scored else {}
     results = {
         "task": task.metadata["task"], "split": split, "metric": predictor.metrics[0], "metrics": list(predictor.metrics),
-        "checkpoint": str(checkpoint), "per_language": per_language,
+        "checkpoint": str(checkpoint), "data_check": data_check, "per_language": per_language,
         "average": {**average, "languages": len(scored)} if scored else {},
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -82,12 +105,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     args = parser.parse_args(argv)
     quiet_logging(os.path.join(args.out, "evaluate.log"))
-    from ..checkpoint_safety import UnsafeCheckpoint
+    from ..reliability.exit_status import BAD_INPUT, BadInput
     try:
         results = evaluate(args.checkpoint, args.data, args.split, args.out, args.batch_size, args.cpu)
-    except (UnsafeCheckpoint, FileNotFoundError, ValueError) as error:
+    except (BadInput, FileNotFoundError, ValueError) as error:
         print(f"stabletune-evaluate: {error}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     print(markdown_table(results))
     return 0
 

@@ -8,8 +8,10 @@ import os
 import torch
 from fairseq.distributed import utils as distributed_utils
 
-from ..checkpoint_recovery import recover_last_checkpoint
 from ..release import ENCODER_PREFIX, read_release
+from ..reliability.checkpoint_recovery import recover_last_checkpoint
+from ..reliability.checkpoint_safety import WrongCheckpoint, open_checkpoint
+from ..reliability.run_identity import check_identity, recorded_identity
 
 logger = logging.getLogger(__name__)
 
@@ -22,30 +24,42 @@ def load_pretrained_encoder(model, path: str) -> None:
     own.pop(ENCODER_PREFIX + "version", None)
     missing = sorted(set(own) - set(weights))
     if missing:
-        raise ValueError(f"{path}: {len(missing)} encoder weights missing, e.g. {missing[:3]}")
+        raise WrongCheckpoint(f"pretrained model {path}: {len(missing)} encoder weights missing, e.g. {missing[:3]} "
+                              "(another architecture than --arch?)")
+    embeddings = ENCODER_PREFIX + "embed_tokens.weight"
+    if weights[embeddings].shape[0] != own[embeddings].shape[0]:
+        raise WrongCheckpoint(f"pretrained model {path}: a vocabulary of {weights[embeddings].shape[0]} tokens, but the "
+                              f"data's dictionary has {own[embeddings].shape[0]} (preprocessed with another model's "
+                              "dict.txt?)")
     for key, value in own.items():
         if weights[key].shape != value.shape:
-            raise ValueError(f"{path}: {key} has shape {tuple(weights[key].shape)}, the model needs "
-                             f"{tuple(value.shape)} (wrong --arch for this checkpoint?)")
+            raise WrongCheckpoint(f"pretrained model {path}: {key} has shape {tuple(weights[key].shape)}, the model "
+                                  f"needs {tuple(value.shape)} (another architecture than --arch?)")
     unused = sorted(k for k in set(weights) - set(own) if not k.endswith((".version", "._float_tensor")))
     if unused:  # e.g. layers the model does not have: a 12-layer checkpoint loaded into a 6-layer model
-        raise ValueError(f"{path}: {len(unused)} encoder weights have no place in the model, e.g. {unused[:3]} "
-                         "(wrong --arch for this checkpoint?)")
+        raise WrongCheckpoint(f"pretrained model {path}: {len(unused)} encoder weights have no place in the model, "
+                              f"e.g. {unused[:3]} (another architecture than --arch?)")
     model.load_state_dict({**model.state_dict(), **{k: weights[k] for k in own}}, strict=True)
     logger.info("loaded pretrained encoder from %s (%d tensors; LM head ignored)", path, len(own))
 
 
-def maybe_load_pretrained(model, cfg) -> bool:
+def maybe_load_pretrained(model, cfg, identity: dict | None = None) -> bool:
     """Load ``cfg.pretrained_encoder`` unless the save dir already has a checkpoint to resume from
-    (a damaged or missing ``checkpoint_last.pt`` is first restored from the newest sound checkpoint)."""
+    (a damaged or missing ``checkpoint_last.pt`` is first restored from the newest sound checkpoint; one
+    trained on another task, label list or vocabulary than ``identity`` describes is an error)."""
     save_dir = getattr(cfg, "save_dir", None)
     recover_last_checkpoint(save_dir, is_master=distributed_utils.get_global_rank() == 0)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # every rank sees the restored file before fairseq loads it
+    last = os.path.join(save_dir, "checkpoint_last.pt") if save_dir else None
+    if last and os.path.exists(last) and identity is not None:
+        warning = check_identity(last, "checkpoint to resume from", recorded_identity(open_checkpoint(last)), identity)
+        if warning:
+            logger.warning("%s", warning)
     path = getattr(cfg, "pretrained_encoder", None)
     if not path:
         return False
-    if save_dir and os.path.exists(os.path.join(save_dir, "checkpoint_last.pt")):
+    if last and os.path.exists(last):
         logger.info("%s has checkpoint_last.pt: resuming from it, not loading %s", save_dir, path)
         return False
     load_pretrained_encoder(model, path)

@@ -10,11 +10,15 @@ logger = logging.getLogger(__name__)
 def load_teacher(path: str, task):
     from fairseq import checkpoint_utils
 
-    from ..checkpoint_safety import load_checkpoint_safely
+    from ..reliability.checkpoint_safety import WrongCheckpoint, open_checkpoint
+    from ..reliability.run_identity import check_identity, recorded_identity
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"teacher checkpoint not found: {path} (run stage 1 first, or name one with TEACHER=)")
-    load_checkpoint_safely(path)  # a clear error for a crafted file, before fairseq reads it
+    if not os.path.exists(path):
+        raise WrongCheckpoint(f"teacher {path}: no such file (run stage 1 first, or name one with TEACHER=)")
+    state = open_checkpoint(path, "teacher")  # a clear error for a crafted or foreign file, before fairseq reads it
+    warning = check_identity(path, "teacher", recorded_identity(state), task.identity)
+    if warning:
+        logger.warning("%s", warning)
     models, _ = checkpoint_utils.load_model_ensemble([path], task=task)
     teacher = freeze_teacher(models[0])
     logger.info("teacher: %s (frozen, eval mode)", path)

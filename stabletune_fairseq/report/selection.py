@@ -62,7 +62,7 @@ def labelled_splits(data: str) -> list[str]:
 
 def data_of(checkpoint: str) -> str:
     """The task folder a checkpoint was trained on (its ``task.data``)."""
-    from ..checkpoint_safety import load_checkpoint_safely
+    from ..reliability.checkpoint_safety import load_checkpoint_safely
     return load_checkpoint_safely(checkpoint)["cfg"]["task"]["data"]
 
 

@@ -20,6 +20,7 @@ from ..augment.augmenter import KINDS, AugmentationSettings, TextAugmenter
 from ..data.encoding import PieceEncoder, load_xlmr_dictionary
 from ..data.metadata import load_metadata, split_languages
 from ..models.pretrained import maybe_load_pretrained
+from ..reliability.run_identity import KEY as IDENTITY_KEY, data_identity
 from .checkpoint_selection import CheckpointSelection
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class XtremeTask(FairseqTask):
         self.labels: list[str] = metadata["labels"]
         self.languages: list[str] = sorted({s["language"] for s in metadata["splits"].values()})
         self._augmenters = {}
+        self.identity = data_identity(cfg.data, metadata)  # stored in every checkpoint, checked on every read
         self.selection = CheckpointSelection(cfg.extra_best_metrics)
         if cfg.view_augmentation == "noise" and not cfg.noise_std > 0:
             # With std 0 the view is the row itself, differing only by dropout: that is R-Drop, not noise.
@@ -141,8 +143,12 @@ class XtremeTask(FairseqTask):
         model = super().build_model(cfg, from_checkpoint)
         model.add_head(self.head_name, self.head_kind, len(self.labels))
         if not from_checkpoint:
-            maybe_load_pretrained(model, cfg)
+            maybe_load_pretrained(model, cfg, self.identity)
         return model
+
+    def get_checkpoint_dict(self) -> dict:
+        """Merged by fairseq into the ``extra_state`` of every checkpoint it writes."""
+        return {IDENTITY_KEY: self.identity}
 
     # fairseq calls these after each validation and after each checkpoint it writes.
     def post_validate(self, model, stats, agg):

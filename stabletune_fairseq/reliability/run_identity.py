@@ -1,0 +1,86 @@
+"""What a fine-tuned checkpoint was trained on, stored in every checkpoint we write and compared wherever one
+is read against data (evaluation, resume, the stage-2 teacher).
+
+The record (``extra_state["stabletune_run"]``, written through fairseq's ``task.get_checkpoint_dict`` hook):
+the task, its label list in the order of the head's outputs, the vocabulary (a hash of ``dict.txt``), the
+data folder, and its fingerprint: a hash of ``metadata.json`` without the source paths (the same download
+preprocessed in another place has the same fingerprint). Another task, label list or vocabulary is an
+error: the head's outputs would be read as the wrong labels, or the tokens as other tokens, and the scores
+would be garbage even when the shapes agree (two tag sets of 7). Another fingerprint alone (same task and
+labels, other data, e.g. a re-preprocessed test set) is only a warning.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from .checkpoint_safety import WrongCheckpoint
+
+KEY = "stabletune_run"
+
+
+def data_fingerprint(metadata: dict) -> str:
+    """A hash of the metadata that says what the data is (task, labels, splits and their counts), not where."""
+    content = {**metadata, "splits": {name: {k: v for k, v in split.items() if k != "source"}
+                                       for name, split in metadata.get("splits", {}).items()}}
+    content.pop("translations", None)  # where translate-train files came from, not what is evaluated
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def vocabulary_hash(data_dir: str) -> str:
+    with open(os.path.join(data_dir, "dict.txt"), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:16]
+
+
+def data_identity(data_dir: str, metadata: dict) -> dict:
+    return {"task": metadata["task"], "kind": metadata["kind"], "labels": list(metadata["labels"]),
+            "vocabulary": vocabulary_hash(data_dir), "data": os.path.abspath(data_dir),
+            "fingerprint": data_fingerprint(metadata)}
+
+
+def recorded_identity(checkpoint: dict) -> dict | None:
+    """The record of a checkpoint we wrote; None for others (releases, older versions, plain fairseq)."""
+    return (checkpoint.get("extra_state") or {}).get(KEY)
+
+
+def _labels(labels: list) -> str:
+    shown = ", ".join(map(str, labels[:8])) + (", ..." if len(labels) > 8 else "")
+    return f"{len(labels)} labels: {shown}"
+
+
+def check_identity(path: str, role: str, recorded: dict | None, current: dict) -> str | None:
+    """Raise ``WrongCheckpoint`` when the checkpoint at ``path`` was trained on another task, label list or
+    vocabulary than ``current`` describes; return a warning when only the data differs (None when all agree,
+    or when the checkpoint has no record)."""
+    if recorded is None:
+        return None
+    data = current["data"]
+    if recorded["task"] != current["task"] or recorded["kind"] != current["kind"]:
+        raise WrongCheckpoint(f"{role} {path}: fine-tuned on {recorded['task']} ({_labels(recorded['labels'])}), but "
+                              f"{data} holds {current['task']} ({_labels(current['labels'])})")
+    if recorded["labels"] != current["labels"]:
+        raise WrongCheckpoint(f"{role} {path}: fine-tuned on {recorded['task']} with {_labels(recorded['labels'])}, "
+                              f"but {data} has {_labels(current['labels'])}: its outputs would be read as other labels")
+    if recorded["vocabulary"] != current["vocabulary"]:
+        raise WrongCheckpoint(f"{role} {path}: trained with another vocabulary (dict.txt {recorded['vocabulary']}) than "
+                              f"{data} was preprocessed with ({current['vocabulary']}): preprocess with the model's dict.txt")
+    if recorded["fingerprint"] != current["fingerprint"]:
+        return (f"{role} {path} was trained on {recorded['data']} (fingerprint {recorded['fingerprint']}); {data} is "
+                f"other data of the same task and labels (fingerprint {current['fingerprint']})")
+    return None
+
+
+def check_shapes(path: str, role: str, model_state: dict, head: str, labels: list, vocabulary_rows: int) -> None:
+    """For checkpoints without a record: the head's outputs and the vocabulary must at least fit the data."""
+    embeddings = model_state.get("encoder.sentence_encoder.embed_tokens.weight")
+    if embeddings is not None and embeddings.shape[0] != vocabulary_rows:
+        raise WrongCheckpoint(f"{role} {path}: a vocabulary of {embeddings.shape[0]} tokens, but the data's "
+                              f"dictionary has {vocabulary_rows} (preprocessed with another model's dict.txt?)")
+    heads = sorted({k.split(".")[1] for k in model_state if k.startswith("heads.")})
+    if head not in heads:
+        raise WrongCheckpoint(f"{role} {path}: has no {head!r} head (heads: {', '.join(heads) or 'none'}): a checkpoint "
+                              "of another task family, or a pretrained model that was never fine-tuned")
+    outputs = model_state[f"heads.{head}.out_proj.weight"].shape[0]
+    if outputs != len(labels):
+        raise WrongCheckpoint(f"{role} {path}: its {head!r} head has {outputs} outputs, the data has {_labels(labels)}")
