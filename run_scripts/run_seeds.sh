@@ -41,11 +41,28 @@ declare -A NAME=([0]=plain [1]=stage1 [2]=stage2) SUBDIR=([0]=plain [1]=xtune [2
 FAILED=()
 
 # run <label> <command...>: prints it (DRY_RUN), or runs it with its output in the seed's log.
+# Preemption (SIGTERM/SIGUSR1, see run_xtreme.sh): passed on to the run in progress, which saves and exits with 75;
+# then this script stops too, with 75, and re-running the same command resumes that run.
+PREEMPTED= CHILD=
+trap 'PREEMPTED=TERM; [ -z "$CHILD" ] || kill -s TERM "$CHILD" 2>/dev/null' TERM
+trap 'PREEMPTED=USR1; [ -z "$CHILD" ] || kill -s USR1 "$CHILD" 2>/dev/null' USR1
 run_logged() {
-  local log=$1; shift
+  local log=$1 rc; shift
   if [ "$DRY_RUN" = 1 ]; then printf '%q ' "$@"; echo; return 0; fi
   mkdir -p "$(dirname "$log")"
-  "$@" >> "$log" 2>&1
+  "$@" >> "$log" 2>&1 &
+  CHILD=$!
+  while :; do
+    rc=0; wait "$CHILD" || rc=$?
+    kill -0 "$CHILD" 2>/dev/null || break  # else the wait was interrupted by a signal
+  done
+  CHILD=
+  return $rc
+}
+stop_if_preempted() {  # rc what
+  [ "$1" = 75 ] || [ -n "$PREEMPTED" ] || return 0
+  echo "run_seeds.sh: preempted during $2 (exit $1); re-run the same command to resume" >&2
+  exit 75
 }
 write_status() {  # file status exit wall command
   mkdir -p "$(dirname "$1")"
@@ -76,6 +93,9 @@ for seed in ${SEEDS//,/ }; do
       *) [ -z "$previous" ] || [ "$DRY_RUN" = 1 ] || echo "seed $seed $name: resuming (it had ${previous%% *})"
          t0=$SECONDS
          run_logged "$log" "${train[@]}"; rc=$?
+         if [ $rc = 75 ] || { [ $rc != 0 ] && [ -n "$PREEMPTED" ]; }; then
+           write_status "$status" preempted $rc $((SECONDS - t0)) "$command"; stop_if_preempted $rc "seed $seed $name"
+         fi
          if [ $rc -ne 0 ]; then
            write_status "$status" failed $rc $((SECONDS - t0)) "$command"
            echo "seed $seed $name: FAILED (exit $rc) after $((SECONDS - t0)) s; the end of $log:" >&2
@@ -83,10 +103,12 @@ for seed in ${SEEDS//,/ }; do
            FAILED+=("seed$seed/$name"); continue
          fi
          [ "$DRY_RUN" = 1 ] || write_status "$status" trained 0 $((SECONDS - t0)) "$command"
-         [ "$DRY_RUN" = 1 ] || echo "seed $seed $name: trained in $((SECONDS - t0)) s ($run_dir)" ;;
+         [ "$DRY_RUN" = 1 ] || echo "seed $seed $name: trained in $((SECONDS - t0)) s ($run_dir)"
+         stop_if_preempted $rc "seed $seed $name" ;;
     esac
     t0=$SECONDS
     run_logged "$log" "${evaluate[@]}"; rc=$?
+    stop_if_preempted $rc "the evaluation of seed $seed $name"
     [ "$DRY_RUN" != 1 ] || continue
     wall=$(( $("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['wall_s'])" "$status") + SECONDS - t0 ))
     if [ $rc -ne 0 ]; then

@@ -1,6 +1,7 @@
 """Shared fixtures: the real converted e5-small model, the project's toy data, the shared XTREME sample."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -26,8 +27,8 @@ if WORKERS > 1:
 # Files that take minutes go first, so that no worker is left with one of them at the end (module names). This
 # order measured best on 2 cores (suite 1260-1340 s); sorting strictly by file time (test_train_qa first) ended
 # with a longer tail (1486 s).
-SLOW_FIRST = ("test_run_seeds", "test_reference_fidelity", "test_train_qa", "test_train_xnli", "test_train_tagging",
-              "test_resume", "test_distributed", "test_benchmark_harness", "test_translations", "test_two_stages")
+SLOW_FIRST = ("test_run_seeds", "test_reference_fidelity", "test_resume", "test_train_qa", "test_bad_inputs",
+              "test_train_xnli", "test_train_tagging", "test_distributed", "test_benchmark_harness", "test_translations", "test_two_stages")
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -197,3 +198,31 @@ def write_tagging_translations(folder: Path, task: str, english: list[list[str]]
     lines = [f"{' '.join(e)}\t{language}\t{' '.join(t)}" for e, t in zip(english, translated)]
     path.write_text("".join(line + "\n" for line in [*lines, *extra_lines]), encoding="utf-8")
     return path
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, megabytes: int):
+    """A size-limited tmpfs mounted on ``folder`` for the block (a full disk on demand); skips the test where
+    mounting is not permitted (no root, or a container without CAP_SYS_ADMIN)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'mount failed'})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def shrink_filesystem(folder: Path, free_kb: int) -> None:
+    """Remount ``folder``'s tmpfs with only ``free_kb`` KiB left above what it holds now."""
+    used = os.statvfs(folder)
+    used_kb = (used.f_blocks - used.f_bfree) * used.f_frsize // 1024
+    subprocess.run(["mount", "-o", f"remount,size={used_kb + free_kb}k", str(folder)], check=True)
+
+
+def tree_digest(folder: Path) -> dict:
+    """Every file under ``folder`` and the hash of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -1,13 +1,18 @@
-"""A corpus of broken and awkward inputs, each run through the preprocessing command: every case ends
-either in a correct output (checked) or in exit status 2 and an error that names the file, the line and the
-reason, and a failed run leaves no output behind."""
+"""A corpus of broken and awkward inputs, each run through the command a user types (preprocessing, training,
+evaluation): every case ends either in a correct output (checked) or in exit status 2 and an error that names
+the file, the line where there is one, and the reason, and a failed run leaves no output behind. Files given where
+a checkpoint is expected are here too: another kind of file, another task's, labels' or vocabulary's checkpoint."""
 import json
+import re
+import shutil
 import sys
+import zipfile
 
 import numpy as np
 import pytest
+import torch
 
-from conftest import read_metadata, run
+from conftest import read_metadata, run, shrink_filesystem, small_filesystem, tree_digest
 from stabletune_fairseq.augment.code_switch import read_muse_dictionary
 from stabletune_fairseq.cli.preprocess import main as preprocess_command
 from stabletune_fairseq.data.errors import InputFormatError
@@ -278,7 +283,165 @@ def test_a_file_that_is_no_checkpoint_is_one_clear_line(content, e5_dir, toy_dat
     bad = tmp_path / "model.pt"
     bad.write_bytes(content)
     recipe = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", bad, toy_data, tmp_path / "run"], check=False)
-    assert recipe.returncode == 2 and f"error: {bad}: not a" in recipe.stderr and "Traceback" not in recipe.stderr
+    assert recipe.returncode == 2 and f"error: pretrained model {bad}: not a" in recipe.stderr and "Traceback" not in recipe.stderr
     evaluation = run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", bad, "--data", toy_data,
                       "--split", "valid", "--out", tmp_path / "eval"], check=False)
     assert evaluation.returncode == 2 and f"{bad}: not a" in evaluation.stderr and "Traceback" not in evaluation.stderr
+
+
+def test_a_full_disk_while_preprocessing_keeps_the_previous_output(toy_xtreme, e5_dir, tmp_path):
+    process = ["bash", "preprocess/xtreme/process.sh", toy_xtreme, "xnli", e5_dir]
+    with small_filesystem(tmp_path / "disk", 64) as disk:
+        run([*process, disk / "out"])
+        before = tree_digest(disk / "out" / "xnli")
+        shrink_filesystem(disk, 512)  # half a MB left: the new copy cannot be written
+        result = run([*process, disk / "out"], check=False)
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert re.search(rf"error: no space left on the device of {disk / 'out'} while writing xnli \(\d+ MB free\): "
+                         rf"the previous {disk / 'out' / 'xnli'} is intact", result.stderr), result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        assert tree_digest(disk / "out" / "xnli") == before
+        assert [p.name for p in (disk / "out").iterdir()] == ["xnli"]  # the partial copy is gone
+        assert (disk / "out" / "xnli").stat().st_mode & 0o055 == 0o055  # readable by the machine's other users
+
+
+# --- files given where a checkpoint is expected ---------------------------------------------------------------
+
+def hf_folder(path):
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"model_type": "xlm-roberta"}))
+    torch.save({"roberta.embeddings.word_embeddings.weight": torch.zeros(4, 2)}, path / "pytorch_model.bin")
+    return path
+
+
+def hf_state_dict(path):
+    torch.save({"roberta.embeddings.word_embeddings.weight": torch.zeros(4, 2)}, path)
+    return path
+
+
+def zip_of_other_files(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not weights")
+    return path
+
+
+NOT_FAIRSEQ = {  # maker -> what the message must say the file is
+    "hf_folder": (hf_folder, "a Hugging Face model folder, not a fairseq checkpoint file"),
+    "hf_state_dict": (hf_state_dict, "a Hugging Face state dict (keys like 'roberta.embeddings.word_embeddings.weight')"),
+    "zip_of_other_files": (zip_of_other_files, "not a torch checkpoint: a zip archive of other files (e.g. notes.txt)"),
+    "missing": (lambda path: path, "no such file"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_FAIRSEQ))
+def test_a_path_that_is_no_fairseq_checkpoint_says_what_it_is(kind, e5_dir, toy_data, tmp_path, capsys):
+    """Given as the pretrained model to the recipe, or to the evaluation command (in-process: the subprocess start
+    with fairseq's import costs seconds per case; the test above runs the console command)."""
+    from stabletune_fairseq.cli.evaluate import main as evaluate_command
+
+    make, said = NOT_FAIRSEQ[kind]
+    path = make(tmp_path / "model.pt")
+    recipe = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", path, toy_data, tmp_path / "run"], check=False)
+    if kind == "missing":  # the recipe checks that one itself
+        assert recipe.returncode == 2 and f"pretrained model '{path}' not found" in recipe.stderr
+    else:
+        assert recipe.returncode == 2 and f"error: pretrained model {path}: {said}" in recipe.stderr, recipe.stderr
+    capsys.readouterr()
+    status = evaluate_command(["--checkpoint", str(path), "--data", str(toy_data), "--split", "valid",
+                               "--out", str(tmp_path / "eval")])
+    evaluation = capsys.readouterr().err
+    assert status == 2 and f"stabletune-evaluate: checkpoint {path}: {said}" in evaluation
+    assert "Traceback" not in recipe.stderr + evaluation
+
+
+def test_a_pretrained_model_of_another_vocabulary_is_refused(e5_dir, toy_data, tmp_path):
+    data = tmp_path / "xnli"
+    shutil.copytree(toy_data, data)
+    with open(data / "dict.txt", "a", encoding="utf-8") as handle:
+        handle.write("extra-token 1\n")  # as if preprocessed with another model's dictionary
+    recipe = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", data, tmp_path / "run"], check=False)
+    assert recipe.returncode == 2
+    assert (f"error: pretrained model {e5_dir / 'model.pt'}: a vocabulary of 250002 tokens, but the data was "
+            f"preprocessed with another dictionary ({data / 'dict.txt'}: 250003 tokens)") in recipe.stderr
+
+
+@pytest.fixture(scope="module")
+def xnli_checkpoint(e5_dir, toy_data, tmp_path_factory):
+    """A real fine-tuned XNLI checkpoint (two updates)."""
+    save_dir = tmp_path_factory.mktemp("xnli-run")
+    run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", toy_data, save_dir, "MAX_UPDATE=2",
+         "BSZ=8", "FREEZE_EMBEDDINGS=1", "VALID_LANGS=de"])
+    return save_dir / "checkpoint_last.pt"
+
+
+def evaluate(checkpoint, data, out):
+    return run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", checkpoint, "--data", data,
+                "--split", "valid", "--out", out], check=False)
+
+
+def test_checkpoints_record_what_they_were_trained_on(xnli_checkpoint, toy_data):
+    record = torch.load(xnli_checkpoint, map_location="cpu", weights_only=True, mmap=True)["extra_state"]["stabletune_run"]
+    assert record["task"] == "xnli" and record["labels"] == read_metadata(toy_data)["labels"]
+    assert record["data"] == str(toy_data) and len(record["fingerprint"]) == len(record["vocabulary"]) == 16
+
+
+def test_evaluating_another_tasks_data_is_refused(xnli_checkpoint, toy_panx, tmp_path):
+    result = evaluate(xnli_checkpoint, toy_panx, tmp_path / "eval")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (f"checkpoint {xnli_checkpoint}: fine-tuned on xnli (3 labels: contradiction, entailment, neutral), but "
+            f"{toy_panx} holds panx (7 labels: ") in result.stderr
+
+
+def test_the_same_task_with_other_labels_is_refused(xnli_checkpoint, toy_data, tmp_path):
+    """Same task, same number of labels, another order: the shapes agree, the scores would be garbage."""
+    data = tmp_path / "xnli"
+    shutil.copytree(toy_data, data)
+    meta = read_metadata(data)
+    meta["labels"] = list(reversed(meta["labels"]))
+    (data / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    result = evaluate(xnli_checkpoint, data, tmp_path / "eval")
+    assert result.returncode == 2 and "its outputs would be read as other labels" in result.stderr
+    assert "3 labels: neutral, entailment, contradiction" in result.stderr
+
+
+def test_other_data_of_the_same_task_is_scored_with_a_warning(xnli_checkpoint, toy_data, tmp_path):
+    """(The same data gives "same data": test_train_xnli's evaluation test.)"""
+    data = tmp_path / "xnli"
+    shutil.copytree(toy_data, data)
+    meta = read_metadata(data)
+    meta["splits"] = {name: split for name, split in meta["splits"].items() if name in ("train", "valid_de")}
+    (data / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")  # other splits: other data
+    result = evaluate(xnli_checkpoint, data, tmp_path / "eval")
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert f"was trained on {toy_data}" in results["data_check"]
+    assert "other data of the same task and labels" in results["data_check"] and list(results["per_language"]) == ["de"]
+
+
+def test_a_checkpoint_without_a_record_is_checked_by_its_head(xnli_checkpoint, toy_panx, tmp_path):
+    """Written by an older version or plain fairseq: no record, but the head must fit the data."""
+    state = torch.load(xnli_checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    del state["extra_state"]["stabletune_run"]
+    state.pop("last_optimizer_state", None)
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    result = evaluate(old, toy_panx, tmp_path / "eval")
+    assert result.returncode == 2
+    assert f"checkpoint {old}: has no 'tags' head (heads: sentence): a checkpoint of another task family" in result.stderr
+
+
+def test_resuming_or_teaching_from_another_tasks_checkpoint_is_refused(xnli_checkpoint, e5_dir, toy_panx, tmp_path):
+    save_dir = tmp_path / "panx"
+    save_dir.mkdir()
+    (save_dir / "checkpoint_last.pt").symlink_to(xnli_checkpoint)  # an XNLI run's save dir, reused by mistake
+    resume = run(["bash", "run_scripts/run_xtreme.sh", "PANX", e5_dir / "model.pt", toy_panx, save_dir, "MAX_UPDATE=1"],
+                 check=False)
+    output = resume.stdout + resume.stderr
+    assert resume.returncode == 2, output[-3000:]
+    assert f"fairseq-train: checkpoint to resume from {save_dir / 'checkpoint_last.pt'}: fine-tuned on xnli" in output
+    assert "Traceback" not in output
+    teacher = run(["bash", "run_scripts/run_xtreme.sh", "PANX", e5_dir / "model.pt", toy_panx, tmp_path / "stage",
+                   "STAGE=2", f"TEACHER={xnli_checkpoint}", "MAX_UPDATE=1"], check=False)
+    output = teacher.stdout + teacher.stderr
+    assert teacher.returncode == 2, output[-3000:]
+    assert f"fairseq-train: teacher {xnli_checkpoint}: fine-tuned on xnli (3 labels" in output and "Traceback" not in output

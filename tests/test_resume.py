@@ -1,7 +1,12 @@
-"""Crash and resume: a killed run restarted with the same command ends where an uninterrupted one does,
-and a damaged checkpoint_last.pt is replaced by the newest sound checkpoint, never a silent restart."""
+"""Crash, preemption and resume: a killed or preempted run restarted with the same command ends where an
+uninterrupted one does; a damaged checkpoint_last.pt is replaced by the newest sound checkpoint, never a silent
+restart; one run per save dir; a full disk leaves the last checkpoint intact."""
+import hashlib
+import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -10,7 +15,7 @@ import pytest
 import torch
 
 import stabletune_fairseq  # noqa: F401  (allows fairseq checkpoint types under weights_only)
-from conftest import REPO, run
+from conftest import REPO, run, small_filesystem
 from stabletune_fairseq.reliability.checkpoint_recovery import CheckpointDamaged, checkpoint_problem, recover_last_checkpoint
 
 SETTINGS = ["STAGE=1", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1", "SAVE_INTERVAL_UPDATES=2", "VALID_LANGS=de"]
@@ -50,6 +55,8 @@ def straight_and_resumed(e5_dir, toy_data, toy_dicts, tmp_path_factory):
 def test_a_killed_run_resumes_to_the_parameters_of_an_uninterrupted_one(straight_and_resumed):
     root, log = straight_and_resumed
     assert "has checkpoint_last.pt: resuming from it, not loading" in log
+    # the killed run's lock file is left behind, nobody holds it: taken over, with a warning
+    assert re.search(r"train.lock was left by process \d+ on \S+ \(since .*\), which is no longer running: taking it over", log)
     assert re.search(r"Loaded checkpoint \S+checkpoint_last.pt \(epoch 1 @ 2 updates\)", log)
     assert "loaded pretrained encoder" not in log
     straight, resumed = parameters(root / "straight" / "checkpoint_last.pt"), parameters(root / "crashed" / "checkpoint_last.pt")
@@ -114,3 +121,130 @@ def test_missing_last_checkpoint_is_restored_from_the_newest_sound_interval_chec
     assert last["optimizer_history"][-1]["num_updates"] == 6 and last["model"]["w"].tolist() == [6.0] * 4
     assert checkpoint_9.stat().st_size == 200  # the damaged one is left as it was
     assert recover_last_checkpoint(str(tmp_path)) is None  # now sound: nothing more to do
+
+
+def logged_updates(log: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\| train_inner \|.*\bnum_updates=(\d+),", log)]
+
+
+def wait_for(predicate, process, what: str, limit: float = 600):
+    deadline = time.time() + limit
+    while not predicate():
+        assert process.poll() is None, f"the run ended before {what}"
+        assert time.time() < deadline, f"no {what} after {limit} s"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def preempted_and_resumed(straight_and_resumed, e5_dir, toy_data, toy_dicts):
+    """The uninterrupted run's command, sent SIGTERM as a scheduler does (every process of the job) mid-epoch,
+    then re-run as it was."""
+    root, _ = straight_and_resumed
+    save_dir = root / "preempted"
+    cmd = [str(c) for c in command(e5_dir, toy_data, toy_dicts, save_dir)] + ["--", "--log-interval", "1"]
+    process = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    log = save_dir / "train.log"
+    wait_for(lambda: log.exists() and logged_updates(log.read_text()), process, "a logged update")
+    signalled = time.time()
+    os.killpg(process.pid, signal.SIGTERM)
+    output = process.communicate(timeout=300)[0]
+    preempted = {"status": process.returncode, "seconds": time.time() - signalled, "output": output,
+                 "log": log.read_text(), "updates": updates(save_dir / "checkpoint_last.pt")}
+    resumed = run(cmd)
+    return root, preempted, resumed.stdout + resumed.stderr
+
+
+def test_a_preempted_run_saves_its_last_update_and_exits_75(preempted_and_resumed):
+    _, preempted, _ = preempted_and_resumed
+    assert preempted["status"] == 75, preempted["output"][-3000:]
+    update = preempted["updates"]
+    assert update == logged_updates(preempted["log"])[-1]  # nothing trained after the last logged update is lost
+    assert 1 <= update < 4, update  # mid-epoch, before the run's end
+    assert "SIGTERM received: finishing the current update" in preempted["log"]
+    assert f"fairseq-train: preempted by SIGTERM after update {update}:" in preempted["output"]
+    assert "Traceback" not in preempted["output"]
+
+
+def test_a_preempted_run_resumes_to_the_parameters_of_an_uninterrupted_one(preempted_and_resumed):
+    root, preempted, log = preempted_and_resumed
+    assert re.search(rf"Loaded checkpoint \S+checkpoint_last.pt \(epoch 1 @ {preempted['updates']} updates\)", log)
+    straight, resumed = parameters(root / "straight" / "checkpoint_last.pt"), parameters(root / "preempted" / "checkpoint_last.pt")
+    assert updates(root / "preempted" / "checkpoint_last.pt") == 4
+    worst = max(float((straight[k].float() - resumed[k].float()).abs().max()) for k in straight)
+    assert worst <= 1e-6, worst
+    assert not (root / "preempted" / "train.lock").exists()  # released at the end
+
+
+def test_one_run_per_save_dir_and_usr1_preempts(e5_dir, toy_data, toy_dicts, tmp_path):
+    """While a run trains, a second run_xtreme.sh and a raw fairseq-train on its save dir are refused, naming it;
+    then SLURM's USR1, sent to run_xtreme.sh alone, is passed on and preempts the run."""
+    save_dir = tmp_path / "busy"
+    cmd = [str(c) for c in command(e5_dir, toy_data, toy_dicts, save_dir, max_update=1000)]
+    printed = run(cmd + ["DRY_RUN=1"]).stdout
+    fairseq_train = shlex.split(next(line for line in printed.splitlines() if "fairseq-train " in line))
+    process = subprocess.Popen(cmd + ["--", "--log-interval", "1"], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    log, lock = save_dir / "train.log", save_dir / "train.lock"
+    try:
+        wait_for(lambda: lock.exists() and lock.stat().st_size > 0, process, "the save dir was locked")
+        holder = json.loads(lock.read_text())["pid"]
+        assert "fairseq-train" in open(f"/proc/{holder}/cmdline").read()
+        second = run(cmd, check=False)
+        assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+        assert f"error: save dir {save_dir} is in use by process {holder} on " in second.stderr
+        raw = run(fairseq_train, check=False)
+        assert raw.returncode == 2 and f"fairseq-train: save dir {save_dir} is in use by process {holder}" in raw.stderr
+        assert "Traceback" not in raw.stderr
+        wait_for(lambda: logged_updates(log.read_text()), process, "a logged update")
+        os.kill(process.pid, signal.SIGUSR1)
+        output = process.communicate(timeout=300)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 75, output[-3000:]
+    update = updates(save_dir / "checkpoint_last.pt")
+    assert update == logged_updates(log.read_text())[-1] and update < 1000
+    assert f"preempted by SIGUSR1 after update {update}" in output
+    assert not lock.exists()
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_full_disk_leaves_the_last_checkpoint_intact(straight_and_resumed, e5_dir, toy_data, toy_dicts, tmp_path):
+    root, _ = straight_and_resumed
+    source = root / "straight" / "checkpoint_last.pt"
+    with small_filesystem(tmp_path / "disk", source.stat().st_size // 2**20 + 60) as disk:
+        save_dir = disk / "run"
+        save_dir.mkdir()
+        shutil.copyfile(source, save_dir / "checkpoint_last.pt")  # update 4; the next save (update 6) cannot fit
+        before = sha256(save_dir / "checkpoint_last.pt")
+        result = run(command(e5_dir, toy_data, toy_dicts, save_dir, max_update=6), check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, output[-3000:]
+        assert re.search(rf"fairseq-train: no space left on the device of {save_dir} while saving the checkpoint of "
+                         rf"update 6 \(\d+ MB free; a checkpoint here is \d+ MB\): {save_dir}/checkpoint_last.pt is intact",
+                         output)
+        last = save_dir / "checkpoint_last.pt"
+        assert sha256(last) == before and checkpoint_problem(last) is None and updates(last) == 4
+        assert not list(save_dir.glob("*.tmp")) and not (save_dir / "train.lock").exists()
+
+
+def test_checkpoint_copies_never_cut_the_target_short(tmp_path):
+    """fairseq copies each new checkpoint to checkpoint_last.pt; on a full disk a plain copy destroys the old one."""
+    from fairseq.file_io import PathManager
+
+    new = tmp_path / "checkpoint_1_6.pt"
+    new.write_bytes(os.urandom(6 * 2**20))
+    with small_filesystem(tmp_path / "disk", 4) as disk:
+        target = disk / "checkpoint_last.pt"
+        target.write_bytes(b"previous" * 1000)
+        with pytest.raises(OSError):
+            shutil.copyfile(new, target)  # what fairseq's PathManager.copy did
+        assert target.read_bytes() != b"previous" * 1000 and target.stat().st_size < new.stat().st_size  # old gone, new cut short
+        target.write_bytes(b"previous" * 1000)
+        with pytest.raises(OSError):
+            PathManager.copy(str(new), str(target), overwrite=True)
+        assert target.read_bytes() == b"previous" * 1000 and not list(disk.glob("*.tmp"))

@@ -65,6 +65,7 @@ def test_evaluate_matches_validation(first_run, toy_data, tmp_path):
          "--data", toy_data, "--split", "valid", "--out", tmp_path])
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["task"] == "xnli" and results["split"] == "valid" and results["metric"] == "accuracy"
+    assert results["data_check"] == "same data"  # the checkpoint's record of task, labels and data matches
     for lang in LANGS:
         assert results["per_language"][lang] == {"accuracy": pytest.approx(last[f"acc_{lang}"], abs=0.01), "n": 150}
         predictions = (tmp_path / "predictions" / f"valid-{lang}.tsv").read_text().splitlines()

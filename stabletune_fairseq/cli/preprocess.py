@@ -4,9 +4,13 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
+import shutil
 import sys
 
 from ..data.errors import InputFormatError
+from ..reliability.disk_writes import is_disk_full, megabytes
+from ..reliability.exit_status import BAD_INPUT, FAILED
 
 SENTENCE_TASKS = ("xnli", "pawsx")
 TAGGING_TASKS = ("udpos", "panx")
@@ -43,7 +47,15 @@ def main(argv=None) -> int:
                                     args.translations)
     except (InputFormatError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
+    except (OSError, RuntimeError) as err:  # fairseq's binariser reports a failed write as a RuntimeError
+        if not is_disk_full(err):
+            raise
+        final = os.path.join(args.out, args.task)
+        kept = f"the previous {final} is intact" if os.path.isdir(final) else f"nothing was written to {final}"
+        print(f"error: no space left on the device of {args.out} while writing {args.task} "
+              f"({megabytes(shutil.disk_usage(args.out).free)} free): {kept}", file=sys.stderr)
+        return FAILED
     print(f"wrote {out}")
     return 0
 

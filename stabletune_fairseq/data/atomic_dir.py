@@ -15,6 +15,9 @@ def atomic_output_dir(final: str | Path):
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the output from the other users of a shared machine
     try:
         yield tmp
     except BaseException:

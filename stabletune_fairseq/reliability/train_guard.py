@@ -3,7 +3,7 @@
 - one run per save dir (``save_dir_lock``), taken by the first rank before training starts;
 - preemption (``preemption``): after every update, a signal received means save and exit 75;
 - checkpoint copies that cannot cut ``checkpoint_last.pt`` short, and a full disk said as such
-  (``checkpoint_writes``);
+  (``disk_writes``);
 - exit statuses (``exit_status``): a ``BadInput`` (a wrong checkpoint, a save dir in use) is one line and
   status 2, a full disk one line and status 1, a preemption status 75; anything else stays fairseq's
   traceback and status 1.
@@ -24,7 +24,7 @@ from fairseq.distributed import utils as distributed_utils
 from fairseq.file_io import PathManager
 
 from . import preemption
-from .checkpoint_writes import DiskFull, atomic_copy, disk_full_error, is_disk_full
+from .disk_writes import DiskFull, atomic_copy, disk_full_error, is_disk_full
 from .exit_status import BAD_INPUT, FAILED, PREEMPTED, BadInput
 from .save_dir_lock import SaveDirLock
 

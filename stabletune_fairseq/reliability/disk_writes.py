@@ -1,4 +1,4 @@
-"""Checkpoint writes that never leave a cut-short file behind, and a full disk said as such.
+"""Writes that never leave a cut-short checkpoint behind, and a full disk said as such.
 
 fairseq writes a new checkpoint to ``<name>.tmp`` and renames it, but then copies it to the other names
 (``checkpoint_last.pt``, ``checkpoint_best.pt``) with a plain copy, which truncates the target first: a
