@@ -192,7 +192,7 @@ if [ "$STAGE" != 0 ]; then
     2) # The reference's QA recipes take the last stage-1 model as teacher; the others its best checkpoint.
        [ "$FAIRSEQ_TASK" != xtreme_qa ] || BEST=checkpoint_last.pt
        TEACHER=${TEACHER:-$SAVE_DIR/$BEST}
-       [ -f "$TEACHER" ] || { echo "run_xtreme.sh: stage 2 needs the stage-1 teacher, and $TEACHER does not exist (run STAGE=1 first, or set TEACHER=)" >&2; exit 2; }
+       [ -e "$TEACHER" ] || { echo "run_xtreme.sh: stage 2 needs the stage-1 teacher, and $TEACHER does not exist (run STAGE=1 first, or set TEACHER=)" >&2; exit 2; }
        RUN_DIR=$SAVE_DIR/stage2
        AUG_ARGS=$(augmentation_args "$VIEW2") || exit 2
        OPTIONAL_ARGS+=(--copy-augmentation "$COPY2" --view-augmentation "$VIEW2" $AUG_ARGS
@@ -232,6 +232,7 @@ printf '%q ' "${CMD[@]}"; echo
 [ "$DRY_RUN" = 0 ] || exit 0
 mkdir -p "$RUN_DIR"
 train() {
+  trap '' INT  # Ctrl-C reaches training as SIGTERM, from this script (below): a graceful stop, not a traceback
   if [ "$NGPU" -gt 0 ] || [ "$WORLD" -le 1 ]; then
     exec "${CMD[@]}"
   fi
@@ -292,8 +293,8 @@ while :; do
 done
 exec 3>&-; wait "$LOGGER" 2>/dev/null || true
 if [ -n "$SIGNALLED" ] && [ -z "$FORCED" ] && [ "$STATUS" -gt 128 ]; then
-  # Killed by the signal before its handler was installed (during start-up): no update was made, nothing is lost.
-  echo "run_xtreme.sh: stopped by SIG$SIGNALLED before training started; re-run the same command to start" >&2
+  # Killed by the signal before its handler was installed (during start-up): nothing trained since the last checkpoint.
+  echo "run_xtreme.sh: stopped by SIG$SIGNALLED during start-up; re-run the same command (it resumes from the last checkpoint, if any)" >&2
   STATUS=75
 fi
 exit "$STATUS"

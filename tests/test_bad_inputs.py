@@ -430,7 +430,8 @@ def test_a_checkpoint_without_a_record_is_checked_by_its_head(xnli_checkpoint, t
     assert f"checkpoint {old}: has no 'tags' head (heads: sentence): a checkpoint of another task family" in result.stderr
 
 
-def test_resuming_or_teaching_from_another_tasks_checkpoint_is_refused(xnli_checkpoint, e5_dir, toy_panx, tmp_path):
+def test_resuming_or_teaching_from_another_tasks_checkpoint_is_refused(xnli_checkpoint, e5_dir, toy_data, toy_panx,
+                                                                      tmp_path):
     save_dir = tmp_path / "panx"
     save_dir.mkdir()
     (save_dir / "checkpoint_last.pt").symlink_to(xnli_checkpoint)  # an XNLI run's save dir, reused by mistake
@@ -440,6 +441,16 @@ def test_resuming_or_teaching_from_another_tasks_checkpoint_is_refused(xnli_chec
     assert resume.returncode == 2, output[-3000:]
     assert f"fairseq-train: checkpoint to resume from {save_dir / 'checkpoint_last.pt'}: fine-tuned on xnli" in output
     assert "Traceback" not in output
+    same_task = tmp_path / "xnli"
+    same_task.mkdir()
+    (same_task / "checkpoint_last.pt").symlink_to(xnli_checkpoint)  # the same task, resumed with another model shape
+    other_shape = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", toy_data, same_task, "MAX_UPDATE=1",
+                       "--", "--encoder-layers", "2"], check=False)
+    output = other_shape.stdout + other_shape.stderr
+    assert other_shape.returncode == 2, output[-3000:]
+    assert re.search(rf"fairseq-train: checkpoint to resume from {same_task / 'checkpoint_last.pt'}: \d+ weights have no "
+                     r"place in this run's model, e.g. encoder\.sentence_encoder\.layers\.\d+\.\S+ \(trained as "
+                     r"stabletune_xlmr_e5_small; another --arch, model option or save dir\?\)", output)
     teacher = run(["bash", "run_scripts/run_xtreme.sh", "PANX", e5_dir / "model.pt", toy_panx, tmp_path / "stage",
                    "STAGE=2", f"TEACHER={xnli_checkpoint}", "MAX_UPDATE=1"], check=False)
     output = teacher.stdout + teacher.stderr

@@ -11,6 +11,7 @@ from conftest import REPO
 from stabletune_fairseq.data.encoding import load_xlmr_dictionary
 from stabletune_fairseq.models.pretrained import load_pretrained_encoder, maybe_load_pretrained
 from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel
+from stabletune_fairseq.reliability.checkpoint_safety import WrongCheckpoint
 
 
 def build_e5_model(e5_dir, **overrides):
@@ -93,7 +94,11 @@ def test_pretrained_is_skipped_when_resuming(e5_dir, tmp_path):
     model = build_e5_model(e5_dir)
     before = model.encoder.sentence_encoder.embed_tokens.weight.clone()
     cfg = argparse.Namespace(pretrained_encoder=str(e5_dir / "model.pt"), save_dir=str(tmp_path))
-    torch.save({"model": {}}, tmp_path / "checkpoint_last.pt")  # a sound checkpoint (an empty file would be damaged)
+    torch.save({"model": {}}, tmp_path / "checkpoint_last.pt")  # sound, but holds nothing of this model
+    with pytest.raises(WrongCheckpoint, match=r"has no encoder\.sentence_encoder\.embed_tokens\.weight \(\d+ "
+                                              r"weights of this run's model are missing"):
+        maybe_load_pretrained(model, cfg)
+    torch.save({"model": model.state_dict()}, tmp_path / "checkpoint_last.pt")  # this model's own
     assert maybe_load_pretrained(model, cfg) is False
     assert torch.equal(before, model.encoder.sentence_encoder.embed_tokens.weight)
     (tmp_path / "checkpoint_last.pt").unlink()

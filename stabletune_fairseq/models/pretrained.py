@@ -11,7 +11,7 @@ from fairseq.distributed import utils as distributed_utils
 from ..release import ENCODER_PREFIX, read_release
 from ..reliability.checkpoint_recovery import recover_last_checkpoint
 from ..reliability.checkpoint_safety import WrongCheckpoint, open_checkpoint
-from ..reliability.run_identity import check_identity, recorded_identity
+from ..reliability.run_identity import check_fits_model, check_identity, recorded_identity
 
 logger = logging.getLogger(__name__)
 
@@ -43,19 +43,22 @@ def load_pretrained_encoder(model, path: str) -> None:
     logger.info("loaded pretrained encoder from %s (%d tensors; LM head ignored)", path, len(own))
 
 
-def maybe_load_pretrained(model, cfg, identity: dict | None = None) -> bool:
+def maybe_load_pretrained(model, cfg, task=None) -> bool:
     """Load ``cfg.pretrained_encoder`` unless the save dir already has a checkpoint to resume from
     (a damaged or missing ``checkpoint_last.pt`` is first restored from the newest sound checkpoint; one
-    trained on another task, label list or vocabulary than ``identity`` describes is an error)."""
+    trained on another task, label list or vocabulary than ``task.identity`` describes is an error)."""
     save_dir = getattr(cfg, "save_dir", None)
     recover_last_checkpoint(save_dir, is_master=distributed_utils.get_global_rank() == 0)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # every rank sees the restored file before fairseq loads it
     last = os.path.join(save_dir, "checkpoint_last.pt") if save_dir else None
-    if last and os.path.exists(last) and identity is not None:
-        warning = check_identity(last, "checkpoint to resume from", recorded_identity(open_checkpoint(last)), identity)
-        if warning:
-            logger.warning("%s", warning)
+    if last and os.path.exists(last):
+        state = open_checkpoint(last, "checkpoint to resume from")
+        if task is not None:
+            warning = check_identity(last, "checkpoint to resume from", recorded_identity(state), task.identity)
+            if warning:
+                logger.warning("%s", warning)
+        check_fits_model(last, "checkpoint to resume from", state, model)
     path = getattr(cfg, "pretrained_encoder", None)
     if not path:
         return False

@@ -84,3 +84,23 @@ def check_shapes(path: str, role: str, model_state: dict, head: str, labels: lis
     outputs = model_state[f"heads.{head}.out_proj.weight"].shape[0]
     if outputs != len(labels):
         raise WrongCheckpoint(f"{role} {path}: its {head!r} head has {outputs} outputs, the data has {_labels(labels)}")
+
+
+def check_fits_model(path: str, role: str, checkpoint: dict, model) -> None:
+    """A checkpoint to load into this run's ``model`` must hold exactly its weights, of the same shapes: another
+    architecture (or a model option such as the layer count) is one line, not fairseq's size-mismatch traceback."""
+    stored, own = checkpoint["model"], model.state_dict()
+    trained_as = ((checkpoint.get("cfg") or {}).get("model") or {}).get("_name") or "another architecture"
+    hint = f"trained as {trained_as}; another --arch, model option or save dir?"
+    for key, value in own.items():
+        if key in stored and tuple(stored[key].shape) != tuple(value.shape):
+            raise WrongCheckpoint(f"{role} {path}: {key} has shape {tuple(stored[key].shape)}, this run's model needs "
+                                  f"{tuple(value.shape)} ({hint})")
+    missing = [key for key, _ in model.named_parameters() if key not in stored]
+    if missing:
+        raise WrongCheckpoint(f"{role} {path}: has no {missing[0]} ({len(missing)} weights of this run's model are "
+                              f"missing; {hint})")
+    unused = sorted(key for key in stored if key not in own)
+    if unused:
+        raise WrongCheckpoint(f"{role} {path}: {len(unused)} weights have no place in this run's model, e.g. "
+                              f"{unused[0]} ({hint})")

@@ -60,7 +60,7 @@ class XtremeTask(FairseqTask):
         self.labels: list[str] = metadata["labels"]
         self.languages: list[str] = sorted({s["language"] for s in metadata["splits"].values()})
         self._augmenters = {}
-        self.identity = data_identity(cfg.data, metadata)  # stored in every checkpoint, checked on every read
+        self._identity = None
         self.selection = CheckpointSelection(cfg.extra_best_metrics)
         if cfg.view_augmentation == "noise" and not cfg.noise_std > 0:
             # With std 0 the view is the row itself, differing only by dropout: that is R-Drop, not noise.
@@ -143,8 +143,15 @@ class XtremeTask(FairseqTask):
         model = super().build_model(cfg, from_checkpoint)
         model.add_head(self.head_name, self.head_kind, len(self.labels))
         if not from_checkpoint:
-            maybe_load_pretrained(model, cfg, self.identity)
+            maybe_load_pretrained(model, cfg, self)
         return model
+
+    @property
+    def identity(self) -> dict:
+        """What this run trains on: stored in every checkpoint, compared wherever one is read."""
+        if self._identity is None:
+            self._identity = data_identity(self.cfg.data, self.metadata)
+        return self._identity
 
     def get_checkpoint_dict(self) -> dict:
         """Merged by fairseq into the ``extra_state`` of every checkpoint it writes."""
