@@ -181,13 +181,15 @@ def test_one_run_per_save_dir_and_usr1_preempts(e5_dir, toy_data, toy_dicts, tmp
     then SLURM's USR1, sent to run_xtreme.sh alone, is passed on and preempts the run."""
     save_dir = tmp_path / "busy"
     cmd = [str(c) for c in command(e5_dir, toy_data, toy_dicts, save_dir, max_update=1000)]
-    printed = run(cmd + ["DRY_RUN=1"]).stdout
-    fairseq_train = shlex.split(next(line for line in printed.splitlines() if "fairseq-train " in line))
-    process = subprocess.Popen(cmd + ["--", "--log-interval", "1"], cwd=REPO, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    printed = tmp_path / "output.txt"
+    with open(printed, "w") as output:
+        process = subprocess.Popen(cmd + ["--", "--log-interval", "1"], cwd=REPO, text=True, stdout=output,
+                                   stderr=subprocess.STDOUT)
     log, lock = save_dir / "train.log", save_dir / "train.lock"
     try:
         wait_for(lambda: lock.exists() and lock.stat().st_size > 0, process, "the save dir was locked")
+        # the command run_xtreme.sh printed, as a user would copy it
+        fairseq_train = shlex.split(next(line for line in printed.read_text().splitlines() if "fairseq-train " in line))
         holder = json.loads(lock.read_text())["pid"]
         assert "fairseq-train" in open(f"/proc/{holder}/cmdline").read()
         second = run(cmd, check=False)
@@ -198,10 +200,11 @@ def test_one_run_per_save_dir_and_usr1_preempts(e5_dir, toy_data, toy_dicts, tmp
         assert "Traceback" not in raw.stderr
         wait_for(lambda: logged_updates(log.read_text()), process, "a logged update")
         os.kill(process.pid, signal.SIGUSR1)
-        output = process.communicate(timeout=300)[0]
+        process.wait(timeout=300)
     finally:
         if process.poll() is None:
             process.kill()
+    output = printed.read_text()
     assert process.returncode == 75, output[-3000:]
     update = updates(save_dir / "checkpoint_last.pt")
     assert update == logged_updates(log.read_text())[-1] and update < 1000
