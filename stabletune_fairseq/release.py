@@ -19,10 +19,12 @@ import torch
 if __package__:
     from .reliability.checkpoint_safety import WrongCheckpoint, allow_fairseq_checkpoints, open_checkpoint
     from .reliability.exit_status import BAD_INPUT, BadInput
+    from .reliability.run_identity import check_vocabulary, vocabulary_rows
 else:  # run by path: reliability/checkpoint_safety.py and exit_status.py are torch-only too
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
     from checkpoint_safety import WrongCheckpoint, allow_fairseq_checkpoints, open_checkpoint
     from exit_status import BAD_INPUT, BadInput
+    from run_identity import check_vocabulary, vocabulary_rows
 
 ENCODER_PREFIX = "encoder.sentence_encoder."
 
@@ -58,29 +60,13 @@ def read_release(path: str) -> dict:
     return weights
 
 
-def vocabulary_rows(dictionary_file: str) -> int:
-    """The embedding rows an XLM-R model needs for ``dict.txt``: fairseq's 4 special symbols, one per line,
-    and RoBERTa's ``<mask>``."""
-    with open(dictionary_file, encoding="utf-8") as handle:
-        return 4 + sum(1 for line in handle if line.strip()) + 1
-
-
-def check_vocabulary(path: str, weights: dict, dictionary_file: str) -> None:
-    rows = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[0]
-    needed = vocabulary_rows(dictionary_file)
-    if rows != needed:
-        raise WrongCheckpoint(f"pretrained model {path}: a vocabulary of {rows} tokens, but the data was "
-                              f"preprocessed with another dictionary ({dictionary_file}: {needed} tokens); "
-                              "preprocess with this model's dict.txt and sentencepiece model")
-
-
 def architecture_of(path: str, dictionary_file: str | None = None) -> str:
     """The registered architecture with the shape of ``path``'s encoder (whose vocabulary must be the one
     of ``dictionary_file`` when given)."""
     weights = read_release(path)
+    rows, hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape
     if dictionary_file:
-        check_vocabulary(path, weights, dictionary_file)
-    hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[1]
+        check_vocabulary(path, "pretrained model", rows, vocabulary_rows(dictionary_file), dictionary_file)
     layers = len({k.split(".")[3] for k in weights if k.startswith(ENCODER_PREFIX + "layers.")})
     if (layers, hidden) not in ARCHITECTURE_SHAPES:
         raise WrongCheckpoint(f"pretrained model {path}: no architecture for {layers} layers of size {hidden}; "

@@ -39,7 +39,6 @@ def check_checkpoint_against_data(checkpoint: str, data: str) -> str:
     """A clear error when ``checkpoint`` is no fine-tuned checkpoint of the task, labels and vocabulary of
     ``data``; what was checked (stored in results.json): "same data", a warning, or the shapes only."""
     from ..data.metadata import load_metadata
-    from ..release import vocabulary_rows
     from ..reliability.checkpoint_safety import open_checkpoint
     from ..reliability.run_identity import check_identity, check_shapes, data_identity, recorded_identity
     from ..tasks.xtreme_base import XtremeTask
@@ -48,14 +47,11 @@ def check_checkpoint_against_data(checkpoint: str, data: str) -> str:
     metadata = load_metadata(data)
     recorded = recorded_identity(state)
     if recorded is not None:
-        warning = check_identity(checkpoint, "checkpoint", recorded, data_identity(data, metadata))
-        if warning:
-            logger.warning("%s", warning)
-        return warning or "same data"
+        return check_identity(checkpoint, "checkpoint", recorded, data_identity(data, metadata)) or "same data"
     # Written by an older version or by plain fairseq: the head and the vocabulary must at least fit.
     heads = {task.kind: task.head_name for task in XtremeTask.__subclasses__()}
     check_shapes(checkpoint, "checkpoint", state["model"], heads[metadata["kind"]], metadata["labels"],
-                 vocabulary_rows(os.path.join(data, "dict.txt")))
+                 os.path.join(data, "dict.txt"))
     logger.warning("%s records no task: only the shapes of its head and vocabulary were checked", checkpoint)
     return "no record in the checkpoint: shapes checked"
 

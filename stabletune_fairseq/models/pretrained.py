@@ -11,7 +11,7 @@ from fairseq.distributed import utils as distributed_utils
 from ..release import ENCODER_PREFIX, read_release
 from ..reliability.checkpoint_recovery import recover_last_checkpoint
 from ..reliability.checkpoint_safety import WrongCheckpoint, open_checkpoint
-from ..reliability.run_identity import check_fits_model, check_identity, recorded_identity
+from ..reliability.run_identity import check_fits_model, check_identity, check_vocabulary, recorded_identity
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +27,8 @@ def load_pretrained_encoder(model, path: str) -> None:
         raise WrongCheckpoint(f"pretrained model {path}: {len(missing)} encoder weights missing, e.g. {missing[:3]} "
                               "(another architecture than --arch?)")
     embeddings = ENCODER_PREFIX + "embed_tokens.weight"
-    if weights[embeddings].shape[0] != own[embeddings].shape[0]:
-        raise WrongCheckpoint(f"pretrained model {path}: a vocabulary of {weights[embeddings].shape[0]} tokens, but the "
-                              f"data's dictionary has {own[embeddings].shape[0]} (preprocessed with another model's "
-                              "dict.txt?)")
+    check_vocabulary(path, "pretrained model", weights[embeddings].shape[0], own[embeddings].shape[0],
+                     "the task's dictionary")
     for key, value in own.items():
         if weights[key].shape != value.shape:
             raise WrongCheckpoint(f"pretrained model {path}: {key} has shape {tuple(weights[key].shape)}, the model "
@@ -52,17 +50,16 @@ def maybe_load_pretrained(model, cfg, task=None) -> bool:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # every rank sees the restored file before fairseq loads it
     last = os.path.join(save_dir, "checkpoint_last.pt") if save_dir else None
-    if last and os.path.exists(last):
+    resuming = bool(last) and os.path.exists(last)
+    if resuming:  # read weights-only here: a crafted file is refused with a clear message before fairseq loads it
         state = open_checkpoint(last, "checkpoint to resume from")
         if task is not None:
-            warning = check_identity(last, "checkpoint to resume from", recorded_identity(state), task.identity)
-            if warning:
-                logger.warning("%s", warning)
+            check_identity(last, "checkpoint to resume from", recorded_identity(state), task.identity)
         check_fits_model(last, "checkpoint to resume from", state, model)
     path = getattr(cfg, "pretrained_encoder", None)
     if not path:
         return False
-    if last and os.path.exists(last):
+    if resuming:
         logger.info("%s has checkpoint_last.pt: resuming from it, not loading %s", save_dir, path)
         return False
     load_pretrained_encoder(model, path)

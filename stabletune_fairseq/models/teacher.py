@@ -16,9 +16,7 @@ def load_teacher(path: str, task):
     if not os.path.exists(path):
         raise WrongCheckpoint(f"teacher {path}: no such file (run stage 1 first, or name one with TEACHER=)")
     state = open_checkpoint(path, "teacher")  # a clear error for a crafted or foreign file, before fairseq reads it
-    warning = check_identity(path, "teacher", recorded_identity(state), task.identity)
-    if warning:
-        logger.warning("%s", warning)
+    check_identity(path, "teacher", recorded_identity(state), task.identity)
     models, _ = checkpoint_utils.load_model_ensemble([path], task=task)
     teacher = freeze_teacher(models[0])
     logger.info("teacher: %s (frozen, eval mode)", path)

@@ -7,8 +7,7 @@ first copy leaves interval checkpoints but no ``checkpoint_last.pt``, and fairse
 over from the pretrained weights. Before training starts we therefore check ``checkpoint_last.pt`` (the
 CRC of every member of torch's zip format), and when it is missing or damaged while other checkpoints
 exist, put the newest sound one in its place, saying so; the damaged file is kept aside, never deleted.
-A sound ``checkpoint_last.pt`` is also opened weights-only (memory-mapped), so a crafted file is
-refused here with a clear message.
+(``models/pretrained.py`` then opens ``checkpoint_last.pt`` weights-only and checks what it was trained on.)
 """
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ import shutil
 import time
 import zipfile
 
-from .checkpoint_safety import load_checkpoint_safely
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +56,6 @@ def recover_last_checkpoint(save_dir: str, is_master: bool = True) -> str | None
     if os.path.exists(last):
         problem = checkpoint_problem(last)
         if problem is None:
-            load_checkpoint_safely(last)  # sound, but is it only weights? (a clear error before fairseq loads it)
             return None
         reason = f"{last} is damaged: {problem}"
     else:

@@ -15,6 +15,9 @@ import multiprocessing
 import os
 import signal
 
+import torch
+from fairseq.distributed import utils as distributed_utils
+
 logger = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -51,9 +54,6 @@ def install() -> None:
 
 def requested(trainer) -> bool:
     """Whether any rank received a preemption signal (a collective: every rank must ask, after every update)."""
-    import torch
-    from fairseq.distributed import utils as distributed_utils
-
     received = _received is not None
     if trainer.data_parallel_world_size > 1:
         flag = torch.tensor([float(received)], device=trainer.device)

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 
-from .checkpoint_safety import WrongCheckpoint
+if __package__:
+    from .checkpoint_safety import WrongCheckpoint
+else:  # run by path (release.py): checkpoint_safety.py is next to this file
+    from checkpoint_safety import WrongCheckpoint
+
+logger = logging.getLogger(__name__)
 
 KEY = "stabletune_run"
 
@@ -31,6 +37,22 @@ def data_fingerprint(metadata: dict) -> str:
 def vocabulary_hash(data_dir: str) -> str:
     with open(os.path.join(data_dir, "dict.txt"), "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()[:16]
+
+
+def vocabulary_rows(dictionary_file: str) -> int:
+    """The embedding rows an XLM-R model needs for ``dict.txt``: fairseq's 4 special symbols, one per line,
+    and RoBERTa's ``<mask>``."""
+    with open(dictionary_file, encoding="utf-8") as handle:
+        return 4 + sum(1 for line in handle if line.strip()) + 1
+
+
+def check_vocabulary(path: str, role: str, rows: int, needed: int, dictionary: str) -> None:
+    """The one check that a model's embedding rows are those of the data's dictionary (``needed`` rows, from
+    ``dictionary``: a file, or words saying which)."""
+    if rows != needed:
+        raise WrongCheckpoint(f"{role} {path}: a vocabulary of {rows} tokens, but the data was preprocessed with "
+                              f"another dictionary ({dictionary}: {needed} tokens); preprocess with this model's "
+                              "dict.txt and sentencepiece model")
 
 
 def data_identity(data_dir: str, metadata: dict) -> dict:
@@ -51,8 +73,8 @@ def _labels(labels: list) -> str:
 
 def check_identity(path: str, role: str, recorded: dict | None, current: dict) -> str | None:
     """Raise ``WrongCheckpoint`` when the checkpoint at ``path`` was trained on another task, label list or
-    vocabulary than ``current`` describes; return a warning when only the data differs (None when all agree,
-    or when the checkpoint has no record)."""
+    vocabulary than ``current`` describes; log and return a warning when only the data differs (None when all
+    agree, or when the checkpoint has no record)."""
     if recorded is None:
         return None
     data = current["data"]
@@ -66,17 +88,18 @@ def check_identity(path: str, role: str, recorded: dict | None, current: dict) -
         raise WrongCheckpoint(f"{role} {path}: trained with another vocabulary (dict.txt {recorded['vocabulary']}) than "
                               f"{data} was preprocessed with ({current['vocabulary']}): preprocess with the model's dict.txt")
     if recorded["fingerprint"] != current["fingerprint"]:
-        return (f"{role} {path} was trained on {recorded['data']} (fingerprint {recorded['fingerprint']}); {data} is "
-                f"other data of the same task and labels (fingerprint {current['fingerprint']})")
+        warning = (f"{role} {path} was trained on {recorded['data']} (fingerprint {recorded['fingerprint']}); {data} "
+                   f"is other data of the same task and labels (fingerprint {current['fingerprint']})")
+        logger.warning("%s", warning)
+        return warning
     return None
 
 
-def check_shapes(path: str, role: str, model_state: dict, head: str, labels: list, vocabulary_rows: int) -> None:
+def check_shapes(path: str, role: str, model_state: dict, head: str, labels: list, dictionary_file: str) -> None:
     """For checkpoints without a record: the head's outputs and the vocabulary must at least fit the data."""
     embeddings = model_state.get("encoder.sentence_encoder.embed_tokens.weight")
-    if embeddings is not None and embeddings.shape[0] != vocabulary_rows:
-        raise WrongCheckpoint(f"{role} {path}: a vocabulary of {embeddings.shape[0]} tokens, but the data's "
-                              f"dictionary has {vocabulary_rows} (preprocessed with another model's dict.txt?)")
+    if embeddings is not None:
+        check_vocabulary(path, role, embeddings.shape[0], vocabulary_rows(dictionary_file), dictionary_file)
     heads = sorted({k.split(".")[1] for k in model_state if k.startswith("heads.")})
     if head not in heads:
         raise WrongCheckpoint(f"{role} {path}: has no {head!r} head (heads: {', '.join(heads) or 'none'}): a checkpoint "

@@ -46,6 +46,11 @@ def _describe(holder: dict) -> str:
             f"{holder.get('command', '')[:200]})")
 
 
+def _in_use(save_dir: str, handle) -> SaveDirInUse:
+    return SaveDirInUse(f"save dir {save_dir} is in use by {_describe(_holder(handle))}: one run per save dir (wait "
+                        "for it to end, or choose another save dir)")
+
+
 class SaveDirLock:
     """Held from ``acquire`` until ``release`` or the end of the process."""
 
@@ -60,10 +65,9 @@ class SaveDirLock:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _holder(handle)
+                busy = _in_use(os.path.dirname(self.path), handle)
                 handle.close()
-                raise SaveDirInUse(f"save dir {os.path.dirname(self.path)} is in use by {_describe(holder)}: one run "
-                                   f"per save dir (wait for it to end, or choose another save dir)") from None
+                raise busy from None
             try:  # the holder may have removed the file between our open and our flock: lock the file in place
                 if os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino:
                     return handle
@@ -100,8 +104,7 @@ def check_free(save_dir: str) -> None:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SaveDirInUse(f"save dir {save_dir} is in use by {_describe(_holder(handle))}: one run per save dir "
-                               "(wait for it to end, or choose another save dir)") from None
+            raise _in_use(save_dir, handle) from None
 
 
 if __name__ == "__main__":
