@@ -88,7 +88,10 @@ def test_r2_is_the_mean_over_the_augmented_rows(tiny_xnli, toy_dicts, e5_dir, tm
         rows = model(sample["net_input"]["src_tokens"][:8], head="sentence")
     # KL(teacher || student) summed over classes, averaged over the 2 copies (torch's own batchmean KL).
     expected_r2 = F.kl_div(F.log_softmax(student, -1), F.log_softmax(target, -1), log_target=True, reduction="batchmean")
-    assert float(out["r2"]) / n_units == pytest.approx(float(expected_r2), rel=1e-4)
+    # The KL is ~2e-4, a difference of nearly equal log-probabilities: the criterion's batch of 8 and this batch
+    # of 2 round differently (a relative 2e-4 was seen in CI). A sum over the copies (x2) or a mean over all
+    # rows (/4) is far outside 1%.
+    assert float(out["r2"]) / n_units == pytest.approx(float(expected_r2), rel=1e-2)
     assert float(expected_r2) > 0
     expected_task = F.cross_entropy(rows, sample["target"])  # every row is labelled: the mean over 8
     assert float(out["task_loss"]) / n_units == pytest.approx(float(expected_task), rel=1e-4)
