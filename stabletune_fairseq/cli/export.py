@@ -1,0 +1,41 @@
+"""``stabletune-export hf <checkpoint> <out>``: a checkpoint as a Hugging Face folder (model, config with the
+label names, tokenizer), loadable offline by ``transformers`` (``from_pretrained``, ``pipeline``)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="stabletune-export", description=__doc__)
+    formats = parser.add_subparsers(dest="format", required=True, metavar="{hf}")
+    hf = formats.add_parser("hf", help="a Hugging Face transformers folder")
+    hf.add_argument("checkpoint", help="a fine-tuned checkpoint (e.g. <save>/checkpoint_best.pt) or a release model.pt")
+    hf.add_argument("out_dir", help="new folder for config.json, model.safetensors and the tokenizer")
+    hf.add_argument("--task-dir", default=None, help="the data folder (dict.txt, sentencepiece.bpe.model) if the one "
+                                                     "recorded in the checkpoint has moved")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ..reliability.exit_status import BAD_INPUT, BadInput
+
+    from ..convert.hf_names import import_transformers
+
+    try:
+        import_transformers()
+    except ImportError:
+        print("stabletune-export: needs transformers: bash install.sh --hf", file=sys.stderr)
+        return BAD_INPUT
+    from ..convert.fairseq_to_hf import export_hf
+
+    try:
+        out = export_hf(args.checkpoint, args.out_dir, args.task_dir)
+    except BadInput as error:
+        print(f"stabletune-export: {error}", file=sys.stderr)
+        return BAD_INPUT
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

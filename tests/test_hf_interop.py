@@ -1,0 +1,106 @@
+"""Hugging Face round trips on the real e5-small weights: our release exported and read by transformers, and
+HF folders written by transformers converted back (stabletune-export hf, stabletune-convert hf)."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import run
+from test_convert import TEXTS
+
+from stabletune_fairseq.convert.fairseq_to_hf import export_hf
+from stabletune_fairseq.convert.hf_names import import_transformers
+from stabletune_fairseq.convert.hf_to_fairseq import convert_hf
+from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
+from stabletune_fairseq.models.pretrained import load_pretrained_encoder
+from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel, e5_small
+
+transformers = import_transformers()
+ALL_TEXTS = [t for texts in TEXTS.values() for t in texts]
+POSITIONS = "encoder.sentence_encoder.embed_positions.weight"
+
+
+def our_model(release_dir):
+    dictionary = load_xlmr_dictionary(str(release_dir / "dict.txt"))
+    cfg = StabletuneXLMRConfig()
+    e5_small(cfg)
+    cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.save_dir = 384, 1536, None
+    model = StabletuneXLMRModel.build_model(cfg, type("Task", (), {"source_dictionary": dictionary}))
+    load_pretrained_encoder(model, str(release_dir / "model.pt"))
+    return PieceEncoder(str(release_dir / "sentencepiece.bpe.model"), dictionary), model.eval()
+
+
+def weights(release_dir):
+    return torch.load(release_dir / "model.pt", map_location="cpu", weights_only=False)["model"]
+
+
+@pytest.fixture(scope="module")
+def exported(e5_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hf") / "e5-small-hf"
+    export_hf(e5_dir / "model.pt", out)
+    return out
+
+
+def test_exported_release_reads_back_in_transformers_with_our_ids_and_states(exported, e5_dir):
+    encoder, ours = our_model(e5_dir)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(exported)
+    hf = transformers.AutoModel.from_pretrained(exported).eval()
+    assert json.loads((exported / "config.json").read_text())["architectures"] == ["XLMRobertaModel"]
+    for text in ALL_TEXTS:  # eleven scripts, full-width forms, double spaces, emoji: the same pieces
+        assert tokenizer(text)["input_ids"] == [0] + encoder.encode([text])[0].tolist() + [2], text
+    batch = tokenizer(ALL_TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        difference = (ours.extract_features(batch["input_ids"]) - hf(**batch).last_hidden_state).abs()
+    assert float(difference[batch["attention_mask"].bool()].max()) <= 1e-5  # measured: 0.0
+
+
+def test_a_folder_transformers_wrote_converts_back_to_the_same_release(exported, e5_dir, tmp_path):
+    back = convert_hf(exported, tmp_path / "back")
+    original, converted = weights(e5_dir), weights(back)
+    assert set(original) == set(converted)
+    for name in original:
+        rows = slice(2, None) if name == POSITIONS else slice(None)  # rows 0-1 are never looked up
+        assert torch.equal(original[name][rows], converted[name][rows]), name
+    assert (back / "dict.txt").read_bytes() == (e5_dir / "dict.txt").read_bytes()
+    assert (back / "sentencepiece.bpe.model").read_bytes() == (e5_dir / "sentencepiece.bpe.model").read_bytes()
+
+
+def test_a_bert_layout_folder_with_a_type_embedding_gives_hf_outputs(exported, e5_dir, tmp_path):
+    """multilingual-e5 on the hub is a BertModel: positions from 0, a trained type-0 vector, the vocabulary in
+    tokenizer.json only. Our conversion of such a folder must compute what transformers computes."""
+    torch.manual_seed(0)
+    state = weights(e5_dir)
+    config = transformers.BertConfig(vocab_size=250002, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                                     intermediate_size=1536, max_position_embeddings=512, type_vocab_size=2,
+                                     layer_norm_eps=1e-5, pad_token_id=1)
+    bert = transformers.BertModel(config).eval()
+    hf_names = {k.replace("roberta.", "", 1): v for k, v in transformers.AutoModel.from_pretrained(exported).state_dict().items()}
+    types = torch.randn(2, 384) * 0.02
+    with torch.no_grad():
+        for name, tensor in bert.state_dict().items():
+            if name in hf_names and "position_embeddings" not in name and "token_type" not in name:
+                tensor.copy_(hf_names[name])
+        bert.embeddings.token_type_embeddings.weight.copy_(types)
+        bert.embeddings.position_embeddings.weight.copy_(state[POSITIONS][2:] - types[0])
+    folder = tmp_path / "bert"
+    bert.save_pretrained(folder)
+    shutil.copy(exported / "tokenizer.json", folder)  # no sentencepiece.bpe.model: the vocabulary from here
+    converted = convert_hf(folder, tmp_path / "release")
+    record = json.loads((converted / "conversion.json").read_text())
+    assert record["model_type"] == "bert" and record["dropped_weights"] == ["pooler.dense.bias", "pooler.dense.weight"]
+    encoder, ours = our_model(converted)
+    ids = [[0] + encoder.encode([t])[0].tolist() + [2] for t in TEXTS["en"] + TEXTS["zh"]]
+    width = max(map(len, ids))
+    tokens = torch.tensor([row + [1] * (width - len(row)) for row in ids])
+    with torch.no_grad():
+        difference = (ours.extract_features(tokens) - bert(input_ids=tokens, attention_mask=tokens.ne(1).long()).last_hidden_state).abs()
+    assert float(difference[tokens.ne(1)].max()) < 1e-4
+    assert (converted / "dict.txt").read_bytes() == (e5_dir / "dict.txt").read_bytes()
+
+
+def test_the_commands_run_from_the_shell(exported, tmp_path):
+    result = run([".venv/bin/stabletune-convert", "hf", exported, tmp_path / "release"])
+    assert "wrote" in result.stdout and (tmp_path / "release" / "model.pt").is_file()
+    refused = run([".venv/bin/stabletune-convert", "hf", exported, tmp_path], check=False)  # a folder of other files
+    assert refused.returncode == 2 and "is not an earlier output of this command" in refused.stderr
