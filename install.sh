@@ -2,7 +2,8 @@
 # Set up .venv/ in the repository root with torch, fairseq-fixed, our runtime dependencies and this
 # package (editable). Versions come from requirements.txt only. A second run changes nothing.
 #   bash install.sh            runtime + test dependencies
-#   bash install.sh --bench    also the optional benchmark dependencies (transformers)
+#   bash install.sh --hf       also transformers, for stabletune-convert hf and stabletune-export hf
+#   bash install.sh --bench    the same, for the benchmarks against Hugging Face
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -44,7 +45,9 @@ then
   "${PIP[@]}" install --no-build-isolation --no-deps -e "$ROOT"
 fi
 
-if [ "${1:-}" = "--bench" ]; then
-  "${PIP[@]}" install "$(grep -E '^transformers==' "$ROOT/benchmarks/requirements.txt")"
+# transformers (with safetensors): Hugging Face conversion and export (--hf) and the benchmarks (--bench).
+# The training path never imports it.
+if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--hf" ]; then
+  "${PIP[@]}" install "$(pin transformers)"
 fi
 echo "install.sh: ready ($VENV)"

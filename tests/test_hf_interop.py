@@ -104,3 +104,66 @@ def test_the_commands_run_from_the_shell(exported, tmp_path):
     assert "wrote" in result.stdout and (tmp_path / "release" / "model.pt").is_file()
     refused = run([".venv/bin/stabletune-convert", "hf", exported, tmp_path], check=False)  # a folder of other files
     assert refused.returncode == 2 and "is not an earlier output of this command" in refused.stderr
+
+
+def _folder(exported, tmp_path, config=None, tokenizer=None, weights="link"):
+    """An HF folder of the exported files (linked), with config.json, tokenizer.json or the weights changed."""
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    config = config if config is not None else json.loads((exported / "config.json").read_text())
+    if config != "absent":
+        (folder / "config.json").write_text(json.dumps(config))
+    if tokenizer is not None:
+        (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+    else:
+        (folder / "sentencepiece.bpe.model").symlink_to(exported / "sentencepiece.bpe.model")
+    if weights == "link":
+        (folder / "model.safetensors").symlink_to(exported / "model.safetensors")
+    elif weights is not None:
+        (folder / "model.safetensors").write_bytes(weights)
+    return folder
+
+
+def _cut_vocabulary(exported):
+    spec = json.loads((exported / "tokenizer.json").read_text())
+    spec["model"]["vocab"] = spec["model"]["vocab"][:1000] + spec["model"]["vocab"][-1:]  # ... and <mask>
+    return spec
+
+
+HF_PROBLEMS = {  # what is wrong with the folder -> what the one-line error says
+    "no config": (lambda e: {"config": "absent"}, "no config.json"),
+    "no weights": (lambda e: {"weights": None}, "no weights (model.safetensors"),
+    "another architecture": (lambda e: {"config": {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}},
+                             "model_type 'gpt2' (GPT2LMHeadModel) is not an XLM-R/RoBERTa encoder"),
+    "another vocabulary": (lambda e: {"tokenizer": _cut_vocabulary(e)},
+                           "the vocabulary has 1001 pieces in XLM-R's layout (with <pad> and <mask>), but the word embeddings have 250002 rows"),
+    "corrupt safetensors": (lambda e: {"weights": (e / "model.safetensors").read_bytes()[:100_000]},
+                            "model.safetensors: not a readable safetensors file"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(HF_PROBLEMS))
+def test_a_folder_that_cannot_be_converted_is_one_line_and_writes_nothing(problem, exported, tmp_path, capsys):
+    from stabletune_fairseq.cli.convert import main
+
+    change, message = HF_PROBLEMS[problem]
+    folder = _folder(exported, tmp_path, **change(exported))
+    assert main(["hf", str(folder), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and error.startswith("stabletune-convert: ") and "\n" not in error
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))  # nothing written, no partial folder
+
+
+def test_export_refuses_a_dictionary_out_of_sentencepiece_order(e5_dir, tmp_path, capsys):
+    from stabletune_fairseq.cli.export import main
+
+    release = tmp_path / "release"
+    release.mkdir()
+    for name in ("model.pt", "sentencepiece.bpe.model"):
+        (release / name).symlink_to(e5_dir / name)
+    lines = (e5_dir / "dict.txt").read_text(encoding="utf-8").split("\n")
+    lines[10], lines[11] = lines[11], lines[10]  # fairseq reads it; HF's tokenizer would give other ids
+    (release / "dict.txt").write_text("\n".join(lines), encoding="utf-8")
+    assert main(["hf", str(release / "model.pt"), str(tmp_path / "out")]) == 2
+    assert "dict.txt is not the sentencepiece model's pieces in order (first difference at line 11" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
