@@ -20,3 +20,17 @@ def quiet_logging(log_file: str) -> None:
                          (record.levelno >= logging.WARNING and record.name != "py.warnings"))
     logging.basicConfig(level=logging.INFO, handlers=[to_file, to_console], force=True)
     logging.captureWarnings(True)
+
+
+def bad_input_as_one_line(program: str, action, *args, also=()):
+    """``(action(*args), 0)``; input that is not what it should be (``BadInput``, and the exception types in
+    ``also``) is instead ``<program>: <message>`` on stderr and ``(None, 2)``, the exit status for bad input."""
+    import sys
+
+    from ..reliability.exit_status import BAD_INPUT, BadInput
+
+    try:
+        return action(*args), 0
+    except (BadInput, *also) as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        return None, BAD_INPUT

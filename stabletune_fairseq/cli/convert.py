@@ -10,6 +10,8 @@ import argparse
 import logging
 import sys
 
+from .console import bad_input_as_one_line
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stabletune-convert", description=__doc__,
@@ -30,13 +32,10 @@ def main(argv=None) -> int:
         out = convert(args.out_dir, args.from_file)
     else:
         from ..convert.hf_to_fairseq import convert_hf
-        from ..reliability.exit_status import BAD_INPUT, BadInput
 
-        try:
-            out = convert_hf(args.hf_dir, args.out_dir)
-        except BadInput as error:
-            print(f"stabletune-convert: {error}", file=sys.stderr)
-            return BAD_INPUT
+        out, status = bad_input_as_one_line("stabletune-convert", convert_hf, args.hf_dir, args.out_dir)
+        if status:
+            return status
     print(f"wrote {out}/model.pt, dict.txt, sentencepiece.bpe.model")
     return 0
 

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from .console import bad_input_as_one_line
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stabletune-export", description=__doc__)
@@ -17,22 +19,18 @@ def main(argv=None) -> int:
                                                      "recorded in the checkpoint has moved")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ..reliability.exit_status import BAD_INPUT, BadInput
-
     from ..convert.hf_names import import_transformers
 
     try:
         import_transformers()
     except ImportError:
         print("stabletune-export: needs transformers: bash install.sh --hf", file=sys.stderr)
-        return BAD_INPUT
+        return 2
     from ..convert.fairseq_to_hf import export_hf
 
-    try:
-        out = export_hf(args.checkpoint, args.out_dir, args.task_dir)
-    except BadInput as error:
-        print(f"stabletune-export: {error}", file=sys.stderr)
-        return BAD_INPUT
+    out, status = bad_input_as_one_line("stabletune-export", export_hf, args.checkpoint, args.out_dir, args.task_dir)
+    if status:
+        return status
     print(f"wrote {out}")
     return 0
 
