@@ -14,18 +14,19 @@
 # skips that seed's stage 2); the exit status is 1 when any run failed.
 # Settings: SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0|1 (print every command, run nothing) REPORT=1|0
 # KEEP_INTERVAL=0|1 (0: a finished run's interval checkpoints, kept for crash recovery, are removed); every other
-# KEY=VALUE (NPROC=, MAX_UPDATE=, LR=, SETTING=, DICT_DIR=, ...) and anything after "--" go to run_xtreme.sh.
+# KEY=VALUE (NPROC=, MAX_UPDATE=, LR=, SETTING=, DICT_DIR=, ...) and anything after "--" go to run_xtreme.sh;
+# TENSORBOARD=<dir> as TENSORBOARD=<dir>/seed<N>/<plain|stage1|stage2>, one folder per run.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 
 if [ $# -lt 4 ]; then sed -n '2,/^set -uo/{/^set -uo/!p}' "$0" >&2; exit 2; fi
 TASK=$1 MODEL=$2 DATA=$3 OUT_ROOT=$4; shift 4
-SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0 REPORT=1 KEEP_INTERVAL=0
+SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0 REPORT=1 KEEP_INTERVAL=0 TENSORBOARD=
 PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    SEEDS=*|STAGES=*|DRY_RUN=*|REPORT=*|KEEP_INTERVAL=*) declare "$1" ;;
+    SEEDS=*|STAGES=*|DRY_RUN=*|REPORT=*|KEEP_INTERVAL=*|TENSORBOARD=*) declare "$1" ;;
     SEED=*|STAGE=*) echo "run_seeds.sh: '$1': set SEEDS= and STAGES= instead (the runner sets SEED and STAGE per run)" >&2; exit 2 ;;
     --) PASS+=("$@"); break ;;
     *=*) PASS+=("$1") ;;
@@ -76,7 +77,8 @@ for seed in ${SEEDS//,/ }; do
   for stage in ${STAGES//,/ }; do
     name=${NAME[$stage]}; save=$SEED_DIR/xtune; [ "$stage" != 0 ] || save=$SEED_DIR/plain
     run_dir=$SEED_DIR/${SUBDIR[$stage]}; log=$SEED_DIR/logs/$name.log; status=$SEED_DIR/status/$name.json
-    train=(bash "$ROOT/run_scripts/run_xtreme.sh" "$TASK" "$MODEL" "$DATA" "$save" SEED="$seed" STAGE="$stage" "${PASS[@]}")
+    tb=(); [ -z "$TENSORBOARD" ] || tb=(TENSORBOARD="$TENSORBOARD/seed$seed/$name")
+    train=(bash "$ROOT/run_scripts/run_xtreme.sh" "$TASK" "$MODEL" "$DATA" "$save" SEED="$seed" STAGE="$stage" "${tb[@]}" "${PASS[@]}")
     evaluate=("$PY" -m stabletune_fairseq.report.selection "$run_dir" --data "$DATA")
     command=$(printf '%q ' "${train[@]}")
     if [ "$stage" = 2 ] && [[ ",$STAGES," == *,1,* ]] && [[ " ${FAILED[*]} " == *" seed$seed/stage1 "* ]]; then

@@ -14,6 +14,9 @@
 #   ARCH= (default: read from model.pt)  VALID_LANGS=de,en (default: every dev language)
 #   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  DRY_RUN=0|1 (print the command only)
 #   PROGRESS=0|1 (default 1 in a terminal: one progress line; the full log is always <run dir>/train.log)
+#   TENSORBOARD=<dir> (TensorBoard event files in <dir>/train_inner, train, valid: fairseq's --tensorboard-logdir;
+#     one dir per run: a resumed run appends to it)  WANDB=<project> (Weights & Biases, fairseq's --wandb-project;
+#     offline unless WANDB_MODE is set, files in <run dir>/wandb unless WANDB_DIR is set; needs the wandb package)
 #   WARMUP_RATIO= (task default: 0 for XNLI/PAWS-X, 0.1 otherwise)  VALIDATE_INTERVAL_UPDATES= (task default:
 #     XNLI 5000, PAWS-X 1000, UD-POS 500, PAN-X 1000, QA 0 = epoch ends only; the best checkpoint is kept then too)
 #   EPOCHS= (task default; TyDiQA: 20 base, 10 large)
@@ -75,13 +78,14 @@ read -r MAX_LEN EPOCHS_BASE EPOCHS_LARGE LR_BASE LR_LARGE DEF_BATCH METRIC FAIRS
 
 SEED=1 LR= EPOCHS= MAX_UPDATE= BSZ= UPDATE_FREQ=1 NPROC= SELECT=avg ARCH= VALID_LANGS=
 FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=$DEF_WARMUP VALIDATE_INTERVAL_UPDATES=$DEF_VALIDATE DRY_RUN=0
+TENSORBOARD= WANDB=
 PROGRESS=$([ -t 1 ] && echo 1 || echo 0)
 STAGE=0 SETTING=cross-lingual-transfer DICT_DIR= DICT_LANGS= TEACHER= R1_LAMBDA=5 R2_LAMBDA=
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; EXTRA=("$@"); break ;;
-    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*)
+    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*|TENSORBOARD=*|WANDB=*)
       declare "$1" ;;
     *) echo "run_xtreme.sh: unknown setting '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -91,6 +95,9 @@ done
 # A preemption signal before training starts: nothing to save (exit status 75, as below).
 stopped_early() { echo "run_xtreme.sh: stopped by SIG$1 before training started; re-run the same command to start" >&2; exit 75; }
 trap 'stopped_early TERM' TERM; trap 'stopped_early USR1' USR1
+if [ -n "$WANDB" ] && ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('wandb') is None)"; then
+  echo "run_xtreme.sh: WANDB=$WANDB needs the wandb package, which is not installed ($PY -m pip install wandb)" >&2; exit 2
+fi
 [ -e "$MODEL" ] || { echo "run_xtreme.sh: pretrained model '$MODEL' not found" >&2; exit 2; }
 [ -f "$DATA/metadata.json" ] || { echo "run_xtreme.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh first)" >&2; exit 2; }
 case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >&2; exit 2 ;; esac
@@ -158,6 +165,8 @@ OPTIONAL_ARGS=()
 [ "$FREEZE_EMBEDDINGS" = 0 ] || OPTIONAL_ARGS+=(--freeze-embeddings)
 [ -z "$VALID_LANGS" ] || OPTIONAL_ARGS+=(--valid-languages "$VALID_LANGS")
 [ "$POOLING" = - ] || OPTIONAL_ARGS+=(--pooling "$POOLING")
+[ -z "$TENSORBOARD" ] || OPTIONAL_ARGS+=(--tensorboard-logdir "$TENSORBOARD")
+[ -z "$WANDB" ] || OPTIONAL_ARGS+=(--wandb-project "$WANDB")
 
 # Consistency training: the stage's augmentations, lambdas and teacher.
 RUN_DIR=$SAVE_DIR
@@ -207,6 +216,8 @@ fi
 
 # Interval checkpoints: keep the newest two, so a sound one remains if the newest copy is damaged by a crash.
 [ "$SAVE_INTERVAL_UPDATES" = 0 ] || OPTIONAL_ARGS+=(--keep-interval-updates 2)
+# W&B: offline (wandb sync uploads later) unless WANDB_MODE says otherwise; its files with the run's.
+[ -z "$WANDB" ] || export WANDB_MODE=${WANDB_MODE:-offline} WANDB_DIR=${WANDB_DIR:-$RUN_DIR}
 TRAIN_ARGS=("$DATA"
   --user-dir "$ROOT/stabletune_fairseq"
   --task "$FAIRSEQ_TASK" --arch "$ARCH" --criterion stability_consistency
