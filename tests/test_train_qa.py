@@ -153,3 +153,29 @@ def test_squad2_trains_on_unanswerable_questions_and_answers_them_with_nothing(e
                                                        if golds[q] and predictions[q])
     assert results["per_language"]["en"]["exact_match"] == round(100 * right / len(golds), 2)
     assert valid_scores(log)["em_avg"] == pytest.approx(results["average"]["exact_match"], abs=0.01)
+
+
+def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, toy_xquad, toy_qa_xtreme, tmp_path):
+    """The raw Chinese XQuAD questions (contexts without spaces, several windows) as JSON lines through
+    stabletune-predict: evaluation's answers, with their characters in the context."""
+    from conftest import BIN, run
+
+    checkpoint = xquad_stage1[0] / "checkpoint_last.pt"
+    evaluate(checkpoint, toy_xquad, "valid", tmp_path / "eval")
+    evaluated = json.loads((tmp_path / "eval" / "predictions" / "valid-zh.json").read_text(encoding="utf-8"))
+    source = json.loads((toy_qa_xtreme / "xquad" / "xquad.zh.json").read_text(encoding="utf-8"))
+    questions = [{"id": qa["id"], "question": qa["question"], "context": p["context"]}
+                 for article in source["data"] for p in article["paragraphs"] for qa in p["qas"]]
+    assert read_metadata(toy_xquad)["splits"]["valid_zh"]["long_contexts"] > 0
+    raw = tmp_path / "xquad-zh.jsonl"
+    raw.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
+    result = run([BIN / "stabletune-predict", "--checkpoint", checkpoint, "--input", raw, "--batch-size", "64"])
+    predicted = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["id"] for p in predicted] == [q["id"] for q in questions]
+    assert {p["id"]: p["answer"] for p in predicted} == evaluated
+    for p, q in zip(predicted, questions):
+        assert p["answer"] and q["context"][p["start"]:p["end"]] == p["answer"]
+    # a JSON line that is no question: refused with its line
+    raw.write_text(json.dumps(questions[0], ensure_ascii=False) + '\n{"question": "Wo?"}\n', encoding="utf-8")
+    refused = run([BIN / "stabletune-predict", "--checkpoint", checkpoint, "--input", raw], check=False)
+    assert refused.returncode == 2 and f'stabletune-predict: {raw}:2: missing "context"' in refused.stderr

@@ -92,6 +92,10 @@ def test_udpos_plain_with_sum_pooling(e5_dir, toy_udpos, tmp_path):
     assert all(p != g and p in meta["labels"] for p, g in unseen)
     assert results["per_language"]["de"]["accuracy"] == round(100 * sum(p == g for p, g in pairs) / len(pairs), 2)
     assert results["per_language"]["de"]["f1"] == round(100 * f1_score(gold.tags, predicted.tags), 2)
+    # No HF class sums a word's pieces: the export is refused, not approximated, and writes nothing
+    refused = run([sys.executable, "-m", "stabletune_fairseq.cli.export", "hf", save_dir / "checkpoint_last.pt",
+                   tmp_path / "hf"], check=False)
+    assert refused.returncode == 2 and "trained with --pooling sum" in refused.stderr and not (tmp_path / "hf").exists()
 
 
 def test_translate_train_stage2_trains_on_one_translation_per_sentence(panx_stage1, e5_dir, toy_tagging_xtreme, tmp_path):
@@ -149,3 +153,38 @@ def test_translate_train_stage2_trains_on_one_translation_per_sentence(panx_stag
     _, n_words, out = criterion(model, sample)
     assert out["task_loss"] == 0 and out["r1"] > 0 and out["r2"] > 0
     assert n_words == sum(len(item["target"]) for item in translated)
+
+
+def test_predict_on_raw_sentences_gives_what_evaluate_writes(panx_stage1, toy_panx, toy_tagging_xtreme, tmp_path):
+    """The raw German dev sentences (a long one read in chunks, odd words) through stabletune-predict as
+    whitespace-separated words, and through load_model as word lists: evaluation's tags."""
+    from conftest import BIN
+    from stabletune_fairseq import load_model
+
+    checkpoint = panx_stage1[0] / "checkpoint_last.pt"
+    assert json.loads((toy_panx / "metadata.json").read_text())["splits"]["valid_de"]["long_sentences"] > 0
+    evaluate(checkpoint, toy_panx, "valid", tmp_path / "eval")
+    evaluated = read_predictions(tmp_path / "eval" / "predictions" / "valid-de.tsv").tags
+    source = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True).words
+    raw = tmp_path / "dev-de.txt"
+    raw.write_text("".join(" ".join(words) + "\n" for words in source), encoding="utf-8")
+    result = run([BIN / "stabletune-predict", "--checkpoint", checkpoint, "--input", raw, "--batch-size", "64"])
+    predicted = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(predicted) == len(source)
+    # A word holding whitespace (the odd sentence's "Anna<TAB>Maria") is two words in this format.
+    plain = [k for k, words in enumerate(source) if not any(len(w.split()) != 1 for w in words)]
+    assert len(plain) == len(source) - 1 and len(predicted[-1]["words"]) == len(source[-1]) + 1
+    assert [predicted[k]["tags"] for k in plain] == [evaluated[k] for k in plain]
+    assert [predicted[k]["words"] for k in plain] == [source[k] for k in plain]
+    assert all(len(p["scores"]) == len(p["words"]) and all(0 < s <= 1 for s in p["scores"]) for p in predicted)
+
+    model = load_model(checkpoint, batch_size=64)  # word lists: every word as the file has it
+    assert model.kind == "tagging" and model.labels == json.loads((toy_panx / "metadata.json").read_text())["labels"]
+    assert [p["tags"] for p in model.predict(source)] == evaluated
+    # every chunk's token ids and word pooling are those of the stored split
+    import torch
+    from stabletune_fairseq.inference.raw_datasets import tagging_dataset
+    stored, chunks = model.task.load_dataset("valid_de"), tagging_dataset(model.task, model.encoder, source)
+    assert len(chunks) == len(stored) > len(source)
+    assert all(torch.equal(chunks[i]["tokens"], stored[i]["tokens"]) and torch.equal(chunks[i]["word_of"], stored[i]["word_of"])
+               for i in range(len(stored)))

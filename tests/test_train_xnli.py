@@ -31,7 +31,7 @@ def train(toy_data, e5_dir, save_dir, *settings):
 @pytest.fixture(scope="module")
 def first_run(toy_data, e5_dir, tmp_path_factory):
     save_dir = tmp_path_factory.mktemp("xnli-run") / "checkpoints"
-    return save_dir, train(toy_data, e5_dir, save_dir, "MAX_UPDATE=4")
+    return save_dir, train(toy_data, e5_dir, save_dir, "MAX_UPDATE=4", f"TENSORBOARD={save_dir.parent / 'tensorboard'}")
 
 
 def test_validation_reports_every_language_over_the_whole_subset(first_run, toy_data):
@@ -128,3 +128,100 @@ def test_select_en_without_english_dev_is_refused(e5_dir, tmp_path):
     (data / "metadata.json").write_text(json.dumps({"splits": {"train": {"examples": 64}, "valid_de": {}}}))
     refused = run(["bash", "run_scripts/run_xtreme.sh", "PAWSX", e5_dir / "model.pt", data, tmp_path / "ck", "SELECT=en"], check=False)
     assert refused.returncode == 2 and "no valid_en" in refused.stderr
+
+
+def test_predict_on_raw_pairs_gives_what_evaluate_writes(first_run, toy_data, toy_xtreme, tmp_path, caplog):
+    """The raw dev rows through stabletune-predict (German) and load_model (Chinese): evaluation's labels."""
+    from conftest import BIN
+    from stabletune_fairseq import load_model
+
+    checkpoint = first_run[0] / "checkpoint_last.pt"
+    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", checkpoint, "--data", toy_data,
+         "--split", "valid", "--out", tmp_path / "eval"])
+    evaluated = lambda lang: (tmp_path / "eval" / "predictions" / f"valid-{lang}.tsv").read_text().splitlines()  # noqa: E731
+    rows = lambda lang: [line.split("\t")[:2] for line in  # noqa: E731
+                         (toy_xtreme / "xnli" / f"dev-{lang}.tsv").read_text(encoding="utf-8").splitlines()]
+    raw = tmp_path / "dev-de.txt"
+    raw.write_text("".join(f"{a}\t{b}\n" for a, b in rows("de")), encoding="utf-8")
+    # the task folder is found from the checkpoint's record; the batches are evaluation's (64, in length order)
+    result = run([BIN / "stabletune-predict", "--checkpoint", checkpoint, "--input", raw, "--batch-size", "64"])
+    predicted = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["label"] for p in predicted] == evaluated("de") and len(predicted) == 150
+    for p in predicted:
+        assert set(p["scores"]) == {"contradiction", "entailment", "neutral"}
+        assert sum(p["scores"].values()) == pytest.approx(1, abs=1e-5) and p["score"] == max(p["scores"].values())
+
+    model = load_model(checkpoint, task_dir=toy_data, batch_size=64)
+    assert model.kind == "sentence_pair" and model.labels == ["contradiction", "entailment", "neutral"]
+    assert [p["label"] for p in model.predict([tuple(r) for r in rows("zh")])] == evaluated("zh")
+    # (a toy model may give every row one label:) the raw rows' token ids and probabilities are the stored split's
+    from stabletune_fairseq.inference.raw_datasets import pair_dataset
+    stored, raw_rows = model.task.load_dataset("valid_de"), pair_dataset(model.task, model.encoder, rows("de"))
+    assert all(torch.equal(raw_rows[i]["net_input.src_tokens"], stored[i]["net_input.src_tokens"]) for i in range(150))
+    stored_logits, _ = model.predictor.outputs(stored)
+    for p, logits in zip(predicted, stored_logits):
+        assert list(p["scores"].values()) == pytest.approx(torch.softmax(logits, -1).tolist(), abs=2e-6)
+    with caplog.at_level("WARNING"):
+        long = model.predict([(" ".join(["word"] * 400), "short")])  # cut to the folder's 256 tokens, counted
+    assert len(long) == 1 and "1 of 1 pairs are longer than 256 tokens and were cut" in caplog.text
+    with pytest.raises(ValueError, match=r"inputs\[0\]: a single text, but xnli classifies sentence pairs"):
+        model.predict(["one sentence"])
+
+    # bad input: refused with the file and line, exit status 2, nothing predicted
+    bad = tmp_path / "bad.txt"
+    for text, message in ((f"{rows('de')[0][0]}\t{rows('de')[0][1]}\nno tab here\n", f"{bad}:2: no tab: xnli classifies"),
+                          ("a\tb\n\nc\td\n", f"{bad}:2: blank line"), ("", f"{bad}: no inputs")):
+        bad.write_text(text, encoding="utf-8")
+        refused = run([BIN / "stabletune-predict", "--checkpoint", checkpoint, "--input", bad], check=False)
+        assert refused.returncode == 2 and f"stabletune-predict: {message}" in refused.stderr and not refused.stdout
+
+
+def tensorboard_scalars(folder) -> dict:
+    """{(run, tag): [(step, value), ...]} of the event files under folder: TFRecords (uint64 length, uint32 crc,
+    an Event protobuf, uint32 crc), one run per subfolder (train_inner, train, valid)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+    scalars = {}
+    for path in sorted(folder.rglob("events.out.tfevents.*")):
+        data, offset = path.read_bytes(), 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            event = Event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    scalars.setdefault((path.parent.name, value.tag), []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_tensorboard_events_hold_the_logged_metrics(first_run):
+    import math
+    save_dir, log = first_run
+    assert f"--tensorboard-logdir {save_dir.parent / 'tensorboard'}" in log
+    scalars = tensorboard_scalars(save_dir.parent / "tensorboard")
+    train_line = [line for line in log.splitlines() if " | train | " in line][-1]
+    logged = {"train": [{k: float(v) for k, v in (f.strip().split(" ", 1) for f in train_line.split(" | train | ")[1].split("|"))}],
+              "valid": valid_lines(log)}
+    assert [r["num_updates"] for r in logged["train"]] == [4] and [r["num_updates"] for r in logged["valid"]] == [2, 4]
+    for run_name, rows in logged.items():
+        # every scalar of the log's train/valid lines, at the update it was logged at, as the log shows it
+        for key in set(rows[-1]) - {"epoch", "num_updates"}:
+            events = scalars.get((run_name, key))
+            assert events is not None, f"{run_name}/{key} not in the TensorBoard events: {sorted(scalars)}"
+            assert [step for step, _ in events] == [int(r["num_updates"]) for r in rows if key in r], (run_name, key)
+            for (_, value), row in zip(events, (r for r in rows if key in r)):
+                assert math.isfinite(value) and value == pytest.approx(row[key], rel=1e-4, abs=1e-3), (run_name, key)
+    for key in ("loss", "task_loss", "r1", "r2", "acc_en", "lr", "gnorm"):
+        assert ("train", key) in scalars
+    for key in ("task_loss", "acc_avg", *(f"acc_{lang}" for lang in LANGS)):
+        assert [step for step, _ in scalars[("valid", key)]] == [2, 4]
+
+
+def test_wandb_without_the_package_is_refused(tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("wandb"):
+        pytest.skip("wandb is installed")
+    refused = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", tmp_path / "model.pt", tmp_path, tmp_path / "ck", "WANDB=demo"],
+                  check=False)
+    assert refused.returncode == 2 and "WANDB=demo needs the wandb package" in refused.stderr and not (tmp_path / "ck").exists()

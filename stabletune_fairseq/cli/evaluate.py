@@ -15,8 +15,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 from .console import quiet_logging
 
 logger = logging.getLogger("stabletune_fairseq.evaluate")
@@ -35,38 +33,13 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_checkpoint_against_data(checkpoint: str, data: str) -> str:
-    """A clear error when ``checkpoint`` is no fine-tuned checkpoint of the task, labels and vocabulary of
-    ``data``; what was checked (stored in results.json): "same data", a warning, or the shapes only."""
-    from ..data.metadata import load_metadata
-    from ..reliability.checkpoint_safety import open_checkpoint
-    from ..reliability.run_identity import check_identity, check_shapes, data_identity, recorded_identity
-    from ..tasks.xtreme_base import XtremeTask
-
-    state = open_checkpoint(checkpoint, "checkpoint")
-    metadata = load_metadata(data)
-    recorded = recorded_identity(state)
-    if recorded is not None:
-        return check_identity(checkpoint, "checkpoint", recorded, data_identity(data, metadata)) or "same data"
-    # Written by an older version or by plain fairseq: the head and the vocabulary must at least fit.
-    heads = {task.kind: task.head_name for task in XtremeTask.__subclasses__()}
-    check_shapes(checkpoint, "checkpoint", state["model"], heads[metadata["kind"]], metadata["labels"],
-                 os.path.join(data, "dict.txt"))
-    logger.warning("%s records no task: only the shapes of its head and vocabulary were checked", checkpoint)
-    return "no record in the checkpoint: shapes checked"
-
-
 def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int = 64, cpu: bool = False) -> dict:
-    import stabletune_fairseq  # noqa: F401  (registers the plugin, allows fairseq checkpoint types)
-    from fairseq import checkpoint_utils
-
     from ..data.metadata import split_languages
+    from ..inference.checkpoint_loading import choose_device, load_for_inference
     from .predictors import PREDICTORS
 
-    data_check = check_checkpoint_against_data(checkpoint, data)  # before fairseq reads either
-    device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
-    model = models[0].to(device).eval()
+    device = choose_device("cpu" if cpu else None)
+    model, task, data_check = load_for_inference(checkpoint, data, device)
     languages = split_languages(task.metadata, split)
     if not languages:
         raise ValueError(f"{data} has no {split}_<lang> splits")

@@ -1,7 +1,9 @@
 """Predict a whole split with a trained model and score it: one predictor per task family.
 
 ``predict(split)`` returns the scores (``{"accuracy": ..., "n": ...}``, or ``{"n": ..., "labelled": False}``
-for a split without labels) and the prediction file's text, in input order.
+for a split without labels) and the prediction file's text, in input order. What the model says about any
+dataset of the task (a stored split, or raw text encoded the same way: ``inference/``) comes from
+``outputs(dataset)``, so evaluation and prediction on raw text run the model one way.
 """
 from __future__ import annotations
 
@@ -15,13 +17,12 @@ from ..data.word_chunks import merge_chunk_predictions
 from ..metrics.qa_scores import score_questions
 
 
-def _batches(task, split: str, batch_size: int):
-    dataset = task.load_dataset(split)
-    iterator = task.get_batch_iterator(
+def _batches(task, dataset, batch_size: int):
+    # Not cached by the task: a long-lived process predicting many inputs would keep every dataset alive.
+    return task.get_batch_iterator(
         dataset, max_sentences=batch_size, max_positions=task.max_positions(), ignore_invalid_inputs=False,
-        num_workers=0,
+        num_workers=0, disable_iterator_cache=True,
     ).next_epoch_itr(shuffle=False)
-    return dataset, iterator
 
 
 class SentencePredictor:
@@ -32,17 +33,22 @@ class SentencePredictor:
     def __init__(self, task, model, device, batch_size: int):
         self.task, self.model, self.device, self.batch_size = task, model, device, batch_size
 
-    def predict(self, split: str) -> tuple[dict, str]:
-        dataset, iterator = _batches(self.task, split, self.batch_size)
-        predictions, gold = [None] * len(dataset), [None] * len(dataset)
+    def outputs(self, dataset) -> tuple[list[torch.Tensor], list[int]]:
+        """Per example of ``dataset``, in its order: the head's logits over the labels (on the CPU) and the gold label."""
+        logits_of, gold = [None] * len(dataset), [None] * len(dataset)
         with torch.no_grad():
-            for sample in iterator:
+            for sample in _batches(self.task, dataset, self.batch_size):
                 logits = self.model(sample["net_input"]["src_tokens"].to(self.device), head=self.task.head_name)
-                for i, p, t in zip(sample["id"].tolist(), logits.argmax(-1).tolist(), sample["target"].tolist()):
-                    predictions[i], gold[i] = p, t
-        missing = sum(p is None for p in predictions)
+                for i, row, t in zip(sample["id"].tolist(), logits.float().cpu(), sample["target"].tolist()):
+                    logits_of[i], gold[i] = row, t
+        missing = sum(row is None for row in logits_of)
         if missing:
-            raise RuntimeError(f"{split}: {missing} of {len(dataset)} examples got no prediction")
+            raise RuntimeError(f"{missing} of {len(dataset)} examples got no prediction")
+        return logits_of, gold
+
+    def predict(self, split: str) -> tuple[dict, str]:
+        logits, gold = self.outputs(self.task.load_dataset(split))
+        predictions = [int(row.argmax()) for row in logits]
         labelled = [(p, g) for p, g in zip(predictions, gold) if g >= 0]
         scores = ({"accuracy": round(100.0 * sum(p == g for p, g in labelled) / len(labelled), 2), "n": len(labelled)}
                   if labelled else {"n": len(predictions), "labelled": False})
@@ -55,21 +61,26 @@ class TaggingPredictor(SentencePredictor):
     blank line after each sentence."""
     metrics = ("f1", "accuracy")
 
-    def predict(self, split: str) -> tuple[dict, str]:
-        dataset, iterator = _batches(self.task, split, self.batch_size)
+    def outputs(self, dataset) -> dict[tuple[int, int], list[tuple[torch.Tensor, int]]]:
+        """Per chunk of ``dataset``, keyed (sentence, first word) for ``merge_chunk_predictions``: each of its words'
+        logits over the labels (on the CPU) and gold tag."""
         chunks = {}
         with torch.no_grad():
-            for sample in iterator:
+            for sample in _batches(self.task, dataset, self.batch_size):
                 tokens = sample["net_input"]["src_tokens"].to(self.device)
                 logits = self.model(tokens, head=self.task.head_name,
-                                    word_index=sample["head_input"]["word_index"].to(self.device))
-                predicted = logits.argmax(-1).cpu()
+                                    word_index=sample["head_input"]["word_index"].to(self.device)).float().cpu()
                 for row in range(tokens.size(0)):
                     n = int(sample["word_mask"][row].sum())
                     key = (int(sample["sentence"][row]), int(sample["first_word"][row]))
-                    chunks[key] = list(zip(predicted[row, :n].tolist(), sample["target"][row, :n].tolist()))
+                    chunks[key] = list(zip(logits[row, :n], sample["target"][row, :n].tolist()))
+        return chunks
+
+    def predict(self, split: str) -> tuple[dict, str]:
+        chunks = self.outputs(self.task.load_dataset(split))
         words = self._words(split)
-        merged = merge_chunk_predictions([len(w) for w in words], chunks)
+        merged = [[(int(logits.argmax()), gold) for logits, gold in sentence]
+                  for sentence in merge_chunk_predictions([len(w) for w in words], chunks)]
         predicted = [[self.task.labels[p] for p, _ in sentence] for sentence in merged]
         text = "".join("".join(f"{w}\t{t}\n" for w, t in zip(ws, ts)) + "\n" for ws, ts in zip(words, predicted))
         n_words = sum(len(s) for s in merged)
@@ -93,18 +104,23 @@ class QAPredictor(SentencePredictor):
     metrics = ("f1", "exact_match")
     suffix = ".json"
 
-    def predict(self, split: str) -> tuple[dict, str]:
-        _, iterator = _batches(self.task, split, self.batch_size)
-        predictions, golds = {}, {}
+    def outputs(self, dataset) -> list[tuple[dict, str, object]]:
+        """(record, language, answer) of every question of ``dataset``, decoded over all of its windows."""
+        decoded = []
         with torch.no_grad():
-            for sample in iterator:
+            for sample in _batches(self.task, dataset, self.batch_size):
                 tokens = sample["net_input"]["src_tokens"].to(self.device)
                 logits = self.model(tokens, head=self.task.head_name,
                                     span_mask=sample["head_input"]["span_mask"].to(self.device))
-                for record, _, answer in self.task.decode(logits, sample):
-                    predictions[record["id"]] = answer.text
-                    if record["answers"] or record.get("impossible"):
-                        golds[record["id"]] = record["answers"]
+                decoded += self.task.decode(logits, sample)
+        return decoded
+
+    def predict(self, split: str) -> tuple[dict, str]:
+        predictions, golds = {}, {}
+        for record, _, answer in self.outputs(self.task.load_dataset(split)):
+            predictions[record["id"]] = answer.text
+            if record["answers"] or record.get("impossible"):
+                golds[record["id"]] = record["answers"]
         text = json.dumps(predictions, ensure_ascii=False, indent=1) + "\n"
         if not golds:
             return {"n": len(predictions), "labelled": False}, text

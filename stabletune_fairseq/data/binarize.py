@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fairseq.data import indexed_dataset
+from fairseq.data import ListDataset, indexed_dataset
 
 
 def write_token_dataset(prefix: str | Path, sequences: list[np.ndarray], vocab_size: int) -> None:
@@ -15,6 +15,13 @@ def write_token_dataset(prefix: str | Path, sequences: list[np.ndarray], vocab_s
     for ids in sequences:
         builder.add_item(torch.from_numpy(np.asarray(ids, dtype=np.int64)))
     builder.finalize(f"{prefix}.idx")
+
+
+def memory_token_dataset(sequences: list[np.ndarray]) -> ListDataset:
+    """What ``write_token_dataset`` stores, held in memory (prediction on raw text): items are int64 tensors
+    and ``sizes`` their lengths, as the task's datasets read them from a stored folder."""
+    items = [torch.from_numpy(np.asarray(ids, dtype=np.int64)) for ids in sequences]
+    return ListDataset(items, sizes=np.array([len(item) for item in items], dtype=np.int64))
 
 
 def write_int_array(path: str | Path, values) -> None:

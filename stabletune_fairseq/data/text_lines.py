@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from .errors import InputFormatError
 
@@ -13,11 +13,16 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     if not path.is_file():
         raise InputFormatError(path, None, "file not found")
     with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise InputFormatError(path, number, f"not valid UTF-8 ({err.reason} at byte {err.start})") from None
-            yield number, text.rstrip("\r\n")
+        yield from decode_lines(f, path)
+
+
+def decode_lines(stream: BinaryIO, name: str | Path) -> Iterator[tuple[int, str]]:
+    """``read_lines`` of an open binary stream (e.g. standard input), errors naming it ``name``."""
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputFormatError(name, number, f"not valid UTF-8 ({err.reason} at byte {err.start})") from None
+        yield number, text.rstrip("\r\n")

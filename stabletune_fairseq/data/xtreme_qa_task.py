@@ -128,19 +128,33 @@ def count_windows(arrays: dict, max_positions: int, stride: int) -> tuple[int, i
     return total, long
 
 
-def write_split(out: Path, name: str, qa: QAFile, arrays: dict, vocab: int) -> None:
+TOKEN_FOLDERS = ("question", "question_words", "context", "context_words")
+
+
+def split_columns(qa: QAFile, arrays: dict) -> dict:
+    """What a split stores, by folder (``write_split`` writes it; prediction on raw text holds it in memory):
+    the token folders' sequences, ``char_spans``, ``answers`` and the ``examples`` records."""
+    columns = {}
     for part in ("question", "context"):
-        write_token_dataset(out / part / name, [t.pieces for t in arrays[part]], vocab)
-        write_token_dataset(out / f"{part}_words" / name, [t.word_pieces for t in arrays[part]], vocab)
-    spans = np.concatenate([c.char_spans for c in arrays["context"]]).reshape(-1, 2)
+        columns[part] = [t.pieces for t in arrays[part]]
+        columns[f"{part}_words"] = [t.word_pieces for t in arrays[part]]
+    columns["char_spans"] = np.concatenate([c.char_spans for c in arrays["context"]]).reshape(-1, 2).astype(np.int64)
+    columns["answers"] = np.asarray(arrays["answers"], dtype=np.int64).reshape(-1, 2)
+    columns["examples"] = [{"id": e.id, "question": e.question, "context": e.context, "answers": e.answers,
+                            "impossible": e.impossible} for e in qa.examples]
+    return columns
+
+
+def write_split(out: Path, name: str, qa: QAFile, arrays: dict, vocab: int) -> None:
+    columns = split_columns(qa, arrays)
+    for folder in TOKEN_FOLDERS:
+        write_token_dataset(out / folder / name, columns[folder], vocab)
     (out / "char_spans").mkdir(parents=True, exist_ok=True)
-    np.save(out / "char_spans" / f"{name}.npy", spans.astype(np.int64))
-    write_int_array(out / "answers" / f"{name}.npy", np.asarray(arrays["answers"], dtype=np.int64).reshape(-1, 2))
+    np.save(out / "char_spans" / f"{name}.npy", columns["char_spans"])
+    write_int_array(out / "answers" / f"{name}.npy", columns["answers"])
     (out / "examples").mkdir(parents=True, exist_ok=True)
     with open(out / "examples" / f"{name}.jsonl", "w", encoding="utf-8") as f:
-        for e in qa.examples:
-            f.write(json.dumps({"id": e.id, "question": e.question, "context": e.context, "answers": e.answers,
-                                "impossible": e.impossible}, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in columns["examples"])
 
 
 def prepare_qa_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out_root: str | Path,

@@ -56,15 +56,26 @@ class XtremeSentenceTask(XtremeTask):
         if split == "train" and (self.uses_views or self.cfg.copy_augmentation != "none"):
             return self._load_training_views()
         names = self.split_names(split)
-        bos, eos = self.dictionary.bos(), self.dictionary.eos()
-        first = AppendTokenDataset(PrependTokenDataset(self._stored("input0", names), bos), eos)
-        second = AppendTokenDataset(PrependTokenDataset(self._stored("input1", names), eos), eos)
-        tokens = ConcatSentencesDataset(first, second)
         labels = np.concatenate([np.load(os.path.join(self.cfg.data, "label", f"{n}.npy")) for n in names])
         languages = np.concatenate([np.full(self.metadata["splits"][n]["examples"], self.language_of(n)) for n in names])
+        dataset = self.pair_dataset(self._stored("input0", names), self._stored("input1", names), labels, languages,
+                                    f"{self.cfg.data}: {split}")
+        if split == "train":
+            dataset = self._shuffled_by_length(dataset, dataset.sizes[0])
+        logger.info("loaded %s: %d examples from %s", split, len(dataset), ", ".join(names))
+        self.datasets[split] = dataset
+        return dataset
+
+    def pair_dataset(self, first, second, labels, languages, where: str) -> CompleteBatchesDataset:
+        """Examples ``<s> a </s> </s> b </s>`` from the pieces of the first and second texts (stored datasets,
+        or raw text encoded as preprocessing encodes it, see ``inference/raw_datasets.py``)."""
+        bos, eos = self.dictionary.bos(), self.dictionary.eos()
+        first = AppendTokenDataset(PrependTokenDataset(first, bos), eos)
+        second = AppendTokenDataset(PrependTokenDataset(second, eos), eos)
+        tokens = ConcatSentencesDataset(first, second)
         if len(labels) != len(tokens):
-            raise ValueError(f"{self.cfg.data}: {split} has {len(tokens)} token rows but {len(labels)} labels")
-        dataset = CompleteBatchesDataset(
+            raise ValueError(f"{where} has {len(tokens)} token rows but {len(labels)} labels")
+        return CompleteBatchesDataset(
             {
                 "id": IdDataset(),
                 "net_input": {"src_tokens": RightPadDataset(tokens, pad_idx=self.dictionary.pad()),
@@ -76,11 +87,6 @@ class XtremeSentenceTask(XtremeTask):
             },
             sizes=[tokens.sizes],
         )
-        if split == "train":
-            dataset = self._shuffled_by_length(dataset, tokens.sizes)
-        logger.info("loaded %s: %d examples from %s", split, len(dataset), ", ".join(names))
-        self.datasets[split] = dataset
-        return dataset
 
     def _load_training_views(self):
         labels = np.load(os.path.join(self.cfg.data, "label", "train.npy"))
