@@ -179,3 +179,37 @@ def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, toy_x
     raw.write_text(json.dumps(questions[0], ensure_ascii=False) + '\n{"question": "Wo?"}\n', encoding="utf-8")
     refused = run([BIN / "stabletune-predict", "--checkpoint", checkpoint, "--input", raw], check=False)
     assert refused.returncode == 2 and f'stabletune-predict: {raw}:2: missing "context"' in refused.stderr
+
+
+def test_the_exported_span_model_gives_our_logits_and_answers_in_transformers(xquad_stage1, toy_qa_xtreme, tmp_path):
+    """stabletune-export hf, then transformers' XLMRobertaForQuestionAnswering on every window of the raw
+    English questions: our start/end logits, and decoded by our decoder the answers load_model gives."""
+    import torch
+    from stabletune_fairseq import load_model
+    from stabletune_fairseq.convert.fairseq_to_hf import export_hf
+    from stabletune_fairseq.convert.hf_names import import_transformers
+    from stabletune_fairseq.inference.raw_datasets import qa_dataset
+
+    checkpoint = xquad_stage1[0] / "checkpoint_last.pt"
+    out = export_hf(checkpoint, tmp_path / "hf")
+    hf = import_transformers().AutoModelForQuestionAnswering.from_pretrained(out).eval()
+    source = json.loads((toy_qa_xtreme / "xquad" / "xquad.en.json").read_text(encoding="utf-8"))
+    questions = [{"question": qa["question"], "context": p["context"]}
+                 for article in source["data"] for p in article["paragraphs"] for qa in p["qas"]]
+    model = load_model(checkpoint, device="cpu")
+    ours = model.predict(questions)
+    dataset = qa_dataset(model.task, model.encoder, questions)
+    iterator = model.task.get_batch_iterator(dataset, max_sentences=32, max_positions=model.task.max_positions(),
+                                             disable_iterator_cache=True).next_epoch_itr(shuffle=False)
+    answers, windows, largest = {}, 0, 0.0
+    with torch.no_grad():
+        for sample in iterator:
+            tokens, span_mask = sample["net_input"]["src_tokens"], sample["head_input"]["span_mask"]
+            mine = model.model(tokens, head=model.task.head_name, span_mask=span_mask)
+            theirs = hf(input_ids=tokens, attention_mask=tokens.ne(1).long())
+            theirs = torch.stack([theirs.start_logits, theirs.end_logits], -1).masked_fill(~span_mask[..., None], -1e4)
+            largest = max(largest, float((mine - theirs).abs().max()))
+            windows += tokens.size(0)
+            answers.update({int(record["id"]): answer.text for record, _, answer in model.task.decode(theirs, sample)})
+    assert largest < 1e-4 and windows > len(questions)  # long contexts: several windows
+    assert [answers[i] for i in range(len(questions))] == [o["answer"] for o in ours]

@@ -188,3 +188,35 @@ def test_predict_on_raw_sentences_gives_what_evaluate_writes(panx_stage1, toy_pa
     assert len(chunks) == len(stored) > len(source)
     assert all(torch.equal(chunks[i]["tokens"], stored[i]["tokens"]) and torch.equal(chunks[i]["word_of"], stored[i]["word_of"])
                for i in range(len(stored)))
+
+
+def test_the_exported_tagger_tags_in_transformers_as_stabletune_predict(panx_stage1, toy_panx, toy_tagging_xtreme, tmp_path):
+    """stabletune-export hf, then transformers' XLMRobertaForTokenClassification on the raw German dev sentences
+    (as words): at each word's first piece, the tags and probabilities load_model gives. Sentences longer than
+    one training window are read in chunks by us, whole by HF: those are left out."""
+    import torch
+    from stabletune_fairseq import load_model
+    from stabletune_fairseq.convert.fairseq_to_hf import export_hf
+    from stabletune_fairseq.convert.hf_names import import_transformers
+
+    transformers = import_transformers()
+    checkpoint = panx_stage1[0] / "checkpoint_last.pt"
+    out = export_hf(checkpoint, tmp_path / "hf")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    hf = transformers.AutoModelForTokenClassification.from_pretrained(out).eval()
+    window = json.loads((toy_panx / "metadata.json").read_text())["max_positions"]
+    sentences = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True).words
+    ours = load_model(checkpoint, device="cpu").predict(sentences)
+    compared = 0
+    for words, mine in zip(sentences, ours):
+        encoded = tokenizer(words, is_split_into_words=True, return_tensors="pt")
+        word_ids = encoded.word_ids()
+        firsts = [word_ids.index(w) for w in range(len(words)) if w in word_ids]
+        if len(word_ids) > window or len(firsts) != len(words):
+            continue
+        with torch.no_grad():
+            probabilities = torch.softmax(hf(**encoded).logits[0, firsts], -1)
+        assert [hf.config.id2label[int(i)] for i in probabilities.argmax(-1)] == mine["tags"], words
+        assert probabilities.max(-1).values.tolist() == pytest.approx(mine["scores"], abs=1e-5)
+        compared += 1
+    assert compared >= len(sentences) - 3  # the long sentence(s) and the odd one

@@ -225,3 +225,23 @@ def test_wandb_without_the_package_is_refused(tmp_path):
     refused = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", tmp_path / "model.pt", tmp_path, tmp_path / "ck", "WANDB=demo"],
                   check=False)
     assert refused.returncode == 2 and "WANDB=demo needs the wandb package" in refused.stderr and not (tmp_path / "ck").exists()
+
+
+def test_the_exported_classifier_predicts_in_a_transformers_pipeline_as_stabletune_predict(first_run, toy_xtreme, tmp_path):
+    """stabletune-export hf, then transformers' own text-classification pipeline on raw French pairs: the
+    labels and probabilities load_model (stabletune-predict's code) gives."""
+    from stabletune_fairseq import load_model
+    from stabletune_fairseq.convert.fairseq_to_hf import export_hf
+    from stabletune_fairseq.convert.hf_names import import_transformers
+
+    checkpoint = first_run[0] / "checkpoint_last.pt"
+    out = export_hf(checkpoint, tmp_path / "hf")
+    rows = [tuple(line.split("\t")[:2]) for line in (toy_xtreme / "xnli" / "dev-fr.tsv").read_text(encoding="utf-8").splitlines()]
+    ours = load_model(checkpoint, device="cpu", batch_size=64).predict(rows)
+    pipe = import_transformers().pipeline("text-classification", model=str(out), device="cpu")
+    theirs = pipe([{"text": a, "text_pair": b} for a, b in rows], top_k=None, batch_size=64)
+    assert len(theirs) == len(ours) == 150
+    for mine, hf in zip(ours, theirs):
+        scores = {entry["label"]: entry["score"] for entry in hf}
+        assert max(scores, key=scores.get) == mine["label"]
+        assert scores == pytest.approx(mine["scores"], abs=1e-5)  # probabilities written to 6 digits

@@ -42,15 +42,22 @@ def _section(cfg, name: str) -> dict:
     return dict(section) if not isinstance(section, dict) else section
 
 
-def _vocabulary_folder(checkpoint: Path, cfg, task_dir: str | None) -> Path:
-    """Where dict.txt and sentencepiece.bpe.model are: the named folder, the data the run was trained on,
+def _vocabulary_folder(checkpoint: Path, task_dir: str | None) -> Path:
+    """Where dict.txt and sentencepiece.bpe.model are: the named folder, the task folder the run was trained on,
     or the checkpoint's own folder (a release)."""
-    candidates = [task_dir] if task_dir else [_section(cfg, "task").get("data"), checkpoint.parent]
+    from ..inference.checkpoint_loading import recorded_task_folder
+
+    candidates = [Path(task_dir)] if task_dir else []
+    if not task_dir:
+        try:
+            candidates.append(Path(recorded_task_folder(str(checkpoint))))
+        except (BadInput, FileNotFoundError):
+            pass  # a release, or a run whose data has moved: its own folder, else --task-dir
+        candidates.append(checkpoint.parent)
     for folder in candidates:
-        if folder and (Path(folder) / "dict.txt").is_file() and (Path(folder) / "sentencepiece.bpe.model").is_file():
-            return Path(folder)
-    where = task_dir or " or ".join(str(c) for c in candidates if c)
-    raise NotExportable(f"{checkpoint}: no dict.txt and sentencepiece.bpe.model in {where}; "
+        if (folder / "dict.txt").is_file() and (folder / "sentencepiece.bpe.model").is_file():
+            return folder
+    raise NotExportable(f"{checkpoint}: no dict.txt and sentencepiece.bpe.model in {' or '.join(map(str, candidates))}; "
                         "name the data folder with --task-dir")
 
 
@@ -112,7 +119,7 @@ def export_hf(checkpoint: str | Path, out_dir: str | Path, task_dir: str | None 
     labels = list(record.get("labels") or []) if kind in ("sentence", "word") else None
     if kind in ("sentence", "word") and not labels:
         raise NotExportable(f"{checkpoint}: records no label list (written by an older version?); cannot name the outputs")
-    vocab_folder = _vocabulary_folder(checkpoint, cfg, task_dir)
+    vocab_folder = _vocabulary_folder(checkpoint, task_dir)
     vocab, charsmap = tokenizer_vocabulary(vocab_folder)
     shape = _shape(state, cfg)
     if len(vocab) != shape["vocab_size"]:
