@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import run
+from conftest import BIN, run
 from test_convert import TEXTS
 
 from stabletune_fairseq.convert.fairseq_to_hf import export_hf
@@ -99,11 +99,11 @@ def test_a_bert_layout_folder_with_a_type_embedding_gives_hf_outputs(exported, e
     assert (converted / "dict.txt").read_bytes() == (e5_dir / "dict.txt").read_bytes()
 
 
-def test_the_commands_run_from_the_shell(exported, tmp_path):
-    result = run([".venv/bin/stabletune-convert", "hf", exported, tmp_path / "release"])
-    assert "wrote" in result.stdout and (tmp_path / "release" / "model.pt").is_file()
-    refused = run([".venv/bin/stabletune-convert", "hf", exported, tmp_path], check=False)  # a folder of other files
-    assert refused.returncode == 2 and "is not an earlier output of this command" in refused.stderr
+def test_the_command_refuses_to_replace_a_folder_of_other_files(exported, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    refused = run([BIN / "stabletune-convert", "hf", exported, tmp_path], check=False)  # the installed entry point
+    assert refused.returncode == 2 and "is not an earlier output of this command (no conversion.json)" in refused.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def _folder(exported, tmp_path, config=None, tokenizer=None, weights="link"):

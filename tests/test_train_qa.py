@@ -51,9 +51,16 @@ def test_stage2_trains_r2_on_subword_sampled_copies(xquad_stage1, e5_dir, toy_xq
     assert (save_dir / "stage2" / "checkpoint_last.pt").is_file()
 
 
-def test_evaluation_answers_every_question_with_a_piece_of_its_context(xquad_stage1, toy_xquad, toy_qa_xtreme, tmp_path):
+@pytest.fixture(scope="module")
+def xquad_evaluated(xquad_stage1, toy_xquad, tmp_path_factory):
+    """stabletune-evaluate of stage 1's last checkpoint on the dev sets: (results, its folder), shared."""
+    out = tmp_path_factory.mktemp("xquad-eval")
+    return evaluate(xquad_stage1[0] / "checkpoint_last.pt", toy_xquad, "valid", out), out
+
+
+def test_evaluation_answers_every_question_with_a_piece_of_its_context(xquad_stage1, xquad_evaluated, toy_qa_xtreme):
     save_dir, log = xquad_stage1
-    results = evaluate(save_dir / "checkpoint_last.pt", toy_xquad, "valid", tmp_path)
+    results, tmp_path = xquad_evaluated
     assert results["metrics"] == ["f1", "exact_match"] and set(results["per_language"]) == {"de", "en", "zh"}
     for lang in ("de", "en", "zh"):
         source = json.loads((toy_qa_xtreme / "xquad" / f"xquad.{lang}.json").read_text(encoding="utf-8"))
@@ -155,14 +162,14 @@ def test_squad2_trains_on_unanswerable_questions_and_answers_them_with_nothing(e
     assert valid_scores(log)["em_avg"] == pytest.approx(results["average"]["exact_match"], abs=0.01)
 
 
-def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, toy_xquad, toy_qa_xtreme, tmp_path):
+def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, xquad_evaluated, toy_xquad, toy_qa_xtreme, tmp_path,
+                                                            capsys):
     """The raw Chinese XQuAD questions (contexts without spaces, several windows) as JSON lines through
     stabletune-predict: evaluation's answers, with their characters in the context."""
     from conftest import BIN, run
 
     checkpoint = xquad_stage1[0] / "checkpoint_last.pt"
-    evaluate(checkpoint, toy_xquad, "valid", tmp_path / "eval")
-    evaluated = json.loads((tmp_path / "eval" / "predictions" / "valid-zh.json").read_text(encoding="utf-8"))
+    evaluated = json.loads((xquad_evaluated[1] / "predictions" / "valid-zh.json").read_text(encoding="utf-8"))
     source = json.loads((toy_qa_xtreme / "xquad" / "xquad.zh.json").read_text(encoding="utf-8"))
     questions = [{"id": qa["id"], "question": qa["question"], "context": p["context"]}
                  for article in source["data"] for p in article["paragraphs"] for qa in p["qas"]]
@@ -177,8 +184,10 @@ def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, toy_x
         assert p["answer"] and q["context"][p["start"]:p["end"]] == p["answer"]
     # a JSON line that is no question: refused with its line
     raw.write_text(json.dumps(questions[0], ensure_ascii=False) + '\n{"question": "Wo?"}\n', encoding="utf-8")
-    refused = run([BIN / "stabletune-predict", "--checkpoint", checkpoint, "--input", raw], check=False)
-    assert refused.returncode == 2 and f'stabletune-predict: {raw}:2: missing "context"' in refused.stderr
+    from stabletune_fairseq.cli.predict import main as predict
+    capsys.readouterr()
+    assert predict(["--checkpoint", str(checkpoint), "--input", str(raw)]) == 2  # in this process: the command ran above
+    assert f'stabletune-predict: {raw}:2: missing "context"' in capsys.readouterr().err
 
 
 def test_the_exported_span_model_gives_our_logits_and_answers_in_transformers(xquad_stage1, toy_qa_xtreme, tmp_path):

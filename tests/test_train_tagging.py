@@ -60,10 +60,18 @@ def test_stage2_uses_hard_teacher_labels_on_augmented_copies(panx_stage1, e5_dir
     assert (save_dir / "stage2" / "checkpoint_last.pt").is_file()
 
 
-def test_every_word_read_gets_a_prediction(panx_stage1, toy_panx, toy_tagging_xtreme, tmp_path):
-    save_dir, _ = panx_stage1
+@pytest.fixture(scope="module")
+def panx_evaluated(panx_stage1, toy_panx, tmp_path_factory):
+    """stabletune-evaluate of stage 1's last checkpoint: {split: results}, and the folder (``<split>/``), shared."""
+    out = tmp_path_factory.mktemp("panx-eval")
+    results = {split: evaluate(panx_stage1[0] / "checkpoint_last.pt", toy_panx, split, out / split) for split in ("test", "valid")}
+    return results, out
+
+
+def test_every_word_read_gets_a_prediction(panx_evaluated, toy_tagging_xtreme):
+    evaluated, tmp_path = panx_evaluated
     for split, name in (("test", "test-de.tsv"), ("valid", "dev-de.tsv")):
-        results = evaluate(save_dir / "checkpoint_last.pt", toy_panx, split, tmp_path / split)
+        results = evaluated[split]
         source = read_tagged_sentences(toy_tagging_xtreme / "panx" / name, tags_required=False)
         predicted = read_predictions(tmp_path / split / "predictions" / f"{split}-de.tsv")
         assert predicted.words == [[w for w in s] for s in source.words]  # same words, same order, every one
@@ -155,7 +163,7 @@ def test_translate_train_stage2_trains_on_one_translation_per_sentence(panx_stag
     assert n_words == sum(len(item["target"]) for item in translated)
 
 
-def test_predict_on_raw_sentences_gives_what_evaluate_writes(panx_stage1, toy_panx, toy_tagging_xtreme, tmp_path):
+def test_predict_on_raw_sentences_gives_what_evaluate_writes(panx_stage1, panx_evaluated, toy_panx, toy_tagging_xtreme, tmp_path):
     """The raw German dev sentences (a long one read in chunks, odd words) through stabletune-predict as
     whitespace-separated words, and through load_model as word lists: evaluation's tags."""
     from conftest import BIN
@@ -163,8 +171,7 @@ def test_predict_on_raw_sentences_gives_what_evaluate_writes(panx_stage1, toy_pa
 
     checkpoint = panx_stage1[0] / "checkpoint_last.pt"
     assert json.loads((toy_panx / "metadata.json").read_text())["splits"]["valid_de"]["long_sentences"] > 0
-    evaluate(checkpoint, toy_panx, "valid", tmp_path / "eval")
-    evaluated = read_predictions(tmp_path / "eval" / "predictions" / "valid-de.tsv").tags
+    evaluated = read_predictions(panx_evaluated[1] / "valid" / "predictions" / "valid-de.tsv").tags
     source = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True).words
     raw = tmp_path / "dev-de.txt"
     raw.write_text("".join(" ".join(words) + "\n" for words in source), encoding="utf-8")

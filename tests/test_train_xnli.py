@@ -58,11 +58,19 @@ def test_select_en_uses_english_accuracy(toy_data, e5_dir, tmp_path):
     assert "--best-checkpoint-metric acc_en" in result.stdout
 
 
-def test_evaluate_matches_validation(first_run, toy_data, tmp_path):
-    save_dir, log = first_run
+@pytest.fixture(scope="module")
+def evaluated_valid(first_run, toy_data, tmp_path_factory):
+    """stabletune-evaluate of the last checkpoint on the dev sets (its output folder), shared by the tests."""
+    out = tmp_path_factory.mktemp("xnli-eval")
+    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", first_run[0] / "checkpoint_last.pt",
+         "--data", toy_data, "--split", "valid", "--out", out])
+    return out
+
+
+def test_evaluate_matches_validation(first_run, evaluated_valid):
+    _, log = first_run
+    tmp_path = evaluated_valid
     last = valid_lines(log)[-1]
-    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", save_dir / "checkpoint_last.pt",
-         "--data", toy_data, "--split", "valid", "--out", tmp_path])
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["task"] == "xnli" and results["split"] == "valid" and results["metric"] == "accuracy"
     assert results["data_check"] == "same data"  # the checkpoint's record of task, labels and data matches
@@ -130,15 +138,15 @@ def test_select_en_without_english_dev_is_refused(e5_dir, tmp_path):
     assert refused.returncode == 2 and "no valid_en" in refused.stderr
 
 
-def test_predict_on_raw_pairs_gives_what_evaluate_writes(first_run, toy_data, toy_xtreme, tmp_path, caplog):
+def test_predict_on_raw_pairs_gives_what_evaluate_writes(first_run, evaluated_valid, toy_data, toy_xtreme, tmp_path,
+                                                        caplog, capsys):
     """The raw dev rows through stabletune-predict (German) and load_model (Chinese): evaluation's labels."""
     from conftest import BIN
     from stabletune_fairseq import load_model
+    from stabletune_fairseq.cli.predict import main as predict
 
     checkpoint = first_run[0] / "checkpoint_last.pt"
-    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", checkpoint, "--data", toy_data,
-         "--split", "valid", "--out", tmp_path / "eval"])
-    evaluated = lambda lang: (tmp_path / "eval" / "predictions" / f"valid-{lang}.tsv").read_text().splitlines()  # noqa: E731
+    evaluated = lambda lang: (evaluated_valid / "predictions" / f"valid-{lang}.tsv").read_text().splitlines()  # noqa: E731
     rows = lambda lang: [line.split("\t")[:2] for line in  # noqa: E731
                          (toy_xtreme / "xnli" / f"dev-{lang}.tsv").read_text(encoding="utf-8").splitlines()]
     raw = tmp_path / "dev-de.txt"
@@ -167,13 +175,16 @@ def test_predict_on_raw_pairs_gives_what_evaluate_writes(first_run, toy_data, to
     with pytest.raises(ValueError, match=r"inputs\[0\]: a single text, but xnli classifies sentence pairs"):
         model.predict(["one sentence"])
 
-    # bad input: refused with the file and line, exit status 2, nothing predicted
+    # bad input: refused with the file and line, exit status 2, nothing predicted (read before the model is loaded;
+    # in this process: the command itself ran above)
     bad = tmp_path / "bad.txt"
     for text, message in ((f"{rows('de')[0][0]}\t{rows('de')[0][1]}\nno tab here\n", f"{bad}:2: no tab: xnli classifies"),
                           ("a\tb\n\nc\td\n", f"{bad}:2: blank line"), ("", f"{bad}: no inputs")):
         bad.write_text(text, encoding="utf-8")
-        refused = run([BIN / "stabletune-predict", "--checkpoint", checkpoint, "--input", bad], check=False)
-        assert refused.returncode == 2 and f"stabletune-predict: {message}" in refused.stderr and not refused.stdout
+        capsys.readouterr()
+        assert predict(["--checkpoint", str(checkpoint), "--input", str(bad)]) == 2
+        refused = capsys.readouterr()
+        assert f"stabletune-predict: {message}" in refused.err and not refused.out
 
 
 def tensorboard_scalars(folder) -> dict:

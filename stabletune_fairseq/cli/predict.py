@@ -10,7 +10,7 @@ Output (``--output``, default standard output): a JSON object per input, in inpu
 Inputs are encoded as process.sh encodes a split (with the task folder's dictionary, lengths and windows)
 and predicted as stabletune-evaluate predicts: see docs/prediction.md. Cut inputs are counted in a warning.
 Bad input (a pair line without a tab, a line that is no JSON object with the two strings, a blank line,
-no input at all) stops before anything is predicted: ``stabletune-predict: <file>:<line>: <reason>``, exit
+no input at all) stops before the model is loaded: ``stabletune-predict: <file>:<line>: <reason>``, exit
 status 2, as for a wrong checkpoint or task folder.
 """
 from __future__ import annotations
@@ -49,12 +49,17 @@ def main(argv=None) -> int:
     logging.getLogger("stabletune_fairseq.inference").setLevel(logging.INFO)
     logging.captureWarnings(True)  # libraries' warnings.warn (torch's pin_memory note on CPU): not for the user,
     logging.getLogger("py.warnings").setLevel(logging.ERROR)  # as stabletune-evaluate keeps them off its console
+    from ..data.metadata import load_metadata
+    from ..inference.checkpoint_loading import recorded_task_folder
     from ..inference.loaded_model import load_model
     from ..reliability.exit_status import BAD_INPUT, BadInput
 
     try:
-        model = load_model(args.checkpoint, args.task_dir, "cpu" if args.cpu else None, args.batch_size)
-        inputs = read_raw_inputs(model.kind, model.task.metadata["task"], args.input)  # all checked, then predicted
+        task_dir = args.task_dir or recorded_task_folder(args.checkpoint)
+        metadata = load_metadata(task_dir)
+        # Every input is read and checked before the model is loaded (seconds), then all are predicted.
+        inputs = read_raw_inputs(metadata["kind"], metadata["task"], args.input)
+        model = load_model(args.checkpoint, task_dir, "cpu" if args.cpu else None, args.batch_size)
         results = model.predict(inputs)
     except (BadInput, FileNotFoundError, ValueError) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
