@@ -55,7 +55,10 @@ def _config(folder: Path) -> dict:
 
 
 def _load_safetensors(path: Path) -> dict:
-    from safetensors.torch import load_file
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise NotConvertible(f"{path}: reading safetensors needs the safetensors package: bash install.sh --hf") from None
 
     try:
         return load_file(str(path))
