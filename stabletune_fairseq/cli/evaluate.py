@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from .console import quiet_logging
+from .console import bad_input_as_one_line, quiet_logging
 
 logger = logging.getLogger("stabletune_fairseq.evaluate")
 
@@ -74,12 +74,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     args = parser.parse_args(argv)
     quiet_logging(os.path.join(args.out, "evaluate.log"))
-    from ..reliability.exit_status import BAD_INPUT, BadInput
-    try:
-        results = evaluate(args.checkpoint, args.data, args.split, args.out, args.batch_size, args.cpu)
-    except (BadInput, FileNotFoundError, ValueError) as error:
-        print(f"stabletune-evaluate: {error}", file=sys.stderr)
-        return BAD_INPUT
+    results, status = bad_input_as_one_line("stabletune-evaluate", evaluate, args.checkpoint, args.data, args.split,
+                                            args.out, args.batch_size, args.cpu, also=(FileNotFoundError, ValueError))
+    if status:
+        return status
     print(markdown_table(results))
     return 0
 

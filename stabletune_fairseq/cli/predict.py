@@ -20,6 +20,8 @@ import json
 import logging
 import sys
 
+from .console import bad_input_as_one_line
+
 PROG = "stabletune-predict"
 
 
@@ -30,6 +32,19 @@ def read_raw_inputs(kind: str, task: str, path: str | None) -> list:
     if path is None or path == "-":
         return read_inputs(kind, task, decode_lines(sys.stdin.buffer, "<stdin>"), "<stdin>")
     return read_inputs(kind, task, read_lines(path), path)
+
+
+def predict(args) -> list[dict]:
+    from ..data.metadata import load_metadata
+    from ..inference.checkpoint_loading import recorded_task_folder
+    from ..inference.loaded_model import load_model
+
+    task_dir = args.task_dir or recorded_task_folder(args.checkpoint)
+    metadata = load_metadata(task_dir)
+    # Every input is read and checked before the model is loaded (seconds), then all are predicted.
+    inputs = read_raw_inputs(metadata["kind"], metadata["task"], args.input)
+    model = load_model(args.checkpoint, task_dir, "cpu" if args.cpu else None, args.batch_size)
+    return model.predict(inputs)
 
 
 def main(argv=None) -> int:
@@ -49,21 +64,9 @@ def main(argv=None) -> int:
     logging.getLogger("stabletune_fairseq.inference").setLevel(logging.INFO)
     logging.captureWarnings(True)  # libraries' warnings.warn (torch's pin_memory note on CPU): not for the user,
     logging.getLogger("py.warnings").setLevel(logging.ERROR)  # as stabletune-evaluate keeps them off its console
-    from ..data.metadata import load_metadata
-    from ..inference.checkpoint_loading import recorded_task_folder
-    from ..inference.loaded_model import load_model
-    from ..reliability.exit_status import BAD_INPUT, BadInput
-
-    try:
-        task_dir = args.task_dir or recorded_task_folder(args.checkpoint)
-        metadata = load_metadata(task_dir)
-        # Every input is read and checked before the model is loaded (seconds), then all are predicted.
-        inputs = read_raw_inputs(metadata["kind"], metadata["task"], args.input)
-        model = load_model(args.checkpoint, task_dir, "cpu" if args.cpu else None, args.batch_size)
-        results = model.predict(inputs)
-    except (BadInput, FileNotFoundError, ValueError) as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return BAD_INPUT
+    results, status = bad_input_as_one_line(PROG, predict, args, also=(FileNotFoundError, ValueError))
+    if status:
+        return status
     text = "".join(json.dumps(result, ensure_ascii=False) + "\n" for result in results)
     if args.output is None:
         sys.stdout.write(text)

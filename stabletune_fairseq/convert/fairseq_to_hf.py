@@ -30,9 +30,6 @@ from .sentencepiece_proto import precompiled_charsmap
 
 logger = logging.getLogger(__name__)
 
-HEAD_KINDS = {"sentence": "sentence", "tags": "word", "span": "span"}  # our head names (tasks/) -> kinds
-
-
 class NotExportable(BadInput, ValueError):
     """A checkpoint (or its data folder) that has no exact Hugging Face equivalent."""
 
@@ -42,7 +39,7 @@ def _section(cfg, name: str) -> dict:
     return dict(section) if not isinstance(section, dict) else section
 
 
-def _vocabulary_folder(checkpoint: Path, task_dir: str | None) -> Path:
+def _vocabulary_folder(checkpoint: Path, saved: dict, task_dir: str | None) -> Path:
     """Where dict.txt and sentencepiece.bpe.model are: the named folder, the task folder the run was trained on,
     or the checkpoint's own folder (a release)."""
     from ..inference.checkpoint_loading import recorded_task_folder
@@ -50,7 +47,7 @@ def _vocabulary_folder(checkpoint: Path, task_dir: str | None) -> Path:
     candidates = [Path(task_dir)] if task_dir else []
     if not task_dir:
         try:
-            candidates.append(Path(recorded_task_folder(str(checkpoint))))
+            candidates.append(Path(recorded_task_folder(str(checkpoint), saved)))
         except (BadInput, FileNotFoundError):
             pass  # a release, or a run whose data has moved: its own folder, else --task-dir
         candidates.append(checkpoint.parent)
@@ -81,12 +78,15 @@ def tokenizer_vocabulary(folder: Path) -> tuple[list[tuple[str, float]], bytes]:
 
 
 def _head(state: dict, cfg) -> tuple[str | None, str | None]:
+    from ..tasks.xtreme_base import XtremeTask
+
+    head_kinds = {task.head_name: task.head_kind for task in XtremeTask.__subclasses__()}  # e.g. "tags" -> "word"
     names = sorted({key.split(".")[1] for key in state if key.startswith("heads.")})
     if not names:
         return None, None
-    if len(names) > 1 or names[0] not in HEAD_KINDS:
-        raise NotExportable(f"heads {names}: one head of {sorted(HEAD_KINDS)} can be exported")
-    kind = HEAD_KINDS[names[0]]
+    if len(names) > 1 or names[0] not in head_kinds:
+        raise NotExportable(f"heads {names}: one head of {sorted(head_kinds)} can be exported")
+    kind = head_kinds[names[0]]
     if kind == "word" and _section(cfg, "task").get("pooling", "first") != "first":
         raise NotExportable("trained with --pooling sum: a word is tagged from the sum of its pieces' states, which "
                             "HF's token classification does not compute (it tags each piece); train with --pooling first")
@@ -119,7 +119,7 @@ def export_hf(checkpoint: str | Path, out_dir: str | Path, task_dir: str | None 
     labels = list(record.get("labels") or []) if kind in ("sentence", "word") else None
     if kind in ("sentence", "word") and not labels:
         raise NotExportable(f"{checkpoint}: records no label list (written by an older version?); cannot name the outputs")
-    vocab_folder = _vocabulary_folder(checkpoint, task_dir)
+    vocab_folder = _vocabulary_folder(checkpoint, saved, task_dir)
     vocab, charsmap = tokenizer_vocabulary(vocab_folder)
     shape = _shape(state, cfg)
     if len(vocab) != shape["vocab_size"]:

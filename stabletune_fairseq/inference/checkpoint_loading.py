@@ -36,13 +36,14 @@ def check_checkpoint_against_data(checkpoint: str, data: str) -> str:
     return "no record in the checkpoint: shapes checked"
 
 
-def recorded_task_folder(checkpoint: str) -> str:
+def recorded_task_folder(checkpoint: str, state: dict | None = None) -> str:
     """The task folder ``checkpoint`` was trained on: the (absolute) ``data`` of its run record, else the
-    ``--data`` of its fairseq settings (as given to fairseq-train: a relative path is read from here)."""
+    ``--data`` of its fairseq settings (as given to fairseq-train: a relative path is read from here).
+    ``state``: the checkpoint already opened by the caller, so it is not read again."""
     from ..reliability.checkpoint_safety import WrongCheckpoint, open_checkpoint
     from ..reliability.run_identity import recorded_identity
 
-    state = open_checkpoint(checkpoint, "checkpoint")
+    state = state if state is not None else open_checkpoint(checkpoint, "checkpoint")
     data = (recorded_identity(state) or {}).get("data")
     if not data:
         settings = state.get("cfg") or {}
