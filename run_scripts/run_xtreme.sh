@@ -4,7 +4,9 @@
 #
 #   bash run_scripts/run_xtreme.sh TASK <model.pt> <data_dir> <save_dir> [KEY=VALUE ...] [-- fairseq args]
 #
-# TASK: XNLI | PAWSX | UDPOS | PANX | XQUAD | MLQA | TYDIQA | SQUAD (the QA tasks: SQuAD or TyDiQA training data).  <model.pt>: official-format XLM-R checkpoint (or stabletune-convert's output).
+# TASK: XNLI | PAWSX | UDPOS | PANX | XQUAD | MLQA | TYDIQA | SQUAD (the QA tasks: SQuAD or TyDiQA training data),
+#   or a GLUE task: COLA | SST2 | MRPC | QQP | STSB | MNLI | QNLI | RTE | WNLI (run_glue.sh takes AMOS's arguments too).
+# <model.pt>: official-format XLM-R checkpoint (or stabletune-convert's output).
 # <data_dir>: the task folder process.sh wrote (e.g. <out>/xnli). Re-running the same command after an
 # interruption resumes from <save_dir>/checkpoint_last.pt.
 #
@@ -24,6 +26,8 @@
 #   DICT_LANGS= (default: the dev languages with a dictionary)  TEACHER= (default: <save_dir>/checkpoint_best.pt;
 #     checkpoint_last.pt for QA, as the reference, and without a dev set)
 #   R1_LAMBDA=5 R2_LAMBDA= (reference convention, KL averaged over classes; passed on divided by the classes)
+#   REG=none|rdrop|r3f (plain fine-tuning with a stability regulariser, STAGE=0 only; docs/glue.md): RDROP_ALPHA=1.0
+#     (R-Drop's --reg-alpha); R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform|normal (fairseq's examples/rxf defaults)
 # Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
 # Each run dir keeps checkpoint_best.pt (by SELECT), checkpoint_best_<metric>_<en|avg>.pt (by the other rule),
 # checkpoint_last.pt, valid_history.jsonl (every saved validation) and train.log.
@@ -38,7 +42,10 @@ TASK=$1 MODEL=$2 DATA=$3 SAVE_DIR=$4; shift 4
 
 # Per-task defaults (DESIGN.md section 4, from the reference's scripts): task -> max_len, epochs base/large,
 # lr base/large, batch, metric, fairseq task, word pooling, warm-up ratio (XNLI/PAWS-X: none, linear decay from
-# the first update), validation every N updates (0: at the end of each epoch only)
+# the first update), validation every N updates (0: at the end of each epoch only; half: twice an epoch).
+# GLUE: AMOS's table of best settings (microsoft/AMOS fairseq/README.md, base++; WARMUP 16 there = ratio 0.0625,
+# 10 = 0.1; WNLI is not in it: RTE's), its full metric name (the dev set is subset en, MNLI's m and mm), and
+# validation twice an epoch, as its run_glue.sh.
 task_defaults() {
   case "$1" in
     XNLI)  echo "256 10 10 7e-6 5e-6 32 acc xtreme_sentence - 0 5000" ;;
@@ -47,7 +54,15 @@ task_defaults() {
     PANX)  echo "128 10 10 1e-5 7e-6 32 f1 xtreme_tagging first 0.1 1000" ;;
     XQUAD|MLQA|SQUAD) echo "384 4 4 3e-5 1.5e-5 32 f1 xtreme_qa - 0.1 0" ;;
     TYDIQA) echo "384 20 10 3e-5 1.5e-5 32 f1 xtreme_qa - 0.1 0" ;;
-    *) echo "run_xtreme.sh: unknown task '$1' (known: XNLI PAWSX UDPOS PANX XQUAD MLQA TYDIQA SQUAD)" >&2; return 1 ;;
+    MNLI)  echo "512 3 3 1e-5 1e-5 32 acc_m glue - 0.0625 half" ;;
+    QQP)   echo "512 5 5 2e-5 2e-5 32 acc_en glue - 0.0625 half" ;;
+    QNLI)  echo "512 3 3 2e-5 2e-5 32 acc_en glue - 0.0625 half" ;;
+    SST2)  echo "512 5 5 1e-5 1e-5 32 acc_en glue - 0.0625 half" ;;
+    COLA)  echo "512 10 10 2e-5 2e-5 32 mcc_en glue - 0.1 half" ;;
+    RTE|WNLI) echo "512 5 5 4e-5 4e-5 32 acc_en glue - 0.1 half" ;;
+    MRPC)  echo "512 10 10 4e-5 4e-5 32 acc_en glue - 0.0625 half" ;;
+    STSB)  echo "512 10 10 4e-5 4e-5 16 pearson_spearman_en glue - 0.0625 half" ;;
+    *) echo "run_xtreme.sh: unknown task '$1' (known: XNLI PAWSX UDPOS PANX XQUAD MLQA TYDIQA SQUAD, GLUE's COLA SST2 MRPC QQP STSB MNLI QNLI RTE WNLI)" >&2; return 1 ;;
   esac
 }
 # xTune recipe per task and setting (DESIGN.md section 4; lambda1 = 5 everywhere):
@@ -81,11 +96,12 @@ FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=$DEF_WARMUP VALIDATE_IN
 TENSORBOARD= WANDB=
 PROGRESS=$([ -t 1 ] && echo 1 || echo 0)
 STAGE=0 SETTING=cross-lingual-transfer DICT_DIR= DICT_LANGS= TEACHER= R1_LAMBDA=5 R2_LAMBDA=
+REG=none RDROP_ALPHA=1.0 R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; EXTRA=("$@"); break ;;
-    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*|TENSORBOARD=*|WANDB=*)
+    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*|TENSORBOARD=*|WANDB=*|REG=*|RDROP_ALPHA=*|R3F_LAMBDA=*|R3F_EPS=*|R3F_NOISE=*)
       declare "$1" ;;
     *) echo "run_xtreme.sh: unknown setting '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -99,9 +115,10 @@ if [ -n "$WANDB" ] && ! "$PY" -c "import importlib.util, sys; sys.exit(importlib
   echo "run_xtreme.sh: WANDB=$WANDB needs the wandb package, which is not installed ($PY -m pip install wandb)" >&2; exit 2
 fi
 [ -e "$MODEL" ] || { echo "run_xtreme.sh: pretrained model '$MODEL' not found" >&2; exit 2; }
-[ -f "$DATA/metadata.json" ] || { echo "run_xtreme.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh first)" >&2; exit 2; }
+[ -f "$DATA/metadata.json" ] || { echo "run_xtreme.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh or preprocess/glue/process.sh first)" >&2; exit 2; }
 case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >&2; exit 2 ;; esac
-if [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
+if [ "$FAIRSEQ_TASK" = glue ]; then SELECT=task  # GLUE: the task's own metric (the table above)
+elif [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: SELECT=en needs an English dev set, and $DATA has no valid_en (dev-en.tsv)" >&2; exit 2
 fi
 if [ -z "$ARCH" ]; then  # the architecture of model.pt and the GPU count, from one Python process without fairseq
@@ -142,11 +159,15 @@ if 'train' not in json.load(open(sys.argv[1]))['splits']:
     sys.exit('run_xtreme.sh: ' + sys.argv[1] + ' has no training split (prepared for evaluation only)')" "$DATA/metadata.json" || exit 2
 # Without a labelled dev set (TyDiQA-GoldP: XTREME ships its dev answers blanked) there is no validation:
 # the last checkpoint is the result, and stage 2's teacher.
-VALID_ARGS=(--valid-subset valid --best-checkpoint-metric "${METRIC}_${SELECT}" --maximize-best-checkpoint-metric)
+SELECTED=$([ "$SELECT" = task ] && echo "$METRIC" || echo "${METRIC}_${SELECT}")
+VALID_ARGS=(--valid-subset valid --best-checkpoint-metric "$SELECTED" --maximize-best-checkpoint-metric)
 BEST=checkpoint_best.pt
 if ! grep -q '"valid_' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: $DATA has no labelled dev set: validation off, the last checkpoint is the result"
   VALID_ARGS=(--disable-validation); BEST=checkpoint_last.pt; VALIDATE_INTERVAL_UPDATES=0
+elif [ "$SELECT" = task ]; then
+  # MNLI: the mismatched dev set's best checkpoint too (AMOS reports both).
+  [ "$METRIC" != acc_m ] || VALID_ARGS+=(--extra-best-metrics acc_mm)
 else
   # The other selection rule is kept too (checkpoint_best_<metric>_<avg|en>.pt), for reports that compare them.
   OTHER=$([ "$SELECT" = avg ] && echo en || echo avg)
@@ -154,8 +175,9 @@ else
     VALID_ARGS+=(--extra-best-metrics "${METRIC}_${OTHER}")
   fi
 fi
-# Validation (and the best checkpoint) every N updates as well as at each epoch's end, as the reference evaluates.
-if [ "$VALIDATE_INTERVAL_UPDATES" != 0 ]; then
+# Validation (and the best checkpoint) every N updates as well as at each epoch's end, as the reference evaluates
+# ("half": twice an epoch, set once the epoch's updates are counted, below).
+if [ "$VALIDATE_INTERVAL_UPDATES" != 0 ] && [ "$VALIDATE_INTERVAL_UPDATES" != half ]; then
   VALID_ARGS+=(--validate-interval-updates "$VALIDATE_INTERVAL_UPDATES")
   [ "$SAVE_INTERVAL_UPDATES" != 0 ] || SAVE_INTERVAL_UPDATES=$VALIDATE_INTERVAL_UPDATES
 fi
@@ -189,6 +211,30 @@ print(','.join(l for l in langs if os.path.isfile(os.path.join(sys.argv[2], f'en
         echo "run_xtreme.sh: SETTING=translate-train-all needs translations: run process.sh with TRANSLATIONS=<xtreme_translations>" >&2; return 1; } ;;
   esac
 }
+# Stability regularisers of plain fine-tuning (docs/glue.md): R1 with a view that keeps the row's tokens, in the
+# references' form (the KL's gradient through both sides). R-Drop's loss, CE(pass 1) + CE(pass 2) + alpha/2 *
+# (KL(p1||p2) + KL(p2||p1)), is twice our mean task loss over both passes + alpha/4 * R1 (Adam does not see the
+# factor 2); its regression loss, MSE(pass 1) + alpha * (p1 - p2)^2, is ours with lambda = alpha. R3F's, CE + lambda *
+# (KL + KL) on uniform noise added to the detached embeddings, is ours with lambda as it is.
+REGRESSION=$("$PY" -c "import json,sys; print(int(bool(json.load(open(sys.argv[1])).get('regression'))))" "$DATA/metadata.json")
+case "$REG" in
+  none) ;;
+  rdrop|r3f)
+    [ "$STAGE" = 0 ] || { echo "run_xtreme.sh: REG=$REG is a regulariser of plain fine-tuning (STAGE=0), not of xTune's stages" >&2; exit 2; }
+    if [ "$REG" = rdrop ] && [ "$REGRESSION" = 1 ]; then
+      OPTIONAL_ARGS+=(--view-augmentation dropout --r1-full-gradient --r1-lambda "$RDROP_ALPHA")
+    elif [ "$REG" = rdrop ]; then
+      OPTIONAL_ARGS+=(--view-augmentation dropout --r1-full-gradient --task-loss-on-views
+        --r1-lambda "$("$PY" -c "print(float('$RDROP_ALPHA') / 4)")")
+    else
+      OPTIONAL_ARGS+=(--view-augmentation noise --noise-type "$R3F_NOISE" --noise-std "$R3F_EPS" --noise-detached
+        --r1-full-gradient --r1-lambda "$R3F_LAMBDA")
+    fi ;;
+  *) echo "run_xtreme.sh: REG must be none, rdrop or r3f (got '$REG')" >&2; exit 2 ;;
+esac
+if [ "$STAGE" != 0 ] && [ "$FAIRSEQ_TASK" = glue ]; then
+  echo "run_xtreme.sh: xTune's stages are for XTREME's cross-lingual tasks; GLUE takes STAGE=0 (with REG= for a regulariser)" >&2; exit 2
+fi
 if [ "$STAGE" != 0 ]; then
   read -r VIEW1 AUG_PROB COPY2 VIEW2 DEF_R2 R2_KIND < <(method_defaults "$TASK" "$SETTING") || exit 2
   N_CLASSES=$("$PY" -c "import json,sys; print(len(json.load(open(sys.argv[1]))['labels']))" "$DATA/metadata.json")
@@ -214,8 +260,13 @@ if [ "$STAGE" != 0 ]; then
   esac
 fi
 
-# Interval checkpoints: keep the newest two, so a sound one remains if the newest copy is damaged by a crash.
-[ "$SAVE_INTERVAL_UPDATES" = 0 ] || OPTIONAL_ARGS+=(--keep-interval-updates 2)
+# Optimiser: xTune's AdamW (no weight decay, clip 1.0); for GLUE AMOS's (betas 0.9/0.98, eps 1e-6, weight decay
+# 0.01, no clipping).
+if [ "$FAIRSEQ_TASK" = glue ]; then
+  OPTIMIZER_ARGS=(--adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 0.0)
+else
+  OPTIMIZER_ARGS=(--adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0)
+fi
 # W&B: offline (wandb sync uploads later) unless WANDB_MODE says otherwise; its files with the run's.
 [ -z "$WANDB" ] || export WANDB_MODE=${WANDB_MODE:-offline} WANDB_DIR=${WANDB_DIR:-$RUN_DIR}
 TRAIN_ARGS=("$DATA"
@@ -223,10 +274,10 @@ TRAIN_ARGS=("$DATA"
   --task "$FAIRSEQ_TASK" --arch "$ARCH" --criterion stability_consistency
   --pretrained-encoder "$MODEL" "${OPTIONAL_ARGS[@]}"
   --batch-size "$BSZ" --update-freq "$UPDATE_FREQ" --seed "$SEED"
-  --optimizer fused_adamw --adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0
+  --optimizer fused_adamw "${OPTIMIZER_ARGS[@]}"
   --lr "$LR" --lr-scheduler polynomial_decay --end-learning-rate 0.0 "${STOP_ARGS[@]}"
   "${VALID_ARGS[@]}"
-  --save-dir "$RUN_DIR" --no-epoch-checkpoints --save-interval-updates "$SAVE_INTERVAL_UPDATES"
+  --save-dir "$RUN_DIR" --no-epoch-checkpoints
   --log-format simple --log-interval 10 "${DEVICE_ARGS[@]}" "${EXTRA[@]}")
 # One run per save dir: refuse a dir in use before touching it (fairseq-train takes the lock, in its first rank).
 [ "$DRY_RUN" != 0 ] || "$PY" "$ROOT/stabletune_fairseq/reliability/save_dir_lock.py" "$RUN_DIR" || exit 2
@@ -237,8 +288,16 @@ COUNT=$("$PY" -m stabletune_fairseq.cli.count_updates "${TRAIN_ARGS[@]}" --total
 read -r N_TRAIN PER_EPOCH TOTAL < <(echo "$COUNT" | sed -E 's/rows=([0-9]+) per_epoch=([0-9,]+) total=([0-9]+)/\1 \2 \3/')
 WARMUP=$("$PY" -c "print(int($TOTAL * $WARMUP_RATIO))")
 CMD=("$BIN/fairseq-train" "${TRAIN_ARGS[@]}" --total-num-update "$TOTAL" --warmup-updates "$WARMUP")
+if [ "$VALIDATE_INTERVAL_UPDATES" = half ] && [ "${VALID_ARGS[0]}" != --disable-validation ]; then
+  HALF=$(( ${PER_EPOCH%%,*} / 2 > 0 ? ${PER_EPOCH%%,*} / 2 : 1 ))
+  [ "$SAVE_INTERVAL_UPDATES" != 0 ] || SAVE_INTERVAL_UPDATES=$HALF
+  CMD+=(--validate-interval-updates "$HALF")
+fi
+CMD+=(--save-interval-updates "$SAVE_INTERVAL_UPDATES")
+# Interval checkpoints: keep the newest two, so a sound one remains if the newest copy is damaged by a crash.
+[ "$SAVE_INTERVAL_UPDATES" = 0 ] || CMD+=(--keep-interval-updates 2)
 
-echo "run_xtreme.sh: $TASK stage $STAGE ($SETTING) on $N_TRAIN training rows, $PER_EPOCH updates per epoch, $TOTAL updates (warm-up $WARMUP), effective batch $(( BSZ * UPDATE_FREQ * WORLD )), checkpoint selection by ${METRIC}_${SELECT}"
+echo "run_xtreme.sh: $TASK stage $STAGE ($SETTING) on $N_TRAIN training rows, $PER_EPOCH updates per epoch, $TOTAL updates (warm-up $WARMUP), effective batch $(( BSZ * UPDATE_FREQ * WORLD )), checkpoint selection by $SELECTED"
 printf '%q ' "${CMD[@]}"; echo
 [ "$DRY_RUN" = 0 ] || exit 0
 mkdir -p "$RUN_DIR"

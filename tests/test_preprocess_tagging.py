@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 
 from conftest import SHARED_SAMPLE, TAGGING_MAX_LEN, dry_run, needs_shared, read_metadata, run, write_tagging_translations
-from stabletune_fairseq.data.tagged_words import read_tagged_sentences
+from stabletune_fairseq.data.readers.tagged_words import read_tagged_sentences
 
 
 def stored_words(data_dir, split):

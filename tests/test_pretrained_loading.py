@@ -10,7 +10,7 @@ import torch
 from conftest import REPO
 from stabletune_fairseq.data.encoding import load_xlmr_dictionary
 from stabletune_fairseq.models.pretrained import load_pretrained_encoder, maybe_load_pretrained
-from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel
+from stabletune_fairseq.models.stabletune_xlmr import EmbeddingNoise, StabletuneXLMRConfig, StabletuneXLMRModel
 from stabletune_fairseq.reliability.checkpoint_safety import WrongCheckpoint
 
 
@@ -114,8 +114,24 @@ def test_embedding_noise_changes_logits(e5_dir):
     with torch.no_grad():
         clean = model(tokens, head="sentence")
         assert torch.equal(clean, model(tokens, head="sentence"))
-        noisy = model(tokens, head="sentence", noise_std=0.1)
+        noisy = model(tokens, head="sentence", noise=EmbeddingNoise(0.1))
+        uniform = model(tokens, head="sentence", noise=EmbeddingNoise(0.1, "uniform"))
     assert not torch.allclose(clean, noisy)
+    assert not torch.allclose(clean, uniform)
+
+
+def test_uniform_noise_stays_in_its_range_and_detached_noise_trains_no_embedding():
+    """R3F's noise: U(-eps, eps) on the embeddings of the noised rows only; detached, those rows send no gradient
+    to the embeddings, the other rows still do."""
+    embeddings = torch.zeros(2, 3, 4, requires_grad=True)
+    rows = torch.tensor([False, True])
+    noised = EmbeddingNoise(0.5, "uniform", detached=True).apply(embeddings, rows)
+    assert torch.equal(noised[0], torch.zeros(3, 4))
+    assert 0 < noised[1].abs().max() <= 0.5
+    noised.sum().backward()
+    assert torch.equal(embeddings.grad[0], torch.ones(3, 4)) and torch.equal(embeddings.grad[1], torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="normal or uniform"):
+        EmbeddingNoise(0.5, "laplace").apply(embeddings)
 
 
 def test_frozen_embeddings_get_no_gradient(e5_dir):

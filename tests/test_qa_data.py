@@ -10,7 +10,7 @@ import pytest
 from conftest import QA_MAX_LEN, needs_shared, read_metadata, run, SHARED_SAMPLE
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
 from stabletune_fairseq.data.qa_encoding import answer_pieces, encode_texts, split_words, truncate_words
-from stabletune_fairseq.data.qa_dataset import QADataset
+from stabletune_fairseq.data.datasets.qa_views import QADataset
 from stabletune_fairseq.data.qa_windows import plan_windows
 from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 

@@ -2,7 +2,7 @@
 import pytest
 
 from stabletune_fairseq.data.errors import InputFormatError
-from stabletune_fairseq.data.sentence_pairs import UNLABELLED, read_sentence_pairs
+from stabletune_fairseq.data.readers.xtreme_tsv import UNLABELLED, read_sentence_pairs
 
 LABELS = ["contradiction", "entailment", "neutral"]
 

@@ -2,7 +2,7 @@
 import pytest
 
 from stabletune_fairseq.data.errors import InputFormatError
-from stabletune_fairseq.data.tagged_words import read_tagged_sentences
+from stabletune_fairseq.data.readers.tagged_words import read_tagged_sentences
 
 
 def write(tmp_path, text: str, name="f.tsv", raw: bytes | None = None):

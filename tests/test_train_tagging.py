@@ -7,7 +7,7 @@ import pytest
 from seqeval.metrics import f1_score
 
 from conftest import run, write_tagging_translations
-from stabletune_fairseq.data.tagged_words import read_tagged_sentences
+from stabletune_fairseq.data.readers.tagged_words import read_tagged_sentences
 
 SETTINGS = ["MAX_UPDATE=3", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1"]
 

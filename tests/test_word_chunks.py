@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from stabletune_fairseq.data.word_chunks import merge_chunk_predictions, plan_chunks
+from stabletune_fairseq.data.datasets.word_chunks import merge_chunk_predictions, plan_chunks
 
 
 def test_chunks_cover_every_word_once_within_the_budget():

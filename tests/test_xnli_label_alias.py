@@ -9,8 +9,8 @@ import pytest
 
 from conftest import SHARED_SAMPLE, needs_shared, read_metadata, run
 from stabletune_fairseq.data.errors import InputFormatError
-from stabletune_fairseq.data.sentence_pairs import read_sentence_pairs
-from stabletune_fairseq.data.xtreme_sentence_task import LABEL_ALIASES, LABELS, label_aliases
+from stabletune_fairseq.data.readers.xtreme_tsv import read_sentence_pairs
+from stabletune_fairseq.data.binarize.xtreme_sentence import LABEL_ALIASES, LABELS, label_aliases
 
 pytestmark = needs_shared
 

@@ -10,8 +10,11 @@ from .code_switch import CodeSwitcher
 from .subword_sampling import UnigramWordSampler
 from .views import augment_word_groups, augment_words
 
-TEXT_KINDS = ("none", "subword_sampling", "code_switch", "noise")
+TEXT_KINDS = ("none", "subword_sampling", "code_switch", "noise", "dropout")
 KINDS = TEXT_KINDS + ("translation",)  # translation views come from augment/translation.py
+# Views whose text is the row's own: they differ from it only inside the model (noise on the embeddings, or
+# independent dropout: R-Drop), so they are no augmentation of the data (no stage-2 copies of these kinds).
+SAME_TEXT_KINDS = ("noise", "dropout")
 
 
 @dataclass
@@ -25,8 +28,8 @@ class AugmentationSettings:
 
 
 class TextAugmenter:
-    """``augmenter(ids, rng) -> ids``. ``noise`` leaves the text as it is: the model adds the noise to
-    the view's embeddings, so the view differs only there."""
+    """``augmenter(ids, rng) -> ids``. ``noise`` and ``dropout`` leave the text as it is: the model adds noise to
+    the view's embeddings, or the view differs from its row only by the dropout of its own forward pass."""
 
     def __init__(self, settings: AugmentationSettings, encoder):
         if settings.kind not in TEXT_KINDS:

@@ -2,7 +2,9 @@
 
 Writes to ``--out``: ``results.json``, ``results.md``, ``evaluate.log`` (the libraries' log; the console
 shows progress and the table) and ``predictions/<split>-<lang>.tsv``, in input
-order, also for test sets without labels: one predicted label per line for sentence tasks, the input's
+order, also for test sets without labels: one predicted label per line for sentence tasks (GLUE:
+``index<TAB>prediction`` under that header, and for a test split also GLUE's submission file, e.g. ``RTE.tsv``,
+``MNLI-m.tsv``, in ``--out``), the input's
 ``word<TAB>tag`` format (blank line between sentences) for tagging tasks; for QA,
 ``predictions/<split>-<lang>.json`` in the SQuAD submission format (``{question id: answer text}``).
 """
@@ -50,6 +52,8 @@ def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int =
     for lang in languages:
         per_language[lang], text = predictor.predict(f"{split}_{lang}")
         (out_dir / "predictions" / f"{split}-{lang}{predictor.suffix}").write_text(text, encoding="utf-8")
+        if split == "test" and hasattr(predictor, "submission_name"):  # GLUE: CoLA.tsv, MNLI-m.tsv, ...
+            (out_dir / predictor.submission_name(f"{split}_{lang}")).write_text(text, encoding="utf-8")
         logger.info("%s %s: %s", split, lang, per_language[lang])
     scored = [row for row in per_language.values() if row.get("labelled", True)]
     average = {name: round(sum(row[name] for row in scored) / len(scored), 2) for name in predictor.metrics} if scored else {}

@@ -8,12 +8,16 @@ dataset of the task (a stored split, or raw text encoded the same way: ``inferen
 from __future__ import annotations
 
 import json
+import math
 import os
 
+import numpy as np
 import torch
 from seqeval.metrics import f1_score
 
-from ..data.word_chunks import merge_chunk_predictions
+from ..data.datasets.word_chunks import merge_chunk_predictions
+from ..metrics.entities import f1_score as f1_from_counts
+from ..metrics.glue_scores import matthews, pearson, spearman
 from ..metrics.qa_scores import score_questions
 
 
@@ -132,3 +136,54 @@ class QAPredictor(SentencePredictor):
 
 
 PREDICTORS = {"sentence_pair": SentencePredictor, "tagging": TaggingPredictor, "qa": QAPredictor}
+
+
+class GluePredictor(SentencePredictor):
+    """GLUE: GLUE's metrics for the task (accuracy; also F1 of class 1 for MRPC and QQP, Matthews correlation for
+    CoLA; Pearson and Spearman x100 for STS-B, on the 0-5 scale) and predictions in GLUE's submission format,
+    ``index<TAB>prediction`` under that header, the index being the input file's own."""
+    TASK_METRICS = {"cola": ("mcc", "accuracy"), "mrpc": ("f1", "accuracy"), "qqp": ("f1", "accuracy"),
+                    "stsb": ("pearson", "spearman")}
+    # GLUE's submission file of each test set (MNLI's two test sets: subsets m and mm)
+    SUBMISSION = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
+                  "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
+
+    def __init__(self, task, model, device, batch_size: int):
+        super().__init__(task, model, device, batch_size)
+        self.metrics = self.TASK_METRICS.get(task.metadata["task"], ("accuracy",))
+
+    def submission_name(self, split: str) -> str:
+        """``RTE.tsv``; for MNLI ``MNLI-m.tsv`` and ``MNLI-mm.tsv``."""
+        name = self.SUBMISSION[self.task.metadata["task"]]
+        language = self.task.metadata["splits"][split]["language"]
+        return f"{name}-{language}.tsv" if language != "en" else f"{name}.tsv"
+
+    def predict(self, split: str) -> tuple[dict, str]:
+        logits, gold = self.outputs(self.task.load_dataset(split))
+        index = np.load(os.path.join(self.task.cfg.data, "index", f"{split}.npy")).tolist()
+        if self.task.regression:
+            scale = self.task.cfg.regression_scale
+            predicted = [float(row[0]) * scale for row in logits]
+            labelled = [(p, g * scale) for p, g in zip(predicted, gold) if not math.isnan(g)]
+            shown = [f"{p:.3f}" for p in predicted]
+            scores = ({"pearson": round(pearson(*zip(*labelled)), 2), "spearman": round(spearman(*zip(*labelled)), 2)}
+                      if labelled else {})
+        else:
+            predicted = [int(row.argmax()) for row in logits]
+            labelled = [(p, g) for p, g in zip(predicted, gold) if g >= 0]
+            shown = [self.task.labels[p] for p in predicted]
+            scores = self._class_scores(labelled) if labelled else {}
+        scores = {**scores, "n": len(labelled)} if labelled else {"n": len(predicted), "labelled": False}
+        return scores, "index\tprediction\n" + "".join(f"{i}\t{p}\n" for i, p in zip(index, shown))
+
+    def _class_scores(self, labelled: list[tuple[int, int]]) -> dict:
+        scores = {"accuracy": round(100.0 * sum(p == g for p, g in labelled) / len(labelled), 2)}
+        if len(self.task.labels) == 2:
+            tp = sum(p == 1 and g == 1 for p, g in labelled)
+            predicted, gold = sum(p == 1 for p, _ in labelled), sum(g == 1 for _, g in labelled)
+            scores["f1"] = round(f1_from_counts(tp, predicted, gold), 2)
+            scores["mcc"] = round(matthews(tp, predicted, gold, len(labelled)), 2)
+        return {name: scores[name] for name in self.metrics}
+
+
+PREDICTORS["glue"] = GluePredictor

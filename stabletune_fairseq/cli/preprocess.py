@@ -34,9 +34,9 @@ def main(argv=None) -> int:
     parser.add_argument("--doc-stride", type=int, default=128, help="QA: pieces between the starts of two windows")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ..data.xtreme_sentence_task import prepare_sentence_task
-    from ..data.xtreme_qa_task import prepare_qa_task
-    from ..data.xtreme_tagging_task import prepare_tagging_task
+    from ..data.binarize.xtreme_sentence import prepare_sentence_task
+    from ..data.binarize.xtreme_qa import prepare_qa_task
+    from ..data.binarize.xtreme_tagging import prepare_tagging_task
 
     prepare = prepare_tagging_task if args.task in TAGGING_TASKS else prepare_sentence_task
     if args.task in QA_TASKS:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.atomic_dir import atomic_output_dir, check_replaceable
+from ..data.binarize.atomic_dir import atomic_output_dir, check_replaceable
 from ..reliability.checkpoint_safety import open_checkpoint
 from ..reliability.exit_status import BadInput
 from ..reliability.run_identity import recorded_identity

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.atomic_dir import atomic_output_dir, check_replaceable
+from ..data.binarize.atomic_dir import atomic_output_dir, check_replaceable
 from ..reliability.exit_status import BadInput
 from .hf_names import ACTIVATIONS, LM_HEAD, OURS, encoder_names
 from .release_files import FAIRSEQ_SPECIALS, PAD_IDX, check_pieces, write_checkpoint, write_dictionary, write_vocabulary

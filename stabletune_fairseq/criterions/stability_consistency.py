@@ -18,7 +18,14 @@ window: its terms are the means of the start- and end-position terms, R1 over th
 window and its view (``span_terms.py``).
 
 A batch whose loss is not finite is logged with its example ids and skipped (zero gradient, counted as
-``nonfinite_skipped``): one bad batch must not put NaN into the weights. The reference implementation averages KL over classes too
+``nonfinite_skipped``): one bad batch must not put NaN into the weights. A regression task (STS-B: one output per
+row, ``task.regression``) takes the summed squared error as its task loss and the squared difference of the two
+predictions as R1.
+
+R-Drop and R3F are R1 with views that keep the row's tokens (``--view-augmentation dropout`` / ``noise``); their
+references differ from xTune's R1 in two ways, each an option here: the KL's gradient flows through both sides
+(``--r1-full-gradient``), and R-Drop trains the task loss on both passes (``--task-loss-on-views``: the mean of the
+row's and the view's task loss). docs/glue.md gives each reference's formula and the lambda that matches it. The reference implementation averages KL over classes too
 (``kl_div(reduction="mean")``), so its lambda corresponds to ``lambda / number of classes`` here;
 run_xtreme.sh applies that conversion to the reference defaults. With both lambdas 0 the views are not
 even computed: the step is exactly plain fine-tuning.
@@ -35,10 +42,11 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
 from ..metrics.entities import log_entity_f1
+from ..metrics.glue_scores import log_glue_scores, regression_values
 from ..metrics.per_language import accuracy_counts, log_accuracy
 from ..metrics.span_scores import log_span_scores
 from ..models.teacher import load_teacher
-from .kl_terms import kl_to_target, symmetric_consistency
+from .kl_terms import kl_to_target, squared_difference, symmetric_consistency
 from .span_terms import span_consistency, span_loss, span_teacher_term
 
 logger = logging.getLogger(__name__)
@@ -53,6 +61,12 @@ class StabilityConsistencyConfig(FairseqDataclass):
     teacher: Optional[str] = field(default=None, metadata={"help": "checkpoint of the frozen teacher (stage-1 best) for R2"})
     r2_hard_labels: bool = field(
         default=False, metadata={"help": "R2 as cross-entropy on the teacher's argmax instead of KL (the reference's PAN-X choice)"})
+    r1_full_gradient: bool = field(default=False, metadata={
+        "help": "R1's gradient flows through both distributions, as R-Drop and R3F (default: stop-gradient on the "
+                "target side of each KL, as xTune)"})
+    task_loss_on_views: bool = field(default=False, metadata={
+        "help": "the task loss is the mean over a row and its view, as R-Drop trains both passes (only with views "
+                "that keep the row's tokens: --view-augmentation dropout or noise)"})
 
 
 def trim_padding(tokens: torch.Tensor, pad: int) -> torch.Tensor:
@@ -71,13 +85,17 @@ def select_rows(tokens: torch.Tensor, head_input: dict, rows, pad: int) -> tuple
 @register_criterion("stability_consistency", dataclass=StabilityConsistencyConfig)
 class StabilityConsistencyCriterion(FairseqCriterion):
     def __init__(self, task, r1_lambda: float = 0.0, r2_lambda: float = 0.0, teacher: Optional[str] = None,
-                 r2_hard_labels: bool = False):
+                 r2_hard_labels: bool = False, r1_full_gradient: bool = False, task_loss_on_views: bool = False):
         super().__init__(task)
         if r1_lambda and not getattr(task, "uses_views", False):
             raise ValueError("--r1-lambda needs a second view: set the task's --view-augmentation")
         if r2_lambda and not teacher:
             raise ValueError("--r2-lambda needs --teacher (the stage-1 checkpoint)")
+        if task_loss_on_views and not (r1_lambda and getattr(task, "views_are_rows", False)):
+            raise ValueError("--task-loss-on-views trains on views that keep the row's tokens: it needs "
+                             "--view-augmentation dropout or noise and a positive --r1-lambda")
         self.r1_lambda, self.r2_lambda, self.r2_hard_labels = r1_lambda, r2_lambda, r2_hard_labels
+        self.r1_stop_gradient, self.task_loss_on_views = not r1_full_gradient, task_loss_on_views
         # Kept outside the module tree: not trained, not in the optimizer, not saved in checkpoints.
         object.__setattr__(self, "teacher", load_teacher(teacher, task) if teacher and r2_lambda else None)
 
@@ -93,9 +111,9 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         tokens, head_input = sample["net_input"]["src_tokens"], sample.get("head_input", {})  # e.g. word_index
         n_rows = sample["target"].size(0)
         if sample.get("has_views", False) and self.r1_lambda > 0:
-            noise_std = self.task.cfg.noise_std if self.task.cfg.view_augmentation == "noise" else 0.0
             noise_rows = torch.arange(tokens.size(0), device=tokens.device) >= n_rows
-            logits = model(tokens, head=self.task.head_name, noise_std=noise_std, noise_rows=noise_rows, **head_input)
+            logits = model(tokens, head=self.task.head_name, noise=self.task.embedding_noise, noise_rows=noise_rows,
+                           **head_input)
             return logits[:n_rows], logits[n_rows:]
         row_tokens, row_input = select_rows(tokens, head_input, slice(0, n_rows), self.padding_idx)
         return model(row_tokens, head=self.task.head_name, **row_input), None
@@ -134,10 +152,13 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         # Unlabelled units (and dev tags never seen in training) are predicted and regularised, not trained on.
         labelled = (unit_targets >= 0) & (unit_targets < unit_logits.size(-1))
         zero = unit_logits.float().sum() * 0.0  # float: an fp16 sum can overflow, and inf * 0 is nan
-        terms = {"task_loss": F.cross_entropy(unit_logits[labelled].float(), unit_targets[labelled], reduction="sum")
-                 if labelled.any() else zero, "r1": zero, "r2": zero}
+        task_loss = lambda logits: (F.cross_entropy(logits[labelled].float(), unit_targets[labelled], reduction="sum")
+                                    if labelled.any() else zero)
+        terms = {"task_loss": task_loss(unit_logits), "r1": zero, "r2": zero}
         if view_logits is not None:
-            terms["r1"] = symmetric_consistency(unit_logits, per_unit(view_logits)).sum()
+            terms["r1"] = symmetric_consistency(unit_logits, per_unit(view_logits), self.r1_stop_gradient).sum()
+            if self.task_loss_on_views:
+                terms["task_loss"] = (terms["task_loss"] + task_loss(per_unit(view_logits))) / 2
         if self._wants_r2(sample):
             student, teacher = self._teacher_pair(model, sample, row_logits)
             if units is not None:
@@ -146,17 +167,35 @@ class StabilityConsistencyCriterion(FairseqCriterion):
             terms["r2"] = (F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum") if self.r2_hard_labels
                            else kl_to_target(student, teacher).sum())
         counts = accuracy_counts(unit_logits.argmax(-1), unit_targets, per_row(sample["lang"]), self.task.languages)
-        if not model.training and hasattr(self.task, "sequence_counts"):
-            counts.update(self.task.sequence_counts(row_logits.argmax(-1), sample))
+        if not model.training and hasattr(self.task, "validation_counts"):
+            counts.update(self.task.validation_counts(row_logits.argmax(-1), sample))
         teacher_units = self._teacher_units(sample)
         return terms, unit_targets.numel(), {"task_loss": int(labelled.sum()), "r2": teacher_units}, counts
+
+    def _regression_terms(self, model, sample, row_logits, view_logits):
+        """Regression (STS-B): one score per row; squared error, and R1 the squared difference of the two views'.
+        No R2: a teacher's score is no distribution (and xTune's stage 2 is not defined for regression)."""
+        predicted, targets = row_logits.squeeze(-1).float(), sample["target"].float()
+        labelled = ~torch.isnan(targets)
+        zero = predicted.sum() * 0.0
+        task_loss = lambda scores: (scores[labelled] - targets[labelled]).pow(2).sum() if labelled.any() else zero
+        terms = {"task_loss": task_loss(predicted), "r1": zero, "r2": zero}
+        if view_logits is not None:
+            terms["r1"] = squared_difference(row_logits, view_logits).sum()
+            if self.task_loss_on_views:
+                terms["task_loss"] = (terms["task_loss"] + task_loss(view_logits.squeeze(-1).float())) / 2
+        counts = {} if model.training else regression_values(predicted.detach(), targets, sample["lang"], self.task.languages)
+        n_rows = predicted.size(0)
+        return terms, n_rows, {"task_loss": int(labelled.sum())}, counts
 
     def _span_terms(self, model, sample, row_logits, view_logits):
         """QA: start and end distributions per row (window); see ``span_terms.py``."""
         zero = row_logits.float().sum() * 0.0  # float: the masked positions (-1e4) overflow an fp16 sum
         terms = {"task_loss": span_loss(row_logits, sample["target"]).sum(), "r1": zero, "r2": zero}
         if view_logits is not None:
-            terms["r1"] = span_consistency(row_logits, view_logits, sample["support"]).sum()
+            terms["r1"] = span_consistency(row_logits, view_logits, sample["support"], self.r1_stop_gradient).sum()
+            if self.task_loss_on_views:
+                terms["task_loss"] = (terms["task_loss"] + span_loss(view_logits, sample["target"]).sum()) / 2
         if self._wants_r2(sample):
             student, teacher = self._teacher_pair(model, sample, row_logits)
             terms["r2"] = span_teacher_term(student, teacher, self.r2_hard_labels).sum()
@@ -166,7 +205,8 @@ class StabilityConsistencyCriterion(FairseqCriterion):
 
     def forward(self, model, sample, reduce: bool = True):
         row_logits, view_logits = self._row_and_view_logits(model, sample)
-        unit_terms = self._span_terms if self.task.kind == "qa" else self._label_terms
+        unit_terms = (self._span_terms if self.task.kind == "qa" else
+                      self._regression_terms if getattr(self.task, "regression", False) else self._label_terms)
         terms, n_units, denominators, counts = unit_terms(model, sample, row_logits, view_logits)
         for key, denominator in denominators.items():
             if 0 < denominator < n_units:  # a mean over these units once fairseq divides by n_units
@@ -205,6 +245,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         log_accuracy(logging_outputs)
         log_entity_f1(logging_outputs)
         log_span_scores(logging_outputs)
+        log_glue_scores(logging_outputs)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

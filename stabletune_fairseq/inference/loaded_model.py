@@ -62,7 +62,7 @@ class LoadedModel:
         return results
 
     def _tag(self, sentences) -> list[dict]:
-        from ..data.word_chunks import merge_chunk_predictions
+        from ..data.datasets.word_chunks import merge_chunk_predictions
 
         chunks = self.predictor.outputs(tagging_dataset(self.task, self.encoder, sentences))
         results = []

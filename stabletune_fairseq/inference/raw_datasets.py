@@ -15,15 +15,15 @@ import os
 
 import numpy as np
 
-from ..data.binarize import PAIR_SPECIAL_TOKENS, memory_token_dataset
+from ..data.binarize.token_files import PAIR_SPECIAL_TOKENS, memory_token_dataset
 from ..data.encoding import PieceEncoder
-from ..data.qa_dataset import QADataset, QAPart
-from ..data.sentence_pairs import UNLABELLED
-from ..data.squad_json import QAExample, QAFile
-from ..data.tagging_dataset import SPECIAL_TOKENS, TaggedPart, TaggingDataset
-from ..data.xtreme_qa_task import DEFAULT_MAX_QUERY, TOKEN_FOLDERS, encode_file, split_columns
-from ..data.xtreme_sentence_task import encode_pairs
-from ..data.xtreme_tagging_task import encode_words
+from ..data.datasets.qa_views import QADataset, QAPart
+from ..data.readers.xtreme_tsv import UNLABELLED
+from ..data.readers.squad_json import QAExample, QAFile
+from ..data.datasets.tagging_views import SPECIAL_TOKENS, TaggedPart, TaggingDataset
+from ..data.binarize.xtreme_qa import DEFAULT_MAX_QUERY, TOKEN_FOLDERS, encode_file, split_columns
+from ..data.binarize.xtreme_sentence import encode_pairs
+from ..data.binarize.xtreme_tagging import encode_words
 
 logger = logging.getLogger(__name__)
 

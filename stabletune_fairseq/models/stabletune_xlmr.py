@@ -7,8 +7,8 @@ weights load by name. We do not subclass ``RobertaModel``: it carries an LM head
 its checkpoint upgrade code assumes every head has ``dense`` and ``out_proj``. Heads live in
 ``model.heads`` and are created by the task before a checkpoint is loaded.
 
-Our own ``forward`` embeds the tokens itself so Gaussian noise can be added to the token embeddings
-(``noise_std``); fairseq's RoBERTa forward would silently ignore ``token_embeddings=``.
+Our own ``forward`` embeds the tokens itself so noise can be added to the token embeddings (``noise``, see
+``EmbeddingNoise``); fairseq's RoBERTa forward would silently ignore ``token_embeddings=``.
 """
 
 from dataclasses import dataclass, field
@@ -24,6 +24,30 @@ from fairseq.utils import safe_getattr
 from omegaconf import II
 
 from .heads import HEAD_TYPES
+
+
+@dataclass(frozen=True)
+class EmbeddingNoise:
+    """Noise added to the token embeddings of some rows of a batch (the views of R1).
+
+    ``kind`` "normal": N(0, scale²) (xTune's Gaussian noise); "uniform": U(-scale, scale) (R3F's default).
+    ``detached``: the noised rows' embeddings are cut from the graph first, so they do not train the embeddings
+    (R3F adds its noise to ``embeddings.detach()``). ``rows``: boolean, the rows that get noise (None: every row).
+    """
+    scale: float
+    kind: str = "normal"
+    detached: bool = False
+
+    def apply(self, embeddings: torch.Tensor, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.kind == "normal":
+            noise = torch.randn_like(embeddings) * self.scale
+        elif self.kind == "uniform":
+            noise = (torch.rand_like(embeddings) * 2 - 1) * self.scale
+        else:
+            raise ValueError(f"unknown noise kind {self.kind!r} (normal or uniform)")
+        mask = torch.ones_like(embeddings[:, :1, :1]) if rows is None else rows.view(-1, 1, 1).to(embeddings)
+        base = embeddings.detach() * mask + embeddings * (1 - mask) if self.detached else embeddings
+        return base + noise * mask
 
 
 @dataclass
@@ -92,17 +116,14 @@ class XLMREncoder(FairseqEncoder):
             embed_tokens.weight.requires_grad_(False)
         self.max_tokens = cfg.max_positions
 
-    def forward(self, src_tokens, noise_std: float = 0.0, noise_rows=None, first_position_only: bool = False,
-                **unused) -> torch.Tensor:
-        """Final hidden states, batch x time x hidden. ``noise_std`` > 0 adds N(0, std²) to the token
-        embeddings of every row, or only of the rows where the boolean ``noise_rows`` is true.
+    def forward(self, src_tokens, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
+                first_position_only: bool = False, **unused) -> torch.Tensor:
+        """Final hidden states, batch x time x hidden. ``noise`` is added to the token embeddings of every row,
+        or only of the rows where the boolean ``noise_rows`` is true.
         ``first_position_only``: batch x 1 x hidden, the ``<s>`` state alone (see ``_first_position_states``)."""
         embeddings = self.sentence_encoder.embed_tokens(src_tokens)
-        if noise_std > 0:
-            noise = torch.randn_like(embeddings) * noise_std
-            if noise_rows is not None:
-                noise = noise * noise_rows.view(-1, 1, 1).to(noise)
-            embeddings = embeddings + noise
+        if noise is not None and noise.scale > 0:
+            embeddings = noise.apply(embeddings, noise_rows)
         if first_position_only:
             return self._first_position_states(src_tokens, embeddings)
         out = self.sentence_encoder(src_tokens, token_embeddings=embeddings)
@@ -146,14 +167,15 @@ class StabletuneXLMRModel(FairseqEncoderModel):
         head.apply(init_bert_params)
         self.heads[name] = head
 
-    def forward(self, src_tokens, head: str, noise_std: float = 0.0, noise_rows=None, **kwargs) -> torch.Tensor:
+    def forward(self, src_tokens, head: str, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
+                **kwargs) -> torch.Tensor:
         """Logits of ``head`` for a right-padded batch of ``src_tokens`` (see ``XLMREncoder.forward`` for noise)."""
         first_position_only = getattr(self.heads[head], "reads_first_position_only", False)
-        features = self.encoder(src_tokens, noise_std=noise_std, noise_rows=noise_rows, first_position_only=first_position_only)
+        features = self.encoder(src_tokens, noise=noise, noise_rows=noise_rows, first_position_only=first_position_only)
         return self.heads[head](features, **kwargs)
 
-    def extract_features(self, src_tokens, noise_std: float = 0.0) -> torch.Tensor:
-        return self.encoder(src_tokens, noise_std=noise_std)
+    def extract_features(self, src_tokens, noise: Optional[EmbeddingNoise] = None) -> torch.Tensor:
+        return self.encoder(src_tokens, noise=noise)
 
     def max_positions(self):
         return self.encoder.max_positions()

@@ -2,3 +2,4 @@
 from . import xtreme_sentence  # noqa: F401
 from . import xtreme_tagging  # noqa: F401
 from . import xtreme_qa  # noqa: F401
+from . import glue  # noqa: F401

@@ -16,10 +16,11 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask
 from omegaconf import II, MISSING
 
-from ..augment.augmenter import KINDS, AugmentationSettings, TextAugmenter
+from ..augment.augmenter import KINDS, SAME_TEXT_KINDS, AugmentationSettings, TextAugmenter
 from ..data.encoding import PieceEncoder, load_xlmr_dictionary
 from ..data.metadata import load_metadata, split_languages
 from ..models.pretrained import maybe_load_pretrained
+from ..models.stabletune_xlmr import EmbeddingNoise
 from ..reliability.run_identity import KEY as IDENTITY_KEY, data_identity
 from .checkpoint_selection import CheckpointSelection
 
@@ -33,8 +34,10 @@ class XtremeTaskConfig(FairseqDataclass):
         default="", metadata={"help": "comma-separated dev languages that make up the 'valid' split (default: all)"}
     )
     view_augmentation: ChoiceEnum(KINDS) = field(
-        default="none", metadata={"help": "augmentation of the second view of every training row, for R1 (none: no views)"})
-    copy_augmentation: ChoiceEnum([k for k in KINDS if k != "noise"]) = field(
+        default="none", metadata={"help": "augmentation of the second view of every training row, for R1 (none: no views; "
+                                          "dropout: the row itself, differing by its own dropout, as R-Drop; noise: the row "
+                                          "with noise on its token embeddings, as R3F)"})
+    copy_augmentation: ChoiceEnum([k for k in KINDS if k not in SAME_TEXT_KINDS]) = field(
         default="none", metadata={"help": "stage 2: add one augmented copy of every example per epoch (D ∪ D_aug)"})
     subword_sampling_prob: float = field(default=0.5, metadata={"help": "probability that a word is re-segmented"})
     subword_sampling_alpha: float = field(default=0.3, metadata={"help": "sentencepiece sampling smoothing alpha"})
@@ -42,7 +45,13 @@ class XtremeTaskConfig(FairseqDataclass):
     code_switch_prob: float = field(default=0.3, metadata={"help": "probability that a word is translated"})
     dict_dir: Optional[str] = field(default=None, metadata={"help": "folder of MUSE dictionaries en-<lang>.txt"})
     dict_langs: str = field(default="", metadata={"help": "comma-separated languages to switch into"})
-    noise_std: float = field(default=0.0, metadata={"help": "std of Gaussian noise on the view's token embeddings (must be > 0 with --view-augmentation noise)"})
+    noise_std: float = field(default=0.0, metadata={
+        "help": "scale of the noise on the view's token embeddings: the std of normal noise, the half-width of uniform "
+                "noise (R3F's eps); must be > 0 with --view-augmentation noise"})
+    noise_type: ChoiceEnum(["normal", "uniform"]) = field(default="normal", metadata={
+        "help": "normal: N(0, std^2) (xTune); uniform: U(-std, std) (R3F's default)"})
+    noise_detached: bool = field(default=False, metadata={
+        "help": "the noised view's embeddings are detached first, so they do not train the embeddings (as R3F)"})
     extra_best_metrics: str = field(default="", metadata={
         "help": "comma-separated validation metrics (e.g. acc_en) whose best checkpoint is also kept, as "
                 "checkpoint_best_<metric>.pt (higher is better); saved validations go to valid_history.jsonl"})
@@ -139,9 +148,29 @@ class XtremeTask(FairseqTask):
         with data_utils.numpy_seed(self.cfg.seed):
             return SortDataset(dataset, sort_order=[np.random.permutation(len(dataset)), sizes])
 
+    @property
+    def views_are_rows(self) -> bool:
+        """The view has the row's own tokens (noise, dropout): the row's targets are the view's too."""
+        return self.cfg.view_augmentation in SAME_TEXT_KINDS
+
+    @property
+    def embedding_noise(self):
+        """The noise the model adds to the views' embeddings (None unless --view-augmentation noise)."""
+        if self.cfg.view_augmentation != "noise":
+            return None
+        return EmbeddingNoise(self.cfg.noise_std, str(self.cfg.noise_type), self.cfg.noise_detached)
+
+    @property
+    def num_outputs(self) -> int:
+        """Outputs of the task's head: one per label (a span head: start and end)."""
+        return len(self.labels)
+
     def build_model(self, cfg, from_checkpoint: bool = False):
+        if self.cfg.view_augmentation == "dropout" and not (cfg.dropout or cfg.attention_dropout or cfg.head_dropout):
+            raise ValueError("--view-augmentation dropout (R-Drop) needs dropout in the model: --dropout, "
+                             "--attention-dropout and --head-dropout are all 0, so the view would equal its row")
         model = super().build_model(cfg, from_checkpoint)
-        model.add_head(self.head_name, self.head_kind, len(self.labels))
+        model.add_head(self.head_name, self.head_kind, self.num_outputs)
         if not from_checkpoint:
             maybe_load_pretrained(model, cfg, self)
         return model

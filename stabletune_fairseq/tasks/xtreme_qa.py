@@ -24,7 +24,7 @@ import numpy as np
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
-from ..data.qa_dataset import QAPart, QADataset, QATranslationPool
+from ..data.datasets.qa_views import QAPart, QADataset, QATranslationPool
 from ..data.span_decoding import WindowScores, best_answer
 from ..metrics.qa_scores import exact_match, f1
 from ..metrics.span_scores import span_score_counts

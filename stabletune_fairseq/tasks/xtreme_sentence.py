@@ -8,7 +8,7 @@ Inputs are assembled as XLM-R expects them: ``<s> a </s> </s> b </s>``.
 
 Consistency training (xTune): ``--view-augmentation`` gives every training row a second view for R1,
 ``--copy-augmentation`` adds one augmented copy of every example per epoch (stage 2, D ∪ D_aug). Views
-are drawn from the stored words when batches are built (``data/pair_views.py``): nothing about
+are drawn from the stored words when batches are built (``data/datasets/pair_views.py``): nothing about
 augmentation is in the preprocessed files.
 """
 
@@ -24,8 +24,8 @@ from fairseq.data import (
 from fairseq.tasks import register_task
 
 from ..augment.translation import TranslationViews
-from ..data.complete_batches import CompleteBatchesDataset
-from ..data.pair_views import PairViewsDataset
+from ..data.datasets.complete_batches import CompleteBatchesDataset
+from ..data.datasets.pair_views import PairViewsDataset
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Labels, losses and metrics are per word: a word is predicted from its first sub-token (``--pooling
 first``) or from the sum of its sub-tokens (``--pooling sum``, the reference's choice for UD-POS).
-Sentences longer than the model are split into chunks of whole words (``data/word_chunks.py``);
+Sentences longer than the model are split into chunks of whole words (``data/datasets/word_chunks.py``);
 evaluation merges the chunks back, so every word read gets one prediction.
 
 Validation reports, per language and averaged, seqeval's entity-level F1 (``f1_<lang>``, ``f1_avg``,
@@ -22,7 +22,7 @@ import torch
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
-from ..data.tagging_dataset import POOLING, TaggedPart, TaggingDataset, TranslationPool
+from ..data.datasets.tagging_views import POOLING, TaggedPart, TaggingDataset, TranslationPool
 from ..metrics.entities import entity_counts
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
@@ -89,7 +89,7 @@ class XtremeTaggingTask(XtremeTask):
         self.datasets[split] = dataset
         return dataset
 
-    def sequence_counts(self, predictions: torch.Tensor, sample) -> dict:
+    def validation_counts(self, predictions: torch.Tensor, sample) -> dict:
         """Entity counts per language for seqeval's F1 (validation): predictions batch x words."""
         mask, gold = sample["word_mask"], sample["target"]
         sequences = {}

@@ -6,6 +6,9 @@ holds the rows first and their views after them, so one forward pass serves both
 ``0..N-1``, re-drawn every epoch, and marked for the teacher (R2). A copy's view is drawn from the
 original example, independently of the copy (so copy and view differ where either changed a word).
 
+Single-sentence tasks (GLUE's CoLA, SST-2) pass no ``second`` text: items are ``<s> a </s>``. Labels are class
+indices, or float scores for a regression task (STS-B).
+
 Random draws are seeded by (seed, epoch, item, slot), so a resumed or multi-process run draws the same
 views (the epoch is shared with data-loader workers, see ``epoch_views.py``).
 """
@@ -15,8 +18,8 @@ import numpy as np
 import torch
 from fairseq.data import data_utils
 
-from ..augment.views import ROW_SLOT, VIEW_SLOT, view_rng
-from .binarize import PAIR_SPECIAL_TOKENS, truncate_pair
+from ...augment.views import ROW_SLOT, VIEW_SLOT, view_rng
+from ..binarize.token_files import PAIR_SPECIAL_TOKENS, SINGLE_SPECIAL_TOKENS, truncate_pair
 from .epoch_views import EpochViewsDataset
 
 
@@ -27,12 +30,15 @@ class PairViewsDataset(EpochViewsDataset):
         self.first, self.second = first, second
         self.labels, self.languages = np.asarray(labels), np.asarray(languages)
         self.bos, self.eos, self.pad = dictionary.bos(), dictionary.eos(), dictionary.pad()
-        self.budget = max_positions - PAIR_SPECIAL_TOKENS
+        self.specials = SINGLE_SPECIAL_TOKENS if second is None else PAIR_SPECIAL_TOKENS
+        self.budget = max_positions - self.specials
         self.seed = seed
         self.view_augmenter, self.row_augmenter = view_augmenter, row_augmenter
         self.base_size = len(first)
         copies = 2 if row_augmenter is not None else 1
-        self._sizes = np.tile(np.asarray(first.sizes) + np.asarray(second.sizes) + PAIR_SPECIAL_TOKENS, copies)
+        second_sizes = 0 if second is None else np.asarray(second.sizes)
+        self._sizes = np.tile(np.asarray(first.sizes) + second_sizes + self.specials, copies)
+        self._label = float if np.issubdtype(self.labels.dtype, np.floating) else int
 
     def ordered_indices(self):
         return np.arange(len(self))
@@ -40,16 +46,18 @@ class PairViewsDataset(EpochViewsDataset):
     # --- items ------------------------------------------------------------------------------
     def _assemble(self, a, b) -> tuple[torch.Tensor, bool]:
         a, b, cut = truncate_pair(a, b, self.budget)
-        tokens = np.concatenate([[self.bos], a, [self.eos, self.eos], b, [self.eos]])
+        middle = [self.eos] if self.second is None else [self.eos, self.eos, *b, self.eos]
+        tokens = np.concatenate([[self.bos], a, middle])
         return torch.from_numpy(tokens.astype(np.int64)), cut
 
     def _text_views(self, augmenter, a, b, rng):
-        return augmenter(a, rng), augmenter(b, rng)
+        return augmenter(a, rng), (b if self.second is None else augmenter(b, rng))
 
     def __getitem__(self, index):
         epoch = self.epoch
         base = index % self.base_size
-        a, b = self.first[base].numpy(), self.second[base].numpy()
+        a = self.first[base].numpy()
+        b = np.zeros(0, dtype=np.int64) if self.second is None else self.second[base].numpy()
         is_copy = index >= self.base_size
         by_example = getattr(self.view_augmenter, "by_example", False)  # translation views
         row, choice = (a, b), None
@@ -61,7 +69,7 @@ class PairViewsDataset(EpochViewsDataset):
             else:
                 row = self._text_views(self.row_augmenter, a, b, rng)
         tokens, row_cut = self._assemble(*row)
-        item = {"id": index, "tokens": tokens, "target": int(self.labels[base]), "lang": int(self.languages[base]),
+        item = {"id": index, "tokens": tokens, "target": self._label(self.labels[base]), "lang": int(self.languages[base]),
                 "teacher": is_copy, "truncated": int(row_cut and is_copy)}
         if self.view_augmenter is not None:
             # The view is drawn from the example itself, independently of its copy (as the reference does);

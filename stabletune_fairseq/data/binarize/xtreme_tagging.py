@@ -15,7 +15,7 @@ becomes ``<unk>``, as the reference does, and is counted. Tags come from the tra
 order; a dev/test tag outside that list is kept (so scores stay honest: it can never be predicted),
 indexed after the trainable labels (``unseen_labels``), and reported per split. Nothing is cut here:
 sentences longer than the model are split into chunks when loaded and merged back for prediction.
-Translate-train sentences (the xTune release's ``translate_train.<task>.txt``, ``data/tagging_translations.py``)
+Translate-train sentences (the xTune release's ``translate_train.<task>.txt``, ``data/readers/tagging_translations.py``)
 are stored per language under ``translation/`` with the English sentence each translates: unlabelled
 stage-2 copies (R1/R2 only).
 """
@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_dir import atomic_output_dir
-from .binarize import write_int_array, write_token_dataset
-from .encoding import PieceEncoder, load_xlmr_dictionary
-from .metadata import save_metadata
-from .split_files import find_split_files
-from .tagged_words import read_tagged_sentences
-from .tagging_translations import read_tagging_translations, translation_file
+from .token_files import write_int_array, write_token_dataset
+from ..encoding import PieceEncoder, load_xlmr_dictionary
+from ..metadata import save_metadata
+from ..readers.xtreme_split_files import find_split_files
+from ..readers.tagged_words import read_tagged_sentences
+from ..readers.tagging_translations import read_tagging_translations, translation_file
 
 logger = logging.getLogger(__name__)
 

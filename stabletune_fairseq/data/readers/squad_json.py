@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputFormatError
+from ..errors import InputFormatError
 
 
 @dataclass

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .errors import InputFormatError
-from .text_lines import read_lines
+from ..errors import InputFormatError
+from ..text_lines import read_lines
 
 
 @dataclass

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputFormatError
-from .text_lines import read_lines
+from ..errors import InputFormatError
+from ..text_lines import read_lines
 
 UNLABELLED = -1
 

@@ -13,7 +13,7 @@ def check_replaceable(final: str | Path, marker: str) -> None:
     earlier output (recognised by its ``marker`` file): a user naming an existing folder of their own."""
     final = Path(final)
     if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / marker).is_file())):
-        from ..reliability.exit_status import BadInput
+        from ...reliability.exit_status import BadInput
 
         raise BadInput(f"{final}: exists and is not an earlier output of this command (no {marker}); "
                        "name a new or empty folder")

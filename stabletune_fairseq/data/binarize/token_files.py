@@ -30,6 +30,7 @@ def write_int_array(path: str | Path, values) -> None:
 
 
 PAIR_SPECIAL_TOKENS = 4  # <s> a </s> </s> b </s>
+SINGLE_SPECIAL_TOKENS = 2  # <s> a </s>
 
 
 def truncate_pair(a: np.ndarray, b: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray, bool]:

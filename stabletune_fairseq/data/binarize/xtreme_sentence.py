@@ -24,12 +24,12 @@ import shutil
 from pathlib import Path
 
 from .atomic_dir import atomic_output_dir
-from .binarize import PAIR_SPECIAL_TOKENS, truncate_pair, write_int_array, write_token_dataset
-from .encoding import PieceEncoder, load_xlmr_dictionary
-from .metadata import save_metadata
-from .sentence_pairs import read_sentence_pairs
-from .split_files import find_split_files
-from .translations import match_translations, translation_files
+from .token_files import PAIR_SPECIAL_TOKENS, truncate_pair, write_int_array, write_token_dataset
+from ..encoding import PieceEncoder, load_xlmr_dictionary
+from ..metadata import save_metadata
+from ..readers.xtreme_tsv import read_sentence_pairs
+from ..readers.xtreme_split_files import find_split_files
+from ..readers.xtreme_translations import match_translations, translation_files
 
 logger = logging.getLogger(__name__)
 

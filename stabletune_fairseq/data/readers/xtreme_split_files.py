@@ -9,7 +9,7 @@ import logging
 import re
 from pathlib import Path
 
-from .errors import InputFormatError
+from ..errors import InputFormatError
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputFormatError
-from .sentence_pairs import LabelReader
-from .text_lines import read_lines
+from ..errors import InputFormatError
+from .xtreme_tsv import LabelReader
+from ..text_lines import read_lines
 
 TRANSLATION_FOLDERS = {"xnli": "XNLI", "pawsx": "PAWSX", "udpos": "UDPOS", "panx": "PANX"}
 _FILE = re.compile(r"^en-([A-Za-z_-]+)-translated\.tsv$")

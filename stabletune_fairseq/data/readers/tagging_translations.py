@@ -5,7 +5,7 @@ XTREME ships no translations for tagging; the xTune authors' release does, as on
 ``english sentence \\t language \\t translated sentence [\\t word alignment]``, words joined by single spaces.
 A line is paired with the English training sentences whose words, joined by spaces, are its first column
 (a repeated English sentence gets the translations of its text). Stage 2 then trains, every epoch, on
-one translation of each English sentence drawn at random (``data/tagging_dataset.py``). The alignment
+one translation of each English sentence drawn at random (``data/datasets/tagging_views.py``). The alignment
 column is not used (translations carry no tags: R1/R2 only).
 
 Left out and counted, as the reference leaves them out: English itself and the languages written without
@@ -19,8 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputFormatError
-from .text_lines import read_lines
+from ..errors import InputFormatError
+from ..text_lines import read_lines
 
 DROPPED_LANGUAGES = ("en", "zh-CN", "zh", "ja", "ko", "th", "my", "ml", "ta")  # the reference's run_tag.py list
 

@@ -38,13 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_dir import atomic_output_dir
-from .binarize import write_int_array, write_token_dataset
-from .encoding import PieceEncoder, load_xlmr_dictionary
-from .errors import InputFormatError
-from .metadata import save_metadata
-from .qa_encoding import answer_pieces, encode_texts, truncate_words
-from .qa_windows import context_budget, plan_windows
-from .squad_json import QAFile, line_of_id, read_squad_file
+from .token_files import write_int_array, write_token_dataset
+from ..encoding import PieceEncoder, load_xlmr_dictionary
+from ..errors import InputFormatError
+from ..metadata import save_metadata
+from ..qa_encoding import answer_pieces, encode_texts, truncate_words
+from ..qa_windows import context_budget, plan_windows
+from ..readers.squad_json import QAFile, line_of_id, read_squad_file
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Records -> a stored task folder that fairseq reads (one module per task family), written atomically."""

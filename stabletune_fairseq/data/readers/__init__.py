@@ -1,0 +1,1 @@
+"""Raw files as users have them -> records; each reader names the file and line of a bad row."""

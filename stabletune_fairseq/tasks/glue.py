@@ -1,0 +1,116 @@
+"""``glue``: GLUE's classification tasks and STS-B regression on a folder written by preprocess/glue/process.sh.
+
+The sentence-pair task of XTREME with GLUE's differences: single-sentence tasks (CoLA, SST-2) read
+``<s> a </s>``; STS-B has one output and a squared-error loss (its 0-5 scores are divided by
+``--regression-scale`` for training, as AMOS stores them in [0, 1], and predictions are multiplied back);
+validation reports GLUE's metrics over the whole dev set (``metrics/glue_scores.py``): ``acc_en`` everywhere,
+``f1_en`` for MRPC and QQP, ``mcc_en`` for CoLA, ``pearson_en``/``spearman_en``/``pearson_spearman_en`` for
+STS-B; MNLI's two dev sets are ``m`` and ``mm`` (``acc_m``, ``acc_mm``, ``acc_avg``). Stored splits
+``train``, ``valid_<subset>``, ``test_<subset>`` (subset ``en``; MNLI ``m``/``mm``).
+
+R-Drop and R3F are R1 with ``--view-augmentation dropout`` / ``noise`` (criterion options in docs/glue.md).
+"""
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from fairseq.data import (
+    AppendTokenDataset, IdDataset, NumelDataset, NumSamplesDataset, PrependTokenDataset, RawLabelDataset,
+    RightPadDataset,
+)
+from fairseq.tasks import register_task
+
+from ..data.datasets.complete_batches import CompleteBatchesDataset
+from ..data.datasets.pair_views import PairViewsDataset
+from ..metrics.glue_scores import binary_counts
+from .xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GlueConfig(XtremeSentenceConfig):
+    regression_scale: float = field(default=5.0, metadata={
+        "help": "regression (STS-B): gold scores are divided by this for training and predictions multiplied by "
+                "it (AMOS trains on scores / 5); the correlations do not depend on it"})
+
+
+@register_task("glue", dataclass=GlueConfig)
+class GlueTask(XtremeSentenceTask):
+    kind, head_name, head_kind = "glue", "sentence", "sentence"
+
+    def __init__(self, cfg, dictionary, metadata):
+        super().__init__(cfg, dictionary, metadata)
+        self.regression: bool = bool(metadata.get("regression"))
+        self.pair: bool = bool(metadata.get("pair", True))
+        if self.regression and cfg.copy_augmentation != "none":
+            raise ValueError("a regression task has no stage 2 (R2 needs a distribution): --copy-augmentation none")
+        if cfg.view_augmentation == "translation" or cfg.copy_augmentation == "translation":
+            raise ValueError("GLUE has no translate-train data: translation views are not possible")
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.regression else len(self.labels)
+
+    def _labels(self, names: list[str]) -> np.ndarray:
+        labels = np.concatenate([np.load(os.path.join(self.cfg.data, "label", f"{n}.npy")) for n in names])
+        return labels.astype(np.float64) / self.cfg.regression_scale if self.regression else labels
+
+    def load_dataset(self, split: str, combine: bool = False, **kwargs):
+        names = self.split_names(split)
+        labels = self._labels(names)
+        second = self._stored("input1", names) if self.pair else None
+        if split == "train" and self.uses_views:
+            return self._training_views(labels, second)
+        languages = np.concatenate([np.full(self.metadata["splits"][n]["examples"], self.language_of(n)) for n in names])
+        dataset = self.pair_dataset(self._stored("input0", names), second, labels, languages, f"{self.cfg.data}: {split}")
+        if split == "train":
+            dataset = self._shuffled_by_length(dataset, dataset.sizes[0])
+        logger.info("loaded %s: %d examples from %s", split, len(dataset), ", ".join(names))
+        self.datasets[split] = dataset
+        return dataset
+
+    def pair_dataset(self, first, second, labels, languages, where: str) -> CompleteBatchesDataset:
+        """``<s> a </s> </s> b </s>`` as in XTREME, or ``<s> a </s>`` for single-sentence tasks."""
+        if second is not None:
+            return super().pair_dataset(first, second, labels, languages, where)
+        tokens = AppendTokenDataset(PrependTokenDataset(first, self.dictionary.bos()), self.dictionary.eos())
+        if len(labels) != len(tokens):
+            raise ValueError(f"{where} has {len(tokens)} token rows but {len(labels)} labels")
+        return CompleteBatchesDataset(
+            {
+                "id": IdDataset(),
+                "net_input": {"src_tokens": RightPadDataset(tokens, pad_idx=self.dictionary.pad()),
+                              "src_lengths": NumelDataset(tokens, reduce=False)},
+                "target": RawLabelDataset(labels.tolist()),
+                "lang": RawLabelDataset(languages.tolist()),
+                "nsentences": NumSamplesDataset(),
+                "ntokens": NumelDataset(tokens, reduce=True),
+            },
+            sizes=[tokens.sizes],
+        )
+
+    def _training_views(self, labels, second):
+        views = PairViewsDataset(
+            self._stored("input0", ["train"]), second, labels, np.full(len(labels), self.language_of("train")),
+            self.dictionary, self.max_positions(), self.cfg.seed,
+            view_augmenter=self.augmenter(self.cfg.view_augmentation),
+            row_augmenter=self.augmenter(self.cfg.copy_augmentation),
+        )
+        dataset = self._shuffled_by_length(views, views.sizes)
+        logger.info("loaded train: %d rows (views: %s)", len(views), self.cfg.view_augmentation)
+        self.datasets["train"] = dataset
+        return dataset
+
+    def validation_counts(self, predictions, sample) -> dict:
+        """Counts of the positive class for F1 and MCC (binary classification tasks)."""
+        if len(self.labels) != 2:
+            return {}
+        return binary_counts(predictions, sample["target"], sample["lang"], self.languages)
+
+    @staticmethod
+    def logging_outputs_can_be_summed(criterion) -> bool:
+        # fairseq calls this on the class. Regression validation carries every row's prediction (Spearman needs the
+        # whole dev set): such logging outputs are gathered from the workers, not summed.
+        return not getattr(criterion.task, "regression", False) and criterion.logging_outputs_can_be_summed()
