@@ -1,33 +1,41 @@
 #!/usr/bin/env bash
 # One task over several seeds and stages, then the report: plain fine-tuning (stage 0), xTune stage 1,
-# and stage 2 from the same seed's stage 1, each with run_xtreme.sh; every selection rule's checkpoint
-# evaluated; stabletune-report over all of them.
+# and stage 2 from the same seed's stage 1, plain fine-tuning with R-Drop (rdrop) or R3F (r3f), each with
+# run_xtreme.sh; every selection rule's checkpoint evaluated; stabletune-report over all of them.
 #
 #   bash run_scripts/run_seeds.sh TASK <model.pt> <data_dir> <out_root> [SEEDS=1,2,3] [STAGES=0,1,2] [KEY=VALUE ...] [-- fairseq args]
 #
-# Layout: <out_root>/seed<N>/{plain, xtune (stage 1), xtune/stage2} (run_xtreme.sh save dirs, with
+# STAGES: a comma-separated subset of 0 (plain), 1, 2 (xTune), rdrop, r3f (run_xtreme.sh STAGE=0 REG=rdrop|r3f);
+# default 0,1,2, for a GLUE task folder 0,rdrop,r3f (xTune's stages are refused there). REG= itself is refused: a
+# regulariser is a stage of its own, compared with plain fine-tuning of the same seed. RDROP_ALPHA= goes to the
+# rdrop runs only, R3F_LAMBDA=, R3F_EPS=, R3F_NOISE= to the r3f runs only.
+# Layout: <out_root>/seed<N>/{plain, xtune (stage 1), xtune/stage2, rdrop, r3f} (run_xtreme.sh save dirs, with
 # eval/<rule>-<split>/ inside), seed<N>/logs/<stage>.log (everything the run printed), seed<N>/status/<stage>.json
-# (exit status, wall time, the command), <out_root>/report/ (report.md, report.json, PNGs).
+# (exit status, wall time, the command; <stage>: plain, stage1, stage2, rdrop, r3f), <out_root>/report/
+# (report.md, report.json, PNGs).
 #
 # Re-running the same command skips what is finished (same settings) and resumes what is not (run_xtreme.sh
 # resumes from checkpoint_last.pt). A run that fails is reported and the others go on (a failed stage 1
 # skips that seed's stage 2); the exit status is 1 when any run failed.
-# Settings: SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0|1 (print every command, run nothing) REPORT=1|0
+# Settings: SEEDS=1,2,3 STAGES= DRY_RUN=0|1 (print every command, run nothing) REPORT=1|0
 # KEEP_INTERVAL=0|1 (0: a finished run's interval checkpoints, kept for crash recovery, are removed); every other
 # KEY=VALUE (NPROC=, MAX_UPDATE=, LR=, SETTING=, DICT_DIR=, ...) and anything after "--" go to run_xtreme.sh;
-# TENSORBOARD=<dir> as TENSORBOARD=<dir>/seed<N>/<plain|stage1|stage2>, one folder per run.
+# TENSORBOARD=<dir> as TENSORBOARD=<dir>/seed<N>/<plain|stage1|stage2|rdrop|r3f>, one folder per run.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 
 if [ $# -lt 4 ]; then sed -n '2,/^set -uo/{/^set -uo/!p}' "$0" >&2; exit 2; fi
 TASK=$1 MODEL=$2 DATA=$3 OUT_ROOT=$4; shift 4
-SEEDS=1,2,3 STAGES=0,1,2 DRY_RUN=0 REPORT=1 KEEP_INTERVAL=0 TENSORBOARD=
-PASS=()
+SEEDS=1,2,3 STAGES= DRY_RUN=0 REPORT=1 KEEP_INTERVAL=0 TENSORBOARD=
+PASS=() RDROP=() R3F=()  # RDROP/R3F: the regularisers' settings, for their own runs only
 while [ $# -gt 0 ]; do
   case "$1" in
     SEEDS=*|STAGES=*|DRY_RUN=*|REPORT=*|KEEP_INTERVAL=*|TENSORBOARD=*) declare "$1" ;;
     SEED=*|STAGE=*) echo "run_seeds.sh: '$1': set SEEDS= and STAGES= instead (the runner sets SEED and STAGE per run)" >&2; exit 2 ;;
+    REG=*) echo "run_seeds.sh: '$1': add rdrop or r3f to STAGES= instead (e.g. STAGES=0,rdrop: each regulariser is a run of its own, compared with plain fine-tuning)" >&2; exit 2 ;;
+    RDROP_ALPHA=*) RDROP+=("$1") ;;
+    R3F_LAMBDA=*|R3F_EPS=*|R3F_NOISE=*) R3F+=("$1") ;;
     --) PASS+=("$@"); break ;;
     *=*) PASS+=("$1") ;;
     *) echo "run_seeds.sh: unexpected argument '$1' (settings are KEY=VALUE; see the header of $0)" >&2; exit 2 ;;
@@ -35,10 +43,18 @@ while [ $# -gt 0 ]; do
   shift
 done
 [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_seeds.sh: SEEDS must be comma-separated integers (got '$SEEDS')" >&2; exit 2; }
-[[ "$STAGES" =~ ^[012](,[012])*$ ]] || { echo "run_seeds.sh: STAGES must be a comma-separated subset of 0,1,2 (got '$STAGES')" >&2; exit 2; }
-[ -f "$DATA/metadata.json" ] || { echo "run_seeds.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh first)" >&2; exit 2; }
+STAGE_RE='(0|1|2|rdrop|r3f)'
+[ -z "$STAGES" ] || [[ "$STAGES" =~ ^$STAGE_RE(,$STAGE_RE)*$ ]] || { echo "run_seeds.sh: STAGES must be a comma-separated subset of 0,1,2,rdrop,r3f (got '$STAGES')" >&2; exit 2; }
+[ -f "$DATA/metadata.json" ] || { echo "run_seeds.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh or preprocess/glue/process.sh first)" >&2; exit 2; }
+KIND=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1])).get('kind', ''))" "$DATA/metadata.json") || exit 2
+if [ "$KIND" = glue ]; then
+  [ -n "$STAGES" ] || STAGES=0,rdrop,r3f
+  [[ ! ",$STAGES," =~ ,[12], ]] || { echo "run_seeds.sh: STAGES=$STAGES: xTune's stages 1 and 2 are for XTREME's cross-lingual tasks; for GLUE choose from 0,rdrop,r3f" >&2; exit 2; }
+fi
+[ -n "$STAGES" ] || STAGES=0,1,2
 
-declare -A NAME=([0]=plain [1]=stage1 [2]=stage2) SUBDIR=([0]=plain [1]=xtune [2]=xtune/stage2)
+declare -A NAME=([0]=plain [1]=stage1 [2]=stage2 [rdrop]=rdrop [r3f]=r3f)
+declare -A SUBDIR=([0]=plain [1]=xtune [2]=xtune/stage2 [rdrop]=rdrop [r3f]=r3f)  # stage 2 trains in its stage 1's save dir
 FAILED=()
 
 # run <label> <command...>: prints it (DRY_RUN), or runs it with its output in the seed's log.
@@ -75,10 +91,15 @@ status_of() { [ -f "$1" ] && "$PY" -c "import json, sys; d = json.load(open(sys.
 for seed in ${SEEDS//,/ }; do
   SEED_DIR=$OUT_ROOT/seed$seed
   for stage in ${STAGES//,/ }; do
-    name=${NAME[$stage]}; save=$SEED_DIR/xtune; [ "$stage" != 0 ] || save=$SEED_DIR/plain
+    name=${NAME[$stage]}; save=$SEED_DIR/${SUBDIR[$stage]%/stage2}
     run_dir=$SEED_DIR/${SUBDIR[$stage]}; log=$SEED_DIR/logs/$name.log; status=$SEED_DIR/status/$name.json
     tb=(); [ -z "$TENSORBOARD" ] || tb=(TENSORBOARD="$TENSORBOARD/seed$seed/$name")
-    train=(bash "$ROOT/run_scripts/run_xtreme.sh" "$TASK" "$MODEL" "$DATA" "$save" SEED="$seed" STAGE="$stage" "${tb[@]}" "${PASS[@]}")
+    case "$stage" in
+      rdrop) how=(STAGE=0 REG=rdrop "${RDROP[@]}") ;;
+      r3f) how=(STAGE=0 REG=r3f "${R3F[@]}") ;;
+      *) how=(STAGE="$stage") ;;
+    esac
+    train=(bash "$ROOT/run_scripts/run_xtreme.sh" "$TASK" "$MODEL" "$DATA" "$save" SEED="$seed" "${how[@]}" "${tb[@]}" "${PASS[@]}")
     evaluate=("$PY" -m stabletune_fairseq.report.selection "$run_dir" --data "$DATA")
     command=$(printf '%q ' "${train[@]}")
     if [ "$stage" = 2 ] && [[ ",$STAGES," == *,1,* ]] && [[ " ${FAILED[*]} " == *" seed$seed/stage1 "* ]]; then

@@ -456,3 +456,80 @@ def test_resuming_or_teaching_from_another_tasks_checkpoint_is_refused(xnli_chec
     output = teacher.stdout + teacher.stderr
     assert teacher.returncode == 2, output[-3000:]
     assert f"fairseq-train: teacher {xnli_checkpoint}: fine-tuned on xnli (3 labels" in output and "Traceback" not in output
+
+
+# --- GLUE preprocessing (preprocess/glue/process.sh) -----------------------------------------------------------
+
+GLUE_RTE = {
+    "RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\tA man sleeps.\tA person rests.\tentailment\n"
+                     "1\tA dog runs.\tA cat sleeps.\tnot_entailment\n",
+    "RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\tKids play.\tThey are \"outside\".\tentailment\n",
+}
+STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+
+
+def stsb_row(score: str) -> str:
+    return f"0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\tA plane takes off.\t{score}\n"
+
+
+GLUE_CASES = {  # name -> (files, TASK, (file or folder, line, reason))
+    "glue wrong column count": (with_change(GLUE_RTE, "RTE/train.tsv", GLUE_RTE["RTE/train.tsv"] + "2\tOnly\tthree\n"),
+                                "RTE", ("RTE/train.tsv", 4, "3 tab-separated columns, the header has 4")),
+    "glue unknown label": (with_change(GLUE_RTE, "RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tmaybe\n"),
+                           "rte", ("RTE/dev.tsv", 2, "unknown label 'maybe'")),
+    "glue empty text": (with_change(GLUE_RTE, "RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\t \tentailment\n"),
+                        "RTE", ("RTE/dev.tsv", 2, "empty sentence2")),
+    "glue STS-B score not a number": ({"STS-B/train.tsv": STSB_HEADER + stsb_row("5.000") + stsb_row("high")}, "sts-b",
+                                      ("STS-B/train.tsv", 3, "score 'high' is not a number in 0..5")),
+    "glue STS-B score outside 0..5": ({"STS-B/dev.tsv": STSB_HEADER + stsb_row("7.5")}, "STS-B",
+                                      ("STS-B/dev.tsv", 2, "score '7.5' is not a number in 0..5")),
+    "glue dev file without labels": (with_change(GLUE_RTE, "RTE/dev.tsv", "index\tsentence1\tsentence2\n0\tA.\tB.\n"), "RTE",
+                                     ("RTE/dev.tsv", 1, "no 'label' column: a train or dev file needs its labels")),
+    "glue XTREME folder given as GLUE data (ALL)": (XNLI, "ALL", (".", None, "no GLUE task folder")),
+    "glue XTREME folder given as GLUE data (one task)": (XNLI, "MNLI", ("MNLI", None, "folder not found (")),
+    "glue task folder without a GLUE file": ({"RTE/train-en.tsv": "A.\tB.\tentailment\n"}, "RTE",
+                                             ("RTE", None, "no RTE file here (looked for train.tsv, dev.tsv, test.tsv)")),
+}
+
+
+def glue_folder(tmp_path, files):
+    root = tmp_path / "glue_data"
+    root.mkdir()
+    for relative, data in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return root
+
+
+def preprocess_glue(root, task, dict_dir, out, capsys) -> tuple[int, str]:
+    """What preprocess/glue/process.sh execs, in this process (as ``preprocess`` above)."""
+    from stabletune_fairseq.cli.preprocess_glue import main
+
+    capsys.readouterr()
+    status = main([str(root), task, str(dict_dir), str(out)])
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(GLUE_CASES))
+def test_broken_glue_input_fails_with_file_line_and_reason(name, e5_dir, tmp_path, capsys):
+    files, task, (where, line, reason) = GLUE_CASES[name]
+    root = glue_folder(tmp_path, files)
+    status, stderr = preprocess_glue(root, task, e5_dir, tmp_path / "out", capsys)
+    assert status == 2, stderr[-2000:]
+    place = root if where == "." else root / where
+    errors = [text for text in stderr.splitlines() if text.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr[-2000:]
+    assert errors[0].startswith(f"error: {place}:{line}: " if line is not None else f"error: {place}: "), errors[0]
+    assert reason in errors[0], errors[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing, not even partly, written
+
+
+def test_glue_model_folder_without_a_sentencepiece_model(e5_dir, tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "dict.txt").symlink_to(e5_dir / "dict.txt")
+    root = glue_folder(tmp_path, GLUE_RTE)
+    status, stderr = preprocess_glue(root, "RTE", model, tmp_path / "out", capsys)
+    assert status == 2
+    assert stderr.strip() == f"error: {model}: no sentencepiece model: neither sentencepiece.bpe.model nor sp.model"
+    assert not (tmp_path / "out" / "RTE").exists()

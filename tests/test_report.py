@@ -2,6 +2,7 @@
 prediction files, training curves from fairseq log lines, and the PNGs read back."""
 import json
 import math
+import statistics
 import struct
 from pathlib import Path
 
@@ -35,13 +36,17 @@ def test_summary_and_paired_interval_by_hand():
         paired_difference([1.0, 2.0], [1.0])
 
 
-def _results(folder: Path, scores: dict, seed_index: int, rule: str, predictions: dict | None = None, updates=10):
-    per_language = {lang: {"accuracy": values[seed_index], "n": 4} for lang, values in scores.items()}
+def _results(folder: Path, scores: dict, seed_index: int, rule: str, predictions: dict | None = None, updates=10,
+             task="xnli"):
+    """``scores``: {lang: [accuracy per seed]}, or {lang: {metric: [value per seed]}} (the first metric leads)."""
+    per_language = {lang: {**{m: v[seed_index] for m, v in (values if isinstance(values, dict) else {"accuracy": values}).items()},
+                           "n": 4} for lang, values in scores.items()}
+    metrics = [m for m in next(iter(per_language.values())) if m != "n"]
     folder.mkdir(parents=True)
-    average = sum(r["accuracy"] for r in per_language.values()) / len(per_language)
+    average = {m: round(sum(r[m] for r in per_language.values()) / len(per_language), 2) for m in metrics}
     (folder / "results.json").write_text(json.dumps({
-        "task": "xnli", "split": "valid", "metric": "accuracy", "metrics": ["accuracy"], "checkpoint": "x.pt",
-        "per_language": per_language, "average": {"accuracy": round(average, 2), "languages": len(per_language)},
+        "task": task, "split": "valid", "metric": metrics[0], "metrics": metrics, "checkpoint": "x.pt",
+        "per_language": per_language, "average": {**average, "languages": len(per_language)},
         "rule": rule, "num_updates": updates}))
     if predictions:
         (folder / "predictions").mkdir()
@@ -177,17 +182,108 @@ def test_extra_best_checkpoint_and_history_across_a_resume(tmp_path):
         read_history(str(tmp_path))
 
 
+def _rule_choices(run_dir: Path, history: list[dict], extra_best: str) -> dict:
+    """A run dir with this validation history, checkpoint_last.pt, checkpoint_best.pt and ``extra_best``:
+    ``{rule: (checkpoint file, update)}`` as ``rule_checkpoints`` reads them."""
+    from stabletune_fairseq.report.selection import rule_checkpoints
+    (run_dir / "valid_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    for name in ("checkpoint_last.pt", "checkpoint_best.pt", extra_best):
+        (run_dir / name).write_text(name)
+    return {rule: (Path(r["checkpoint"]).name, r["num_updates"]) for rule, r in rule_checkpoints(str(run_dir)).items()}
+
+
 def test_each_rule_finds_the_update_it_chose(tmp_path):
     from stabletune_fairseq.report.selection import rule_checkpoints
     history = [{"num_updates": 10, "acc_avg": 40.0, "acc_en": 55.0}, {"num_updates": 20, "acc_avg": 42.0, "acc_en": 54.0},
                {"num_updates": 30, "acc_avg": 42.0, "acc_en": 53.0}]
-    (tmp_path / "valid_history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
-    for name in ("checkpoint_last.pt", "checkpoint_best.pt", "checkpoint_best_acc_en.pt"):
-        (tmp_path / name).write_text(name)
-    rules = rule_checkpoints(str(tmp_path))
-    assert {rule: (Path(r["checkpoint"]).name, r["num_updates"]) for rule, r in rules.items()} == {
+    assert _rule_choices(tmp_path, history, "checkpoint_best_acc_en.pt") == {
         "best-avg": ("checkpoint_best.pt", 30), "best-en": ("checkpoint_best_acc_en.pt", 10), "last": ("checkpoint_last.pt", 30)}
     # SELECT=en: checkpoint_best.pt is the English rule's, the average's is the extra file
     (tmp_path / "checkpoint_best_acc_en.pt").rename(tmp_path / "checkpoint_best_acc_avg.pt")
     rules = rule_checkpoints(str(tmp_path))
     assert Path(rules["best-en"]["checkpoint"]).name == "checkpoint_best.pt" and rules["best-avg"]["num_updates"] == 30
+
+
+# GLUE-style runs: plain fine-tuning and R-Drop over 3 seeds; dev "languages" are GLUE's dev sets (en; MNLI m, mm)
+GLUE_CASES = {
+    "cola": ({"en": {"mcc": [40.0, 45.0, 50.0], "accuracy": [80.0, 81.0, 82.0]}},
+             {"en": {"mcc": [44.0, 46.0, 55.0], "accuracy": [81.0, 81.0, 84.0]}}, "mcc_en"),
+    "stsb": ({"en": {"pearson": [85.0, 86.0, 87.0], "spearman": [84.0, 85.0, 86.0]}},
+             {"en": {"pearson": [86.0, 86.5, 88.0], "spearman": [84.5, 85.0, 87.0]}}, "pearson_spearman_en"),
+    "mnli": ({"m": [80.0, 81.0, 82.0], "mm": [79.0, 80.0, 81.0]}, {"m": [81.0, 81.0, 83.0], "mm": [80.0, 81.0, 81.0]}, "acc_m"),
+}
+GLUE_VALID_LINE = ("2026-12-01 10:15:05 | INFO | valid | epoch 001 | valid on 'valid' subset | loss 0.6 | {metric} {v} | "
+                   "acc_avg 70.1 | f1_avg 66.0 | num_updates {u}{best}\n")
+
+
+@pytest.fixture(params=sorted(GLUE_CASES))
+def glue_runs(request, tmp_path):
+    task = request.param
+    plain, rdrop, selected = GLUE_CASES[task]
+    rules = ["best", "best-mm", "last"] if task == "mnli" else ["best", "last"]
+    for i, seed in enumerate((1, 2, 3)):
+        for stage, scores in (("plain", plain), ("rdrop", rdrop)):
+            run = tmp_path / f"seed{seed}" / stage
+            for rule in rules:
+                _results(run / "eval" / f"{rule}-valid", scores, i, rule, updates=20, task=task)
+            (tmp_path / f"seed{seed}" / "status").mkdir(exist_ok=True)
+            (tmp_path / f"seed{seed}" / "status" / f"{stage}.json").write_text(json.dumps(
+                {"status": "done", "exit": 0, "wall_s": 10 * seed, "command": "c"}))
+            (run / "train.log").write_text(TRAIN_LINE.format(u=10, t=0.7, r1=0.02 * (stage == "rdrop")) + "".join(
+                GLUE_VALID_LINE.format(metric=selected, v=60 + u / 10, u=u, best="" if u == 10 else f" | best_{selected} 62")
+                for u in (10, 20)))
+    return task, tmp_path
+
+
+def test_glue_report_plain_against_rdrop(glue_runs, tmp_path):
+    task, runs = glue_runs
+    plain, rdrop, selected = GLUE_CASES[task]
+    report = write_report(str(runs), str(tmp_path / "report"))
+    metric, lang = report["metric"], next(iter(plain))
+    values = (plain[lang] if task != "mnli" else {"accuracy": plain[lang]})[metric]
+    gains = [b - a for a, b in zip(values, (rdrop[lang] if task != "mnli" else {"accuracy": rdrop[lang]})[metric])]
+    assert report["stages"] == ["plain", "rdrop"] and report["metrics"][0] == metric
+    assert report["rules"] == (["best", "best-mm", "last"] if task == "mnli" else ["best", "last"])
+    cells = report["scores"]["valid"]["best"]["plain"][metric]
+    assert cells[lang]["mean"] == pytest.approx(statistics.fmean(values)) and cells[lang]["sd"] == pytest.approx(statistics.stdev(values))
+    assert "gap" not in cells and report["agreement"] == {} and report["agreement_differences"] == {}
+    diff = report["differences"]["valid"]["best"]["rdrop"][metric][lang]
+    assert diff["values"] == pytest.approx(gains)
+    half = 4.303 * statistics.stdev(gains) / math.sqrt(3)
+    assert diff["ci95"] == pytest.approx([statistics.fmean(gains) - half, statistics.fmean(gains) + half])
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## valid, best by the task's dev metric (`best`)" in md and f"| R-Drop (n=3) | {statistics.fmean(values) + sum(gains) / 3:.2f} ± " in md
+    assert f"| R-Drop − plain (n=3) | {statistics.fmean(gains):+.2f} [" in md and "best-avg" not in md and "gap" not in md
+    assert ("| run | m | mm | average |" in md and "best by mismatched dev accuracy" in md) if task == "mnli" else "| run | en |\n" in md
+    assert png_size(tmp_path / "report" / "scores.png") == (600, 400)
+    assert read_curves(str(runs / "seed1" / "rdrop" / "train.log"))["valid"] == [(10, 61.0), (20, 62.0)]
+    assert read_curves(str(runs / "seed1" / "rdrop" / "train.log"))["valid_metric"] == selected
+
+
+def test_glue_rules_name_the_tasks_metric(tmp_path, monkeypatch):
+    from stabletune_fairseq.cli import evaluate as evaluate_module
+    from stabletune_fairseq.data.metadata import save_metadata
+    from stabletune_fairseq.report.selection import evaluate_rules
+    history = [{"num_updates": 10, "acc_m": 80.0, "acc_mm": 79.0}, {"num_updates": 20, "acc_m": 81.0, "acc_mm": 78.0, "best_acc_m": 81.0},
+               {"num_updates": 30, "acc_m": 79.0, "acc_mm": 79.5, "best_acc_m": 81.0}]
+    # MNLI: GLUE from its extra checkpoint alone; best by acc_m (recorded as best_acc_m), best-mm by acc_mm
+    assert _rule_choices(tmp_path, history, "checkpoint_best_acc_mm.pt") == {
+        "best": ("checkpoint_best.pt", 20), "best-mm": ("checkpoint_best_acc_mm.pt", 30), "last": ("checkpoint_last.pt", 30)}
+    # RTE: one dev set, no extra checkpoint: GLUE by the task folder's kind, evaluated on its labelled splits
+    (tmp_path / "checkpoint_best_acc_mm.pt").unlink()
+    (tmp_path / "valid_history.jsonl").write_text(json.dumps({"num_updates": 10, "acc_en": 60.0}) + "\n")
+    data = tmp_path / "rte"
+    data.mkdir()
+    save_metadata(data, {"task": "rte", "kind": "glue", "splits": {"train": {"language": "en"}, "valid_en": {"language": "en"},
+                                                                   "test_en": {"language": "en", "labelled": False}}})
+    calls = []
+
+    def fake_evaluate(checkpoint, data, split, out):
+        calls.append((Path(checkpoint).name, split))
+        Path(out).mkdir(parents=True)
+        (Path(out) / "results.json").write_text(json.dumps({"task": "rte", "metric": "accuracy", "per_language": {}}))
+
+    monkeypatch.setattr(evaluate_module, "evaluate", fake_evaluate)
+    results = evaluate_rules(str(tmp_path), str(data))
+    assert sorted(results) == ["best-valid", "last-valid"] and results["best-valid"]["num_updates"] == 10
+    assert calls == [("checkpoint_best.pt", "valid")]  # one validation: both rules hold update 10, evaluated once

@@ -2,8 +2,10 @@
 selection rule, the report; a seed that fails does not stop the others; a re-run skips what is finished,
 evaluates what was trained but not evaluated, and refuses a finished run with other settings."""
 import json
+import shlex
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +114,46 @@ def test_dry_run_prints_every_command_and_runs_nothing(e5_dir, small_data, toy_d
 def test_seed_and_stage_are_the_runners_to_set(e5_dir, small_data, toy_dicts, tmp_path):
     result = run_seeds(e5_dir, small_data, tmp_path / "x", toy_dicts, "STAGE=1")
     assert result.returncode == 2 and "set SEEDS= and STAGES= instead" in result.stderr
+    result = run_seeds(e5_dir, small_data, tmp_path / "x", toy_dicts, "REG=rdrop")
+    assert result.returncode == 2 and "'REG=rdrop': add rdrop or r3f to STAGES= instead" in result.stderr
+    result = run_seeds(e5_dir, small_data, tmp_path / "x", toy_dicts, "STAGES=0,dropout")
+    assert result.returncode == 2 and "STAGES must be a comma-separated subset of 0,1,2,rdrop,r3f (got '0,dropout')" in result.stderr
+
+
+def test_dry_run_of_a_regulariser_stage(e5_dir, small_data, toy_dicts, tmp_path):
+    """STAGES=0,rdrop: plain fine-tuning and R-Drop per seed (REG=rdrop, its own save dir; RDROP_ALPHA= for it only)."""
+    result = run_seeds(e5_dir, small_data, tmp_path / "dry", toy_dicts, "DRY_RUN=1", "STAGES=0,rdrop", "RDROP_ALPHA=0.5",
+                       "--", "--log-interval", "1")
+    assert result.returncode == 0, result.stderr
+    train = [shlex.split(line) for line in result.stdout.splitlines() if "run_xtreme.sh" in line]
+    assert [(Path(c[5]).relative_to(tmp_path / "dry").as_posix(), c[6:9]) for c in train] == [
+        ("seed1/plain", ["SEED=1", "STAGE=0", f"DICT_DIR={toy_dicts}"]),
+        ("seed1/rdrop", ["SEED=1", "STAGE=0", "REG=rdrop"]), ("seed2/plain", ["SEED=2", "STAGE=0", f"DICT_DIR={toy_dicts}"]),
+        ("seed2/rdrop", ["SEED=2", "STAGE=0", "REG=rdrop"])]
+    assert [("RDROP_ALPHA=0.5" in c, c[-3:]) for c in train] == [(stage == "rdrop", ["--", "--log-interval", "1"])
+                                                              for _ in (1, 2) for stage in ("plain", "rdrop")]
+    evaluated = [line.split()[3] for line in result.stdout.splitlines() if "stabletune_fairseq.report.selection" in line]
+    assert [Path(p).relative_to(tmp_path / "dry").as_posix() for p in evaluated] == [
+        "seed1/plain", "seed1/rdrop", "seed2/plain", "seed2/rdrop"]
+
+
+def test_glue_stages(tmp_path):
+    """A GLUE task folder: plain, R-Drop and R3F by default; xTune's stages refused before anything runs."""
+    data = tmp_path / "rte"
+    data.mkdir()
+    (data / "metadata.json").write_text(json.dumps({"task": "rte", "kind": "glue", "splits": {}}))
+
+    def glue_seeds(*extra):
+        return run(["bash", "run_scripts/run_seeds.sh", "RTE", tmp_path / "model.pt", data, tmp_path / "out", "SEEDS=3",
+                    "DRY_RUN=1", *extra], check=False)
+
+    result = glue_seeds()
+    assert result.returncode == 0, result.stderr
+    train = [shlex.split(line) for line in result.stdout.splitlines() if "run_xtreme.sh" in line]
+    assert [(Path(c[5]).name, c[6:]) for c in train] == [
+        ("plain", ["SEED=3", "STAGE=0"]), ("rdrop", ["SEED=3", "STAGE=0", "REG=rdrop"]), ("r3f", ["SEED=3", "STAGE=0", "REG=r3f"])]
+    result = glue_seeds("STAGES=0,1")
+    assert result.returncode == 2 and "xTune's stages 1 and 2 are for XTREME's cross-lingual tasks" in result.stderr
 
 
 def test_single_run_report(seeds, tmp_path):

@@ -42,19 +42,29 @@ def main(argv=None) -> int:
     if args.task in QA_TASKS:
         prepare = functools.partial(prepare_qa_task, max_query=args.max_query_length, stride=args.doc_stride)
     max_positions = args.max_positions or DEFAULT_MAX_POSITIONS[args.task]
+    return run_preparation(functools.partial(prepare, args.task, args.xtreme_dir, args.dict_dir, args.out,
+                                             max_positions, args.translations), args.out, args.task)
+
+
+def bad_input(err: Exception) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return BAD_INPUT
+
+
+def run_preparation(prepare, out_root: str, name: str) -> int:
+    """``prepare()``, which writes ``<out_root>/<name>/``, and its exit status: bad input (``InputFormatError``, a
+    missing file) is one error line and status 2; a full disk one line saying what was kept, status 1."""
     try:
-        out = prepare(args.task, args.xtreme_dir, args.dict_dir, args.out, max_positions,
-                                    args.translations)
+        out = prepare()
     except (InputFormatError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return BAD_INPUT
+        return bad_input(err)
     except (OSError, RuntimeError) as err:  # fairseq's binariser reports a failed write as a RuntimeError
         if not is_disk_full(err):
             raise
-        final = os.path.join(args.out, args.task)
+        final = os.path.join(out_root, name)
         kept = f"the previous {final} is intact" if os.path.isdir(final) else f"nothing was written to {final}"
-        print(f"error: no space left on the device of {args.out} while writing {args.task} "
-              f"({megabytes(shutil.disk_usage(args.out).free)} free): {kept}", file=sys.stderr)
+        print(f"error: no space left on the device of {out_root} while writing {name} "
+              f"({megabytes(shutil.disk_usage(out_root).free)} free): {kept}", file=sys.stderr)
         return FAILED
     print(f"wrote {out}")
     return 0

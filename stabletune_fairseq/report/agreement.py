@@ -6,7 +6,7 @@ Only where dev sets are parallel: sentence-pair tasks whose language files have 
 an id with an English question (XQuAD; MLQA's parallel questions). For QA the agreement is the token F1
 between the two answers (SQuAD normalisation): across scripts only names, numbers and shared words can
 match, so read it as a lower bound, comparable between stages, not between languages. Tagging sets
-(UD-POS, PAN-X) are not parallel: no agreement.
+(UD-POS, PAN-X) are not parallel: no agreement; nor is there any without English and another language (GLUE).
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def _lines(path: str) -> list[str]:
 def agreement(results_dir: str, results: dict) -> dict[str, dict] | None:
     """``{lang: {"agreement": percent, "n": compared examples}}`` for every language but English, or None
     when the task's dev sets are not parallel (or there is no English prediction file)."""
-    if results["task"] in TAGGING:
-        return None
     split, languages = results["split"], [lang for lang in results["per_language"] if lang != "en"]
+    if results["task"] in TAGGING or not languages or "en" not in results["per_language"]:
+        return None  # GLUE: one dev set (en), or MNLI's m and mm, which are not translations of each other
     folder = os.path.join(results_dir, "predictions")
     json_file, tsv_file = (os.path.join(folder, f"{split}-en{suffix}") for suffix in (".json", ".tsv"))
     out = {}

@@ -1,7 +1,9 @@
 """Training curves from fairseq's plain log (``--log-format simple``, ``<run dir>/train.log``).
 
 Training lines (every ``--log-interval`` updates) give the task loss, R1 and R2; validation lines give
-the average dev score (``f1_avg`` where logged, else ``acc_avg``). A resumed run repeats the updates after its last checkpoint:
+the dev score the run selects its best checkpoint by (fairseq's ``best_<metric>``: GLUE's ``acc_en``, ``mcc_en``,
+``pearson_spearman_en``, MNLI ``acc_m``; XTREME's ``*_avg`` or ``*_en``), or, in a log without one, the average
+(``f1_avg`` where logged, else ``acc_avg``). A resumed run repeats the updates after its last checkpoint:
 the later line for an update wins.
 """
 from __future__ import annotations
@@ -35,11 +37,13 @@ def read_curves(log_file: str) -> dict:
                     train[int(values["num_updates"])] = values
             elif (match := VALID.search(line)):
                 values = _numbers(match["pairs"], "|")
-                averages = [k for k in values if k.endswith("_avg") and not k.startswith("best_")]
-                if averages and "num_updates" in values:
-                    # the task's selection metric: F1 for tagging and QA (they log accuracy or EM too)
-                    metric = metric or next((k for k in ("f1_avg", "acc_avg") if k in averages), averages[0])
-                    valid[int(values["num_updates"])] = values.get(metric)
+                if "num_updates" in values:
+                    valid[int(values["num_updates"])] = values
+                    # fairseq logs the selection metric's best so far as best_<metric> (from the 2nd validation on)
+                    metric = metric or next((k[len("best_"):] for k in values if k.startswith("best_")), None)
+    if metric is None:  # the average: F1 for tagging and QA (they log accuracy or EM too)
+        averages = [k for values in valid.values() for k in values if k.endswith("_avg")]
+        metric = next((k for k in ("f1_avg", "acc_avg") if k in averages), averages[0] if averages else None)
     curves = {key: [(u, train[u][key]) for u in sorted(train) if key in train[u]] for key in TRAIN_KEYS}
-    return {"train": curves, "valid": [(u, valid[u]) for u in sorted(valid) if valid[u] is not None],
-            "valid_metric": metric}
+    points = [(u, valid[u][metric]) for u in sorted(valid) if metric in valid[u]]
+    return {"train": curves, "valid": points, "valid_metric": metric if points else None}

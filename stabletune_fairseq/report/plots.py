@@ -8,17 +8,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .runs import STAGE_TITLES  # noqa: E402
 
-COLOURS = {"plain": "#7f7f7f", "stage1": "#1f77b4", "stage2": "#d62728", "run": "#1f77b4"}
+COLOURS = {"plain": "#7f7f7f", "stage1": "#1f77b4", "stage2": "#d62728", "rdrop": "#2ca02c", "r3f": "#ff7f0e", "run": "#1f77b4"}
 DPI = 100
 
 
 def score_bars(report: dict, split: str, rule: str, path: str) -> bool:
-    """Per language (and the average): one bar per stage, the mean over seeds, error bars ± sd."""
+    """Per language (and the average, where there are several): one bar per stage, the mean over seeds, error
+    bars ± sd."""
     scores = report["scores"].get(split, {}).get(rule)
     if not scores:
         return False
     metric = report["metric"]
-    columns = [*report["languages"], "average"]
+    columns = [*report["languages"], *(["average"] if len(report["languages"]) > 1 else [])]
     stages = list(scores)
     width = 0.8 / len(stages)
     figure, axes = plt.subplots(figsize=(max(6.0, 0.9 * len(columns) + 2), 4.0), dpi=DPI)
@@ -32,11 +33,13 @@ def score_bars(report: dict, split: str, rule: str, path: str) -> bool:
     low = min(cells[c]["mean"] - (cells[c]["sd"] or 0) for s in stages for cells in [scores[s][metric]] for c in cells if c in columns)
     high = max(cells[c]["mean"] + (cells[c]["sd"] or 0) for s in stages for cells in [scores[s][metric]] for c in cells if c in columns)
     margin = max(1.0, 0.15 * (high - low))
-    # differences of a few points stay visible; room at the top for the legend
-    axes.set_ylim(max(0.0, low - margin), high + 3 * margin)
+    # differences of a few points stay visible; room at the top for the legend; below 0 only for a score that
+    # can be negative (a Matthews or Pearson correlation)
+    axes.set_ylim(low - margin if low < 0 else max(0.0, low - margin), high + 3 * margin)
     axes.set_xticks(range(len(columns)), columns)
     axes.set_ylabel(f"{split} {metric}")
-    axes.set_title(f"{report['task']}: {split} {metric}, {report['rule_titles'][rule]}" + (", mean ± sd over seeds" if len(report["seeds"]) > 1 else ""))
+    axes.set_title(f"{report['task']}: {split} {metric}, {report['rule_titles'][rule]}"
+                   + (", mean ± sd over seeds" if len(report["seeds"]) > 1 else ""), fontsize=10)
     axes.grid(axis="y", alpha=0.3)
     axes.legend(loc="upper center", ncol=len(stages), fontsize=8)
     figure.tight_layout()

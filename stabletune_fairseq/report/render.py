@@ -4,6 +4,10 @@ from __future__ import annotations
 from .runs import STAGE_TITLES
 from .statistics import format_difference, format_summary
 
+RULE_NOTES = {"best-avg": "uses every language's dev set (not zero-shot)", "best-en": "only English dev (true zero-shot transfer)",
+              "best": "the task's own dev metric, on the dev set reported here (optimistic)",
+              "best-mm": "MNLI's mismatched dev accuracy", "last": "none"}
+
 
 def _row(label: str, cells: dict, columns: list[str], fmt) -> str:
     return f"| {label} | " + " | ".join(fmt(cells.get(c)) for c in columns) + " |"
@@ -17,16 +21,26 @@ def _n(cells: dict) -> str:
     return str(max((s["n"] for s in cells.values()), default=0))
 
 
+def score_columns(report: dict) -> list[str]:
+    """The languages (GLUE: its dev sets, ``en``; MNLI ``m``, ``mm``), then ``average`` where there are several
+    and ``gap`` where any run has one (English and another language)."""
+    langs = report["languages"]
+    has_gap = any("gap" in cells for by_rule in report["scores"].values() for by_stage in by_rule.values()
+                  for by_metric in by_stage.values() for cells in by_metric.values())
+    return [*langs, *(["average"] if len(langs) > 1 else []), *(["gap"] if has_gap else [])]
+
+
 def markdown(report: dict, images: list[str]) -> str:
-    metric, langs = report["metric"], report["languages"]
-    columns = [*langs, "average", "gap"]
+    metric = report["metric"]
+    columns = score_columns(report)
     seeds = report["seeds"]
     many = len(seeds) > 1
     lines = [f"# {report['task']}: {metric}" + (f" over {len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else ""),
              "", f"Runs under `{report['target']}`."]
     lines += ["", "How to read it: each cell is the mean ± sample standard deviation over seeds (just the value "
-              "for one run); **average** is the mean over languages; **gap** is English minus the mean of the other "
-              "languages (the cross-lingual transfer gap: smaller is better)."]
+              "for one run)" + ("; **average** is the mean over languages" if "average" in columns else "")
+              + ("; **gap** is English minus the mean of the other languages (the cross-lingual transfer gap: "
+                 "smaller is better)" if "gap" in columns else "") + "."]
     if report["differences"]:
         lines += [f"Differences from plain fine-tuning are per seed (same seed, same rule), shown as mean [95% interval]: {report['interval']}. An interval that contains 0 is no evidence of a difference."]
     if report["wall_s"]:
@@ -70,9 +84,10 @@ def _rules_side_by_side(report: dict) -> list[str]:
     stages = list(dict.fromkeys(s for r in rules for s in by_rule[r]))
     cells = lambda s: {r: by_rule[r].get(s, {}).get(report["metric"], {}).get("average") for r in rules}  # noqa: E731
     rows = [_row(STAGE_TITLES[s], cells(s), rules, format_summary) for s in stages]
-    return ["", f"## Selection rules side by side ({split}, average {report['metric']})", "",
-            "The same runs, three ways to pick the checkpoint: `best-avg` uses every language's dev set (not zero-shot), "
-            "`best-en` only English dev (true zero-shot transfer), `last` none.", "", *_table(rules, ["run", *rules], rows)]
+    ways = ", ".join(f"`{r}` {RULE_NOTES[r]}" for r in rules)
+    what = f"average {report['metric']}" if len(report["languages"]) > 1 else report["metric"]
+    return ["", f"## Selection rules side by side ({split}, {what})", "",
+            f"The same runs, {len(rules)} ways to pick the checkpoint: {ways}.", "", *_table(rules, ["run", *rules], rows)]
 
 
 def _agreement(report: dict) -> list[str]:

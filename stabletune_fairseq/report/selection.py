@@ -1,9 +1,12 @@
 """The checkpoint of each selection rule of a training run, and their evaluation.
 
-Rules: ``best-avg`` (best average dev score), ``best-en`` (best English dev score: true zero-shot
-selection), ``last``. ``run_xtreme.sh`` keeps ``checkpoint_best.pt`` for its SELECT rule and
+Rules of the XTREME tasks: ``best-avg`` (best average dev score), ``best-en`` (best English dev score: true
+zero-shot selection), ``last``. ``run_xtreme.sh`` keeps ``checkpoint_best.pt`` for its SELECT rule and
 ``checkpoint_best_<metric>_<other>.pt`` for the other (``tasks/checkpoint_selection.py``); which update
 each one holds is read from ``valid_history.jsonl``, so a checkpoint that two rules share is evaluated once.
+GLUE (a task folder of ``kind`` "glue") has one dev set and selects by the task's own metric (``acc_en``,
+``mcc_en``, ``pearson_spearman_en``, MNLI ``acc_m``): ``best`` (``checkpoint_best.pt``), MNLI also ``best-mm``
+(``checkpoint_best_acc_mm.pt``, best mismatched accuracy), and ``last``.
 
     python -m stabletune_fairseq.report.selection <run_dir> [--data <task folder>] [--splits valid,test]
 
@@ -23,20 +26,37 @@ import sys
 
 from ..cli.console import quiet_logging
 from ..data.metadata import load_metadata
-from ..tasks.checkpoint_selection import best_update, read_history
+from ..tasks.checkpoint_selection import best_file, best_update, read_history
 
-RULES = ("best-avg", "best-en", "last")
-RULE_TITLES = {"best-avg": "best by average dev", "best-en": "best by English dev (zero-shot)", "last": "last checkpoint"}
+RULES = ("best-avg", "best-en", "best", "best-mm", "last")
+RULE_TITLES = {"best-avg": "best by average dev", "best-en": "best by English dev (zero-shot)",
+               "best": "best by the task's dev metric", "best-mm": "best by mismatched dev accuracy (MNLI-mm)",
+               "last": "last checkpoint"}
+GLUE_EXTRA = {"acc_mm": "best-mm"}  # GLUE's checkpoint_best_<metric>.pt -> its rule
 logger = logging.getLogger("stabletune_fairseq.report")
 
 
-def rule_checkpoints(run_dir: str) -> dict[str, dict]:
-    """``{rule: {"checkpoint": path, "num_updates": int | None}}`` for the rules this run has files for."""
+def rule_checkpoints(run_dir: str, kind: str | None = None) -> dict[str, dict]:
+    """``{rule: {"checkpoint": path, "num_updates": int | None}}`` for the rules this run has files for.
+
+    ``kind``: the task folder's (``metadata.json``); without it a run is GLUE when it has MNLI's
+    ``checkpoint_best_acc_mm.pt``, and read as XTREME otherwise."""
     rules = {}
     history = read_history(run_dir)
     last = os.path.join(run_dir, "checkpoint_last.pt")
     if os.path.exists(last):
         rules["last"] = {"checkpoint": last, "num_updates": history[-1]["num_updates"] if history else None}
+    if kind is None:
+        kind = "glue" if any(os.path.exists(os.path.join(run_dir, best_file(m))) for m in GLUE_EXTRA) else None
+    if kind == "glue":
+        rules.update(_glue_rules(run_dir, history))
+    else:
+        rules.update(_xtreme_rules(run_dir, history))
+    return {rule: rules[rule] for rule in RULES if rule in rules}
+
+
+def _xtreme_rules(run_dir: str, history: list[dict]) -> dict[str, dict]:
+    rules = {}
     extra = sorted(glob.glob(os.path.join(run_dir, "checkpoint_best_*_*.pt")))
     for path in extra:  # checkpoint_best_<metric>_<avg|en>.pt: the other rule; checkpoint_best.pt: SELECT's
         metric, other = os.path.basename(path)[len("checkpoint_best_"):-3].rsplit("_", 1)
@@ -50,7 +70,23 @@ def rule_checkpoints(run_dir: str) -> dict[str, dict]:
     if not extra and os.path.exists(os.path.join(run_dir, "checkpoint_best.pt")):
         # A run from before the extra rule was kept: its checkpoint_best.pt is by the average (the default).
         rules["best-avg"] = {"checkpoint": os.path.join(run_dir, "checkpoint_best.pt"), "num_updates": None}
-    return {rule: rules[rule] for rule in RULES if rule in rules}
+    return rules
+
+
+def _glue_rules(run_dir: str, history: list[dict]) -> dict[str, dict]:
+    """``best``: checkpoint_best.pt, by the metric fairseq selected with, which its validations record as
+    ``best_<metric>`` (from the second validation on); with one validation every checkpoint holds its update."""
+    selected = next((key[len("best_"):] for record in reversed(history) for key in record if key.startswith("best_")), None)
+    only = history[0]["num_updates"] if len(history) == 1 else None
+    rules = {}
+    best = os.path.join(run_dir, "checkpoint_best.pt")
+    if os.path.exists(best):
+        rules["best"] = {"checkpoint": best, "num_updates": best_update(history, selected) if selected else only}
+    for metric, rule in GLUE_EXTRA.items():
+        path = os.path.join(run_dir, best_file(metric))
+        if os.path.exists(path):
+            rules[rule] = {"checkpoint": path, "num_updates": best_update(history, metric)}
+    return rules
 
 
 def labelled_splits(data: str) -> list[str]:
@@ -76,6 +112,7 @@ def evaluate_rules(run_dir: str, data: str | None = None, splits: list[str] | No
     if not rules:
         raise FileNotFoundError(f"{run_dir}: no checkpoint_last.pt or checkpoint_best*.pt to evaluate")
     data = data or data_of(rules["last" if "last" in rules else next(iter(rules))]["checkpoint"])
+    rules = rule_checkpoints(run_dir, load_metadata(data).get("kind"))  # GLUE's rules are named by its metadata
     splits = splits or labelled_splits(data)
     done, out = {}, {}
     for split in splits:

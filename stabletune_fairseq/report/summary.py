@@ -8,8 +8,10 @@ Layout (``S`` is a summary ``{"mean", "sd", "n", "values"}``, ``D`` a paired dif
   ``agreement_differences[...]= D``, stage minus plain fine-tuning, seed by seed;
 - ``checkpoints[stage][rule] = {seed: update}``: the update each rule chose; ``wall_s[stage] = S``.
 
-``gap`` is English minus the mean of the other languages. ``average`` is the mean over languages that
-``stabletune-evaluate`` reports.
+``gap`` is English minus the mean of the other languages (absent without English or without another
+language: GLUE's single ``en`` dev set, MNLI's ``m``/``mm``). ``average`` is the mean over languages that
+``stabletune-evaluate`` reports. Stages: ``plain``, ``stage1``, ``stage2``, ``rdrop``, ``r3f`` (``runs.py``);
+every stage but ``plain`` is compared with ``plain``.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def build_report(runs: list[Run], target: str) -> dict:
     seeds = sorted({run.seed for run in runs if run.seed is not None})
     keys = sorted({key for run in evaluated for key in run.results})
     splits = sorted({key.rsplit("-", 1)[1] for key in keys}, key=["valid", "test"].index)
-    rules = [rule for rule in RULES if any(key.startswith(rule + "-") for key in keys)]
+    rules = [rule for rule in RULES if any(key.rsplit("-", 1)[0] == rule for key in keys)]  # "best" is no "best-en"
     report = {"target": target, "task": first["task"], "metric": first["metric"], "metrics": first["metrics"],
               "languages": list(first["per_language"]), "seeds": seeds, "stages": stages, "rules": rules,
               "rule_titles": {r: RULE_TITLES[r] for r in rules}, "splits": splits, "interval": INTERVAL,

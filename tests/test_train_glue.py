@@ -1,0 +1,132 @@
+"""GLUE end to end on slices of the real sample (the first rows of each file, so runs are short): process.sh,
+run_glue.sh (fairseq-train), GLUE's metrics in validation, stabletune-evaluate and the submission files, for a
+classification task (RTE), the STS-B regression with and without R-Drop, and a single-sentence task (CoLA)."""
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, run
+from test_train_xnli import valid_lines
+
+SAMPLE = REPO.parent / "shared" / "data" / "glue-sample"
+pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="needs ../shared/data/glue-sample")
+ROWS = {"train.tsv": 48, "dev.tsv": 40, "test.tsv": 24}  # lines kept of each file (plus its header)
+
+
+@pytest.fixture(scope="module")
+def glue(e5_dir, tmp_path_factory) -> Path:
+    """RTE, STS-B and CoLA of the sample cut to their first rows, preprocessed with e5-small's vocabulary."""
+    download = tmp_path_factory.mktemp("glue-download")
+    for task in ("RTE", "STS-B", "CoLA"):
+        (download / task).mkdir()
+        for name, rows in ROWS.items():
+            headers = 0 if task == "CoLA" and name != "test.tsv" else 1  # CoLA's train and dev have no header
+            lines = (SAMPLE / task / name).read_text(encoding="utf-8").splitlines(keepends=True)
+            (download / task / name).write_text("".join(lines[:headers + rows]), encoding="utf-8")
+    out = tmp_path_factory.mktemp("glue")
+    run(["bash", "preprocess/glue/process.sh", download, "ALL", e5_dir, out])
+    return out
+
+
+def train(glue, e5_dir, task, save_dir, *settings) -> str:
+    result = run(["bash", "run_scripts/run_glue.sh", task, e5_dir / "model.pt", glue, save_dir, "BSZ=8", "LR=1e-4",
+                  "MAX_UPDATE=4", "FREEZE_EMBEDDINGS=1", *settings])
+    return result.stdout + result.stderr
+
+
+def evaluate(save_dir, data, split, out) -> dict:
+    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", save_dir / "checkpoint_best.pt",
+         "--data", data, "--split", split, "--out", out])
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def rte_run(glue, e5_dir, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("rte") / "run"
+    return save_dir, train(glue, e5_dir, "RTE", save_dir)
+
+
+def test_rte_validates_accuracy_f1_and_mcc_over_the_whole_dev_set(rte_run, glue):
+    save_dir, log = rte_run
+    assert "--task glue" in log and "--best-checkpoint-metric acc_en" in log
+    assert re.search(r"--adam-betas \S*0\.98", log) and "--weight-decay 0.01" in log and "--clip-norm 0.0" in log
+    # 48 rows at batch 8: 6 updates an epoch, validated every 3 (twice an epoch, as AMOS) and at the end
+    assert "--validate-interval-updates 3" in log
+    rows = valid_lines(log)
+    assert [r["num_updates"] for r in rows] == [3, 4]
+    gold = np.load(glue / "RTE" / "label" / "valid_en.npy")
+    for row in rows:
+        assert row["nlabelled_en"] == 40 and row["acc_en"] == pytest.approx(100 * row["ncorrect_en"] / 40, abs=1e-3)
+        # class 1 of RTE's label list [entailment, not_entailment]: its gold count is the dev file's
+        assert row["ngold_en"] == int((gold == 1).sum())
+        assert "mcc_en" in row and "f1_en" in row
+
+
+def test_rte_evaluation_and_the_glue_submission_file(rte_run, glue, tmp_path):
+    save_dir, log = rte_run
+    best = max(valid_lines(log), key=lambda r: r["acc_en"])
+    results = evaluate(save_dir, glue / "RTE", "valid", tmp_path / "valid")
+    assert results["per_language"]["en"]["accuracy"] == pytest.approx(best["acc_en"], abs=0.01)
+    lines = (tmp_path / "valid" / "predictions" / "valid-en.tsv").read_text().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 41
+    evaluate(save_dir, glue / "RTE", "test", tmp_path / "test")
+    submission = (tmp_path / "test" / "RTE.tsv").read_text().splitlines()
+    source = (SAMPLE / "RTE" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:25]
+    assert submission[0] == "index\tprediction" and len(submission) == 25
+    assert [s.split("\t")[0] for s in submission[1:]] == [row.split("\t")[0] for row in source]  # GLUE's own index
+    assert {s.split("\t")[1] for s in submission[1:]} <= {"entailment", "not_entailment"}
+
+
+@pytest.fixture(scope="module")
+def stsb_runs(glue, e5_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stsb")
+    return {reg: (root / reg, train(glue, e5_dir, "STS-B", root / reg, f"REG={reg}", "SEED=2")) for reg in ("none", "rdrop")}
+
+
+def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
+    for reg, (save_dir, log) in stsb_runs.items():
+        assert "--best-checkpoint-metric pearson_spearman_en" in log
+        rows = valid_lines(log)
+        assert rows and all(-100 <= r["pearson_en"] <= 100 and -100 <= r["spearman_en"] <= 100 for r in rows)
+        assert all(r["pearson_spearman_en"] == pytest.approx((r["pearson_en"] + r["spearman_en"]) / 2, abs=2e-3)
+                   for r in rows)
+        r1 = [float(v) for line in log.splitlines() if "| train |" in line or "train_inner" in line
+              for v in re.findall(r"\br1[= ]([\d.e-]+)", line)]
+        if reg == "rdrop":
+            assert "--view-augmentation dropout --r1-full-gradient --r1-lambda 1.0" in log  # regression: alpha as is
+            assert "--task-loss-on-views" not in log  # R-Drop's regression loss: MSE on the first pass only
+            assert r1 and max(r1) > 0
+        else:
+            assert "--view-augmentation" not in log and r1 and all(v == 0 for v in r1)
+    # the two runs differ (R-Drop changed the training), and the evaluation matches validation on the 0-5 scale
+    none_w, rdrop_w = (torch.load(d / "checkpoint_last.pt", map_location="cpu")["model"] for d, _ in stsb_runs.values())
+    assert not torch.equal(none_w["heads.sentence.out_proj.weight"], rdrop_w["heads.sentence.out_proj.weight"])
+    save_dir, log = stsb_runs["rdrop"]
+    best = max(valid_lines(log), key=lambda r: r["pearson_spearman_en"])
+    results = evaluate(save_dir, glue / "STS-B", "valid", tmp_path / "valid")
+    assert results["metrics"] == ["pearson", "spearman"]
+    assert results["per_language"]["en"]["pearson"] == pytest.approx(best["pearson_en"], abs=0.01)
+    assert results["per_language"]["en"]["spearman"] == pytest.approx(best["spearman_en"], abs=0.01)
+    evaluate(save_dir, glue / "STS-B", "test", tmp_path / "test")
+    scores = [float(line.split("\t")[1]) for line in (tmp_path / "test" / "STS-B.tsv").read_text().splitlines()[1:]]
+    assert len(scores) == 24 and 0.5 < np.mean(scores) < 4.5  # the 0-5 scale (trained on score / 5)
+
+
+def test_cola_single_sentences_train_and_report_mcc(glue, e5_dir, tmp_path):
+    log = train(glue, e5_dir, "CoLA", tmp_path / "run", "MAX_UPDATE=2", "REG=r3f")
+    assert "--best-checkpoint-metric mcc_en" in log
+    assert "--view-augmentation noise --noise-type uniform --noise-std 1e-5 --noise-detached" in log
+    rows = valid_lines(log)
+    assert rows and "mcc_en" in rows[-1]
+    from stabletune_fairseq.tasks.glue import GlueConfig, GlueTask
+
+    task = GlueTask.setup_task(GlueConfig(data=str(glue / "CoLA"), seed=1))
+    dataset = task.load_dataset("valid")
+    item = dataset.collater([dataset[0]])["net_input"]["src_tokens"][0]
+    assert item[0] == task.dictionary.bos() and item[-1] == task.dictionary.eos()
+    assert int((item == task.dictionary.eos()).sum()) == 1  # <s> sentence </s>: one sentence, one separator
