@@ -38,7 +38,7 @@ PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 BIN=$(dirname "$PY")
 
 if [ $# -lt 4 ]; then sed -n '2,/^set -euo/{/^set -euo/!p}' "$0" >&2; exit 2; fi
-TASK=$1 MODEL=$2 DATA=$3 SAVE_DIR=$4; shift 4
+TASK=$(echo "$1" | tr '[:lower:]' '[:upper:]' | tr -d -) MODEL=$2 DATA=$3 SAVE_DIR=$4; shift 4  # STS-B, sts-b: STSB
 
 # Per-task defaults (DESIGN.md section 4, from the reference's scripts): task -> max_len, epochs base/large,
 # lr base/large, batch, metric, fairseq task, word pooling, warm-up ratio (XNLI/PAWS-X: none, linear decay from

@@ -10,24 +10,13 @@ STS-B; MNLI's two dev sets are ``m`` and ``mm`` (``acc_m``, ``acc_mm``, ``acc_av
 
 R-Drop and R3F are R1 with ``--view-augmentation dropout`` / ``noise`` (criterion options in docs/glue.md).
 """
-import logging
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from fairseq.data import (
-    AppendTokenDataset, IdDataset, NumelDataset, NumSamplesDataset, PrependTokenDataset, RawLabelDataset,
-    RightPadDataset,
-)
 from fairseq.tasks import register_task
 
-from ..data.datasets.complete_batches import CompleteBatchesDataset
-from ..data.datasets.pair_views import PairViewsDataset
 from ..metrics.glue_scores import binary_counts
 from .xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
-
-logger = logging.getLogger(__name__)
-
 
 @dataclass
 class GlueConfig(XtremeSentenceConfig):
@@ -54,54 +43,11 @@ class GlueTask(XtremeSentenceTask):
         return 1 if self.regression else len(self.labels)
 
     def _labels(self, names: list[str]) -> np.ndarray:
-        labels = np.concatenate([np.load(os.path.join(self.cfg.data, "label", f"{n}.npy")) for n in names])
+        labels = super()._labels(names)
         return labels.astype(np.float64) / self.cfg.regression_scale if self.regression else labels
 
-    def load_dataset(self, split: str, combine: bool = False, **kwargs):
-        names = self.split_names(split)
-        labels = self._labels(names)
-        second = self._stored("input1", names) if self.pair else None
-        if split == "train" and self.uses_views:
-            return self._training_views(labels, second)
-        languages = np.concatenate([np.full(self.metadata["splits"][n]["examples"], self.language_of(n)) for n in names])
-        dataset = self.pair_dataset(self._stored("input0", names), second, labels, languages, f"{self.cfg.data}: {split}")
-        if split == "train":
-            dataset = self._shuffled_by_length(dataset, dataset.sizes[0])
-        logger.info("loaded %s: %d examples from %s", split, len(dataset), ", ".join(names))
-        self.datasets[split] = dataset
-        return dataset
-
-    def pair_dataset(self, first, second, labels, languages, where: str) -> CompleteBatchesDataset:
-        """``<s> a </s> </s> b </s>`` as in XTREME, or ``<s> a </s>`` for single-sentence tasks."""
-        if second is not None:
-            return super().pair_dataset(first, second, labels, languages, where)
-        tokens = AppendTokenDataset(PrependTokenDataset(first, self.dictionary.bos()), self.dictionary.eos())
-        if len(labels) != len(tokens):
-            raise ValueError(f"{where} has {len(tokens)} token rows but {len(labels)} labels")
-        return CompleteBatchesDataset(
-            {
-                "id": IdDataset(),
-                "net_input": {"src_tokens": RightPadDataset(tokens, pad_idx=self.dictionary.pad()),
-                              "src_lengths": NumelDataset(tokens, reduce=False)},
-                "target": RawLabelDataset(labels.tolist()),
-                "lang": RawLabelDataset(languages.tolist()),
-                "nsentences": NumSamplesDataset(),
-                "ntokens": NumelDataset(tokens, reduce=True),
-            },
-            sizes=[tokens.sizes],
-        )
-
-    def _training_views(self, labels, second):
-        views = PairViewsDataset(
-            self._stored("input0", ["train"]), second, labels, np.full(len(labels), self.language_of("train")),
-            self.dictionary, self.max_positions(), self.cfg.seed,
-            view_augmenter=self.augmenter(self.cfg.view_augmentation),
-            row_augmenter=self.augmenter(self.cfg.copy_augmentation),
-        )
-        dataset = self._shuffled_by_length(views, views.sizes)
-        logger.info("loaded train: %d rows (views: %s)", len(views), self.cfg.view_augmentation)
-        self.datasets["train"] = dataset
-        return dataset
+    def _second_texts(self, names: list[str]):
+        return self._stored("input1", names) if self.pair else None
 
     def validation_counts(self, predictions, sample) -> dict:
         """Counts of the positive class for F1 and MCC (binary classification tasks)."""

@@ -52,13 +52,21 @@ class XtremeSentenceTask(XtremeTask):
                     ",".join(available), views.without_translation)
         return views
 
+    def _labels(self, names: list[str]) -> np.ndarray:
+        """The stored labels of the splits ``names``, in order."""
+        return np.concatenate([np.load(os.path.join(self.cfg.data, "label", f"{n}.npy")) for n in names])
+
+    def _second_texts(self, names: list[str]):
+        """The second texts of the splits ``names`` (None for a task of single sentences)."""
+        return self._stored("input1", names)
+
     def load_dataset(self, split: str, combine: bool = False, **kwargs):
         if split == "train" and (self.uses_views or self.cfg.copy_augmentation != "none"):
             return self._load_training_views()
         names = self.split_names(split)
-        labels = np.concatenate([np.load(os.path.join(self.cfg.data, "label", f"{n}.npy")) for n in names])
+        labels = self._labels(names)
         languages = np.concatenate([np.full(self.metadata["splits"][n]["examples"], self.language_of(n)) for n in names])
-        dataset = self.pair_dataset(self._stored("input0", names), self._stored("input1", names), labels, languages,
+        dataset = self.pair_dataset(self._stored("input0", names), self._second_texts(names), labels, languages,
                                     f"{self.cfg.data}: {split}")
         if split == "train":
             dataset = self._shuffled_by_length(dataset, dataset.sizes[0])
@@ -68,11 +76,12 @@ class XtremeSentenceTask(XtremeTask):
 
     def pair_dataset(self, first, second, labels, languages, where: str) -> CompleteBatchesDataset:
         """Examples ``<s> a </s> </s> b </s>`` from the pieces of the first and second texts (stored datasets,
-        or raw text encoded as preprocessing encodes it, see ``inference/raw_datasets.py``)."""
+        or raw text encoded as preprocessing encodes it, see ``inference/raw_datasets.py``); ``<s> a </s>`` when
+        there is no second text (GLUE's single-sentence tasks)."""
         bos, eos = self.dictionary.bos(), self.dictionary.eos()
-        first = AppendTokenDataset(PrependTokenDataset(first, bos), eos)
-        second = AppendTokenDataset(PrependTokenDataset(second, eos), eos)
-        tokens = ConcatSentencesDataset(first, second)
+        tokens = AppendTokenDataset(PrependTokenDataset(first, bos), eos)
+        if second is not None:
+            tokens = ConcatSentencesDataset(tokens, AppendTokenDataset(PrependTokenDataset(second, eos), eos))
         if len(labels) != len(tokens):
             raise ValueError(f"{where} has {len(tokens)} token rows but {len(labels)} labels")
         return CompleteBatchesDataset(
@@ -89,10 +98,10 @@ class XtremeSentenceTask(XtremeTask):
         )
 
     def _load_training_views(self):
-        labels = np.load(os.path.join(self.cfg.data, "label", "train.npy"))
+        labels = self._labels(["train"])
         language = self.language_of("train")
         views = PairViewsDataset(
-            self._stored("input0", ["train"]), self._stored("input1", ["train"]), labels,
+            self._stored("input0", ["train"]), self._second_texts(["train"]), labels,
             np.full(len(labels), language), self.dictionary, self.max_positions(), self.cfg.seed,
             view_augmenter=self.augmenter(self.cfg.view_augmentation),
             row_augmenter=self.augmenter(self.cfg.copy_augmentation),
