@@ -6,6 +6,7 @@ import pytest
 
 from conftest import QA_MAX_LEN, SHARED_SAMPLE, needs_shared, preprocess_into, read_metadata
 from stabletune_fairseq.metrics.qa_scores import exact_match, score_questions
+from stabletune_fairseq.metrics.squad_v2 import evaluate_v2, read_golds
 from test_train_tagging import evaluate, logged, recipe
 
 
@@ -160,6 +161,19 @@ def test_squad2_trains_on_unanswerable_questions_and_answers_them_with_nothing(e
                                                        if golds[q] and predictions[q])
     assert results["per_language"]["en"]["exact_match"] == round(100 * right / len(golds), 2)
     assert valid_scores(log)["em_avg"] == pytest.approx(results["average"]["exact_match"], abs=0.01)
+    # the official v2.0 evaluation of the files written: each question's null odds (null score - best span score) as
+    # its na_prob, "" exactly above the decoder's threshold (0.0), and best_exact/best_f1 found from those odds
+    na_probs = json.loads((tmp_path / "eval" / "predictions" / "valid-en.na_prob.json").read_text(encoding="utf-8"))
+    assert list(na_probs) == list(predictions)
+    assert all(predictions[q] == "" for q in golds if na_probs[q] > 0) and all(na_probs[q] <= 0 for q in golds if predictions[q])
+    official = evaluate_v2(read_golds(download / "dev-v2.0.json"), predictions, na_probs, na_prob_thresh=0.0)
+    row = results["per_language"]["en"]
+    assert list(official)[-4:] == ["best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"]
+    assert {k: row[k] for k in official} == {k: v if k.endswith(("_thresh", "total")) else round(v, 2)
+                                             for k, v in official.items()}
+    assert (row["exact"], row["n"], row["NoAns_total"]) == (row["exact_match"], 28, sum(not g for g in golds.values()))
+    assert row["best_f1"] >= row["f1"] and row["best_f1_thresh"] <= 0.0  # predictions at 0.0: no higher threshold to find
+    assert results["metrics"] == ["f1", "exact_match", "best_f1", "best_exact"]
 
 
 def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, xquad_evaluated, toy_xquad, toy_qa_xtreme, tmp_path,

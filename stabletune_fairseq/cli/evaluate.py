@@ -6,7 +6,11 @@ order, also for test sets without labels: one predicted label per line for sente
 ``index<TAB>prediction`` under that header, and for a test split also GLUE's submission file, e.g. ``RTE.tsv``,
 ``MNLI-m.tsv``, in ``--out``), the input's
 ``word<TAB>tag`` format (blank line between sentences) for tagging tasks; for QA,
-``predictions/<split>-<lang>.json`` in the SQuAD submission format (``{question id: answer text}``).
+``predictions/<split>-<lang>.json`` in the SQuAD submission format (``{question id: answer text}``). SQuAD 2.0
+(data with unanswerable questions): the answer is "" where the null score beats the best span by more than
+``--null-threshold``; also ``predictions/<split>-<lang>.na_prob.json`` (``{question id: null score - best span
+score}``, BERT's null odds) and the official v2.0 evaluation's keys in the results, with ``best_exact``/``best_f1``
+and their thresholds found from those null odds (docs/squad2.md).
 """
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int = 64, cpu: bool = False) -> dict:
+def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int = 64, cpu: bool = False,
+             null_threshold: float = 0.0) -> dict:
     from ..data.metadata import split_languages
     from ..inference.checkpoint_loading import choose_device, load_for_inference
     from .predictors import PREDICTORS
@@ -46,12 +51,16 @@ def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int =
     if not languages:
         raise ValueError(f"{data} has no {split}_<lang> splits")
     predictor = PREDICTORS[task.metadata["kind"]](task, model, device, batch_size)
+    if task.metadata["kind"] == "qa":
+        predictor.null_threshold = null_threshold
     out_dir = Path(out)
     (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
     per_language = {}
     for lang in languages:
         per_language[lang], text = predictor.predict(f"{split}_{lang}")
         (out_dir / "predictions" / f"{split}-{lang}{predictor.suffix}").write_text(text, encoding="utf-8")
+        for suffix, side_text in getattr(predictor, "side_files", {}).get(f"{split}_{lang}", {}).items():  # SQuAD 2.0
+            (out_dir / "predictions" / f"{split}-{lang}{suffix}").write_text(side_text, encoding="utf-8")
         if split == "test" and hasattr(predictor, "submission_name"):  # GLUE: CoLA.tsv, MNLI-m.tsv, ...
             (out_dir / predictor.submission_name(f"{split}_{lang}")).write_text(text, encoding="utf-8")
         logger.info("%s %s: %s", split, lang, per_language[lang])
@@ -76,10 +85,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="folder for results.json, results.md and predictions/")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    parser.add_argument("--null-threshold", type=float, default=0.0,
+                        help='SQuAD 2.0: answer "" when the null score beats the best span by more than this (BERT\'s '
+                             '--null_score_diff_threshold; e.g. best_f1_thresh of a dev evaluation)')
     args = parser.parse_args(argv)
     quiet_logging(os.path.join(args.out, "evaluate.log"))
     results, status = bad_input_as_one_line("stabletune-evaluate", evaluate, args.checkpoint, args.data, args.split,
-                                            args.out, args.batch_size, args.cpu, also=(FileNotFoundError, ValueError))
+                                            args.out, args.batch_size, args.cpu, args.null_threshold,
+                                            also=(FileNotFoundError, ValueError))
     if status:
         return status
     print(markdown_table(results))

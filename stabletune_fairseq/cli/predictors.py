@@ -19,6 +19,7 @@ from ..data.datasets.word_chunks import merge_chunk_predictions
 from ..metrics.entities import f1_score as f1_from_counts
 from ..metrics.glue_scores import matthews, pearson, spearman
 from ..metrics.qa_scores import score_questions
+from ..metrics.squad_v2 import evaluate_v2
 
 
 def _batches(task, dataset, batch_size: int):
@@ -104,9 +105,24 @@ class TaggingPredictor(SentencePredictor):
 class QAPredictor(SentencePredictor):
     """Extractive QA: every window of a question is read, the answer decoded over all of them and cut out
     of the context; SQuAD v1.1 EM/F1 (MLQA's normalisation for MLQA); predictions in the SQuAD submission
-    format, ``{question id: answer text}``."""
+    format, ``{question id: answer text}``.
+
+    SQuAD 2.0 data (the task decodes "no answer"): "" where the null score beats the best span by more than
+    ``null_threshold``; the official v2.0 evaluation (``metrics/squad_v2.py``) with each question's null odds
+    (null score - best span score, BERT's ``null_odds.json``) as its ``na_prob`` and ``null_threshold`` as the
+    threshold, so ``exact``/``f1`` are those of the predictions written; and ``side_files[split]``, the na_prob
+    file's text (``{question id: null odds}``) for ``.na_prob.json``."""
     metrics = ("f1", "exact_match")
     suffix = ".json"
+    null_threshold = 0.0  # stabletune-evaluate --null-threshold
+    SQUAD_V2_METRICS = ("f1", "exact_match", "best_f1", "best_exact")
+
+    def __init__(self, task, model, device, batch_size: int):
+        super().__init__(task, model, device, batch_size)
+        self.squad_v2 = bool(task.allow_null)
+        if self.squad_v2:
+            self.metrics = self.SQUAD_V2_METRICS
+        self.side_files: dict[str, dict[str, str]] = {}  # split -> {file suffix: text}
 
     def outputs(self, dataset) -> list[tuple[dict, str, object]]:
         """(record, language, answer) of every question of ``dataset``, decoded over all of its windows."""
@@ -116,23 +132,35 @@ class QAPredictor(SentencePredictor):
                 tokens = sample["net_input"]["src_tokens"].to(self.device)
                 logits = self.model(tokens, head=self.task.head_name,
                                     span_mask=sample["head_input"]["span_mask"].to(self.device))
-                decoded += self.task.decode(logits, sample)
+                decoded += self.task.decode(logits, sample, null_margin=self.null_threshold)
         return decoded
 
     def predict(self, split: str) -> tuple[dict, str]:
-        predictions, golds = {}, {}
+        predictions, golds, na_probs = {}, {}, {}
         for record, _, answer in self.outputs(self.task.load_dataset(split)):
             predictions[record["id"]] = answer.text
+            na_probs[record["id"]] = answer.null_odds
             if record["answers"] or record.get("impossible"):
                 golds[record["id"]] = record["answers"]
         text = json.dumps(predictions, ensure_ascii=False, indent=1) + "\n"
+        if self.squad_v2:
+            self.side_files[split] = {".na_prob.json": json.dumps(na_probs, ensure_ascii=False, indent=1) + "\n"}
         if not golds:
             return {"n": len(predictions), "labelled": False}, text
+        if self.squad_v2:
+            return self._squad_v2_scores(golds, predictions, na_probs), text
         language = self.task.metadata["splits"][split]["language"]
         scores = score_questions(predictions, golds, style=self.task.score_style, lang=language)
         if scores.get("missing"):
             raise RuntimeError(f"{split}: {scores['missing']} questions got no prediction")
         return {"f1": round(scores["f1"], 2), "exact_match": round(scores["exact_match"], 2), "n": scores["n"]}, text
+
+    def _squad_v2_scores(self, golds: dict, predictions: dict, na_probs: dict) -> dict:
+        """The official v2.0 keys (percentages rounded to 2 decimals, thresholds as found), ``exact_match`` and
+        ``n`` (the other tasks' names for ``exact`` and ``total``) and the threshold the predictions were made with."""
+        official = evaluate_v2(golds, predictions, na_probs, na_prob_thresh=self.null_threshold)
+        scores = {key: value if key.endswith(("_thresh", "total")) else round(value, 2) for key, value in official.items()}
+        return {**scores, "exact_match": scores["exact"], "n": scores["total"], "null_threshold": self.null_threshold}
 
 
 PREDICTORS = {"sentence_pair": SentencePredictor, "tagging": TaggingPredictor, "qa": QAPredictor}

@@ -7,12 +7,15 @@ so that a token seen near a window edge is judged by the window that sees most a
 over all windows (score = start logit + end logit) gives the answer, cut from the original context by the
 tokens' character offsets. Position 0 of every window is ``<s>``, the null (no answer) position; the null
 score is the smallest ``<s>`` score over the windows. SQuAD 2.0 (``allow_null``) answers "" when the null
-score beats the best span by more than ``null_margin``; the other tasks always have an answer (when no
-n-best pair is valid, every pair is searched). A span made only of empty pieces (a lone ``▁``) is no answer.
+score beats the best span by more than ``null_margin`` (``null_odds > null_margin``); the other tasks always have
+an answer (when no n-best pair is valid, every pair is searched). A span made only of empty pieces (a lone ``▁``)
+is no answer. Every answer carries BERT's null odds, null score - best span score (the span of that every-pair
+search when the n-best has none; +inf when the context has no span at all): SQuAD 2.0's ``na_prob``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,6 +54,8 @@ class Answer:
     end: int
     char_begin: int  # [begin, end) in the context
     char_end: int
+    # null score - best span score (BERT's null odds; SQuAD 2.0's na_prob); not part of the answer's identity
+    null_odds: float = field(default=math.nan, compare=False)
 
 
 def best_answer(
@@ -65,15 +70,17 @@ def best_answer(
     if not windows:
         raise ValueError("a question needs at least one window")
     null = null_answer(min(_null_score(window) for window in windows))
-    best = _best_over_windows(windows, context, n_best, max_answer_tokens)
-    if best is None and not allow_null:
-        # SQuAD v1.1-style data always has an answer: when no n-best pair is valid (e.g. every top end lies
-        # before every top start, as with an untrained model), every pair is considered before giving up
-        best = _best_over_windows(windows, context, max(len(w.start_logits) for w in windows), max_answer_tokens)
+    best = searched = _best_over_windows(windows, context, n_best, max_answer_tokens)
     if best is None:
+        # SQuAD v1.1-style data always has an answer: when no n-best pair is valid (e.g. every top end lies
+        # before every top start, as with an untrained model), every pair is considered before giving up.
+        # SQuAD 2.0 answers "" then, and the span found only sets the null odds.
+        searched = _best_over_windows(windows, context, max(len(w.start_logits) for w in windows), max_answer_tokens)
+        best = None if allow_null else searched
+    null.null_odds = null.score - searched.score if searched is not None else math.inf
+    if best is None or (allow_null and null.null_odds > null_margin):
         return null
-    if allow_null and null.score > best.score + null_margin:
-        return null
+    best.null_odds = null.null_odds
     return best
 
 

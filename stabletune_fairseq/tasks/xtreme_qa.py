@@ -112,8 +112,10 @@ class XtremeQATask(XtremeTask):
         self.datasets[split] = dataset
         return dataset
 
-    def decode(self, row_logits, sample) -> list[tuple[dict, str, object]]:
-        """(record, language, answer) of every question of an evaluation batch (all its windows are in it)."""
+    def decode(self, row_logits, sample, null_margin: float = 0.0) -> list[tuple[dict, str, object]]:
+        """(record, language, answer) of every question of an evaluation batch (all its windows are in it). SQuAD
+        2.0: "" where the null score beats the best span by more than ``null_margin``; every answer carries its
+        ``null_odds`` (null score - best span score, BERT's convention)."""
         logits = row_logits.detach().float().cpu().numpy()
         questions: dict[tuple, list] = {}
         for row, info in enumerate(sample["windows"]):
@@ -124,7 +126,8 @@ class XtremeQATask(XtremeTask):
         decoded = []
         for record, lang, windows in questions.values():
             answer = best_answer(windows, record["context"], n_best=self.cfg.n_best,
-                                 max_answer_tokens=self.cfg.max_answer_length, allow_null=self.allow_null)
+                                 max_answer_tokens=self.cfg.max_answer_length, allow_null=self.allow_null,
+                                 null_margin=null_margin)
             decoded.append((record, self.languages[lang], answer))
         return decoded
 

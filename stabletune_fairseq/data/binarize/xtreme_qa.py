@@ -7,6 +7,9 @@ Files looked for under the XTREME download folder (the first name found wins):
     dev/test   xquad/xquad.LG.json; mlqa/MLQA_V1/{dev,test}/{dev,test}-context-LG-question-LG.json;
                tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.LG.dev.json (or tydiqa.LG.dev.json); squad/dev-v1.1.json
 
+``layout="squad"`` (``preprocess/squad/process.sh``, AMOS's layout) reads the official SQuAD files directly in the
+given folder instead: ``train-v2.0.json`` (or ``train-v1.1.json``) and ``dev-v2.0.json`` (or ``dev-v1.1.json``).
+
 A dev file with answers becomes ``valid_LG``; one without (XTREME ships TyDiQA-GoldP dev, its test set,
 with empty answers) becomes ``test_LG``: predictions are written, nothing is scored. MLQA's
 cross-language files (context in one language, question in another) are not XTREME's task and are
@@ -38,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_dir import atomic_output_dir
+from .glue import model_files
 from .token_files import write_int_array, write_token_dataset
 from ..encoding import PieceEncoder, load_xlmr_dictionary
 from ..errors import InputFormatError
@@ -63,18 +67,30 @@ EVAL_FILES = {
     "tydiqa": [("tydiqa/tydiqa-goldp-v1.1-dev", r"tydiqa\.(?:goldp\.)?([a-z]{2})\.dev\.json", "valid")],
     "squad": [("squad", r"dev-v(?:1\.1|2\.0)\.json()", "valid")],
 }
+# AMOS's SQuAD folder: the official files side by side, v2.0 first (of two dev files the later one, v2.0, is kept)
+SQUAD_FOLDER_TRAIN = ("train-v2.0.json", "train-v1.1.json")
+SQUAD_FOLDER_EVAL = [("", r"dev-v(?:1\.1|2\.0)\.json()", "valid")]
+LAYOUTS = ("xtreme", "squad")
 TRANSLATION_FOLDERS = {"xquad": "SQuAD", "mlqa": "SQuAD", "squad": "SQuAD", "tydiqa": "TyDiQA"}
 DEFAULT_MAX_QUERY, DEFAULT_STRIDE = 64, 128
 
 
-def find_qa_files(task: str, xtreme_dir: Path) -> tuple[dict[str, tuple[str, Path]], list[str]]:
+def qa_file_names(task: str, layout: str = "xtreme") -> tuple[tuple[str, ...], list[tuple[str, str, str]]]:
+    """The training file candidates and the (folder, pattern, split prefix) of the dev/test files of a layout."""
+    if layout == "squad":
+        return SQUAD_FOLDER_TRAIN, SQUAD_FOLDER_EVAL
+    return TRAIN_FILES[task], EVAL_FILES[task]
+
+
+def find_qa_files(task: str, xtreme_dir: Path, layout: str = "xtreme") -> tuple[dict[str, tuple[str, Path]], list[str]]:
     """``{split: (language, path)}`` (``train`` when present) and the files skipped, with why."""
     found, skipped = {}, []
-    for candidate in TRAIN_FILES[task]:
+    train_files, eval_files = qa_file_names(task, layout)
+    for candidate in train_files:
         if (xtreme_dir / candidate).is_file():
             found["train"] = ("en", xtreme_dir / candidate)
             break
-    for folder, pattern, prefix in EVAL_FILES[task]:
+    for folder, pattern, prefix in eval_files:
         if not (xtreme_dir / folder).is_dir():
             continue
         for path in sorted((xtreme_dir / folder).iterdir()):
@@ -88,7 +104,7 @@ def find_qa_files(task: str, xtreme_dir: Path) -> tuple[dict[str, tuple[str, Pat
                 continue
             found[f"{prefix}_{language}"] = (language, path)
     if not any(name != "train" for name in found):
-        raise InputFormatError(xtreme_dir / EVAL_FILES[task][0][0], None, f"no {task} dev or test file found")
+        raise InputFormatError(xtreme_dir / eval_files[0][0], None, f"no {task} dev or test file found")
     return found, skipped
 
 
@@ -159,16 +175,16 @@ def write_split(out: Path, name: str, qa: QAFile, arrays: dict, vocab: int) -> N
 
 def prepare_qa_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out_root: str | Path,
                     max_positions: int, translations_dir: str | Path | None = None,
-                    max_query: int = DEFAULT_MAX_QUERY, stride: int = DEFAULT_STRIDE) -> Path:
-    dict_dir = Path(dict_dir)
-    dictionary = load_xlmr_dictionary(str(dict_dir / "dict.txt"))
-    encoder = PieceEncoder(str(dict_dir / "sentencepiece.bpe.model"), dictionary)
-    files, skipped = find_qa_files(task, Path(xtreme_dir))
+                    max_query: int = DEFAULT_MAX_QUERY, stride: int = DEFAULT_STRIDE, layout: str = "xtreme") -> Path:
+    dict_path, sentencepiece_path = model_files(dict_dir)
+    dictionary = load_xlmr_dictionary(str(dict_path))
+    encoder = PieceEncoder(str(sentencepiece_path), dictionary)
+    files, skipped = find_qa_files(task, Path(xtreme_dir), layout)
     for reason in skipped:
         logger.info("skipped %s", reason)
     if "train" not in files:
         logger.warning("%s: no training file (%s) under %s: prepared for evaluation only", task,
-                       " or ".join(TRAIN_FILES[task]), xtreme_dir)
+                       " or ".join(qa_file_names(task, layout)[0]), xtreme_dir)
     sources = {name: (language, path, read_squad_file(path)) for name, (language, path) in files.items()}
     if translations_dir is not None:
         for language, path in qa_translation_files(translations_dir, task).items():
@@ -190,8 +206,8 @@ def prepare_qa_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out
             report = {"language": language, "source": str(Path(path).resolve()), **counts}
             (translations if folder != out else splits)[language if folder != out else name] = report
             _log_split(path, name, report, max_positions)
-        shutil.copy(dict_dir / "dict.txt", out / "dict.txt")
-        shutil.copy(dict_dir / "sentencepiece.bpe.model", out / "sentencepiece.bpe.model")
+        shutil.copy(dict_path, out / "dict.txt")
+        shutil.copy(sentencepiece_path, out / "sentencepiece.bpe.model")  # also when the model folder calls it sp.model
         save_metadata(out, {"task": task, "kind": "qa", "labels": ["start", "end"], "max_positions": max_positions,
                             "max_query_length": max_query, "doc_stride": stride, "splits": splits,
                             "skipped_files": skipped, "translations": translations})
