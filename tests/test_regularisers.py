@@ -93,3 +93,29 @@ def test_r3f_uniform_noise_view(toy_data, e5_dir):
     assert float(log["r1"]) > 0
     with pytest.raises(ValueError, match="positive --noise-std"):
         make_task(toy_data, view_augmentation="noise", noise_type="uniform")
+
+
+@pytest.mark.parametrize("family", ["tagging", "qa"])
+def test_dropout_views_in_the_other_task_families(family, request, e5_dir):
+    """R-Drop for tagging (per word) and QA (per window over the common support): the view is the row, and R1 is
+    zero without dropout and positive with it; the task loss on views is the row's loss on the view's outputs."""
+    from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
+    from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
+
+    if family == "tagging":
+        data = request.getfixturevalue("toy_panx")
+        task = XtremeTaggingTask.setup_task(XtremeTaggingConfig(data=str(data), seed=3, view_augmentation="dropout"))
+    else:
+        data = request.getfixturevalue("toy_xquad")
+        task = XtremeQATask.setup_task(XtremeQAConfig(data=str(data), seed=3, view_augmentation="dropout"))
+    sample = batch_of(task, 4)
+    tokens = sample["net_input"]["src_tokens"]
+    assert sample["has_views"] and torch.equal(tokens[:4], tokens[4:])
+    model = make_model(task, e5_dir)
+    criterion = StabilityConsistencyCriterion(task, r1_lambda=1.0, r1_full_gradient=True, task_loss_on_views=True)
+    model.eval()
+    _, _, log = criterion(model, sample)
+    assert float(log["r1"]) == pytest.approx(0.0, abs=1e-5)
+    model.train()
+    loss, _, log = criterion(model, sample)
+    assert float(log["r1"]) > 0 and torch.isfinite(loss)
