@@ -117,6 +117,11 @@ fi
 [ -e "$MODEL" ] || { echo "run_xtreme.sh: pretrained model '$MODEL' not found" >&2; exit 2; }
 [ -f "$DATA/metadata.json" ] || { echo "run_xtreme.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh or preprocess/glue/process.sh first)" >&2; exit 2; }
 case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >&2; exit 2 ;; esac
+if [ "$FAIRSEQ_TASK" = glue ]; then  # a GLUE folder of another task would train with this task's settings and metric
+  HELD=$("$PY" -c "import json, sys; m = json.load(open(sys.argv[1])); print(m.get('task') if m.get('kind') == 'glue' else m.get('kind'))" "$DATA/metadata.json")
+  [ "$HELD" = "$(echo "$TASK" | tr '[:upper:]' '[:lower:]')" ] || {
+    echo "run_xtreme.sh: $DATA holds $HELD data, not GLUE's $TASK (give the task's folder, e.g. <out>/$TASK)" >&2; exit 2; }
+fi
 if [ "$FAIRSEQ_TASK" = glue ]; then SELECT=task  # GLUE: the task's own metric (the table above)
 elif [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: SELECT=en needs an English dev set, and $DATA has no valid_en (dev-en.tsv)" >&2; exit 2

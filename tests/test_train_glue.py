@@ -130,3 +130,9 @@ def test_cola_single_sentences_train_and_report_mcc(glue, e5_dir, tmp_path):
     item = dataset.collater([dataset[0]])["net_input"]["src_tokens"][0]
     assert item[0] == task.dictionary.bos() and item[-1] == task.dictionary.eos()
     assert int((item == task.dictionary.eos()).sum()) == 1  # <s> sentence </s>: one sentence, one separator
+
+
+def test_a_folder_of_another_glue_task_is_refused(glue, e5_dir, tmp_path):
+    result = run(["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "STS-B", tmp_path], check=False)
+    assert result.returncode == 2
+    assert f"{glue / 'STS-B'} holds stsb data, not GLUE's RTE" in result.stderr
