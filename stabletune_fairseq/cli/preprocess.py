@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import os
 import shutil
 import sys
@@ -11,6 +10,7 @@ import sys
 from ..data.errors import InputFormatError
 from ..reliability.disk_writes import is_disk_full, megabytes
 from ..reliability.exit_status import BAD_INPUT, FAILED
+from .console import log_to_stderr
 
 SENTENCE_TASKS = ("xnli", "pawsx")
 TAGGING_TASKS = ("udpos", "panx")
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-query-length", type=int, default=64, help="QA: pieces kept of a question")
     parser.add_argument("--doc-stride", type=int, default=128, help="QA: pieces between the starts of two windows")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     from ..data.binarize.xtreme_sentence import prepare_sentence_task
     from ..data.binarize.xtreme_qa import prepare_qa_task
     from ..data.binarize.xtreme_tagging import prepare_tagging_task

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import sys
 
 from ..data.errors import InputFormatError
 from ..data.readers.glue_tsv import GLUE_TASKS, find_glue_tasks, glue_task
 from .preprocess import bad_input, run_preparation
+from .console import log_to_stderr
 
 DEFAULT_MAX_POSITIONS = 512
 MIN_POSITIONS = 6  # <s> a </s></s> b </s> with a piece of each text
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-positions", type=positions, default=DEFAULT_MAX_POSITIONS,
                         help="tokens per example incl. special tokens; longer examples are cut and counted")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     from ..data.binarize.glue import prepare_glue_task
 
     try:

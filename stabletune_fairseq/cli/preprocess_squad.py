@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import sys
 
 from .preprocess import DEFAULT_MAX_POSITIONS, run_preparation
+from .console import log_to_stderr
 
 TASK = "squad"
 
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-query-length", type=int, default=64, help="pieces kept of a question")
     parser.add_argument("--doc-stride", type=int, default=128, help="pieces between the starts of two windows")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     from ..data.binarize.xtreme_qa import prepare_qa_task
 
     out = args.out if args.out is not None else args.squad_dir
