@@ -20,7 +20,7 @@ MODEL=$1 DATA=$2 SAVE_DIR=$3; shift 3
 
 reciprocal() { awk -v w="$1" 'BEGIN { if (w !~ /^[0-9.]+$/) exit 1; print (w > 0 ? 1 / w : 0) }' ||
                { echo "run_squad.sh: WARMUP must be a number (AMOS's reciprocal of the warm-up ratio), got '$1'" >&2; exit 2; }; }
-SETTINGS=(EPOCHS=3 BSZ=16 LR=2e-5 WARMUP_RATIO=0.1 VALIDATE_INTERVAL_UPDATES=half)
+SETTINGS=(EPOCHS=3 BSZ=16 LR=2e-5 WARMUP_RATIO=0.1 VALIDATE_INTERVAL_UPDATES=half OPTIM=amos)
 if [ $# -ge 5 ] && [[ "$1" =~ ^[0-9]+$ ]]; then  # AMOS: OUT EPOCH WARMUP BSZ LR SEED
   EPOCH=$1 WARMUP=$2 BSZ=$3 LR=$4 SEED=$5; shift 5
   SAVE_DIR=$SAVE_DIR/$EPOCH-$WARMUP-$BSZ-$LR-$SEED
@@ -34,8 +34,7 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do
   shift
 done
 [ $# -eq 0 ] || shift  # the "--"
-# AMOS's optimiser: given to fairseq after run_xtreme.sh's own (xTune's), so these win; anything after "--" wins over them.
-FAIRSEQ_ARGS=(--adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 0.0 "$@")
-CMD=(bash "$ROOT/run_scripts/run_xtreme.sh" SQUAD "$MODEL" "$DATA" "$SAVE_DIR" "${SETTINGS[@]}" -- "${FAIRSEQ_ARGS[@]}")
+# AMOS's optimiser is run_xtreme.sh's OPTIM=amos; anything after "--" goes to fairseq as it is.
+CMD=(bash "$ROOT/run_scripts/run_xtreme.sh" SQUAD "$MODEL" "$DATA" "$SAVE_DIR" "${SETTINGS[@]}" -- "$@")
 echo "run_squad.sh: $(printf '%q ' "${CMD[@]}")"
 exec "${CMD[@]}"

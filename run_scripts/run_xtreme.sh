@@ -26,6 +26,7 @@
 #   DICT_LANGS= (default: the dev languages with a dictionary)  TEACHER= (default: <save_dir>/checkpoint_best.pt;
 #     checkpoint_last.pt for QA, as the reference, and without a dev set)
 #   R1_LAMBDA=5 R2_LAMBDA= (reference convention, KL averaged over classes; passed on divided by the classes)
+#   OPTIM=xtune|amos (default: amos for GLUE, xtune otherwise; see the optimiser below)
 #   REG=none|rdrop|r3f (plain fine-tuning with a stability regulariser, STAGE=0 only; docs/glue.md): RDROP_ALPHA=1.0
 #     (R-Drop's --reg-alpha); R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform|normal (fairseq's examples/rxf defaults)
 # Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
@@ -96,12 +97,12 @@ FREEZE_EMBEDDINGS=0 SAVE_INTERVAL_UPDATES=0 WARMUP_RATIO=$DEF_WARMUP VALIDATE_IN
 TENSORBOARD= WANDB=
 PROGRESS=$([ -t 1 ] && echo 1 || echo 0)
 STAGE=0 SETTING=cross-lingual-transfer DICT_DIR= DICT_LANGS= TEACHER= R1_LAMBDA=5 R2_LAMBDA=
-REG=none RDROP_ALPHA=1.0 R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform
+OPTIM= REG=none RDROP_ALPHA=1.0 R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; EXTRA=("$@"); break ;;
-    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*|TENSORBOARD=*|WANDB=*|REG=*|RDROP_ALPHA=*|R3F_LAMBDA=*|R3F_EPS=*|R3F_NOISE=*)
+    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*|TENSORBOARD=*|WANDB=*|OPTIM=*|REG=*|RDROP_ALPHA=*|R3F_LAMBDA=*|R3F_EPS=*|R3F_NOISE=*)
       declare "$1" ;;
     *) echo "run_xtreme.sh: unknown setting '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -265,13 +266,14 @@ if [ "$STAGE" != 0 ]; then
   esac
 fi
 
-# Optimiser: xTune's AdamW (no weight decay, clip 1.0); for GLUE AMOS's (betas 0.9/0.98, eps 1e-6, weight decay
-# 0.01, no clipping).
-if [ "$FAIRSEQ_TASK" = glue ]; then
-  OPTIMIZER_ARGS=(--adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 0.0)
-else
-  OPTIMIZER_ARGS=(--adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0)
-fi
+# Optimiser: xTune's AdamW (no weight decay, clip 1.0), or AMOS's (betas 0.9/0.98, eps 1e-6, weight decay 0.01, no
+# clipping): GLUE's default, and run_squad.sh's.
+[ -n "$OPTIM" ] || OPTIM=$([ "$FAIRSEQ_TASK" = glue ] && echo amos || echo xtune)
+case "$OPTIM" in
+  amos)  OPTIMIZER_ARGS=(--adam-betas "(0.9,0.98)" --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 0.0) ;;
+  xtune) OPTIMIZER_ARGS=(--adam-betas "(0.9,0.999)" --adam-eps 1e-8 --weight-decay 0.0 --clip-norm 1.0) ;;
+  *) echo "run_xtreme.sh: OPTIM must be xtune or amos (got '$OPTIM')" >&2; exit 2 ;;
+esac
 # W&B: offline (wandb sync uploads later) unless WANDB_MODE says otherwise; its files with the run's.
 [ -z "$WANDB" ] || export WANDB_MODE=${WANDB_MODE:-offline} WANDB_DIR=${WANDB_DIR:-$RUN_DIR}
 TRAIN_ARGS=("$DATA"

@@ -280,5 +280,5 @@ def test_run_squad_sh_passes_amos_settings_to_run_xtreme(amos_folder, e5_dir, tm
     assert command[2:6] == ["SQUAD", str(tmp_path / "absent.pt"), str(folder / "squad"), str(tmp_path / "run")]
     settings = command[6:command.index("--")]
     assert settings == ["EPOCHS=3", "BSZ=16", "LR=2e-5", "WARMUP_RATIO=0.1", "VALIDATE_INTERVAL_UPDATES=half",
-                        "LR=3e-5", "WARMUP_RATIO=0.0625"]
+                        "OPTIM=amos", "LR=3e-5", "WARMUP_RATIO=0.0625"]
     assert command[command.index("--") + 1:][-2:] == ["--clip-norm", "1.0"]

@@ -7,12 +7,28 @@ Encoded texts keep their words recoverable: a word starts at every piece that be
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
 from fairseq.data import Dictionary
 
 from ..augment.words import word_groups, word_text
+from .errors import InputFormatError
+
+
+SENTENCEPIECE_NAMES = ("sentencepiece.bpe.model", "sp.model")  # an XLM-R release's name, AMOS's name
+
+
+def model_files(dict_dir: str | Path) -> tuple[Path, Path]:
+    """``dict.txt`` and the sentencepiece model of a model folder (under either of its names)."""
+    dict_dir = Path(dict_dir)
+    if not (dict_dir / "dict.txt").is_file():
+        raise InputFormatError(dict_dir / "dict.txt", None, "file not found (the model's dictionary)")
+    for name in SENTENCEPIECE_NAMES:
+        if (dict_dir / name).is_file():
+            return dict_dir / "dict.txt", dict_dir / name
+    raise InputFormatError(dict_dir, None, f"no sentencepiece model: neither {' nor '.join(SENTENCEPIECE_NAMES)}")
 
 
 def load_xlmr_dictionary(path: str) -> Dictionary:

@@ -35,26 +35,11 @@ import numpy as np
 from .atomic_dir import atomic_output_dir
 from .token_files import PAIR_SPECIAL_TOKENS, SINGLE_SPECIAL_TOKENS, write_int_array, write_token_dataset
 from .xtreme_sentence import encode_pairs
-from ..encoding import PieceEncoder, load_xlmr_dictionary
-from ..errors import InputFormatError
+from ..encoding import PieceEncoder, load_xlmr_dictionary, model_files
 from ..metadata import save_metadata
 from ..readers.glue_tsv import GlueRows, GlueTask, find_glue_files, read_glue_file
 
 logger = logging.getLogger(__name__)
-
-SENTENCEPIECE_NAMES = ("sentencepiece.bpe.model", "sp.model")  # an XLM-R release's name, AMOS's name
-
-
-def model_files(dict_dir: str | Path) -> tuple[Path, Path]:
-    """``dict.txt`` and the sentencepiece model of a model folder (under either of its names)."""
-    dict_dir = Path(dict_dir)
-    if not (dict_dir / "dict.txt").is_file():
-        raise InputFormatError(dict_dir / "dict.txt", None, "file not found (the model's dictionary)")
-    for name in SENTENCEPIECE_NAMES:
-        if (dict_dir / name).is_file():
-            return dict_dir / "dict.txt", dict_dir / name
-    raise InputFormatError(dict_dir, None, f"no sentencepiece model: neither {' nor '.join(SENTENCEPIECE_NAMES)}")
-
 
 def encode_single(encoder: PieceEncoder, texts: list[str], budget: int) -> tuple[list[np.ndarray], int]:
     """Encoded texts cut to ``budget`` pieces, and the number of texts that were cut."""

@@ -41,9 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_dir import atomic_output_dir
-from .glue import model_files
 from .token_files import write_int_array, write_token_dataset
-from ..encoding import PieceEncoder, load_xlmr_dictionary
+from ..encoding import PieceEncoder, load_xlmr_dictionary, model_files
 from ..errors import InputFormatError
 from ..metadata import save_metadata
 from ..qa_encoding import answer_pieces, encode_texts, truncate_words
