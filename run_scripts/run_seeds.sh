@@ -5,11 +5,13 @@
 #
 #   bash run_scripts/run_seeds.sh TASK <model.pt> <data_dir> <out_root> [SEEDS=1,2,3] [STAGES=0,1,2] [KEY=VALUE ...] [-- fairseq args]
 #
-# STAGES: a comma-separated subset of 0 (plain), 1, 2 (xTune), rdrop, r3f (run_xtreme.sh STAGE=0 REG=rdrop|r3f);
+# STAGES: a comma-separated subset of 0 (plain), 1, 2 (xTune), rdrop, r3f (run_xtreme.sh STAGE=0 REG=rdrop|r3f), kd
+# (run_xtreme.sh STAGE=0 DISTILL=<teacher.pt>: distillation, docs/distillation.md; DISTILL= is then required);
 # default 0,1,2, for a GLUE task folder 0,rdrop,r3f (xTune's stages are refused there). REG= itself is refused: a
 # regulariser is a stage of its own, compared with plain fine-tuning of the same seed. RDROP_ALPHA= goes to the
-# rdrop runs only, R3F_LAMBDA=, R3F_EPS=, R3F_NOISE= to the r3f runs only.
-# Layout: <out_root>/seed<N>/{plain, xtune (stage 1), xtune/stage2, rdrop, r3f} (run_xtreme.sh save dirs, with
+# rdrop runs only, R3F_LAMBDA=, R3F_EPS=, R3F_NOISE= to the r3f runs only, DISTILL=, KD_T=, KD_ALPHA=, PKD_MU=,
+# PKD_LAYERS=, CON_WEIGHT=, CON_T=, BANK= to the kd runs only.
+# Layout: <out_root>/seed<N>/{plain, xtune (stage 1), xtune/stage2, rdrop, r3f, kd} (run_xtreme.sh save dirs, with
 # eval/<rule>-<split>/ inside), seed<N>/logs/<stage>.log (everything the run printed), seed<N>/status/<stage>.json
 # (exit status, wall time, the command; <stage>: plain, stage1, stage2, rdrop, r3f), <out_root>/report/
 # (report.md, report.json, PNGs).
@@ -28,7 +30,7 @@ PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 if [ $# -lt 4 ]; then sed -n '2,/^set -uo/{/^set -uo/!p}' "$0" >&2; exit 2; fi
 TASK=$1 MODEL=$2 DATA=$3 OUT_ROOT=$4; shift 4
 SEEDS=1,2,3 STAGES= DRY_RUN=0 REPORT=1 KEEP_INTERVAL=0 TENSORBOARD=
-PASS=() RDROP=() R3F=()  # RDROP/R3F: the regularisers' settings, for their own runs only
+PASS=() RDROP=() R3F=() KD=()  # RDROP/R3F/KD: the regularisers' and distillation's settings, for their own runs only
 while [ $# -gt 0 ]; do
   case "$1" in
     SEEDS=*|STAGES=*|DRY_RUN=*|REPORT=*|KEEP_INTERVAL=*|TENSORBOARD=*) declare "$1" ;;
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
     REG=*) echo "run_seeds.sh: '$1': add rdrop or r3f to STAGES= instead (e.g. STAGES=0,rdrop: each regulariser is a run of its own, compared with plain fine-tuning)" >&2; exit 2 ;;
     RDROP_ALPHA=*) RDROP+=("$1") ;;
     R3F_LAMBDA=*|R3F_EPS=*|R3F_NOISE=*) R3F+=("$1") ;;
+    DISTILL=*|KD_T=*|KD_ALPHA=*|PKD_MU=*|PKD_LAYERS=*|CON_WEIGHT=*|CON_T=*|BANK=*) KD+=("$1") ;;
     --) PASS+=("$@"); break ;;
     *=*) PASS+=("$1") ;;
     *) echo "run_seeds.sh: unexpected argument '$1' (settings are KEY=VALUE; see the header of $0)" >&2; exit 2 ;;
@@ -43,8 +46,11 @@ while [ $# -gt 0 ]; do
   shift
 done
 [[ "$SEEDS" =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run_seeds.sh: SEEDS must be comma-separated integers (got '$SEEDS')" >&2; exit 2; }
-STAGE_RE='(0|1|2|rdrop|r3f)'
-[ -z "$STAGES" ] || [[ "$STAGES" =~ ^$STAGE_RE(,$STAGE_RE)*$ ]] || { echo "run_seeds.sh: STAGES must be a comma-separated subset of 0,1,2,rdrop,r3f (got '$STAGES')" >&2; exit 2; }
+STAGE_RE='(0|1|2|rdrop|r3f|kd)'
+[ -z "$STAGES" ] || [[ "$STAGES" =~ ^$STAGE_RE(,$STAGE_RE)*$ ]] || { echo "run_seeds.sh: STAGES must be a comma-separated subset of 0,1,2,rdrop,r3f,kd (got '$STAGES')" >&2; exit 2; }
+if [[ ",$STAGES," == *,kd,* ]] && [[ " ${KD[*]} " != *" DISTILL="* ]]; then
+  echo "run_seeds.sh: STAGES=$STAGES: the kd runs need DISTILL=<teacher.pt> (a fine-tuned checkpoint of this task folder)" >&2; exit 2
+fi
 [ -f "$DATA/metadata.json" ] || { echo "run_seeds.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh or preprocess/glue/process.sh first)" >&2; exit 2; }
 KIND=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1])).get('kind', ''))" "$DATA/metadata.json") || exit 2
 if [ "$KIND" = glue ]; then
@@ -53,8 +59,8 @@ if [ "$KIND" = glue ]; then
 fi
 [ -n "$STAGES" ] || STAGES=0,1,2
 
-declare -A NAME=([0]=plain [1]=stage1 [2]=stage2 [rdrop]=rdrop [r3f]=r3f)
-declare -A SUBDIR=([0]=plain [1]=xtune [2]=xtune/stage2 [rdrop]=rdrop [r3f]=r3f)  # stage 2 trains in its stage 1's save dir
+declare -A NAME=([0]=plain [1]=stage1 [2]=stage2 [rdrop]=rdrop [r3f]=r3f [kd]=kd)
+declare -A SUBDIR=([0]=plain [1]=xtune [2]=xtune/stage2 [rdrop]=rdrop [r3f]=r3f [kd]=kd)  # stage 2 trains in its stage 1's save dir
 FAILED=()
 
 # run <label> <command...>: prints it (DRY_RUN), or runs it with its output in the seed's log.
@@ -97,6 +103,7 @@ for seed in ${SEEDS//,/ }; do
     case "$stage" in
       rdrop) how=(STAGE=0 REG=rdrop "${RDROP[@]}") ;;
       r3f) how=(STAGE=0 REG=r3f "${R3F[@]}") ;;
+      kd) how=(STAGE=0 "${KD[@]}") ;;
       *) how=(STAGE="$stage") ;;
     esac
     train=(bash "$ROOT/run_scripts/run_xtreme.sh" "$TASK" "$MODEL" "$DATA" "$save" SEED="$seed" "${how[@]}" "${tb[@]}" "${PASS[@]}")

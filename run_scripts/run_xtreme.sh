@@ -29,6 +29,10 @@
 #   OPTIM=xtune|amos (default: amos for GLUE, xtune otherwise; see the optimiser below)
 #   REG=none|rdrop|r3f (plain fine-tuning with a stability regulariser, STAGE=0 only; docs/glue.md): RDROP_ALPHA=1.0
 #     (R-Drop's --reg-alpha); R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform|normal (fairseq's examples/rxf defaults)
+#   DISTILL=<teacher.pt> (knowledge distillation from a fine-tuned checkpoint of this task folder into <model.pt>, e.g.
+#     a stabletune-convert shrink student; docs/distillation.md): KD_T=10 KD_ALPHA=0.5 PKD_MU=0 (100: Patient KD)
+#     PKD_LAYERS=skip CON_WEIGHT=0 CON_T=0.07 (contrastive distillation) BANK= (stabletune-teacher-bank's folder);
+#     LR default 5e-5 (the BERT distillation recipes'); with STAGE=1 the views are distilled too; not with STAGE=2
 # Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
 # Each run dir keeps checkpoint_best.pt (by SELECT), checkpoint_best_<metric>_<en|avg>.pt (by the other rule),
 # checkpoint_last.pt, valid_history.jsonl (every saved validation) and train.log.
@@ -98,11 +102,12 @@ TENSORBOARD= WANDB=
 PROGRESS=$([ -t 1 ] && echo 1 || echo 0)
 STAGE=0 SETTING=cross-lingual-transfer DICT_DIR= DICT_LANGS= TEACHER= R1_LAMBDA=5 R2_LAMBDA=
 OPTIM= REG=none RDROP_ALPHA=1.0 R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform
+DISTILL= KD_T=10 KD_ALPHA=0.5 PKD_MU=0 PKD_LAYERS=skip CON_WEIGHT=0 CON_T=0.07 BANK=
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; EXTRA=("$@"); break ;;
-    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*|TENSORBOARD=*|WANDB=*|OPTIM=*|REG=*|RDROP_ALPHA=*|R3F_LAMBDA=*|R3F_EPS=*|R3F_NOISE=*)
+    SEED=*|LR=*|EPOCHS=*|MAX_UPDATE=*|BSZ=*|UPDATE_FREQ=*|NPROC=*|SELECT=*|ARCH=*|VALID_LANGS=*|FREEZE_EMBEDDINGS=*|SAVE_INTERVAL_UPDATES=*|WARMUP_RATIO=*|VALIDATE_INTERVAL_UPDATES=*|DRY_RUN=*|PROGRESS=*|STAGE=*|SETTING=*|DICT_DIR=*|DICT_LANGS=*|TEACHER=*|R1_LAMBDA=*|R2_LAMBDA=*|TENSORBOARD=*|WANDB=*|OPTIM=*|REG=*|RDROP_ALPHA=*|R3F_LAMBDA=*|R3F_EPS=*|R3F_NOISE=*|DISTILL=*|KD_T=*|KD_ALPHA=*|PKD_MU=*|PKD_LAYERS=*|CON_WEIGHT=*|CON_T=*|BANK=*)
       declare "$1" ;;
     *) echo "run_xtreme.sh: unknown setting '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -118,6 +123,9 @@ fi
 [ -e "$MODEL" ] || { echo "run_xtreme.sh: pretrained model '$MODEL' not found" >&2; exit 2; }
 [ -f "$DATA/metadata.json" ] || { echo "run_xtreme.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh or preprocess/glue/process.sh first)" >&2; exit 2; }
 case "$SELECT" in avg|en) ;; *) echo "run_xtreme.sh: SELECT must be avg or en" >&2; exit 2 ;; esac
+if [ -n "$DISTILL" ] && [ "$STAGE" = 2 ]; then
+  echo "run_xtreme.sh: DISTILL= with STAGE=2: stage 2's teacher is the stage-1 model; distil with STAGE=0 or 1" >&2; exit 2
+fi
 if [ "$FAIRSEQ_TASK" = glue ]; then  # a GLUE folder of another task would train with this task's settings and metric
   HELD=$("$PY" -c "import json, sys; m = json.load(open(sys.argv[1])); print(m.get('task') if m.get('kind') == 'glue' else m.get('kind'))" "$DATA/metadata.json")
   [ "$HELD" = "$(echo "$TASK" | tr '[:upper:]' '[:lower:]')" ] || {
@@ -127,14 +135,19 @@ if [ "$FAIRSEQ_TASK" = glue ]; then SELECT=task  # GLUE: the task's own metric (
 elif [ "$SELECT" = en ] && ! grep -q '"valid_en"' "$DATA/metadata.json"; then
   echo "run_xtreme.sh: SELECT=en needs an English dev set, and $DATA has no valid_en (dev-en.tsv)" >&2; exit 2
 fi
+ARCH_ARGS=()
 if [ -z "$ARCH" ]; then  # the architecture of model.pt and the GPU count, from one Python process without fairseq
   INSPECTED=$("$PY" "$ROOT/stabletune_fairseq/release.py" "$MODEL" "$DATA/dict.txt" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
     grep "^error: " "${TMPDIR:-/tmp}/inspect.$$" >&2; rm -f "${TMPDIR:-/tmp}/inspect.$$"
     echo "run_xtreme.sh: cannot read the architecture of $MODEL (see above; or set ARCH=)" >&2; exit 2; }
-  rm -f "${TMPDIR:-/tmp}/inspect.$$"; read -r ARCH NGPU < <(echo "$INSPECTED" | tail -1)
+  rm -f "${TMPDIR:-/tmp}/inspect.$$"; read -r ARCH NGPU LAYERS < <(echo "$INSPECTED" | tail -1)
+  # A student of fewer layers (stabletune-convert shrink): the architecture of its hidden size, with its own depth.
+  DEFAULT_LAYERS=$(case "$ARCH" in *large*) echo 24 ;; *) echo 12 ;; esac)
+  [ "$LAYERS" = "$DEFAULT_LAYERS" ] || ARCH_ARGS=(--encoder-layers "$LAYERS")
 else
   NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 fi
+[ -z "$DISTILL" ] || [ -n "$LR" ] || LR=5e-5  # the BERT distillation recipes' (Patient KD: {1e-5, 2e-5, 5e-5})
 case "$ARCH" in *large*) [ -n "$LR" ] || LR=$LR_LARGE; [ -n "$EPOCHS" ] || EPOCHS=$EPOCHS_LARGE ;;
                 *) [ -n "$LR" ] || LR=$LR_BASE; [ -n "$EPOCHS" ] || EPOCHS=$EPOCHS_BASE ;; esac
 
@@ -266,6 +279,17 @@ if [ "$STAGE" != 0 ]; then
   esac
 fi
 
+# Distillation from a fine-tuned teacher (criterions/stability_distillation.py).
+CRITERION=stability_consistency
+if [ -n "$DISTILL" ]; then
+  [ -e "$DISTILL" ] || { echo "run_xtreme.sh: DISTILL=$DISTILL: no such teacher checkpoint" >&2; exit 2; }
+  [ -z "$BANK" ] || [ -f "$BANK/bank.json" ] || { echo "run_xtreme.sh: BANK=$BANK has no bank.json (write it with stabletune-teacher-bank)" >&2; exit 2; }
+  CRITERION=stability_distillation
+  OPTIONAL_ARGS+=(--teacher "$DISTILL" --kd-alpha "$KD_ALPHA" --kd-temperature "$KD_T" --pkd-mu "$PKD_MU"
+    --pkd-layers "$PKD_LAYERS" --contrastive-weight "$CON_WEIGHT" --contrastive-temperature "$CON_T")
+  [ -z "$BANK" ] || OPTIONAL_ARGS+=(--teacher-bank "$BANK")
+fi
+
 # Optimiser: xTune's AdamW (no weight decay, clip 1.0), or AMOS's (betas 0.9/0.98, eps 1e-6, weight decay 0.01, no
 # clipping): GLUE's default, and run_squad.sh's.
 [ -n "$OPTIM" ] || OPTIM=$([ "$FAIRSEQ_TASK" = glue ] && echo amos || echo xtune)
@@ -278,7 +302,7 @@ esac
 [ -z "$WANDB" ] || export WANDB_MODE=${WANDB_MODE:-offline} WANDB_DIR=${WANDB_DIR:-$RUN_DIR}
 TRAIN_ARGS=("$DATA"
   --user-dir "$ROOT/stabletune_fairseq"
-  --task "$FAIRSEQ_TASK" --arch "$ARCH" --criterion stability_consistency
+  --task "$FAIRSEQ_TASK" --arch "$ARCH" "${ARCH_ARGS[@]}" --criterion "$CRITERION"
   --pretrained-encoder "$MODEL" "${OPTIONAL_ARGS[@]}"
   --batch-size "$BSZ" --update-freq "$UPDATE_FREQ" --seed "$SEED"
   --optimizer fused_adamw "${OPTIMIZER_ARGS[@]}"

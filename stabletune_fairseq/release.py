@@ -60,32 +60,42 @@ def read_release(path: str) -> dict:
     return weights
 
 
-def architecture_of(path: str, dictionary_file: str | None = None) -> str:
-    """The registered architecture with the shape of ``path``'s encoder (whose vocabulary must be the one
-    of ``dictionary_file`` when given)."""
+ARCHITECTURE_OF_HIDDEN = {hidden: arch for (_, hidden), arch in ARCHITECTURE_SHAPES.items()}
+DEFAULT_LAYERS = {arch: layers for (layers, _), arch in ARCHITECTURE_SHAPES.items()}
+
+
+def architecture_and_layers(path: str, dictionary_file: str | None = None) -> tuple[str, int]:
+    """The registered architecture of ``path``'s hidden size and its number of layers (which differs from the
+    architecture's for a ``stabletune-convert shrink`` student: ``--encoder-layers`` then says it). The vocabulary
+    must be the one of ``dictionary_file`` when given."""
     weights = read_release(path)
     rows, hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape
     if dictionary_file:
         check_vocabulary(path, "pretrained model", rows, vocabulary_rows(dictionary_file), dictionary_file)
     layers = len({k.split(".")[3] for k in weights if k.startswith(ENCODER_PREFIX + "layers.")})
-    if (layers, hidden) not in ARCHITECTURE_SHAPES:
+    if hidden not in ARCHITECTURE_OF_HIDDEN:
         raise WrongCheckpoint(f"pretrained model {path}: no architecture for {layers} layers of size {hidden}; "
                               "pass ARCH= explicitly")
-    return ARCHITECTURE_SHAPES[(layers, hidden)]
+    return ARCHITECTURE_OF_HIDDEN[hidden], layers
+
+
+def architecture_of(path: str, dictionary_file: str | None = None) -> str:
+    """The registered architecture with the shape of ``path``'s encoder (its hidden size)."""
+    return architecture_and_layers(path, dictionary_file)[0]
 
 
 def main(argv: list[str]) -> int:
-    """``<model.pt> [<data dict.txt>]`` -> ``<architecture> <number of GPUs torch sees>`` on one line."""
+    """``<model.pt> [<data dict.txt>]`` -> ``<architecture> <number of GPUs torch sees> <layers>`` on one line."""
     if len(argv) not in (1, 2):
         print("usage: python stabletune_fairseq/release.py <model.pt> [<dict.txt of the data>]", file=sys.stderr)
         return BAD_INPUT
     allow_fairseq_checkpoints()
     try:
-        architecture = architecture_of(*argv)
+        architecture, layers = architecture_and_layers(*argv)
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT
-    print(architecture, torch.cuda.device_count())
+    print(architecture, torch.cuda.device_count(), layers)
     return 0
 
 

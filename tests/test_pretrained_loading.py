@@ -67,10 +67,10 @@ def test_release_needs_the_allowlist_not_an_override(release_2019):
 
 
 def test_release_script_names_the_architecture_without_importing_fairseq(release_2019, tmp_path):
-    # run_xtreme.sh's first step: python stabletune_fairseq/release.py <model.pt> -> architecture, GPU count
+    # run_xtreme.sh's first step: python stabletune_fairseq/release.py <model.pt> -> architecture, GPU count, layers
     script = [sys.executable, "-X", "importtime", REPO / "stabletune_fairseq" / "release.py"]
     result = subprocess.run([*script, release_2019], capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0 and result.stdout.split() == ["stabletune_xlmr_e5_small", "0"], result.stderr[-2000:]
+    assert result.returncode == 0 and result.stdout.split() == ["stabletune_xlmr_e5_small", "0", "12"], result.stderr[-2000:]
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
     assert "torch" in imported and not [m for m in imported if m.startswith(("fairseq", "stabletune_fairseq"))]
     text = tmp_path / "model.pt"

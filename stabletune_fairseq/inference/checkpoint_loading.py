@@ -65,12 +65,14 @@ def choose_device(device=None) -> torch.device:
     return torch.device(device)
 
 
-def load_for_inference(checkpoint: str, data: str, device: torch.device):
+def load_for_inference(checkpoint: str, data: str, device: torch.device, overrides: dict | None = None):
     """(model on ``device`` in eval mode, task, what was checked) of ``checkpoint`` read with ``data`` as its task
-    folder, after ``check_checkpoint_against_data``."""
+    folder, after ``check_checkpoint_against_data``; ``overrides``: more settings of the run to replace (e.g. the
+    task's augmentation)."""
     import stabletune_fairseq  # noqa: F401  (registers the plugin, allows fairseq checkpoint types)
     from fairseq import checkpoint_utils
 
     data_check = check_checkpoint_against_data(checkpoint, data)  # before fairseq reads either
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides={"data": str(data)})
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(checkpoint)], arg_overrides={"data": str(data), **(overrides or {})})
     return models[0].to(device).eval(), task, data_check

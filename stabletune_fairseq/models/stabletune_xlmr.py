@@ -117,19 +117,23 @@ class XLMREncoder(FairseqEncoder):
         self.max_tokens = cfg.max_positions
 
     def forward(self, src_tokens, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
-                first_position_only: bool = False, **unused) -> torch.Tensor:
+                first_position_only: bool = False, layer_states: Optional[list] = None, **unused) -> torch.Tensor:
         """Final hidden states, batch x time x hidden. ``noise`` is added to the token embeddings of every row,
         or only of the rows where the boolean ``noise_rows`` is true.
-        ``first_position_only``: batch x 1 x hidden, the ``<s>`` state alone (see ``_first_position_states``)."""
+        ``first_position_only``: batch x 1 x hidden, the ``<s>`` state alone (see ``_first_position_states``).
+        ``layer_states``: a list that receives the ``<s>`` state (batch x hidden) after every layer, the last
+        layer's last (what distillation compares)."""
         embeddings = self.sentence_encoder.embed_tokens(src_tokens)
         if noise is not None and noise.scale > 0:
             embeddings = noise.apply(embeddings, noise_rows)
         if first_position_only:
-            return self._first_position_states(src_tokens, embeddings)
-        out = self.sentence_encoder(src_tokens, token_embeddings=embeddings)
+            return self._first_position_states(src_tokens, embeddings, layer_states)
+        out = self.sentence_encoder(src_tokens, token_embeddings=embeddings, return_all_hiddens=layer_states is not None)
+        if layer_states is not None:  # fairseq's list starts with the embedding output, time first
+            layer_states.extend(states[0] for states in out["encoder_states"][1:])
         return out["encoder_out"][0].transpose(0, 1)
 
-    def _first_position_states(self, src_tokens, embeddings) -> torch.Tensor:
+    def _first_position_states(self, src_tokens, embeddings, layer_states: Optional[list] = None) -> torch.Tensor:
         """fairseq's encoder forward, except that the last layer is computed for position 0 alone: a sentence
         head reads nothing else, and the last layer's queries, attention output and feed-forward at the other
         positions are about 7% of a 12-layer encoder's matrix products, forward and backward."""
@@ -140,7 +144,12 @@ class XLMREncoder(FairseqEncoder):
         padding = padding if padding.any() else None
         for layer in encoder.layers[:-1]:
             x = layer(x, encoder_padding_mask=padding)
-        return _post_norm_layer_at_first_position(encoder.layers[-1], x, padding).transpose(0, 1)
+            if layer_states is not None:
+                layer_states.append(x[0])
+        first = _post_norm_layer_at_first_position(encoder.layers[-1], x, padding)
+        if layer_states is not None:
+            layer_states.append(first[0])
+        return first.transpose(0, 1)
 
     def max_positions(self):
         return self.max_tokens
@@ -168,10 +177,12 @@ class StabletuneXLMRModel(FairseqEncoderModel):
         self.heads[name] = head
 
     def forward(self, src_tokens, head: str, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
-                **kwargs) -> torch.Tensor:
-        """Logits of ``head`` for a right-padded batch of ``src_tokens`` (see ``XLMREncoder.forward`` for noise)."""
+                layer_states: Optional[list] = None, **kwargs) -> torch.Tensor:
+        """Logits of ``head`` for a right-padded batch of ``src_tokens`` (see ``XLMREncoder.forward`` for noise and
+        ``layer_states``)."""
         first_position_only = getattr(self.heads[head], "reads_first_position_only", False)
-        features = self.encoder(src_tokens, noise=noise, noise_rows=noise_rows, first_position_only=first_position_only)
+        features = self.encoder(src_tokens, noise=noise, noise_rows=noise_rows, first_position_only=first_position_only,
+                                layer_states=layer_states)
         return self.heads[head](features, **kwargs)
 
     def extract_features(self, src_tokens, noise: Optional[EmbeddingNoise] = None) -> torch.Tensor:

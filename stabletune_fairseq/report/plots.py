@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .runs import STAGE_TITLES  # noqa: E402
 
-COLOURS = {"plain": "#7f7f7f", "stage1": "#1f77b4", "stage2": "#d62728", "rdrop": "#2ca02c", "r3f": "#ff7f0e", "run": "#1f77b4"}
+COLOURS = {"plain": "#7f7f7f", "stage1": "#1f77b4", "stage2": "#d62728", "rdrop": "#2ca02c", "r3f": "#ff7f0e", "kd": "#9467bd",
+           "run": "#1f77b4"}
 DPI = 100
 
 

@@ -1,7 +1,8 @@
 """The training runs behind a report and what was measured of them.
 
 A ``run_seeds.sh`` output folder holds ``seed<N>/plain``, ``seed<N>/xtune`` (stage 1),
-``seed<N>/xtune/stage2``, ``seed<N>/rdrop`` and ``seed<N>/r3f`` (plain fine-tuning with R-Drop / R3F), each a
+``seed<N>/xtune/stage2``, ``seed<N>/rdrop`` and ``seed<N>/r3f`` (plain fine-tuning with R-Drop / R3F), ``seed<N>/kd``
+(distilled from a teacher, docs/distillation.md), each a
 fairseq save dir with ``eval/<rule>-<split>/results.json`` (and
 predictions), ``train.log`` and ``valid_history.jsonl``; ``seed<N>/status/<stage>.json`` holds each run's
 exit status and wall time. A single training run is one such save dir.
@@ -14,15 +15,16 @@ import os
 import re
 from dataclasses import dataclass, field
 
-STAGE_DIRS = {"plain": "plain", "stage1": "xtune", "stage2": os.path.join("xtune", "stage2"), "rdrop": "rdrop", "r3f": "r3f"}
+STAGE_DIRS = {"plain": "plain", "stage1": "xtune", "stage2": os.path.join("xtune", "stage2"), "rdrop": "rdrop", "r3f": "r3f",
+              "kd": "kd"}
 STAGE_TITLES = {"plain": "plain fine-tuning", "stage1": "xTune stage 1", "stage2": "xTune stage 2", "rdrop": "R-Drop",
-                "r3f": "R3F", "run": "this run"}
+                "r3f": "R3F", "kd": "distilled", "run": "this run"}
 
 
 @dataclass
 class Run:
     seed: int | None
-    stage: str  # plain | stage1 | stage2 | rdrop | r3f, or "run" for a single training run
+    stage: str  # plain | stage1 | stage2 | rdrop | r3f | kd, or "run" for a single training run
     path: str
     results: dict[str, dict] = field(default_factory=dict)  # "<rule>-<split>" -> results.json
     status: dict | None = None  # run_seeds.sh's status file: exit code, wall time

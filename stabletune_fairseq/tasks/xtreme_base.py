@@ -172,6 +172,7 @@ class XtremeTask(FairseqTask):
         model = super().build_model(cfg, from_checkpoint)
         model.add_head(self.head_name, self.head_kind, self.num_outputs)
         if not from_checkpoint:
+            self.trained_model_cfg = cfg  # the model this run trains (a teacher is built from its checkpoint)
             maybe_load_pretrained(model, cfg, self)
         return model
 
