@@ -252,8 +252,9 @@ def test_the_criterion_loss_is_the_weighted_sum_of_its_terms_on_a_real_batch(shr
     expected = (1 - alpha) * ce + alpha * kd + mu * pkd + weight * con
     assert sample_size == 8
     assert math.isclose(float(loss), float(expected), rel_tol=1e-5)
-    # KD of two near-uniform distributions is small and float32's: compare it with an absolute tolerance
-    assert math.isclose(float(logging_output["kd"]), kd, rel_tol=1e-4, abs_tol=1e-6) and float(logging_output["pkd"]) > 0
+    # KD of two near-uniform distributions is small (~7e-3) and the criterion's is float32's: log-softmax rounding
+    # (~1e-7 per class) times T^2 = 16 over 8 rows bounds the difference by ~2e-5; a wrong formula is off by far more
+    assert math.isclose(float(logging_output["kd"]), kd, rel_tol=1e-4, abs_tol=2e-5) and float(logging_output["pkd"]) > 0
     loss.backward()
     assert criterion.projection.weight.grad.abs().sum() > 0  # the projection learns with the student
     assert all(p.grad is None for p in criterion.teacher.parameters())  # the teacher never does

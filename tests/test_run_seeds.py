@@ -117,7 +117,7 @@ def test_seed_and_stage_are_the_runners_to_set(e5_dir, small_data, toy_dicts, tm
     result = run_seeds(e5_dir, small_data, tmp_path / "x", toy_dicts, "REG=rdrop")
     assert result.returncode == 2 and "'REG=rdrop': add rdrop or r3f to STAGES= instead" in result.stderr
     result = run_seeds(e5_dir, small_data, tmp_path / "x", toy_dicts, "STAGES=0,dropout")
-    assert result.returncode == 2 and "STAGES must be a comma-separated subset of 0,1,2,rdrop,r3f (got '0,dropout')" in result.stderr
+    assert result.returncode == 2 and "STAGES must be a comma-separated subset of 0,1,2,rdrop,r3f,kd (got '0,dropout')" in result.stderr
 
 
 def test_dry_run_of_a_regulariser_stage(e5_dir, small_data, toy_dicts, tmp_path):
