@@ -140,10 +140,12 @@ if [ -z "$ARCH" ]; then  # the architecture of model.pt and the GPU count, from 
   INSPECTED=$("$PY" "$ROOT/stabletune_fairseq/release.py" "$MODEL" "$DATA/dict.txt" 2>"${TMPDIR:-/tmp}/inspect.$$") || {
     grep "^error: " "${TMPDIR:-/tmp}/inspect.$$" >&2; rm -f "${TMPDIR:-/tmp}/inspect.$$"
     echo "run_xtreme.sh: cannot read the architecture of $MODEL (see above; or set ARCH=)" >&2; exit 2; }
-  rm -f "${TMPDIR:-/tmp}/inspect.$$"; read -r ARCH NGPU LAYERS < <(echo "$INSPECTED" | tail -1)
+  rm -f "${TMPDIR:-/tmp}/inspect.$$"; read -r ARCH NGPU LAYERS POSITIONS < <(echo "$INSPECTED" | tail -1)
   # A student of fewer layers (stabletune-convert shrink): the architecture of its hidden size, with its own depth.
   DEFAULT_LAYERS=$(case "$ARCH" in *large*) echo 24 ;; *) echo 12 ;; esac)
   [ "$LAYERS" = "$DEFAULT_LAYERS" ] || ARCH_ARGS=(--encoder-layers "$LAYERS")
+  # A longer position table (stabletune-convert extend-positions): the model is built with it (docs/long-context.md).
+  [ -z "$POSITIONS" ] || ARCH_ARGS+=(--max-positions "$POSITIONS")
 else
   NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 fi

@@ -5,8 +5,9 @@ Official releases are fairseq RoBERTa checkpoints: the encoder under ``decoder.s
 (2019 releases) or ``encoder.sentence_encoder.*`` (later ones), older ones with ``emb_layer_norm``
 for today's ``layernorm_embedding`` or packed ``in_proj_weight`` attention. The LM head is ignored.
 
-Needs torch only, not fairseq: run_xtreme.sh runs this file by path to learn the architecture and the GPU
-count before it builds a command (``python stabletune_fairseq/release.py <model.pt>`` prints both), without
+Needs torch only, not fairseq: run_xtreme.sh runs this file by path to learn the architecture, the GPU count, the
+depth and (for a longer position table) the positions before it builds a command
+(``python stabletune_fairseq/release.py <model.pt>`` prints them), without
 the package's import of fairseq, which costs seconds on every run.
 """
 from __future__ import annotations
@@ -64,10 +65,25 @@ ARCHITECTURE_OF_HIDDEN = {hidden: arch for (_, hidden), arch in ARCHITECTURE_SHA
 DEFAULT_LAYERS = {arch: layers for (layers, _), arch in ARCHITECTURE_SHAPES.items()}
 
 
+POSITION_OFFSET_ROWS = 2  # fairseq's learned position table: rows 0..1 (padding index + 1) precede position 0
+DEFAULT_MAX_POSITIONS = 512  # XLM-R's, and the model option's default
+
+
+def max_positions_of(weights: dict) -> int:
+    """The positions of an encoder's learned table (``read_release``'s weights): 512 for XLM-R, more for a model
+    of ``stabletune-convert extend-positions`` (fine-tuning it needs ``--max-positions`` of that length)."""
+    return weights[ENCODER_PREFIX + "embed_positions.weight"].shape[0] - POSITION_OFFSET_ROWS
+
+
 def architecture_and_layers(path: str, dictionary_file: str | None = None) -> tuple[str, int]:
     """The registered architecture of ``path``'s hidden size and its number of layers (which differs from the
     architecture's for a ``stabletune-convert shrink`` student: ``--encoder-layers`` then says it). The vocabulary
     must be the one of ``dictionary_file`` when given."""
+    return model_shape(path, dictionary_file)[:2]
+
+
+def model_shape(path: str, dictionary_file: str | None = None) -> tuple[str, int, int]:
+    """``architecture_and_layers`` and the number of positions of the model's table (``max_positions_of``)."""
     weights = read_release(path)
     rows, hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape
     if dictionary_file:
@@ -76,7 +92,10 @@ def architecture_and_layers(path: str, dictionary_file: str | None = None) -> tu
     if hidden not in ARCHITECTURE_OF_HIDDEN:
         raise WrongCheckpoint(f"pretrained model {path}: no architecture for {layers} layers of size {hidden}; "
                               "pass ARCH= explicitly")
-    return ARCHITECTURE_OF_HIDDEN[hidden], layers
+    if ENCODER_PREFIX + "embed_positions.weight" not in weights:
+        raise WrongCheckpoint(f"pretrained model {path}: no learned position table "
+                              f"({ENCODER_PREFIX}embed_positions.weight)")
+    return ARCHITECTURE_OF_HIDDEN[hidden], layers, max_positions_of(weights)
 
 
 def architecture_of(path: str, dictionary_file: str | None = None) -> str:
@@ -85,17 +104,19 @@ def architecture_of(path: str, dictionary_file: str | None = None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``<model.pt> [<data dict.txt>]`` -> ``<architecture> <number of GPUs torch sees> <layers>`` on one line."""
+    """``<model.pt> [<data dict.txt>]`` -> ``<architecture> <number of GPUs torch sees> <layers>`` on one line, and
+    a fourth word, the model's positions, when its table is longer or shorter than XLM-R's 512 (a model of
+    ``stabletune-convert extend-positions``: run_xtreme.sh passes it as ``--max-positions``)."""
     if len(argv) not in (1, 2):
         print("usage: python stabletune_fairseq/release.py <model.pt> [<dict.txt of the data>]", file=sys.stderr)
         return BAD_INPUT
     allow_fairseq_checkpoints()
     try:
-        architecture, layers = architecture_and_layers(*argv)
+        architecture, layers, positions = model_shape(*argv)
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT
-    print(architecture, torch.cuda.device_count(), layers)
+    print(architecture, torch.cuda.device_count(), layers, *([positions] if positions != DEFAULT_MAX_POSITIONS else []))
     return 0
 
 

@@ -21,9 +21,21 @@ import torch
 logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
-FINE_TUNING_TASKS = ("xtreme_sentence", "xtreme_tagging", "xtreme_qa", "glue")  # our registered fairseq tasks
+FINE_TUNING_TASKS = ("xtreme_sentence", "xtreme_tagging", "xtreme_qa", "glue",
+                     "sentence_distillation")  # our registered fairseq tasks
 SPECIAL_TOKENS = 2  # <s> and </s>
 PROGRESS_BATCHES = 50  # a progress line every this many batches (BUCC embeds ~10k sentences a side)
+
+
+def pool_states(states: torch.Tensor, tokens: torch.Tensor, pad: int, pooling: str) -> torch.Tensor:
+    """Batch x hidden sentence embeddings of batch x time x hidden ``states``: ``mean`` over every non-padding token
+    (``<s>`` and ``</s>`` included), or ``cls``, the ``<s>`` state. The one pooling of evaluation and distillation."""
+    if pooling == "cls":
+        return states[:, 0]
+    if pooling != "mean":
+        raise ValueError(f"pooling {pooling!r}: one of {', '.join(POOLINGS)}")
+    mask = tokens.ne(pad).unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1)
 
 
 @dataclass
@@ -149,10 +161,7 @@ class SentenceEmbedder:
         return out["encoder_states"][self.layer].transpose(0, 1)  # [embedding output, layer 1, ..., layer N], time first
 
     def _pool(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        if self.settings.pooling == "cls":
-            return states[:, 0]
-        mask = tokens.ne(self.pad).unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(1) / mask.sum(1)
+        return pool_states(states, tokens, self.pad, self.settings.pooling)
 
     @torch.no_grad()
     def embed(self, sentences: list[str]) -> np.ndarray:

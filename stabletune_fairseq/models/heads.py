@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class SentenceHead(nn.Module):
@@ -68,4 +69,47 @@ class SpanHead(nn.Module):
         return logits.masked_fill(~span_mask.unsqueeze(-1), self.MASKED)
 
 
-HEAD_TYPES = {"sentence": SentenceHead, "word": WordHead, "span": SpanHead}
+class TiedOutput(nn.Module):
+    """The output projection of an LM head: no weight of its own until ``tie`` gives it the token embeddings
+    (one tensor, as RoBERTa and XLM-R tie them). ``out_features`` is the vocabulary size, as ``nn.Linear``'s."""
+
+    def __init__(self, out_features: int):
+        super().__init__()
+        self.out_features = out_features
+        self.register_parameter("weight", None)
+
+    def tie(self, embeddings: nn.Parameter) -> None:
+        if embeddings.shape[0] != self.out_features:
+            raise ValueError(f"an LM head of {self.out_features} outputs cannot be tied to {embeddings.shape[0]} embeddings")
+        self.weight = embeddings
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight is None:
+            raise RuntimeError("the LM head's output is not tied to the token embeddings (call tie)")
+        return F.linear(x, self.weight)
+
+
+class LMHead(nn.Module):
+    """Masked-LM logits: dense -> gelu -> layer norm -> the token embeddings (tied) + a bias per token, the layout
+    of fairseq's ``RobertaLMHead`` (``encoder.lm_head.{dense,layer_norm,bias}`` of an official XLM-R checkpoint).
+
+    ``masked_tokens`` (batch x time, boolean): only those positions are projected onto the vocabulary (250k rows
+    for XLM-R: the projection dominates the cost otherwise). Returns (masked positions) x vocabulary, or batch x time
+    x vocabulary without ``masked_tokens``. The owner must ``tie`` ``out_proj`` to the token embeddings.
+    """
+
+    def __init__(self, hidden: int, vocabulary: int, dropout: float):  # dropout: unused, as in RoBERTa's LM head
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.layer_norm = nn.LayerNorm(hidden)
+        self.out_proj = TiedOutput(vocabulary)
+        self.bias = nn.Parameter(torch.zeros(vocabulary))
+
+    def forward(self, features: torch.Tensor, masked_tokens: torch.Tensor | None = None, **unused) -> torch.Tensor:
+        if masked_tokens is not None:
+            features = features[masked_tokens]
+        x = self.layer_norm(F.gelu(self.dense(features)))
+        return self.out_proj(x) + self.bias
+
+
+HEAD_TYPES = {"sentence": SentenceHead, "word": WordHead, "span": SpanHead, "lm": LMHead}

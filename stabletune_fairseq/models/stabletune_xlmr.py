@@ -8,7 +8,11 @@ its checkpoint upgrade code assumes every head has ``dense`` and ``out_proj``. H
 ``model.heads`` and are created by the task before a checkpoint is loaded.
 
 Our own ``forward`` embeds the tokens itself so noise can be added to the token embeddings (``noise``, see
-``EmbeddingNoise``); fairseq's RoBERTa forward would silently ignore ``token_embeddings=``.
+``EmbeddingNoise``); fairseq's RoBERTa forward would silently ignore ``token_embeddings=``. It also runs the layers
+itself (time first, as fairseq) with the attention of ``attention.py`` (torch's scaled_dot_product_attention on the same
+``self_attn`` weights): full attention, or with ``--attention-window W`` Longformer-style sliding-window attention
+with global tokens for inputs past 512 tokens (docs/long-context.md). fairseq's own layer forward computes the same
+full attention (tested to 1e-5); it is not used because it cannot take a windowed pattern without an L x L mask.
 """
 
 from dataclasses import dataclass, field
@@ -23,6 +27,7 @@ from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_getattr
 from omegaconf import II
 
+from .attention import AttentionPattern, self_attention
 from .heads import HEAD_TYPES
 
 
@@ -62,6 +67,13 @@ class StabletuneXLMRConfig(FairseqDataclass):
     attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the feed-forward activation"})
     head_dropout: float = field(default=0.1, metadata={"help": "dropout inside the task heads"})
+    attention_window: int = field(
+        default=0,
+        metadata={"help": "0: full attention. W > 0 (even): Longformer-style sliding-window attention, each token "
+                          "attends to the tokens within W/2 on each side and to the global tokens (<s>, and what the "
+                          "task marks global, e.g. a QA question); global tokens attend to every token. Memory then "
+                          "grows linearly with the input length (docs/long-context.md)"},
+    )
     freeze_embeddings: bool = field(
         default=False,
         metadata={"help": "keep the word embeddings fixed: a quarter of XLM-R base's parameters (most of a small "
@@ -94,12 +106,13 @@ def _encoder_config(cfg) -> TransformerConfig:
     return tc
 
 
-def _post_norm_layer_at_first_position(layer, x, padding) -> torch.Tensor:
-    """A post-norm ``TransformerEncoderLayerBase`` (time x batch x hidden in) evaluated at position 0 only
-    (1 x batch x hidden out): keys and values from every position, everything else for the first one."""
-    first = x[:1]
-    h, _ = layer.self_attn(query=first, key=x, value=x, key_padding_mask=padding, need_weights=False)
-    h = layer.self_attn_layer_norm(layer.residual_connection(layer.dropout_module(h), first))
+def _post_norm_layer(layer, x: torch.Tensor, pattern: AttentionPattern, first_position_only: bool = False):
+    """fairseq's post-norm ``TransformerEncoderLayerBase`` forward (time x batch x hidden, as fairseq) with our
+    attention; ``first_position_only``: position 0 alone is computed (1 x batch x hidden out; keys and values from
+    every position)."""
+    residual = x[:1] if first_position_only else x
+    h = self_attention(layer.self_attn, x, pattern, first_position_only)
+    h = layer.self_attn_layer_norm(layer.residual_connection(layer.dropout_module(h), residual))
     out = layer.fc2(layer.activation_dropout_module(layer.activation_fn(layer.fc1(h))))
     return layer.final_layer_norm(layer.residual_connection(layer.dropout_module(out), h))
 
@@ -115,41 +128,44 @@ class XLMREncoder(FairseqEncoder):
         if cfg.freeze_embeddings:
             embed_tokens.weight.requires_grad_(False)
         self.max_tokens = cfg.max_positions
+        # checkpoints written before the option existed have no attention_window: full attention
+        self.attention_window = safe_getattr(cfg, "attention_window", 0) or 0
+        # "auto": blocked windows once the input spans more than 2 W, else one dense mask (attention.py);
+        # "dense" / "blocked" force one (benchmarks/long_attention.py compares them)
+        self.attention_implementation = "auto"
+        if self.attention_window < 0 or self.attention_window % 2:
+            raise ValueError(f"--attention-window {self.attention_window}: an even number of tokens (W/2 on each "
+                             "side of a token), or 0 for full attention")
 
     def forward(self, src_tokens, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
-                first_position_only: bool = False, layer_states: Optional[list] = None, **unused) -> torch.Tensor:
+                first_position_only: bool = False, layer_states: Optional[list] = None,
+                global_positions: Optional[torch.Tensor] = None, **unused) -> torch.Tensor:
         """Final hidden states, batch x time x hidden. ``noise`` is added to the token embeddings of every row,
         or only of the rows where the boolean ``noise_rows`` is true.
-        ``first_position_only``: batch x 1 x hidden, the ``<s>`` state alone (see ``_first_position_states``).
+        ``first_position_only``: batch x 1 x hidden, the ``<s>`` state alone: the last layer is computed for
+        position 0 only (a sentence head reads nothing else; the last layer's queries, attention output and
+        feed-forward at the other positions are about 7% of a 12-layer encoder's matrix products).
         ``layer_states``: a list that receives the ``<s>`` state (batch x hidden) after every layer, the last
-        layer's last (what distillation compares)."""
+        layer's last (what distillation compares).
+        ``global_positions``: boolean, batch x time: tokens that get global attention under ``--attention-window``
+        (``<s>`` always does); ignored with full attention."""
         embeddings = self.sentence_encoder.embed_tokens(src_tokens)
         if noise is not None and noise.scale > 0:
             embeddings = noise.apply(embeddings, noise_rows)
-        if first_position_only:
-            return self._first_position_states(src_tokens, embeddings, layer_states)
-        out = self.sentence_encoder(src_tokens, token_embeddings=embeddings, return_all_hiddens=layer_states is not None)
-        if layer_states is not None:  # fairseq's list starts with the embedding output, time first
-            layer_states.extend(states[0] for states in out["encoder_states"][1:])
-        return out["encoder_out"][0].transpose(0, 1)
-
-    def _first_position_states(self, src_tokens, embeddings, layer_states: Optional[list] = None) -> torch.Tensor:
-        """fairseq's encoder forward, except that the last layer is computed for position 0 alone: a sentence
-        head reads nothing else, and the last layer's queries, attention output and feed-forward at the other
-        positions are about 7% of a 12-layer encoder's matrix products, forward and backward."""
         encoder = self.sentence_encoder
         padding = src_tokens.eq(encoder.padding_idx)
         x, _ = encoder.forward_embedding(src_tokens, embeddings)
         x = (x * (1 - padding.unsqueeze(-1).type_as(x))).transpose(0, 1)  # time first, padding zeroed as fairseq does
-        padding = padding if padding.any() else None
-        for layer in encoder.layers[:-1]:
-            x = layer(x, encoder_padding_mask=padding)
+        pattern = AttentionPattern.build(src_tokens, padding if padding.any() else None, self.attention_window,
+                                         global_positions, self.attention_implementation)
+        last = len(encoder.layers) - 1
+        for i, layer in enumerate(encoder.layers):
+            x = _post_norm_layer(layer, x, pattern, first_position_only and i == last)
             if layer_states is not None:
                 layer_states.append(x[0])
-        first = _post_norm_layer_at_first_position(encoder.layers[-1], x, padding)
-        if layer_states is not None:
-            layer_states.append(first[0])
-        return first.transpose(0, 1)
+        if encoder.layer_norm is not None:  # pre-norm encoders only; XLM-R has none
+            x = encoder.layer_norm(x)
+        return x.transpose(0, 1)
 
     def max_positions(self):
         return self.max_tokens
@@ -177,16 +193,18 @@ class StabletuneXLMRModel(FairseqEncoderModel):
         self.heads[name] = head
 
     def forward(self, src_tokens, head: str, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
-                layer_states: Optional[list] = None, **kwargs) -> torch.Tensor:
-        """Logits of ``head`` for a right-padded batch of ``src_tokens`` (see ``XLMREncoder.forward`` for noise and
-        ``layer_states``)."""
+                layer_states: Optional[list] = None, global_positions: Optional[torch.Tensor] = None,
+                **kwargs) -> torch.Tensor:
+        """Logits of ``head`` for a right-padded batch of ``src_tokens`` (see ``XLMREncoder.forward`` for noise,
+        ``layer_states`` and ``global_positions``)."""
         first_position_only = getattr(self.heads[head], "reads_first_position_only", False)
         features = self.encoder(src_tokens, noise=noise, noise_rows=noise_rows, first_position_only=first_position_only,
-                                layer_states=layer_states)
+                                layer_states=layer_states, global_positions=global_positions)
         return self.heads[head](features, **kwargs)
 
-    def extract_features(self, src_tokens, noise: Optional[EmbeddingNoise] = None) -> torch.Tensor:
-        return self.encoder(src_tokens, noise=noise)
+    def extract_features(self, src_tokens, noise: Optional[EmbeddingNoise] = None,
+                         global_positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.encoder(src_tokens, noise=noise, global_positions=global_positions)
 
     def max_positions(self):
         return self.encoder.max_positions()
