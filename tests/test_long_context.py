@@ -228,3 +228,34 @@ def test_attention_dropout_is_applied_in_training(models):
         model.eval()
         model.encoder.attention_window = 0
         model.encoder.sentence_encoder.layers = layers
+
+
+@torch.no_grad()
+def test_the_span_head_makes_the_question_global_under_a_window(models):
+    """QA under --attention-window: the question (tokens before the first </s>) is global without the caller's help."""
+    from stabletune_fairseq.models.stabletune_xlmr import first_segment
+
+    _, extended = models
+    batch = padded_batch(700, 600)
+    batch[:, 12] = 2  # <s> + 11 question pieces + </s> ...
+    question = first_segment(batch, eos=2)
+    assert question[:, :12].all() and not question[:, 12:].any()
+    extended.add_head("span", "span", 2)
+    extended.heads["span"].eval()  # a new module trains: its dropout would differ between calls
+    span_mask = torch.ones_like(batch, dtype=torch.bool)
+    layers = extended.encoder.sentence_encoder.layers
+    extended.encoder.sentence_encoder.layers = layers[:2]
+    extended.encoder.attention_window = 128
+    try:
+        automatic = extended(batch, head="span", span_mask=span_mask)
+        explicit = extended(batch, head="span", span_mask=span_mask, global_positions=question)
+        only_first = extended(batch, head="span", span_mask=span_mask, global_positions=torch.zeros_like(question))
+        extended.encoder.attention_window = 0
+        full = extended(batch, head="span", span_mask=span_mask)
+    finally:
+        extended.encoder.attention_window = 0
+        extended.encoder.sentence_encoder.layers = layers
+        del extended.heads["span"]
+    assert torch.equal(automatic, explicit)
+    assert (automatic[:, 400] - only_first[:, 400]).abs().max() > 1e-4  # position 400 sees the question only globally
+    assert (automatic[:, 400] - full[:, 400]).abs().max() > 1e-4  # and still only a window of the context

@@ -56,6 +56,9 @@ class SpanHead(nn.Module):
     (fp16 included). Returns batch x time x 2 (start, end).
     """
     MASKED = -1e4
+    # under --attention-window the question (the tokens before the first </s>) gets global attention, as Longformer
+    # does for QA: every context token then sees the whole question however long the passage
+    global_first_segment = True
 
     def __init__(self, hidden: int, num_outputs: int, dropout: float):
         super().__init__()

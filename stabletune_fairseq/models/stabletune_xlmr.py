@@ -117,6 +117,11 @@ def _post_norm_layer(layer, x: torch.Tensor, pattern: AttentionPattern, first_po
     return layer.final_layer_norm(layer.residual_connection(layer.dropout_module(out), h))
 
 
+def first_segment(src_tokens: torch.Tensor, eos: int) -> torch.Tensor:
+    """Boolean batch x time: the tokens before a row's first ``</s>`` (``<s>`` and, for QA, the question)."""
+    return src_tokens.eq(eos).int().cumsum(dim=1).eq(0)
+
+
 class XLMREncoder(FairseqEncoder):
     """Holds ``sentence_encoder`` so parameter names match official XLM-R checkpoints."""
 
@@ -198,6 +203,9 @@ class StabletuneXLMRModel(FairseqEncoderModel):
         """Logits of ``head`` for a right-padded batch of ``src_tokens`` (see ``XLMREncoder.forward`` for noise,
         ``layer_states`` and ``global_positions``)."""
         first_position_only = getattr(self.heads[head], "reads_first_position_only", False)
+        if (global_positions is None and self.encoder.attention_window
+                and getattr(self.heads[head], "global_first_segment", False)):
+            global_positions = first_segment(src_tokens, self.encoder.dictionary.eos())
         features = self.encoder(src_tokens, noise=noise, noise_rows=noise_rows, first_position_only=first_position_only,
                                 layer_states=layer_states, global_positions=global_positions)
         return self.heads[head](features, **kwargs)
