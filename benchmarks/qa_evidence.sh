@@ -25,21 +25,7 @@ MODEL_DIR=$ROOT/.cache/e5-small
 SAMPLE=$OUT/xtreme
 rm -rf "$SAMPLE"; mkdir -p "$SAMPLE"
 cp -r "$XTREME/tydiqa" "$SAMPLE/"
-"$PY" - "$XTREME" "$SAMPLE" "$DEV_PER_LANG" <<'PYEOF'
-import glob, json, os, sys
-src, dst, keep = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for path in glob.glob(f"{src}/xquad/*.json") + glob.glob(f"{src}/mlqa/MLQA_V1/dev/*.json"):
-    doc, left = json.load(open(path, encoding="utf-8")), keep or 10**12
-    for article in doc["data"]:
-        for paragraph in article["paragraphs"]:
-            paragraph["qas"] = paragraph["qas"][:left]
-            left -= len(paragraph["qas"])
-        article["paragraphs"] = [p for p in article["paragraphs"] if p["qas"]]
-    doc["data"] = [a for a in doc["data"] if a["paragraphs"]]
-    out = os.path.join(dst, os.path.relpath(path, src))
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    json.dump(doc, open(out, "w", encoding="utf-8"), ensure_ascii=False)
-PYEOF
+"$PY" benchmarks/cut_qa_dev.py "$XTREME" "$SAMPLE" "$DEV_PER_LANG" "xquad/*.json" "mlqa/MLQA_V1/dev/*.json"
 for task in tydiqa xquad mlqa; do
   bash preprocess/xtreme/process.sh "$SAMPLE" "$task" "$MODEL_DIR" "$OUT/data" "MAX_LEN=$MAX_LEN" 2>"$OUT/process-$task.log"
 done

