@@ -259,3 +259,26 @@ def test_the_span_head_makes_the_question_global_under_a_window(models):
     assert torch.equal(automatic, explicit)
     assert (automatic[:, 400] - only_first[:, 400]).abs().max() > 1e-4  # position 400 sees the question only globally
     assert (automatic[:, 400] - full[:, 400]).abs().max() > 1e-4  # and still only a window of the context
+
+
+def test_qa_past_512_tokens_trains_with_a_window_through_the_recipe(extended_dir, toy_qa_xtreme, tmp_path):
+    """process.sh MAX_LEN=600 with the extended model, run_xtreme.sh (its --max-positions read from model.pt) with
+    --attention-window, then stabletune-evaluate: the real fairseq-train path of a long model."""
+    import json
+
+    from conftest import preprocess_into, run
+
+    student = tmp_path / "long-2-layers"
+    assert convert_main(["shrink", str(extended_dir / "model.pt"), str(student), "--layers", "0,11"]) == 0
+    data = preprocess_into(tmp_path / "data", toy_qa_xtreme, "xquad", student, "MAX_LEN=600")
+    assert json.loads((data / "metadata.json").read_text(encoding="utf-8"))["max_positions"] == 600
+    result = run(["bash", "run_scripts/run_xtreme.sh", "XQUAD", student / "model.pt", data, tmp_path / "run",
+                  "MAX_UPDATE=2", "BSZ=4", "FREEZE_EMBEDDINGS=1", "--", "--attention-window", "64", "--log-interval", "1"])
+    log = result.stdout + result.stderr
+    assert "--max-positions 1024" in log and "--attention-window 64" in log
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint_last.pt", weights_only=False)
+    assert checkpoint["cfg"]["model"]["attention_window"] == 64 and checkpoint["cfg"]["model"]["max_positions"] == 1024
+    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", tmp_path / "run" / "checkpoint_last.pt",
+         "--data", data, "--split", "valid", "--out", tmp_path / "eval"])
+    results = json.loads((tmp_path / "eval" / "results.json").read_text(encoding="utf-8"))
+    assert set(results["per_language"]) and all(0 <= row["f1"] <= 100 for row in results["per_language"].values())
