@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from fairseq.data import data_utils
 from fairseq.dataclass import FairseqDataclass
-from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks import register_task
 from omegaconf import II, MISSING
 
 from ..data.datasets.masked_blocks import masked_block_dataset
@@ -25,7 +25,7 @@ from ..data.metadata import load_metadata
 from ..models.lm_head import add_lm_head, load_lm_head
 from ..models.pretrained import maybe_load_pretrained
 from ..reliability.checkpoint_safety import open_checkpoint
-from ..reliability.run_identity import KEY as IDENTITY_KEY, data_identity
+from .stored_data import StoredDataTask
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +42,13 @@ class StabletuneMLMConfig(FairseqDataclass):
 
 
 @register_task("stabletune_mlm", dataclass=StabletuneMLMConfig)
-class StabletuneMLMTask(FairseqTask):
+class StabletuneMLMTask(StoredDataTask):
     kind = "mlm"
 
     def __init__(self, cfg: StabletuneMLMConfig, dictionary, metadata: dict):
         super().__init__(cfg)
         self.dictionary = dictionary
         self.metadata = metadata
-        self._identity = None
 
     @classmethod
     def setup_task(cls, cfg: StabletuneMLMConfig, **kwargs):
@@ -82,23 +81,3 @@ class StabletuneMLMTask(FairseqTask):
             load_lm_head(model, open_checkpoint(cfg.pretrained_encoder, "pretrained model")["model"], cfg.pretrained_encoder)
         return model
 
-    @property
-    def identity(self) -> dict:
-        """What this run trains on: stored in every checkpoint, compared when a run resumes."""
-        if self._identity is None:
-            self._identity = data_identity(self.cfg.data, self.metadata)
-        return self._identity
-
-    def get_checkpoint_dict(self) -> dict:
-        return {IDENTITY_KEY: self.identity}
-
-    def max_positions(self):
-        return self.metadata["max_positions"]
-
-    @property
-    def source_dictionary(self):
-        return self.dictionary
-
-    @property
-    def target_dictionary(self):
-        return self.dictionary

@@ -21,7 +21,7 @@ import numpy as np
 from fairseq.data import data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
-from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks import register_task
 from omegaconf import II, MISSING
 
 from ..data.datasets.parallel_pairs import ParallelPairsDataset
@@ -30,7 +30,7 @@ from ..data.metadata import load_metadata
 from ..embeddings.encoder import POOLINGS
 from ..models.pooling_head import add_pooling_head
 from ..models.pretrained import maybe_load_pretrained
-from ..reliability.run_identity import KEY as IDENTITY_KEY, data_identity
+from .stored_data import StoredDataTask
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class SentenceDistillationConfig(FairseqDataclass):
 
 
 @register_task("sentence_distillation", dataclass=SentenceDistillationConfig)
-class SentenceDistillationTask(FairseqTask):
+class SentenceDistillationTask(StoredDataTask):
     def __init__(self, cfg: SentenceDistillationConfig, dictionary, metadata: dict):
         super().__init__(cfg)
         if cfg.prefix and not cfg.prefix[-1].isspace():
@@ -70,7 +70,6 @@ class SentenceDistillationTask(FairseqTask):
         self.pieces = PieceEncoder(os.path.join(cfg.data, "sentencepiece.bpe.model"), dictionary)
         self.prefix_pieces = self.pieces.encode([cfg.prefix])[0] if cfg.prefix else np.zeros(0, dtype=np.int64)
         self._max_positions = cfg.max_positions or metadata["max_positions"]
-        self._identity = None
         self._evaluations = None  # read with the valid split (not when a checkpoint is only loaded for inference)
         self._evaluate_next = False
 
@@ -152,23 +151,6 @@ class SentenceDistillationTask(FairseqTask):
         logger.info("embedding scores of the student: %s", scores)
         return scores
 
-    # --- what every task of the plugin records ---------------------------------------------------------------
-    @property
-    def identity(self) -> dict:
-        if self._identity is None:
-            self._identity = data_identity(self.cfg.data, self.metadata)
-        return self._identity
-
-    def get_checkpoint_dict(self) -> dict:
-        return {IDENTITY_KEY: self.identity}
-
     def max_positions(self):
         return self._max_positions
 
-    @property
-    def source_dictionary(self):
-        return self.dictionary
-
-    @property
-    def target_dictionary(self):
-        return self.dictionary

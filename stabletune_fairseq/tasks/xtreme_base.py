@@ -13,7 +13,6 @@ from typing import Optional
 import numpy as np
 from fairseq.data import ConcatDataset, SortDataset, data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.tasks import FairseqTask
 from omegaconf import II, MISSING
 
 from ..augment.augmenter import KINDS, SAME_TEXT_KINDS, AugmentationSettings, TextAugmenter
@@ -21,8 +20,8 @@ from ..data.encoding import PieceEncoder, load_xlmr_dictionary
 from ..data.metadata import load_metadata, split_languages
 from ..models.pretrained import maybe_load_pretrained
 from ..models.stabletune_xlmr import EmbeddingNoise
-from ..reliability.run_identity import KEY as IDENTITY_KEY, data_identity
 from .checkpoint_selection import CheckpointSelection
+from .stored_data import StoredDataTask
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class XtremeTaskConfig(FairseqDataclass):
     seed: int = II("common.seed")
 
 
-class XtremeTask(FairseqTask):
+class XtremeTask(StoredDataTask):
     """Base of the XTREME tasks; subclasses set ``kind`` (metadata kind), ``head_name`` and ``head_kind``."""
     kind = head_name = head_kind = None
 
@@ -69,7 +68,6 @@ class XtremeTask(FairseqTask):
         self.labels: list[str] = metadata["labels"]
         self.languages: list[str] = sorted({s["language"] for s in metadata["splits"].values()})
         self._augmenters = {}
-        self._identity = None
         self.selection = CheckpointSelection(cfg.extra_best_metrics)
         if cfg.view_augmentation == "noise" and not cfg.noise_std > 0:
             # With std 0 the view is the row itself, differing only by dropout: that is R-Drop, not noise.
@@ -176,17 +174,6 @@ class XtremeTask(FairseqTask):
             maybe_load_pretrained(model, cfg, self)
         return model
 
-    @property
-    def identity(self) -> dict:
-        """What this run trains on: stored in every checkpoint, compared wherever one is read."""
-        if self._identity is None:
-            self._identity = data_identity(self.cfg.data, self.metadata)
-        return self._identity
-
-    def get_checkpoint_dict(self) -> dict:
-        """Merged by fairseq into the ``extra_state`` of every checkpoint it writes."""
-        return {IDENTITY_KEY: self.identity}
-
     # fairseq calls these after each validation and after each checkpoint it writes.
     def post_validate(self, model, stats, agg):
         self.selection.validated(stats)
@@ -194,13 +181,3 @@ class XtremeTask(FairseqTask):
     def post_save(self, checkpoint, num_updates):
         self.selection.saved(checkpoint, num_updates)
 
-    def max_positions(self):
-        return self.metadata["max_positions"]
-
-    @property
-    def source_dictionary(self):
-        return self.dictionary
-
-    @property
-    def target_dictionary(self):
-        return self.dictionary
