@@ -29,7 +29,8 @@ if WORKERS > 1:
 # with a longer tail (1486 s). test_resume and test_bad_inputs moved up when their real-run cases were added
 # (preemption, lock, full disks, wrong checkpoints): suite 1559 s.
 SLOW_FIRST = ("test_run_seeds", "test_distillation", "test_reference_fidelity", "test_resume", "test_train_qa", "test_bad_inputs",
-              "test_train_xnli", "test_train_tagging", "test_distributed", "test_benchmark_harness", "test_translations", "test_two_stages")
+              "test_train_xnli", "test_train_tagging", "test_distributed", "test_benchmark_harness", "test_translations", "test_two_stages",
+              "test_sentence_distillation", "test_long_context", "test_mlm", "test_embed_eval")
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
