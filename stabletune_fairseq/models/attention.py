@@ -76,12 +76,17 @@ class AttentionPattern:
         return allowed if keep is None else allowed & keep
 
 
-def split_heads(mha, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Queries, keys, values of ``x`` (time x batch x hidden, fairseq's layout) through fairseq
-    ``MultiheadAttention`` ``mha``'s projections, each batch x heads x time x head_dim."""
+def _heads(mha, projection, x: Tensor) -> Tensor:
+    """``projection(x)`` (time x batch x hidden, fairseq's layout) as batch x heads x time x head_dim."""
     t, b, _ = x.shape
-    shape = (t, b, mha.num_heads, mha.head_dim)
-    return tuple(proj(x).view(shape).permute(1, 2, 0, 3) for proj in (mha.q_proj, mha.k_proj, mha.v_proj))
+    return projection(x).view(t, b, mha.num_heads, mha.head_dim).permute(1, 2, 0, 3)
+
+
+def split_heads(mha, x: Tensor, queries_of: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Queries (of ``queries_of``, default ``x``), keys and values of ``x`` through fairseq ``MultiheadAttention``
+    ``mha``'s projections, each batch x heads x time x head_dim."""
+    return (_heads(mha, mha.q_proj, x if queries_of is None else queries_of), _heads(mha, mha.k_proj, x),
+            _heads(mha, mha.v_proj, x))
 
 
 def self_attention(mha, x: Tensor, pattern: AttentionPattern, first_position_only: bool = False) -> Tensor:
@@ -89,11 +94,12 @@ def self_attention(mha, x: Tensor, pattern: AttentionPattern, first_position_onl
     with ``first_position_only``, for position 0 alone (1 x batch x hidden: <s> is global, so that is full
     attention in both patterns)."""
     t, b, c = x.shape
-    q, k, v = split_heads(mha, x)
+    # position 0 alone: its query only (projecting every query would be ~1/3 of the layer's attention projections)
+    q, k, v = split_heads(mha, x, x[:1] if first_position_only else None)
     dropout = mha.dropout_module.p if (mha.training or mha.dropout_module.apply_during_inference) else 0.0
     if first_position_only:
         keep = None if pattern.padding is None else ~pattern.padding[:, None, None, :]
-        out = F.scaled_dot_product_attention(q[:, :, :1], k, v, attn_mask=keep, dropout_p=dropout)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout)
     elif pattern.blocked:
         out = blocked_window_attention(q, k, v, pattern, dropout)
     else:
