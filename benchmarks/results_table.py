@@ -64,7 +64,7 @@ def main():
         parser.error(f"every run needs the same number of result folders (seeds), got {sorted(counts)}")
     seeds = counts.pop()
     first = next(iter(runs.values()))[0]
-    groups = [args.together.split(",")] if args.together else [[m] for m in first.get("metrics", [first["metric"]])]
+    groups = [args.together.split(",")] if args.together else [[m] for m in (first["metrics"] if "metrics" in first else [first["metric"]])]
     for metrics in groups:
         print(f"\n{args.title}{' / '.join(metrics)}" + (f", mean ± std over {seeds} seeds" if seeds > 1 else "") + ":\n")
         print("\n".join(table(runs, metrics)))
