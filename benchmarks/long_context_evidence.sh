@@ -33,7 +33,8 @@ mlm_eval() {  # <checkpoint> <data> <name>
 
 # 1. Masked LM.
 if [ ! -d "$OUT/text" ]; then
-  "$PY" -m stabletune_fairseq.cli.extract_text "$XTREME"/mlqa/MLQA_V1/dev/dev-context-{en,de,zh,ar,hi}-question-*.json \
+  # one file per context language (dev-context-de-question-en holds dev-context-de-question-de's paragraphs again)
+  "$PY" -m stabletune_fairseq.cli.extract_text "$XTREME"/mlqa/MLQA_V1/dev/dev-context-{en-question-en,de-question-de,zh-question-zh,ar-question-ar,hi-question-hi}.json \
     "$OUT/text.tmp" && mv "$OUT/text.tmp" "$OUT/text"
 fi
 [ -d "$OUT/e5-$LONG" ] || "$PY" -m stabletune_fairseq.cli.convert extend-positions "$MODEL_DIR/model.pt" "$OUT/e5-$LONG" --max-positions "$LONG"
