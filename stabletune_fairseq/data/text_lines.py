@@ -1,6 +1,7 @@
 """Line-by-line reading of UTF-8 text files with precise errors (BOM, CRLF and bad bytes handled)."""
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -8,11 +9,12 @@ from .errors import InputFormatError
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line without its line break). A UTF-8 BOM is dropped."""
+    """Yield (1-based line number, line without its line break). A UTF-8 BOM is dropped; a ``.gz`` file is
+    decompressed (TED2020-style corpora are distributed gzipped)."""
     path = Path(path)
     if not path.is_file():
         raise InputFormatError(path, None, "file not found")
-    with open(path, "rb") as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         yield from decode_lines(f, path)
 
 

@@ -12,13 +12,12 @@ the line and the reason; nothing is skipped.
 """
 from __future__ import annotations
 
-import gzip
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputFormatError
-from ..text_lines import decode_lines
+from ..text_lines import read_lines
 
 PAIR_FILE = re.compile(r"^(?P<name>.+?)(?:[.-](?P<split>train|dev))?\.tsv(?:\.gz)?$")
 SENTENCES_FILE = re.compile(r"^(?P<name>.+)\.sentences\.txt(?:\.gz)?$")
@@ -41,15 +40,6 @@ class ParallelFolder:
     """``pairs[name] = {"train": path, "dev": path or None}`` (names sorted) and the source-only files."""
     pairs: dict[str, dict[str, Path | None]]
     sentences: list[Path]
-
-
-def _lines(path: Path):
-    if path.suffix == ".gz":
-        with gzip.open(path, "rb") as handle:
-            yield from decode_lines(handle, path)
-    else:
-        with open(path, "rb") as handle:
-            yield from decode_lines(handle, path)
 
 
 def find_parallel_files(folder: str | Path) -> ParallelFolder:
@@ -86,7 +76,7 @@ def read_parallel(path: str | Path) -> ParallelText:
     """Every row of a ``source<TAB>target`` file."""
     path = Path(path)
     text = ParallelText(path, [], [])
-    for number, line in _lines(path):
+    for number, line in read_lines(path):
         columns = line.split("\t")
         if len(columns) != 2:
             raise InputFormatError(path, number, f"{len(columns)} tab-separated columns, expected 2 (source<TAB>target)")
@@ -105,7 +95,7 @@ def read_sentences(path: str | Path) -> ParallelText:
     """Source-only sentences, one a line; a blank line is an error (it would embed nothing)."""
     path = Path(path)
     text = ParallelText(path, [], None)
-    for number, line in _lines(path):
+    for number, line in read_lines(path):
         sentence = line.strip()
         if not sentence:
             raise InputFormatError(path, number, "empty line (one sentence a line expected)")
