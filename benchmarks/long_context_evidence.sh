@@ -10,14 +10,17 @@
 #     questions each; MLQA's paragraphs were seen by the MLM, XQuAD's were not), windows per split and F1/EM.
 #
 #   bash benchmarks/long_context_evidence.sh [KEY=VALUE ...]
-#     LONG=1024 HEAD_UPDATES=40 MLM_UPDATES=40 QA_UPDATES=100 QA_LR=1e-4 SEEDS=1 DEV_PER_LANG=300
+#     LONG=1024 HEAD_UPDATES=30 MLM_UPDATES=30 QA_UPDATES=100 QA_LR=1e-4 QA_BSZ=8 SEEDS=1,2,3 DEV_PER_LANG=150
 #     FREEZE_EMBEDDINGS=1 OUT=.cache/evidence-long (a re-run skips what is done)
+# A control separates what the continued MLM updates bring from what the longer blocks bring: the anchor trained
+# MLM_UPDATES more at 512 on the same text (bits at 512).
 # The attention benchmark (full vs windowed, 1024-4096 tokens) is benchmarks/long_attention.py.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 XTREME=$ROOT/../shared/data/xtreme-sample
-LONG=1024 HEAD_UPDATES=40 MLM_UPDATES=40 QA_UPDATES=100 QA_LR=1e-4 SEEDS=1 DEV_PER_LANG=300 FREEZE_EMBEDDINGS=1
+LONG=1024 HEAD_UPDATES=30 MLM_UPDATES=30 QA_UPDATES=100 QA_LR=1e-4 QA_BSZ=8 SEEDS=1,2,3 DEV_PER_LANG=150
+FREEZE_EMBEDDINGS=1
 OUT=$ROOT/.cache/evidence-long
 for kv in "$@"; do declare "$kv"; done
 PY=$ROOT/.venv/bin/python
@@ -45,9 +48,11 @@ for len in 512 "$LONG"; do
     "$OUT/mlm$len" MAX_LEN="$len" PACK=stream VALID_EVERY=20 2> "$OUT/process-mlm$len.log"
 done
 if [ ! -f "$OUT/head512/.done" ]; then
+  t0=$SECONDS
   bash run_scripts/run_mlm.sh "$MODEL_DIR/model.pt" "$OUT/mlm512/mlm" "$OUT/head512" MAX_UPDATE="$HEAD_UPDATES" \
     WARMUP=$((HEAD_UPDATES / 10)) VALIDATE_INTERVAL_UPDATES="$HEAD_UPDATES" "${MLM[@]}" > "$OUT/head512.log" 2>&1
   touch "$OUT/head512/.done"
+  echo "LM head and encoder at 512: $((SECONDS - t0)) s"
 fi
 mlm_eval "$OUT/head512/checkpoint_last.pt" "$OUT/mlm512/mlm" "512-anchor"
 [ -d "$OUT/head-$LONG" ] || "$PY" -m stabletune_fairseq.cli.convert extend-positions "$OUT/head512/checkpoint_last.pt" \
@@ -61,6 +66,16 @@ if [ ! -f "$OUT/mlm-run/.done" ]; then
   echo "continued MLM at $LONG: $((SECONDS - t0)) s"
 fi
 mlm_eval "$OUT/mlm-run/checkpoint_last.pt" "$OUT/mlm$LONG/mlm" "$LONG-after"
+# the control: the same continued MLM from the anchor, at 512
+if [ ! -f "$OUT/mlm-run512/.done" ]; then
+  t0=$SECONDS
+  bash run_scripts/run_mlm.sh "$OUT/head512/checkpoint_last.pt" "$OUT/mlm512/mlm" "$OUT/mlm-run512" \
+    MAX_UPDATE="$MLM_UPDATES" WARMUP=$((MLM_UPDATES / 10)) VALIDATE_INTERVAL_UPDATES="$MLM_UPDATES" "${MLM[@]}" \
+    > "$OUT/mlm-run512.log" 2>&1
+  touch "$OUT/mlm-run512/.done"
+  echo "continued MLM at 512 (control): $((SECONDS - t0)) s"
+fi
+mlm_eval "$OUT/mlm-run512/checkpoint_last.pt" "$OUT/mlm512/mlm" "512-control"
 # the MLM result as a release model.pt (shrink keeping every layer: the encoder, without the LM head)
 [ -d "$OUT/long-model" ] || "$PY" -m stabletune_fairseq.cli.convert shrink "$OUT/mlm-run/checkpoint_last.pt" \
   "$OUT/long-model" --layers 0,1,2,3,4,5,6,7,8,9,10,11
@@ -77,23 +92,26 @@ for len in 384 "$LONG"; do
     [ -f "$OUT/qa$len/$task/metadata.json" ] || bash preprocess/xtreme/process.sh "$OUT/xtreme" "$task" \
       "$OUT/long-model" "$OUT/qa$len" MAX_LEN="$len" 2> "$OUT/process-qa$len-$task.log"
   done
-  for seed in "${seeds[@]}"; do
+done
+for seed in "${seeds[@]}"; do  # both lengths per seed, so that a cut-short run still compares like with like
+  for len in 384 "$LONG"; do
     run=$OUT/qa$len-seed$seed
     if [ ! -f "$run/.done" ]; then
       t0=$SECONDS
       bash run_scripts/run_xtreme.sh TYDIQA "$OUT/long-model/model.pt" "$OUT/qa$len/tydiqa" "$run" SEED="$seed" \
-        MAX_UPDATE="$QA_UPDATES" LR="$QA_LR" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" PROGRESS=0 > "$run.log" 2>&1
+        MAX_UPDATE="$QA_UPDATES" LR="$QA_LR" BSZ="$QA_BSZ" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" PROGRESS=0 > "$run.log" 2>&1
       touch "$run/.done"
       echo "QA at $len, seed $seed: trained in $((SECONDS - t0)) s"
     fi
-    [ -f "$run/xquad/results.json" ] || "$PY" -m stabletune_fairseq.cli.evaluate --checkpoint "$run/checkpoint_last.pt" \
+    [ -f "$run/xquad/results.json" ] || { t0=$SECONDS; "$PY" -m stabletune_fairseq.cli.evaluate --checkpoint "$run/checkpoint_last.pt" \
       --data "$OUT/qa$len/xquad" --split valid --out "$run/xquad" > "$run-evaluate.log" 2>&1
+      echo "QA at $len, seed $seed: XQuAD dev evaluated in $((SECONDS - t0)) s"; }
   done
 done
 echo "total $((SECONDS - start)) s"
 
 echo; echo "masked LM, held-out MLQA paragraphs (bits per masked token; perplexity):"
-for name in 512-anchor "$LONG-before" "$LONG-after"; do
+for name in 512-anchor "$LONG-before" "$LONG-after" 512-control; do
   "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print(f'| {sys.argv[2]} | {r[\"bits_per_masked_token\"]:.3f} | {r[\"perplexity\"]:.1f} | {r[\"masked_tokens\"]} |')" \
     "$OUT/mlm-$name.json" "$name"
 done
