@@ -110,6 +110,15 @@ def test_tydiqa_without_dev_answers_trains_on_translations_and_predicts_the_test
     assert len(predictions) == 18 and all(isinstance(v, str) for v in predictions.values())
 
 
+def test_a_model_of_one_qa_dataset_is_scored_on_another_with_a_warning(e5_dir, toy_tydiqa, toy_xquad, tmp_path):
+    """Zero-shot transfer between QA datasets (a TyDiQA-GoldP model on XQuAD): the same span labels, so the run
+    record's other task is a warning stored with the results, not a refusal (another kind of task still is)."""
+    recipe("TYDIQA", e5_dir, toy_tydiqa, tmp_path / "run", "MAX_UPDATE=2")
+    results = evaluate(tmp_path / "run" / "checkpoint_last.pt", toy_xquad, "valid", tmp_path / "eval")
+    assert "was trained on tydiqa" in results["data_check"] and f"{toy_xquad} holds xquad" in results["data_check"]
+    assert set(results["per_language"]) == {"de", "en", "zh"} and 0 <= results["average"]["f1"] <= 100
+
+
 def test_mlqa_trains_and_evaluates_with_mlqa_scoring(toy_qa_xtreme, e5_dir, tmp_path):
     data = preprocess_into(tmp_path / "data", toy_qa_xtreme, "mlqa", e5_dir, f"MAX_LEN={QA_MAX_LEN}", "DOC_STRIDE=16")
     log = recipe("MLQA", e5_dir, data, tmp_path / "run", "MAX_UPDATE=1")

@@ -7,7 +7,8 @@ data folder, and its fingerprint: a hash of ``metadata.json`` without the source
 preprocessed in another place has the same fingerprint). Another task, label list or vocabulary is an
 error: the head's outputs would be read as the wrong labels, or the tokens as other tokens, and the scores
 would be garbage even when the shapes agree (two tag sets of 7). Another fingerprint alone (same task and
-labels, other data, e.g. a re-preprocessed test set) is only a warning.
+labels, other data, e.g. a re-preprocessed test set) is only a warning, and so is another QA dataset (a
+TyDiQA-GoldP model scored on XQuAD: the same span labels).
 """
 from __future__ import annotations
 
@@ -78,7 +79,11 @@ def check_identity(path: str, role: str, recorded: dict | None, current: dict) -
     if recorded is None:
         return None
     data = current["data"]
-    if recorded["task"] != current["task"] or recorded["kind"] != current["kind"]:
+    same_task = recorded["task"] == current["task"]
+    # Every extractive-QA folder (XQuAD, MLQA, TyDiQA-GoldP, SQuAD) has the same span head and labels: a model
+    # trained on one and scored on another is XTREME's zero-shot protocol, so that is only a warning.
+    other_qa_data = recorded["kind"] == current["kind"] == "qa"
+    if recorded["kind"] != current["kind"] or not (same_task or other_qa_data):
         raise WrongCheckpoint(f"{role} {path}: fine-tuned on {recorded['task']} ({_labels(recorded['labels'])}), but "
                               f"{data} holds {current['task']} ({_labels(current['labels'])})")
     if recorded["labels"] != current["labels"]:
@@ -87,6 +92,11 @@ def check_identity(path: str, role: str, recorded: dict | None, current: dict) -
     if recorded["vocabulary"] != current["vocabulary"]:
         raise WrongCheckpoint(f"{role} {path}: trained with another vocabulary (dict.txt {recorded['vocabulary']}) than "
                               f"{data} was preprocessed with ({current['vocabulary']}): preprocess with the model's dict.txt")
+    if not same_task:
+        warning = (f"{role} {path} was trained on {recorded['task']} ({recorded['data']}); {data} holds "
+                   f"{current['task']}: another QA dataset with the same span labels (zero-shot transfer)")
+        logger.warning("%s", warning)
+        return warning
     if recorded["fingerprint"] != current["fingerprint"]:
         warning = (f"{role} {path} was trained on {recorded['data']} (fingerprint {recorded['fingerprint']}); {data} "
                    f"is other data of the same task and labels (fingerprint {current['fingerprint']})")
