@@ -33,6 +33,14 @@ mlm_eval() {  # <checkpoint> <data> <name>
   [ -f "$OUT/mlm-$3.json" ] || "$PY" -m stabletune_fairseq.cli.mlm_eval --checkpoint "$1" --data "$2" \
     --out "$OUT/mlm-$3.json" > /dev/null
 }
+mlm_train() {  # <model.pt> <data> <save-dir> <updates> <what>: run_mlm.sh once (a re-run skips it), timed
+  [ -f "$3/.done" ] && return
+  local t0=$SECONDS
+  bash run_scripts/run_mlm.sh "$1" "$2" "$3" MAX_UPDATE="$4" WARMUP=$(($4 / 10)) VALIDATE_INTERVAL_UPDATES="$4" \
+    "${MLM[@]}" > "$3.log" 2>&1
+  touch "$3/.done"
+  echo "$5: $((SECONDS - t0)) s"
+}
 
 # 1. Masked LM.
 if [ ! -d "$OUT/text" ]; then
@@ -47,34 +55,15 @@ for len in 512 "$LONG"; do
   [ -f "$OUT/mlm$len/mlm/metadata.json" ] || bash preprocess/xtreme/process.sh "$OUT/text" mlm "${VOCAB[$len]}" \
     "$OUT/mlm$len" MAX_LEN="$len" PACK=stream VALID_EVERY=20 2> "$OUT/process-mlm$len.log"
 done
-if [ ! -f "$OUT/head512/.done" ]; then
-  t0=$SECONDS
-  bash run_scripts/run_mlm.sh "$MODEL_DIR/model.pt" "$OUT/mlm512/mlm" "$OUT/head512" MAX_UPDATE="$HEAD_UPDATES" \
-    WARMUP=$((HEAD_UPDATES / 10)) VALIDATE_INTERVAL_UPDATES="$HEAD_UPDATES" "${MLM[@]}" > "$OUT/head512.log" 2>&1
-  touch "$OUT/head512/.done"
-  echo "LM head and encoder at 512: $((SECONDS - t0)) s"
-fi
+mlm_train "$MODEL_DIR/model.pt" "$OUT/mlm512/mlm" "$OUT/head512" "$HEAD_UPDATES" "LM head and encoder at 512"
 mlm_eval "$OUT/head512/checkpoint_last.pt" "$OUT/mlm512/mlm" "512-anchor"
 [ -d "$OUT/head-$LONG" ] || "$PY" -m stabletune_fairseq.cli.convert extend-positions "$OUT/head512/checkpoint_last.pt" \
   "$OUT/head-$LONG" --max-positions "$LONG"
 mlm_eval "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$LONG-before"
-if [ ! -f "$OUT/mlm-run/.done" ]; then
-  t0=$SECONDS
-  bash run_scripts/run_mlm.sh "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$OUT/mlm-run" MAX_UPDATE="$MLM_UPDATES" \
-    WARMUP=$((MLM_UPDATES / 10)) VALIDATE_INTERVAL_UPDATES="$MLM_UPDATES" "${MLM[@]}" > "$OUT/mlm-run.log" 2>&1
-  touch "$OUT/mlm-run/.done"
-  echo "continued MLM at $LONG: $((SECONDS - t0)) s"
-fi
+mlm_train "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$OUT/mlm-run" "$MLM_UPDATES" "continued MLM at $LONG"
 mlm_eval "$OUT/mlm-run/checkpoint_last.pt" "$OUT/mlm$LONG/mlm" "$LONG-after"
 # the control: the same continued MLM from the anchor, at 512
-if [ ! -f "$OUT/mlm-run512/.done" ]; then
-  t0=$SECONDS
-  bash run_scripts/run_mlm.sh "$OUT/head512/checkpoint_last.pt" "$OUT/mlm512/mlm" "$OUT/mlm-run512" \
-    MAX_UPDATE="$MLM_UPDATES" WARMUP=$((MLM_UPDATES / 10)) VALIDATE_INTERVAL_UPDATES="$MLM_UPDATES" "${MLM[@]}" \
-    > "$OUT/mlm-run512.log" 2>&1
-  touch "$OUT/mlm-run512/.done"
-  echo "continued MLM at 512 (control): $((SECONDS - t0)) s"
-fi
+mlm_train "$OUT/head512/checkpoint_last.pt" "$OUT/mlm512/mlm" "$OUT/mlm-run512" "$MLM_UPDATES" "continued MLM at 512 (control)"
 mlm_eval "$OUT/mlm-run512/checkpoint_last.pt" "$OUT/mlm512/mlm" "512-control"
 # the MLM result as a release model.pt (shrink keeping every layer: the encoder, without the LM head)
 [ -d "$OUT/long-model" ] || "$PY" -m stabletune_fairseq.cli.convert shrink "$OUT/mlm-run/checkpoint_last.pt" \
