@@ -108,10 +108,10 @@ for name in 512-anchor "$LONG-before" "$LONG-after" 512-control; do
   "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print(f'| {sys.argv[2]} | {r[\"bits_per_masked_token\"]:.3f} | {r[\"perplexity\"]:.1f} | {r[\"masked_tokens\"]} |')" \
     "$OUT/mlm-$name.json" "$name"
 done
-echo; echo "windows (questions) per split:"
+echo; echo "windows (questions, contexts needing several windows) per split:"
 for len in 384 "$LONG"; do
   for task in tydiqa xquad; do
-    "$PY" -c "import json,sys; m=json.load(open(sys.argv[1])); print(sys.argv[2], {k: (v.get('windows'), v.get('questions'), v.get('long_contexts')) for k, v in m.get('splits', m).items() if isinstance(v, dict) and 'windows' in v})" \
+    "$PY" -c "import json,sys; m=json.load(open(sys.argv[1])); print(sys.argv[2], {k: (v.get('windows'), v.get('examples'), v.get('long_contexts')) for k, v in m.get('splits', m).items() if isinstance(v, dict) and 'windows' in v})" \
       "$OUT/qa$len/$task/metadata.json" "$task@$len"
   done
 done
