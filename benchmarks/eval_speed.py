@@ -25,9 +25,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
-    from stabletune_fairseq.cli.predictors import PREDICTORS
+    from stabletune_fairseq.inference.predictors import PREDICTORS
     from stabletune_fairseq.data.metadata import split_languages
-    from stabletune_fairseq.inference.checkpoint_loading import choose_device, load_for_inference
+    from stabletune_fairseq.models.checkpoint_loading import choose_device, load_for_inference
 
     device = choose_device()
     loaded = []

@@ -107,7 +107,7 @@ for seed in ${SEEDS//,/ }; do
       *) how=(STAGE="$stage") ;;
     esac
     train=(bash "$ROOT/run_scripts/run_xtreme.sh" "$TASK" "$MODEL" "$DATA" "$save" SEED="$seed" "${how[@]}" "${tb[@]}" "${PASS[@]}")
-    evaluate=("$PY" -m stabletune_fairseq.report.selection "$run_dir" --data "$DATA")
+    evaluate=("$PY" -m stabletune_fairseq.cli.evaluate_rules "$run_dir" --data "$DATA")
     command=$(printf '%q ' "${train[@]}")
     if [ "$stage" = 2 ] && [[ ",$STAGES," == *,1,* ]] && [[ " ${FAILED[*]} " == *" seed$seed/stage1 "* ]]; then
       echo "seed $seed $name: skipped (its stage 1 failed)"; FAILED+=("seed$seed/$name"); continue

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_SAMPLE, needs_shared
-from stabletune_fairseq.augment.code_switch import CodeSwitcher, read_muse_dictionary, split_punctuation
-from stabletune_fairseq.augment.subword_sampling import UnigramWordSampler
-from stabletune_fairseq.augment.views import augment_words, view_rng
-from stabletune_fairseq.augment.words import word_groups, word_text
+from stabletune_fairseq.data.augment.code_switch import CodeSwitcher, read_muse_dictionary, split_punctuation
+from stabletune_fairseq.data.augment.subword_sampling import UnigramWordSampler
+from stabletune_fairseq.data.augment.views import augment_words, view_rng
+from stabletune_fairseq.data.words import word_groups, word_text
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
 from stabletune_fairseq.data.errors import InputFormatError
 

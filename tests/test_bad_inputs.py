@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import read_metadata, run, shrink_filesystem, small_filesystem, tree_digest
-from stabletune_fairseq.augment.code_switch import read_muse_dictionary
+from stabletune_fairseq.data.augment.code_switch import read_muse_dictionary
 from stabletune_fairseq.cli.preprocess import main as preprocess_command
 from stabletune_fairseq.data.errors import InputFormatError
 

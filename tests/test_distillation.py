@@ -265,7 +265,7 @@ def test_the_criterion_loss_is_the_weighted_sum_of_its_terms_on_a_real_batch(shr
 
 # --- the bank -----------------------------------------------------------------------------------------------------
 def load_teacher_task(teacher, data):
-    from stabletune_fairseq.inference.checkpoint_loading import load_for_inference
+    from stabletune_fairseq.models.checkpoint_loading import load_for_inference
 
     return load_for_inference(str(teacher), str(data), torch.device("cpu"),
                               overrides={"view_augmentation": "none", "copy_augmentation": "none"})[:2]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import read_metadata, run
-from stabletune_fairseq.augment.views import VIEW_SLOT, view_rng
+from stabletune_fairseq.data.augment.views import VIEW_SLOT, view_rng
 from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
 from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 from test_consistency import make_model, make_task

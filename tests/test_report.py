@@ -261,7 +261,7 @@ def test_glue_report_plain_against_rdrop(glue_runs, tmp_path):
 
 
 def test_glue_rules_name_the_tasks_metric(tmp_path, monkeypatch):
-    from stabletune_fairseq.cli import evaluate as evaluate_module
+    from stabletune_fairseq.evaluation import task_evaluation as evaluate_module
     from stabletune_fairseq.data.metadata import save_metadata
     from stabletune_fairseq.report.selection import evaluate_rules
     history = [{"num_updates": 10, "acc_m": 80.0, "acc_mm": 79.0}, {"num_updates": 20, "acc_m": 81.0, "acc_mm": 78.0, "best_acc_m": 81.0},

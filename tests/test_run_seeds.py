@@ -106,7 +106,7 @@ def test_dry_run_prints_every_command_and_runs_nothing(e5_dir, small_data, toy_d
         for stage, save in ((0, "plain"), (1, "xtune"), (2, "xtune")):
             assert any(f"seed{seed}/{save} SEED={seed} STAGE={stage} " in line and "NPROC=2" in line
                        and line.rstrip().endswith("-- --log-interval 1") for line in lines), result.stdout
-    assert sum("stabletune_fairseq.report.selection" in line for line in lines) == 6
+    assert sum("stabletune_fairseq.cli.evaluate_rules" in line for line in lines) == 6
     assert any("stabletune_fairseq.cli.report" in line for line in lines)
     assert not (tmp_path / "dry").exists()
 
@@ -132,7 +132,7 @@ def test_dry_run_of_a_regulariser_stage(e5_dir, small_data, toy_dicts, tmp_path)
         ("seed2/rdrop", ["SEED=2", "STAGE=0", "REG=rdrop"])]
     assert [("RDROP_ALPHA=0.5" in c, c[-3:]) for c in train] == [(stage == "rdrop", ["--", "--log-interval", "1"])
                                                               for _ in (1, 2) for stage in ("plain", "rdrop")]
-    evaluated = [line.split()[3] for line in result.stdout.splitlines() if "stabletune_fairseq.report.selection" in line]
+    evaluated = [line.split()[3] for line in result.stdout.splitlines() if "stabletune_fairseq.cli.evaluate_rules" in line]
     assert [Path(p).relative_to(tmp_path / "dry").as_posix() for p in evaluated] == [
         "seed1/plain", "seed1/rdrop", "seed2/plain", "seed2/rdrop"]
 

@@ -142,7 +142,7 @@ class _StubTask:
 
 
 def test_predictor_writes_null_odds_as_na_prob_and_scores_with_its_threshold():
-    from stabletune_fairseq.cli.predictors import QAPredictor
+    from stabletune_fairseq.inference.predictors import QAPredictor
 
     # a: answerable, null score 1 vs span "Normans" 2: null odds -1.0; b: unanswerable, null 3 vs span "Rollo" 2: 1.0
     questions = [({"id": "a", "context": CONTEXT, "answers": ["the Normans"], "impossible": False}, [_window(1.0, {3: 1.0})]),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import TAGGING_MAX_LEN, read_metadata
-from stabletune_fairseq.augment.words import word_text
+from stabletune_fairseq.data.words import word_text
 from stabletune_fairseq.models.heads import WordHead
 from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
 

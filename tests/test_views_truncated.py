@@ -4,7 +4,7 @@ batch and in the training log. Checked against the same views drawn without a le
 from fairseq.logging import metrics
 
 from conftest import preprocess_into
-from stabletune_fairseq.augment.views import VIEW_SLOT, view_rng
+from stabletune_fairseq.data.augment.views import VIEW_SLOT, view_rng
 from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
 from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask

@@ -26,7 +26,7 @@ def run(args) -> dict:
     from ..embeddings.encoder import EmbeddingSettings, SentenceEmbedder
     from ..embeddings.evaluation import evaluate, read_task
     from ..embeddings.report import markdown
-    from ..inference.checkpoint_loading import choose_device
+    from ..models.checkpoint_loading import choose_device
 
     if args.k < 1:
         raise ValueError(f"--k {args.k}: the number of nearest neighbours of the margin, at least 1")

@@ -74,9 +74,8 @@ def evaluate_mlm(checkpoint: str, data: str, split: str = "valid", mask_seed: in
     import torch
     from fairseq import utils
 
-    import stabletune_fairseq  # noqa: F401  (registers the plugin)
     from ..criterions.masked_lm import masked_lm_sums
-    from ..inference.checkpoint_loading import choose_device
+    from ..models.checkpoint_loading import choose_device
     from ..tasks.masked_lm import StabletuneMLMConfig, StabletuneMLMTask
 
     task = StabletuneMLMTask.setup_task(StabletuneMLMConfig(data=data, valid_mask_seed=mask_seed, seed=mask_seed))

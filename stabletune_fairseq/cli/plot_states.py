@@ -23,7 +23,7 @@ def plot_states(checkpoints: list[str], data: str, split: str, out: str, per_lan
     import numpy as np
 
     from ..data.metadata import split_languages
-    from ..inference.checkpoint_loading import choose_device, load_for_inference
+    from ..models.checkpoint_loading import choose_device, load_for_inference
     from ..report.state_projection import draw, first_position_states, principal_components
 
     device = choose_device("cpu" if cpu else None)

@@ -36,7 +36,7 @@ def read_raw_inputs(kind: str, task: str, path: str | None) -> list:
 
 def predict(args) -> list[dict]:
     from ..data.metadata import load_metadata
-    from ..inference.checkpoint_loading import recorded_task_folder
+    from ..models.checkpoint_loading import recorded_task_folder
     from ..inference.loaded_model import load_model
 
     task_dir = args.task_dir or recorded_task_folder(args.checkpoint)

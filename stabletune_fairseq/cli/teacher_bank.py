@@ -32,7 +32,7 @@ def row_units(logits, sample, row: int, kind: str, pad: int):
 def write_bank(checkpoint: str, data: str, split: str, out: str, batch_size: int = 32, cpu: bool = False) -> str:
     import torch
 
-    from ..inference.checkpoint_loading import choose_device, load_for_inference
+    from ..models.checkpoint_loading import choose_device, load_for_inference
     from ..models.teacher_bank import BankWriter, bank_record, token_checksums
 
     device = choose_device("cpu" if cpu else None)

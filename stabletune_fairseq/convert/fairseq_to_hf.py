@@ -42,7 +42,7 @@ def _section(cfg, name: str) -> dict:
 def _vocabulary_folder(checkpoint: Path, saved: dict, task_dir: str | None) -> Path:
     """Where dict.txt and sentencepiece.bpe.model are: the named folder, the task folder the run was trained on,
     or the checkpoint's own folder (a release)."""
-    from ..inference.checkpoint_loading import recorded_task_folder
+    from ..models.checkpoint_loading import recorded_task_folder
 
     candidates = [Path(task_dir)] if task_dir else []
     if not task_dir:
@@ -78,9 +78,8 @@ def tokenizer_vocabulary(folder: Path) -> tuple[list[tuple[str, float]], bytes]:
 
 
 def _head(state: dict, cfg) -> tuple[str | None, str | None]:
-    from ..tasks.xtreme_base import XtremeTask
+    from ..models.heads import HEAD_TYPE_OF_NAME as head_kinds  # e.g. "tags" -> "word"
 
-    head_kinds = {task.head_name: task.head_kind for task in XtremeTask.__subclasses__()}  # e.g. "tags" -> "word"
     names = sorted({key.split(".")[1] for key in state if key.startswith("heads.")})
     if not names:
         return None, None

@@ -70,7 +70,7 @@ def _model_config(state: dict, source: str, layers: int) -> dict:
 def _vocabulary_folder(model_path: Path, state: dict) -> Path:
     """Where ``dict.txt`` and the sentencepiece model of ``model_path`` are: beside it (a release), else in the
     task folder it was fine-tuned on."""
-    from ..inference.checkpoint_loading import recorded_task_folder
+    from ..models.checkpoint_loading import recorded_task_folder
 
     if (model_path.parent / "dict.txt").is_file():
         return model_path.parent

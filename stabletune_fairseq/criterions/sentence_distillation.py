@@ -30,7 +30,8 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
-from ..embeddings.encoder import load_encoder, pool_states
+from ..embeddings.encoder import load_encoder
+from ..models.pooling_head import pool_states
 from ..models.pooling_head import embed
 from ..models.teacher import freeze_teacher
 from ..reliability.checkpoint_safety import WrongCheckpoint

@@ -13,7 +13,7 @@ import numpy as np
 import sentencepiece as spm
 from fairseq.data import Dictionary
 
-from ..augment.words import word_groups, word_text
+from .words import word_groups, word_text
 from .errors import InputFormatError
 
 

@@ -18,24 +18,14 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from ..models.pooling_head import POOLINGS, pool_states
+
 logger = logging.getLogger(__name__)
 
-POOLINGS = ("mean", "cls")
 FINE_TUNING_TASKS = ("xtreme_sentence", "xtreme_tagging", "xtreme_qa", "glue",
                      "sentence_distillation")  # our registered fairseq tasks
 SPECIAL_TOKENS = 2  # <s> and </s>
 PROGRESS_BATCHES = 50  # a progress line every this many batches (BUCC embeds ~10k sentences a side)
-
-
-def pool_states(states: torch.Tensor, tokens: torch.Tensor, pad: int, pooling: str) -> torch.Tensor:
-    """Batch x hidden sentence embeddings of batch x time x hidden ``states``: ``mean`` over every non-padding token
-    (``<s>`` and ``</s>`` included), or ``cls``, the ``<s>`` state. The one pooling of evaluation and distillation."""
-    if pooling == "cls":
-        return states[:, 0]
-    if pooling != "mean":
-        raise ValueError(f"pooling {pooling!r}: one of {', '.join(POOLINGS)}")
-    mask = tokens.ne(pad).unsqueeze(-1).to(states.dtype)
-    return (states * mask).sum(1) / mask.sum(1)
 
 
 @dataclass
@@ -73,7 +63,6 @@ def is_fine_tuned(state: dict) -> bool:
 
 
 def _load_release(path: Path, device: torch.device) -> LoadedEncoder:
-    import stabletune_fairseq  # noqa: F401  (registers the architectures)
     from fairseq.models import ARCH_CONFIG_REGISTRY
 
     from ..data.encoding import PieceEncoder, load_xlmr_dictionary, model_files
@@ -99,7 +88,7 @@ def _load_release(path: Path, device: torch.device) -> LoadedEncoder:
 
 def _load_fine_tuned(path: Path, state: dict, device: torch.device) -> LoadedEncoder:
     from ..data.encoding import PieceEncoder, model_files
-    from ..inference.checkpoint_loading import load_for_inference, recorded_task_folder
+    from ..models.checkpoint_loading import load_for_inference, recorded_task_folder
 
     folder = Path(recorded_task_folder(str(path), state))
     model, task, _ = load_for_inference(str(path), str(folder), device)

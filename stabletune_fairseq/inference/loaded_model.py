@@ -18,7 +18,7 @@ import logging
 
 import torch
 
-from .checkpoint_loading import choose_device, load_for_inference, recorded_task_folder
+from ..models.checkpoint_loading import choose_device, load_for_inference, recorded_task_folder
 from .raw_datasets import pair_dataset, qa_dataset, tagging_dataset, task_encoder
 from .raw_inputs import check_inputs
 
@@ -32,7 +32,7 @@ class LoadedModel:
     order of its outputs; ``predict(inputs)``: one result dict per input (see the module's doc)."""
 
     def __init__(self, checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32):
-        from ..cli.predictors import PREDICTORS
+        from .predictors import PREDICTORS
 
         self.task_dir = str(task_dir) if task_dir is not None else recorded_task_folder(checkpoint)
         self.device = choose_device(device)

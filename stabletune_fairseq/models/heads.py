@@ -116,3 +116,14 @@ class LMHead(nn.Module):
 
 
 HEAD_TYPES = {"sentence": SentenceHead, "word": WordHead, "span": SpanHead, "lm": LMHead}
+
+# The head each task family trains, by the ``kind`` of its task folder (metadata.json): (its name in the model's
+# ``heads``, its type above). The tasks take theirs from here; so do the checks of a checkpoint that records no
+# run (``checkpoint_loading.py``) and the Hugging Face export, so a new family is added once, here.
+HEAD_OF_KIND = {
+    "sentence_pair": ("sentence", "sentence"),  # XNLI, PAWS-X
+    "glue": ("sentence", "sentence"),
+    "tagging": ("tags", "word"),  # UD-POS, PAN-X
+    "qa": ("span", "span"),
+}
+HEAD_TYPE_OF_NAME = {name: head_type for name, head_type in HEAD_OF_KIND.values()}  # e.g. "tags" -> "word"

@@ -2,16 +2,26 @@
 
 Kept in ``model.heads`` so that training calls the model's own ``forward`` (as fairseq's distributed wrappers
 need) and gets the embeddings; being parameterless, it adds nothing to a checkpoint, which stays an encoder that
-``stabletune-embed-eval`` reads with the same pooling (``embeddings/encoder.py: pool_states``).
+``stabletune-embed-eval`` reads with the same pooling (``pool_states``, below).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from ..embeddings.encoder import pool_states
-
 HEAD_NAME = "embedding"
+POOLINGS = ("mean", "cls")
+
+
+def pool_states(states: torch.Tensor, tokens: torch.Tensor, pad: int, pooling: str) -> torch.Tensor:
+    """Batch x hidden sentence embeddings of batch x time x hidden ``states``: ``mean`` over every non-padding token
+    (``<s>`` and ``</s>`` included), or ``cls``, the ``<s>`` state. The one pooling of evaluation and distillation."""
+    if pooling == "cls":
+        return states[:, 0]
+    if pooling != "mean":
+        raise ValueError(f"pooling {pooling!r}: one of {', '.join(POOLINGS)}")
+    mask = tokens.ne(pad).unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1)
 
 
 class PoolingHead(nn.Module):

@@ -8,7 +8,7 @@ GLUE (a task folder of ``kind`` "glue") has one dev set and selects by the task'
 ``mcc_en``, ``pearson_spearman_en``, MNLI ``acc_m``): ``best`` (``checkpoint_best.pt``), MNLI also ``best-mm``
 (``checkpoint_best_acc_mm.pt``, best mismatched accuracy), and ``last``.
 
-    python -m stabletune_fairseq.report.selection <run_dir> [--data <task folder>] [--splits valid,test]
+    python -m stabletune_fairseq.cli.evaluate_rules <run_dir> [--data <task folder>] [--splits valid,test]
 
 writes ``<run_dir>/eval/<rule>-<split>/`` (``stabletune-evaluate``'s results.json, results.md and
 predictions/) for every rule and split, skipping what is already evaluated, and logs to
@@ -16,16 +16,14 @@ predictions/) for every rule and split, skipping what is already evaluated, and 
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import logging
 import os
 import shutil
-import sys
 
-from ..cli.console import quiet_logging
 from ..data.metadata import load_metadata
+from ..models.checkpoint_loading import recorded_task_folder
 from ..tasks.checkpoint_selection import best_file, best_update, read_history
 
 RULES = ("best-avg", "best-en", "best", "best-mm", "last")
@@ -96,22 +94,16 @@ def labelled_splits(data: str) -> list[str]:
             if any(name.startswith(split + "_") and info.get("labelled", True) for name, info in splits.items())]
 
 
-def data_of(checkpoint: str) -> str:
-    """The task folder a checkpoint was trained on (its ``task.data``)."""
-    from ..reliability.checkpoint_safety import load_checkpoint_safely
-    return load_checkpoint_safely(checkpoint)["cfg"]["task"]["data"]
-
-
 def evaluate_rules(run_dir: str, data: str | None = None, splits: list[str] | None = None) -> dict[str, dict]:
     """Evaluate every rule's checkpoint on ``splits`` into ``<run_dir>/eval/<rule>-<split>/``: once per
     distinct checkpoint (rules holding the same update share the results, copied), and not again when
     results.json is newer than the checkpoint. Returns ``{"<rule>-<split>": results}``."""
-    from ..cli.evaluate import evaluate
+    from ..evaluation.task_evaluation import evaluate
 
     rules = rule_checkpoints(run_dir)
     if not rules:
         raise FileNotFoundError(f"{run_dir}: no checkpoint_last.pt or checkpoint_best*.pt to evaluate")
-    data = data or data_of(rules["last" if "last" in rules else next(iter(rules))]["checkpoint"])
+    data = data or recorded_task_folder(rules["last" if "last" in rules else next(iter(rules))]["checkpoint"])
     rules = rule_checkpoints(run_dir, load_metadata(data).get("kind"))  # GLUE's rules are named by its metadata
     splits = splits or labelled_splits(data)
     done, out = {}, {}
@@ -138,25 +130,3 @@ def evaluate_rules(run_dir: str, data: str | None = None, splits: list[str] | No
             done.setdefault(key, folder)
             out[f"{rule}-{split}"] = results
     return out
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a training run's save dir (holds checkpoint_last.pt)")
-    parser.add_argument("--data", default=None, help="the task folder (default: the one the checkpoint was trained on)")
-    parser.add_argument("--splits", default=None, help="comma-separated, e.g. valid,test (default: those the folder has)")
-    args = parser.parse_args(argv)
-    quiet_logging(os.path.join(args.run_dir, "eval", "evaluate.log"))
-    try:
-        results = evaluate_rules(args.run_dir, args.data, args.splits.split(",") if args.splits else None)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    for name, result in results.items():
-        average = result["average"].get(result["metric"], "no labels")
-        print(f"{args.run_dir} {name}: {result['metric']} average {average}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

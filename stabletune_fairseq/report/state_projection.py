@@ -17,11 +17,11 @@ DPI = 100
 def first_position_states(model, task, dataset, batch_size: int, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per example of ``dataset``, in its order: the last layer's ``<s>`` state, the gold label (-1: none, or not
     a sentence task) and the language index."""
-    from ..cli.predictors import _batches
+    from ..inference.predictors import eval_batches
 
     states, labels, languages = [None] * len(dataset), np.full(len(dataset), -1), np.zeros(len(dataset), dtype=int)
     with torch.no_grad():
-        for sample in _batches(task, dataset, batch_size):
+        for sample in eval_batches(task, dataset, batch_size):
             collected: list = []
             head_input = {k: v.to(device) for k, v in sample.get("head_input", {}).items()}
             model(sample["net_input"]["src_tokens"].to(device), head=task.head_name, layer_states=collected, **head_input)

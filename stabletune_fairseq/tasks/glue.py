@@ -16,6 +16,7 @@ import numpy as np
 from fairseq.tasks import register_task
 
 from ..metrics.glue_scores import binary_counts
+from ..models.heads import HEAD_OF_KIND
 from .xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 
 @dataclass
@@ -27,7 +28,8 @@ class GlueConfig(XtremeSentenceConfig):
 
 @register_task("glue", dataclass=GlueConfig)
 class GlueTask(XtremeSentenceTask):
-    kind, head_name, head_kind = "glue", "sentence", "sentence"
+    kind = "glue"
+    head_name, head_kind = HEAD_OF_KIND[kind]
 
     def __init__(self, cfg, dictionary, metadata):
         super().__init__(cfg, dictionary, metadata)

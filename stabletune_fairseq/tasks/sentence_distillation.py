@@ -27,7 +27,7 @@ from omegaconf import II, MISSING
 from ..data.datasets.parallel_pairs import ParallelPairsDataset
 from ..data.encoding import PieceEncoder, load_xlmr_dictionary
 from ..data.metadata import load_metadata
-from ..embeddings.encoder import POOLINGS
+from ..models.pooling_head import POOLINGS
 from ..models.pooling_head import add_pooling_head
 from ..models.pretrained import maybe_load_pretrained
 from .stored_data import StoredDataTask

@@ -15,7 +15,7 @@ from fairseq.data import ConcatDataset, SortDataset, data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II, MISSING
 
-from ..augment.augmenter import KINDS, SAME_TEXT_KINDS, AugmentationSettings, TextAugmenter
+from ..data.augment.augmenter import KINDS, SAME_TEXT_KINDS, AugmentationSettings, TextAugmenter
 from ..data.encoding import PieceEncoder, load_xlmr_dictionary
 from ..data.metadata import load_metadata, split_languages
 from ..models.pretrained import maybe_load_pretrained

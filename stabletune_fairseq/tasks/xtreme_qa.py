@@ -28,6 +28,7 @@ from ..data.datasets.qa_views import QAPart, QADataset, QATranslationPool
 from ..data.span_decoding import WindowScores, best_answer
 from ..metrics.qa_scores import exact_match, f1
 from ..metrics.span_scores import span_score_counts
+from ..models.heads import HEAD_OF_KIND
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class XtremeQAConfig(XtremeTaskConfig):
 
 @register_task("xtreme_qa", dataclass=XtremeQAConfig)
 class XtremeQATask(XtremeTask):
-    kind, head_name, head_kind = "qa", "span", "span"
+    kind = "qa"
+    head_name, head_kind = HEAD_OF_KIND[kind]
 
     def __init__(self, cfg, dictionary, metadata):
         super().__init__(cfg, dictionary, metadata)

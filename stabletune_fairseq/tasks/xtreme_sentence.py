@@ -23,9 +23,10 @@ from fairseq.data import (
 )
 from fairseq.tasks import register_task
 
-from ..augment.translation import TranslationViews
+from ..data.augment.translation import TranslationViews
 from ..data.datasets.complete_batches import CompleteBatchesDataset
 from ..data.datasets.pair_views import PairViewsDataset
+from ..models.heads import HEAD_OF_KIND
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ class XtremeSentenceConfig(XtremeTaskConfig):
 
 @register_task("xtreme_sentence", dataclass=XtremeSentenceConfig)
 class XtremeSentenceTask(XtremeTask):
-    kind, head_name, head_kind = "sentence_pair", "sentence", "sentence"
+    kind = "sentence_pair"
+    head_name, head_kind = HEAD_OF_KIND[kind]
 
     def _translation_views(self) -> TranslationViews:
         available = self.translation_languages()

@@ -24,6 +24,7 @@ from fairseq.tasks import register_task
 
 from ..data.datasets.tagging_views import POOLING, TaggedPart, TaggingDataset, TranslationPool
 from ..metrics.entities import entity_counts
+from ..models.heads import HEAD_OF_KIND
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class XtremeTaggingConfig(XtremeTaskConfig):
 
 @register_task("xtreme_tagging", dataclass=XtremeTaggingConfig)
 class XtremeTaggingTask(XtremeTask):
-    kind, head_name, head_kind = "tagging", "tags", "word"
+    kind = "tagging"
+    head_name, head_kind = HEAD_OF_KIND[kind]
 
     def __init__(self, cfg, dictionary, metadata):
         super().__init__(cfg, dictionary, metadata)

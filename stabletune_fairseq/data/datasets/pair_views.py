@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from fairseq.data import data_utils
 
-from ...augment.views import ROW_SLOT, VIEW_SLOT, view_rng
+from ..augment.views import ROW_SLOT, VIEW_SLOT, view_rng
 from ..binarize.token_files import PAIR_SPECIAL_TOKENS, SINGLE_SPECIAL_TOKENS, truncate_pair
 from .epoch_views import EpochViewsDataset
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from fairseq.data import data_utils
 
-from ...augment.views import ROW_SLOT, VIEW_SLOT, view_rng
+from ..augment.views import ROW_SLOT, VIEW_SLOT, view_rng
 from .epoch_views import EpochViewsDataset
 from ..qa_windows import QA_SPECIAL_TOKENS, context_budget, plan_windows
 from ..span_decoding import max_context_mask

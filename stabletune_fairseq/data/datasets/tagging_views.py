@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from fairseq.data import data_utils
 
-from ...augment.views import ROW_SLOT, VIEW_SLOT, view_rng
+from ..augment.views import ROW_SLOT, VIEW_SLOT, view_rng
 from .epoch_views import EpochViewsDataset
 from .word_chunks import plan_chunks
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.errors import InputFormatError
-from ..data.text_lines import read_lines
+from ..errors import InputFormatError
+from ..text_lines import read_lines
 
 
 def read_muse_dictionary(path: str | Path, one_word_only: bool) -> dict[str, list[str]]:

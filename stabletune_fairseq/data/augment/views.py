@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .words import WORD_START, word_groups, word_text
+from ..words import WORD_START, word_groups, word_text
 
 
 ROW_SLOT, VIEW_SLOT = 0, 1  # the random streams of an item: its (stage-2 copy) row, and its view

@@ -22,7 +22,7 @@ from ..metrics.qa_scores import score_questions
 from ..metrics.squad_v2 import evaluate_v2
 
 
-def _batches(task, dataset, batch_size: int):
+def eval_batches(task, dataset, batch_size: int):
     # Not cached by the task: a long-lived process predicting many inputs would keep every dataset alive.
     return task.get_batch_iterator(
         dataset, max_sentences=batch_size, max_positions=task.max_positions(), ignore_invalid_inputs=False,
@@ -42,7 +42,7 @@ class SentencePredictor:
         """Per example of ``dataset``, in its order: the head's logits over the labels (on the CPU) and the gold label."""
         logits_of, gold = [None] * len(dataset), [None] * len(dataset)
         with torch.no_grad():
-            for sample in _batches(self.task, dataset, self.batch_size):
+            for sample in eval_batches(self.task, dataset, self.batch_size):
                 logits = self.model(sample["net_input"]["src_tokens"].to(self.device), head=self.task.head_name)
                 for i, row, t in zip(sample["id"].tolist(), logits.float().cpu(), sample["target"].tolist()):
                     logits_of[i], gold[i] = row, t
@@ -71,7 +71,7 @@ class TaggingPredictor(SentencePredictor):
         logits over the labels (on the CPU) and gold tag."""
         chunks = {}
         with torch.no_grad():
-            for sample in _batches(self.task, dataset, self.batch_size):
+            for sample in eval_batches(self.task, dataset, self.batch_size):
                 tokens = sample["net_input"]["src_tokens"].to(self.device)
                 logits = self.model(tokens, head=self.task.head_name,
                                     word_index=sample["head_input"]["word_index"].to(self.device)).float().cpu()
@@ -128,7 +128,7 @@ class QAPredictor(SentencePredictor):
         """(record, language, answer) of every question of ``dataset``, decoded over all of its windows."""
         decoded = []
         with torch.no_grad():
-            for sample in _batches(self.task, dataset, self.batch_size):
+            for sample in eval_batches(self.task, dataset, self.batch_size):
                 tokens = sample["net_input"]["src_tokens"].to(self.device)
                 logits = self.model(tokens, head=self.task.head_name,
                                     span_mask=sample["head_input"]["span_mask"].to(self.device))

@@ -21,7 +21,7 @@ def check_checkpoint_against_data(checkpoint: str, data: str) -> str:
     from ..data.metadata import load_metadata
     from ..reliability.checkpoint_safety import open_checkpoint
     from ..reliability.run_identity import check_identity, check_shapes, data_identity, recorded_identity
-    from ..tasks.xtreme_base import XtremeTask
+    from .heads import HEAD_OF_KIND
 
     state = open_checkpoint(checkpoint, "checkpoint")
     metadata = load_metadata(data)
@@ -29,8 +29,7 @@ def check_checkpoint_against_data(checkpoint: str, data: str) -> str:
     if recorded is not None:
         return check_identity(checkpoint, "checkpoint", recorded, data_identity(data, metadata)) or "same data"
     # Written by an older version or by plain fairseq: the head and the vocabulary must at least fit.
-    heads = {task.kind: task.head_name for task in XtremeTask.__subclasses__()}
-    check_shapes(checkpoint, "checkpoint", state["model"], heads[metadata["kind"]], metadata["labels"],
+    check_shapes(checkpoint, "checkpoint", state["model"], HEAD_OF_KIND[metadata["kind"]][0], metadata["labels"],
                  os.path.join(data, "dict.txt"))
     logger.warning("%s records no task: only the shapes of its head and vocabulary were checked", checkpoint)
     return "no record in the checkpoint: shapes checked"
@@ -69,7 +68,6 @@ def load_for_inference(checkpoint: str, data: str, device: torch.device, overrid
     """(model on ``device`` in eval mode, task, what was checked) of ``checkpoint`` read with ``data`` as its task
     folder, after ``check_checkpoint_against_data``; ``overrides``: more settings of the run to replace (e.g. the
     task's augmentation)."""
-    import stabletune_fairseq  # noqa: F401  (registers the plugin, allows fairseq checkpoint types)
     from fairseq import checkpoint_utils
 
     data_check = check_checkpoint_against_data(checkpoint, data)  # before fairseq reads either

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import sentencepiece as spm
 
-from .words import WORD_START
+from ..words import WORD_START
 
 
 class UnigramWordSampler:

@@ -1,0 +1,1 @@
+"""Scoring a fine-tuned checkpoint on a task folder."""
