@@ -1,5 +1,6 @@
-"""What an official-format XLM-R ``model.pt`` holds: its encoder weights under our names, and the
-registered ``stabletune_xlmr`` architecture of that shape.
+"""What an official-format XLM-R ``model.pt`` holds: its encoder weights under our names, its shape (layers, sizes,
+positions) and the registered ``stabletune_xlmr`` architecture of that shape. The one place a checkpoint's shape is
+read: the recipes, preprocessing (how long a row may be), the MLM evaluation and the sentence embedder use it.
 
 Official releases are fairseq RoBERTa checkpoints: the encoder under ``decoder.sentence_encoder.*``
 (2019 releases) or ``encoder.sentence_encoder.*`` (later ones), older ones with ``emb_layer_norm``
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 import torch
 
@@ -63,16 +65,69 @@ def read_release(path: str) -> dict:
 
 ARCHITECTURE_OF_HIDDEN = {hidden: arch for (_, hidden), arch in ARCHITECTURE_SHAPES.items()}
 DEFAULT_LAYERS = {arch: layers for (layers, _), arch in ARCHITECTURE_SHAPES.items()}
+HEADS_OF_HIDDEN = {384: 12, 768: 12, 1024: 16}  # attention heads of the registered shapes, when a file stores none
 
 
 POSITION_OFFSET_ROWS = 2  # fairseq's learned position table: rows 0..1 (padding index + 1) precede position 0
 DEFAULT_MAX_POSITIONS = 512  # XLM-R's, and the model option's default
+POSITION_TABLES = (ENCODER_PREFIX + "embed_positions.weight", "decoder.sentence_encoder.embed_positions.weight")
+
+
+def layer_count(weights: dict) -> int:
+    """The transformer layers of ``read_release``'s weights (fewer than the architecture's for a ``shrink`` student)."""
+    return len({k.split(".")[3] for k in weights if k.startswith(ENCODER_PREFIX + "layers.")})
 
 
 def max_positions_of(weights: dict) -> int:
     """The positions of an encoder's learned table (``read_release``'s weights): 512 for XLM-R, more for a model
     of ``stabletune-convert extend-positions`` (fine-tuning it needs ``--max-positions`` of that length)."""
     return weights[ENCODER_PREFIX + "embed_positions.weight"].shape[0] - POSITION_OFFSET_ROWS
+
+
+def stored_settings(state: dict) -> dict:
+    """The model settings a checkpoint stores: ``cfg.model`` (a dict), or the ``args`` of an older one."""
+    cfg = state.get("cfg") or {}
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    if model:
+        return dict(model)
+    return dict(vars(state["args"])) if state.get("args") is not None else {}
+
+
+def positions_of(state: dict) -> int:
+    """The positions of an opened checkpoint: the rows of its learned table (so a model made longer needs no
+    setting to be trusted), else the ``max_positions`` it stores, else XLM-R's 512."""
+    for key in POSITION_TABLES:
+        if key in state["model"]:
+            return int(state["model"][key].shape[0]) - POSITION_OFFSET_ROWS
+    return int(stored_settings(state).get("max_positions") or DEFAULT_MAX_POSITIONS)
+
+
+def folder_positions(model_dir: str) -> tuple[int, str]:
+    """(positions, where the number came from) of the model in a release folder: its ``model.pt`` when there is
+    one, else XLM-R's 512 (a folder of dict.txt and the sentencepiece model only, which process.sh may be given)."""
+    path = os.path.join(model_dir, "model.pt")
+    if os.path.isfile(path):
+        return positions_of(open_checkpoint(path, "pretrained model")), path
+    return DEFAULT_MAX_POSITIONS, f"{model_dir} has no model.pt: XLM-R's {DEFAULT_MAX_POSITIONS} assumed"
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    """The sizes an encoder is built with, read from its weights (``encoder_shape``)."""
+    layers: int
+    hidden: int
+    ffn: int
+    heads: int
+    positions: int
+
+
+def encoder_shape(weights: dict, stored: dict | None = None) -> EncoderShape:
+    """The shape of ``read_release``'s ``weights``; the attention heads (which no weight's size tells) from the
+    checkpoint's ``stored_settings`` when it has them, else those of the registered shape of that width."""
+    hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[1]
+    heads = (stored or {}).get("encoder_attention_heads") or HEADS_OF_HIDDEN.get(hidden, hidden // 64)
+    return EncoderShape(layers=layer_count(weights), hidden=hidden, ffn=weights[ENCODER_PREFIX + "layers.0.fc1.weight"].shape[0], heads=heads,
+                        positions=max_positions_of(weights))
 
 
 def architecture_and_layers(path: str, dictionary_file: str | None = None) -> tuple[str, int]:
@@ -88,7 +143,7 @@ def model_shape(path: str, dictionary_file: str | None = None) -> tuple[str, int
     rows, hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape
     if dictionary_file:
         check_vocabulary(path, "pretrained model", rows, vocabulary_rows(dictionary_file), dictionary_file)
-    layers = len({k.split(".")[3] for k in weights if k.startswith(ENCODER_PREFIX + "layers.")})
+    layers = layer_count(weights)
     if hidden not in ARCHITECTURE_OF_HIDDEN:
         raise WrongCheckpoint(f"pretrained model {path}: no architecture for {layers} layers of size {hidden}; "
                               "pass ARCH= explicitly")

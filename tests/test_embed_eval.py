@@ -12,6 +12,7 @@ import torch
 from conftest import REPO, needs_shared
 from stabletune_fairseq.data.errors import InputFormatError
 from stabletune_fairseq.embeddings import readers, scores
+from stabletune_fairseq.metrics import correlation
 from stabletune_fairseq.embeddings.evaluation import evaluate, read_task
 
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -124,16 +125,16 @@ def test_spearman_with_ties_by_hand():
     # x = 1, 2, 2, 3 -> ranks 1, 2.5, 2.5, 4; y = 10, 20, 30, 30 -> ranks 1, 2, 3.5, 3.5 (means 2.5 and 2.5).
     # Deviations -1.5, 0, 0, 1.5 and -1.5, -0.5, 1, 1: sum of products 2.25 + 1.5 = 3.75, sums of squares 4.5 and
     # 4.5: rho = 3.75 / 4.5 = 0.8333.
-    assert scores.average_ranks([1, 2, 2, 3]).tolist() == [1, 2.5, 2.5, 4]
-    assert scores.average_ranks([30, 10, 30, 20]).tolist() == [3.5, 1, 3.5, 2]
-    assert scores.spearman([1, 2, 2, 3], [10, 20, 30, 30]) == pytest.approx(100 * 3.75 / 4.5)
+    assert correlation.average_ranks([1, 2, 2, 3]).tolist() == [1, 2.5, 2.5, 4]
+    assert correlation.average_ranks([30, 10, 30, 20]).tolist() == [3.5, 1, 3.5, 2]
+    assert correlation.spearman([1, 2, 2, 3], [10, 20, 30, 30]) == pytest.approx(100 * 3.75 / 4.5)
 
 
 def test_pearson_by_hand():
     # x = 1, 2, 3 and y = 1, 3, 2: deviations -1, 0, 1 and -1, 1, 0; products sum to 1, squares to 2 and 2: r = 0.5.
-    assert scores.pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(50.0)
-    assert scores.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(100.0)
-    assert math.isnan(scores.pearson([1, 1, 1], [1, 2, 3]))
+    assert correlation.pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(50.0)
+    assert correlation.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(100.0)
+    assert math.isnan(correlation.pearson([1, 1, 1], [1, 2, 3]))
 
 
 # ---------------------------------------------------------------------------------------------------- readers

@@ -7,9 +7,9 @@ import torch
 from fairseq.logging import metrics
 
 from stabletune_fairseq.metrics.entities import f1_score, log_entity_f1
-from stabletune_fairseq.metrics.glue_scores import (
-    binary_counts, log_glue_scores, matthews, pearson, ranks, regression_values, spearman,
-)
+from stabletune_fairseq.metrics.correlation import average_ranks as ranks
+from stabletune_fairseq.metrics.correlation import pearson, spearman
+from stabletune_fairseq.metrics.glue_scores import binary_counts, log_glue_scores, matthews, regression_values
 from stabletune_fairseq.metrics.per_language import accuracy_counts, log_accuracy
 
 # 10 labelled rows: gold 1 1 1 1 0 0 0 0 0 0, predicted 1 1 1 0 1 0 0 0 0 0
@@ -36,7 +36,7 @@ def test_spearman_with_ties_by_hand():
     # Pearson of x and y itself: dy = -1.25 0.75 0.75 -0.25 -> sum dx*dy = 1.875 - 0.375 + 0.375 - 0.375 = 1.5;
     #   sum dy^2 = 1.5625 + 0.5625 + 0.5625 + 0.0625 = 2.75 -> 1.5 / sqrt(5 * 2.75)
     assert pearson([1, 2, 3, 4], [1, 3, 3, 2]) == pytest.approx(100 * 1.5 / math.sqrt(13.75))
-    assert spearman([1, 2, 3], [7, 7, 7]) == 0.0  # a constant side has no correlation
+    assert math.isnan(spearman([1, 2, 3], [7, 7, 7]))  # a constant side: undefined, as scipy says
 
 
 def _validate(batches):
@@ -77,3 +77,12 @@ def test_correlations_over_the_whole_dev_set_not_per_batch():
     assert values["spearman_en"] == pytest.approx(round(100 * 9.5 / math.sqrt(95), 3))
     assert values["pearson_spearman_en"] == pytest.approx((values["pearson_en"] + values["spearman_en"]) / 2, abs=1e-3)
     assert not any(key.startswith("_") for key in values)  # the concatenated predictions stay out of the log
+
+
+def test_an_undefined_correlation_is_nan_and_validates_as_zero():
+    """A constant prediction (a collapsed regression head) has no correlation: NaN from the one implementation,
+    logged as 0 by validation, because fairseq's best-checkpoint comparison would keep a NaN as the best for ever."""
+    predicted, gold = torch.full((4,), 0.5), torch.tensor([0.0, 0.5, 0.7, 1.0])
+    assert math.isnan(pearson(predicted.tolist(), gold.tolist()))
+    values = _validate([regression_values(predicted, gold, torch.zeros(4, dtype=torch.long), ["en"])])
+    assert values["pearson_en"] == 0.0 and values["spearman_en"] == 0.0 and values["pearson_spearman_en"] == 0.0

@@ -157,7 +157,7 @@ def test_masking_rates_and_fixed_validation_masks(mlm_data):
 
 # --- the LM head -------------------------------------------------------------------------------------------------
 def test_e5_small_gets_a_new_lm_head_tied_to_its_embeddings(mlm_data, e5_dir):
-    from stabletune_fairseq.cli.mlm_eval import load_for_mlm
+    from stabletune_fairseq.evaluation.masked_lm import load_for_mlm
     from stabletune_fairseq.tasks.masked_lm import StabletuneMLMConfig, StabletuneMLMTask
 
     task = StabletuneMLMTask.setup_task(StabletuneMLMConfig(data=str(mlm_data), seed=1))
@@ -172,7 +172,7 @@ def test_e5_small_gets_a_new_lm_head_tied_to_its_embeddings(mlm_data, e5_dir):
 
 # --- training and evaluation -------------------------------------------------------------------------------------
 def test_training_lowers_the_held_out_loss_and_mlm_eval_repeats_it(trained, long_student, mlm_data):
-    from stabletune_fairseq.cli.mlm_eval import evaluate_mlm
+    from stabletune_fairseq.evaluation.masked_lm import evaluate_mlm
 
     save, stdout = trained
     assert "fairseq-train" in stdout and "--task stabletune_mlm" in stdout and "--max-positions 1024" in stdout
@@ -192,7 +192,7 @@ def test_training_lowers_the_held_out_loss_and_mlm_eval_repeats_it(trained, long
 
 
 def test_an_official_style_lm_head_is_loaded(trained, mlm_data, tmp_path):
-    from stabletune_fairseq.cli.mlm_eval import load_for_mlm
+    from stabletune_fairseq.evaluation.masked_lm import load_for_mlm
     from stabletune_fairseq.convert.release_files import write_checkpoint
     from stabletune_fairseq.release import read_release
     from stabletune_fairseq.reliability.checkpoint_safety import open_checkpoint

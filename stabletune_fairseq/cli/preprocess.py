@@ -74,7 +74,7 @@ def main(argv=None) -> int:
 def check_model_positions(model_dir: str, max_positions: int) -> int:
     """Exit status 2 when ``MAX_LEN`` exceeds the positions of the model in ``model_dir`` (its model.pt, else 512):
     such examples could never be read by that model."""
-    from ..model_positions import folder_positions
+    from ..release import folder_positions
     from ..reliability.exit_status import BadInput
 
     try:

@@ -9,7 +9,6 @@ state. Batches hold sentences of similar length (sorted), which is what makes CP
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,23 +62,18 @@ def is_fine_tuned(state: dict) -> bool:
 
 
 def _load_release(path: Path, device: torch.device) -> LoadedEncoder:
-    from fairseq.models import ARCH_CONFIG_REGISTRY
-
     from ..data.encoding import PieceEncoder, load_xlmr_dictionary, model_files
     from ..models.pretrained import load_pretrained_encoder
     from ..models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel
-    from ..release import ENCODER_PREFIX, architecture_and_layers, read_release
+    from ..release import architecture_of, encoder_shape, read_release
 
     dictionary_file, sentencepiece_file = model_files(path.parent)
-    architecture, layers = architecture_and_layers(str(path), str(dictionary_file))
-    shape = argparse.Namespace()
-    ARCH_CONFIG_REGISTRY[architecture](shape)  # the registered shape: hidden size, feed-forward size, heads
+    architecture_of(str(path), str(dictionary_file))  # a clear error for a vocabulary or shape that does not fit
+    shape = encoder_shape(read_release(str(path)))
     dictionary = load_xlmr_dictionary(str(dictionary_file))
-    position_rows = read_release(str(path))[ENCODER_PREFIX + "embed_positions.weight"].shape[0]
-    cfg = StabletuneXLMRConfig(encoder_layers=layers, encoder_embed_dim=shape.encoder_embed_dim,
-                               encoder_ffn_embed_dim=shape.encoder_ffn_embed_dim,
-                               encoder_attention_heads=shape.encoder_attention_heads,
-                               max_positions=position_rows - dictionary.pad() - 1, save_dir="")
+    cfg = StabletuneXLMRConfig(encoder_layers=shape.layers, encoder_embed_dim=shape.hidden,
+                               encoder_ffn_embed_dim=shape.ffn, encoder_attention_heads=shape.heads,
+                               max_positions=shape.positions, save_dir="")
     model = StabletuneXLMRModel.build_model(cfg, SimpleNamespace(source_dictionary=dictionary))
     load_pretrained_encoder(model, str(path))
     pieces = PieceEncoder(str(sentencepiece_file), dictionary)

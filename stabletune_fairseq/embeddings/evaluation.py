@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data.errors import InputFormatError
+from ..metrics.correlation import pearson, spearman
 from .readers import BuccSplit, StsSet, TatoebaData, bucc_languages, read_bucc, read_sts, read_tatoeba
-from .scores import (best_threshold, margin_candidates, nearest, pearson, retrieval_accuracy, scores_at, spearman,
-                     unit_rows)
+from .scores import best_threshold, margin_candidates, nearest, retrieval_accuracy, scores_at, unit_rows
 
 logger = logging.getLogger(__name__)
 

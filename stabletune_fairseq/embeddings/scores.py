@@ -5,7 +5,7 @@
 - Ratio margin (Artetxe & Schwenk 2019), for BUCC mining: cos(x, y) divided by the mean of the average cosine of x to
   its k nearest targets and of y to its k nearest sources; every source keeps its best target (forward candidates),
   a threshold on the margin picks the pairs.
-- Pearson and Spearman (average ranks for ties) correlation, x100, for STS.
+- Pearson and Spearman (average ranks for ties) correlation, x100, for STS: ``metrics/correlation.py``.
 
 Similarities of large sets (BUCC: ~10k x ~10k sentences) are computed a block of rows at a time, so memory stays at
 ``block`` x targets floats instead of the whole matrix.
@@ -156,29 +156,3 @@ def best_threshold(margins: np.ndarray, correct: np.ndarray, gold: int) -> Thres
 
 
 # ---------------------------------------------------------------------------------------------------- correlation
-
-def pearson(x, y) -> float:
-    """Pearson's r x100 (NaN when either side is constant)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) != len(y) or len(x) < 2:
-        raise ValueError(f"correlation needs two sequences of the same length >= 2, not {len(x)} and {len(y)}")
-    dx, dy = x - x.mean(), y - y.mean()
-    denominator = np.sqrt((dx * dx).sum() * (dy * dy).sum())
-    return float(100 * (dx * dy).sum() / denominator) if denominator > 0 else float("nan")
-
-
-def average_ranks(values) -> np.ndarray:
-    """1-based ranks; tied values share the mean of the ranks they occupy ([10, 20, 20, 30] -> [1, 2.5, 2.5, 4])."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    ranked = values[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    ends = np.r_[starts[1:], len(values)] - 1
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.repeat((starts + ends) / 2 + 1, ends - starts + 1)
-    return ranks
-
-
-def spearman(x, y) -> float:
-    """Spearman's rho x100: Pearson's r of the average ranks (the tie-corrected definition)."""
-    return pearson(average_ranks(x), average_ranks(y))

@@ -17,7 +17,8 @@ from seqeval.metrics import f1_score
 
 from ..data.datasets.word_chunks import merge_chunk_predictions
 from ..metrics.entities import f1_score as f1_from_counts
-from ..metrics.glue_scores import matthews, pearson, spearman
+from ..metrics.correlation import pearson, spearman
+from ..metrics.glue_scores import matthews
 from ..metrics.qa_scores import score_questions
 from ..metrics.squad_v2 import evaluate_v2
 

@@ -6,8 +6,8 @@
   ``f1_<subset>`` by ``log_entity_f1``;
 * Matthews correlation (CoLA): (TP·TN - FP·FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)), 0 when a factor is 0
   (as scikit-learn returns), from the same summed counts and the number of labelled rows;
-* Pearson and Spearman correlation (STS-B), x100: Spearman is Pearson's on the ranks, ties given the mean of
-  the ranks they span (as ``scipy.stats.spearmanr``); it needs the whole subset, so validation batches carry
+* Pearson and Spearman correlation (STS-B), x100 (``correlation.py``); an undefined one (a constant side) is
+  logged as 0, so that checkpoint selection can compare it; it needs the whole subset, so validation batches carry
   their predictions and fairseq concatenates them (``_pred_<subset>``/``_gold_<subset>``, hidden from the log by
   the leading underscore); ``pearson_spearman`` is their mean (AMOS selects STS-B checkpoints by it).
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from fairseq.logging import metrics
 
+from .correlation import pearson, spearman
 from .entities import GOLD, PREDICTED, TRUE_POSITIVE
 from .per_language import TOTAL, mean_over_languages
 
@@ -46,35 +47,6 @@ def matthews(tp: float, predicted: float, gold: float, total: float) -> float:
     tn = total - tp - fp - fn
     denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     return 100.0 * (tp * tn - fp * fn) / denominator if denominator else 0.0
-
-
-def ranks(values) -> np.ndarray:
-    """1-based ranks; equal values share the mean of the ranks they span."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    ranked = np.empty(len(values))
-    sorted_values = values[order]
-    start = 0
-    while start < len(values):
-        end = start
-        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        ranked[order[start:end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    return ranked
-
-
-def pearson(x, y) -> float:
-    """Pearson correlation x100 (0 when either side is constant)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    dx, dy = x - x.mean(), y - y.mean()
-    denominator = math.sqrt(float((dx * dx).sum() * (dy * dy).sum()))
-    return 100.0 * float((dx * dy).sum()) / denominator if denominator else 0.0
-
-
-def spearman(x, y) -> float:
-    """Spearman correlation x100: Pearson's of the (tie-averaged) ranks."""
-    return pearson(ranks(x), ranks(y))
 
 
 def regression_values(predictions: torch.Tensor, targets: torch.Tensor, lang: torch.Tensor, languages) -> dict:
@@ -127,7 +99,8 @@ def _mcc(meters, name: str) -> float:
 
 
 def _correlation(meters, name: str, score) -> float:
-    return score(meters[PRED + name].tensor.numpy(), meters[GOLD_VALUES + name].tensor.numpy())
+    value = score(meters[PRED + name].tensor.numpy(), meters[GOLD_VALUES + name].tensor.numpy())
+    return 0.0 if math.isnan(value) else value  # fairseq's best-checkpoint comparison would keep a NaN for ever
 
 
 def _mean_correlation(meters, score) -> float:
