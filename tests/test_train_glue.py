@@ -82,6 +82,21 @@ def test_rte_evaluation_and_the_glue_submission_file(rte_run, glue, tmp_path):
     assert {s.split("\t")[1] for s in submission[1:]} <= {"entailment", "not_entailment"}
 
 
+def test_a_glue_checkpoint_without_a_record_is_checked_by_its_head(rte_run, glue, tmp_path):
+    """Written by an older version or plain fairseq: no run record, so the head is looked up by the folder's kind
+    ("glue", in the head-of-kind table of models/heads.py) and its shape checked; evaluation then runs."""
+    save_dir, _ = rte_run
+    state = torch.load(save_dir / "checkpoint_best.pt", map_location="cpu", weights_only=True, mmap=True)
+    del state["extra_state"]["stabletune_run"]
+    state.pop("last_optimizer_state", None)
+    old = tmp_path / "old" / "checkpoint_best.pt"
+    old.parent.mkdir()
+    torch.save(state, old)
+    results = evaluate(old.parent, glue / "RTE", "valid", tmp_path / "valid")
+    assert results["data_check"] == "no record in the checkpoint: shapes checked"
+    assert results["per_language"]["en"]["n"] == 40
+
+
 @pytest.fixture(scope="module")
 def stsb_runs(glue, e5_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("stsb")

@@ -25,7 +25,7 @@ logger = logging.getLogger("stabletune_fairseq.embed_eval")
 def run(args) -> dict:
     from ..embeddings.encoder import EmbeddingSettings, SentenceEmbedder
     from ..embeddings.evaluation import evaluate, read_task
-    from ..embeddings.report import markdown
+    from ..report.embedding_results import markdown
     from ..models.checkpoint_loading import choose_device
 
     if args.k < 1:
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     results, status = bad_input_as_one_line("stabletune-embed-eval", run, args, also=(FileNotFoundError, ValueError))
     if status:
         return status
-    from ..embeddings.report import markdown
+    from ..report.embedding_results import markdown
 
     print(markdown(results))
     return 0

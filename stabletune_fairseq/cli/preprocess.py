@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument("dict_dir", help="folder with the model's dict.txt and sentencepiece.bpe.model")
     parser.add_argument("out", help="output root; the task is written to <out>/<task>/")
     parser.add_argument("--max-positions", type=int, default=None,
-                        help="tokens per example incl. special tokens (default: the task's, DESIGN.md section 4)")
+                        help="tokens per example incl. special tokens (default: the task's, from the reference's scripts)")
     parser.add_argument("--translations", default=None,
                         help="XTREME translations folder (holds <TASK>/translate-train/en-<lang>-translated.tsv), "
                              "for the translate-train-all setting")

@@ -7,7 +7,7 @@ Span consistency (R1) compares a row and its view over their common support only
 and the context pieces of the words that are the same in both (``support``: positions in the row and
 in the view, -1 padded). The probability of every other position (perturbed words, where the two views
 hold different pieces) is folded into one bucket, so both distributions live on the same K + 1 outcomes
-and their KL is defined (DESIGN.md section 4).
+and their KL is defined (docs/method.md).
 """
 from __future__ import annotations
 

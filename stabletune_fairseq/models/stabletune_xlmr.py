@@ -237,7 +237,7 @@ def xlmr_large(cfg):
 
 @register_model_architecture("stabletune_xlmr", "stabletune_xlmr_e5_small")
 def e5_small(cfg):
-    """multilingual-e5-small, the embedded default model (DESIGN.md section 6)."""
+    """multilingual-e5-small, the embedded default model (README, docs/architecture.md)."""
     _set_shape(cfg, 12, 384, 1536, 12)
 
 
