@@ -26,6 +26,7 @@ from fairseq.tasks import register_task
 from ..augment.translation import TranslationViews
 from ..data.datasets.complete_batches import CompleteBatchesDataset
 from ..data.datasets.pair_views import PairViewsDataset
+from ..metrics.per_language import accuracy_counts, log_accuracy
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class XtremeSentenceConfig(XtremeTaskConfig):
 
 @register_task("xtreme_sentence", dataclass=XtremeSentenceConfig)
 class XtremeSentenceTask(XtremeTask):
-    kind, head_name, head_kind = "sentence_pair", "sentence", "sentence"
+    kind, head_name, head_kind, loss_family = "sentence_pair", "sentence", "sentence", "labels"
 
     def _translation_views(self) -> TranslationViews:
         available = self.translation_languages()
@@ -111,3 +112,11 @@ class XtremeSentenceTask(XtremeTask):
                     self.cfg.copy_augmentation)
         self.datasets["train"] = dataset
         return dataset
+
+    def metric_counts(self, row_logits, sample, training: bool) -> dict:
+        """Accuracy counts per language, in training too."""
+        return accuracy_counts(row_logits.argmax(-1), sample["target"], sample["lang"], self.languages)
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)  # fairseq's batch sizes, the criterion's loss terms
+        log_accuracy(logging_outputs)
