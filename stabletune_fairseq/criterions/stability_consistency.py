@@ -19,7 +19,7 @@ window and its view (``span_terms.py``).
 
 A batch whose loss is not finite is logged with its example ids and skipped (zero gradient, counted as
 ``nonfinite_skipped``): one bad batch must not put NaN into the weights. A regression task (STS-B: one output per
-row, ``task.regression``) takes the summed squared error as its task loss and the squared difference of the two
+row, the "regression" family) takes the summed squared error as its task loss and the squared difference of the two
 predictions as R1.
 
 R-Drop and R3F are R1 with views that keep the row's tokens (``--view-augmentation dropout`` / ``noise``); their
@@ -29,6 +29,11 @@ row's and the view's task loss). docs/glue.md gives each reference's formula and
 (``kl_div(reduction="mean")``), so its lambda corresponds to ``lambda / number of classes`` here;
 run_xtreme.sh applies that conversion to the reference defaults. With both lambdas 0 the views are not
 even computed: the step is exactly plain fine-tuning.
+
+The task names its family (``loss_family``: "labels", "regression" or "spans"; ``FAMILY_TERMS`` gives the terms of
+each) and owns its metrics: the criterion puts the task's ``metric_counts`` of every batch into the logging output,
+and the task's ``reduce_metrics`` logs them (accuracy, entity F1, EM/F1, GLUE's scores) after the loss terms logged
+here.
 """
 import logging
 import math
@@ -41,18 +46,14 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
-from ..metrics.entities import log_entity_f1
-from ..metrics.glue_scores import log_glue_scores, regression_values
-from ..metrics.per_language import accuracy_counts, log_accuracy
-from ..metrics.span_scores import log_span_scores
 from ..models.teacher import load_teacher
 from .kl_terms import kl_to_target, squared_difference, symmetric_consistency
 from .span_terms import span_consistency, span_loss, span_teacher_term
 
 logger = logging.getLogger(__name__)
 
-TERMS = ("task_loss", "r1", "r2")
-LOGGED_TERMS = TERMS + ("kd", "pkd", "contrastive")  # the distillation terms of stability_distillation.py too
+# The terms of every task family, by the family's name (the task's ``loss_family``): methods of the criterion.
+FAMILY_TERMS = {"labels": "_label_terms", "regression": "_regression_terms", "spans": "_span_terms"}
 
 
 @dataclass
@@ -83,11 +84,22 @@ def select_rows(tokens: torch.Tensor, head_input: dict, rows, pad: int) -> tuple
     return tokens, {k: v[rows][:, :tokens.size(1)] for k, v in head_input.items()}
 
 
+def log_terms(logging_outputs, keys, decimals: int) -> None:
+    """Each term of ``keys``, summed over the logging outputs, in bits per unit (fairseq's sample size)."""
+    sample_size = max(sum(log.get("sample_size", 0) for log in logging_outputs), 1)
+    for key in keys:
+        total = sum(log.get(key, 0) for log in logging_outputs)
+        metrics.log_scalar(key, total / sample_size / math.log(2), sample_size, round=decimals)
+
+
 @register_criterion("stability_consistency", dataclass=StabilityConsistencyConfig)
 class StabilityConsistencyCriterion(FairseqCriterion):
     def __init__(self, task, r1_lambda: float = 0.0, r2_lambda: float = 0.0, teacher: Optional[str] = None,
                  r2_hard_labels: bool = False, r1_full_gradient: bool = False, task_loss_on_views: bool = False):
         super().__init__(task)
+        if getattr(task, "loss_family", None) not in FAMILY_TERMS:
+            raise ValueError(f"--criterion stability_consistency trains the XTREME and GLUE tasks (loss_family one of "
+                             f"{', '.join(FAMILY_TERMS)}): {type(task).__name__} has none")
         if r1_lambda and not getattr(task, "uses_views", False):
             raise ValueError("--r1-lambda needs a second view: set the task's --view-augmentation")
         if r2_lambda and not teacher:
@@ -131,7 +143,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         tokens, head_input = select_rows(sample["net_input"]["src_tokens"][:n_rows], head_input, rows, self.padding_idx)
         teacher = self._teacher_logits(model, tokens, head_input)
         student = row_logits[rows]
-        if self.task.kind == "qa":
+        if self.task.loss_family == "spans":
             student = student[:, :teacher.size(1)]  # the same positions: padding columns trimmed alike
         return student, teacher
 
@@ -152,7 +164,6 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         """Sentence and tagging tasks: one label per unit (a row, or a word of a row)."""
         units = sample.get("word_mask")
         per_unit = (lambda x: x) if units is None else (lambda x: x[units])
-        per_row = (lambda x: x) if units is None else (lambda x: x.unsqueeze(1).expand_as(units)[units])
         unit_logits, unit_targets = per_unit(row_logits), per_unit(sample["target"])
         # Unlabelled units (and dev tags never seen in training) are predicted and regularised, not trained on.
         labelled = (unit_targets >= 0) & (unit_targets < unit_logits.size(-1))
@@ -171,11 +182,8 @@ class StabilityConsistencyCriterion(FairseqCriterion):
                 student, teacher = student[units[rows]], teacher[units[rows]]
             terms["r2"] = (F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum") if self.r2_hard_labels
                            else kl_to_target(student, teacher).sum())
-        counts = accuracy_counts(unit_logits.argmax(-1), unit_targets, per_row(sample["lang"]), self.task.languages)
-        if not model.training and hasattr(self.task, "validation_counts"):
-            counts.update(self.task.validation_counts(row_logits.argmax(-1), sample))
         teacher_units = self._teacher_units(sample)
-        return terms, unit_targets.numel(), {"task_loss": int(labelled.sum()), "r2": teacher_units}, counts
+        return terms, unit_targets.numel(), {"task_loss": int(labelled.sum()), "r2": teacher_units}
 
     def _regression_terms(self, model, sample, row_logits, view_logits):
         """Regression (STS-B): one score per row; squared error, and R1 the squared difference of the two views'.
@@ -189,9 +197,8 @@ class StabilityConsistencyCriterion(FairseqCriterion):
             terms["r1"] = squared_difference(row_logits, view_logits).sum()
             if self.task_loss_on_views:
                 terms["task_loss"] = (terms["task_loss"] + task_loss(view_logits.squeeze(-1).float())) / 2
-        counts = {} if model.training else regression_values(predicted.detach(), targets, sample["lang"], self.task.languages)
         n_rows = predicted.size(0)
-        return terms, n_rows, {"task_loss": int(labelled.sum())}, counts
+        return terms, n_rows, {"task_loss": int(labelled.sum())}
 
     def _span_terms(self, model, sample, row_logits, view_logits):
         """QA: start and end distributions per row (window); see ``span_terms.py``."""
@@ -204,15 +211,14 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         if self._wants_r2(sample):
             student, teacher = self._teacher_pair(model, sample, row_logits)
             terms["r2"] = span_teacher_term(student, teacher, self.r2_hard_labels).sum()
-        counts = self.task.span_scores(row_logits, sample) if not model.training and "windows" in sample else {}
         n_rows = row_logits.size(0)
-        return terms, n_rows, {"task_loss": n_rows, "r2": self._teacher_units(sample)}, counts
+        return terms, n_rows, {"task_loss": n_rows, "r2": self._teacher_units(sample)}
 
     @property
     def unit_terms(self):
-        """The terms of the task's family: spans (QA), a regression's scores, or labels (rows or words)."""
-        return (self._span_terms if self.task.kind == "qa" else
-                self._regression_terms if getattr(self.task, "regression", False) else self._label_terms)
+        """The terms of the task's family: labels (rows or words), a regression's scores, or spans (QA); each returns
+        the terms, the units (fairseq's sample size) and the denominators of the terms that are means over fewer."""
+        return getattr(self, FAMILY_TERMS[self.task.loss_family])
 
     def _extra_terms(self, model, sample, row_logits, view_logits, layer_states, terms, denominators, n_units) -> dict:
         """More terms, added to ``terms`` (and their denominators): distillation's, in stability_distillation.py;
@@ -226,7 +232,8 @@ class StabilityConsistencyCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce: bool = True):
         layer_states = [] if self.wants_layer_states else None
         row_logits, view_logits = self._row_and_view_logits(model, sample, layer_states)
-        terms, n_units, denominators, counts = self.unit_terms(model, sample, row_logits, view_logits)
+        terms, n_units, denominators = self.unit_terms(model, sample, row_logits, view_logits)
+        counts = self.task.metric_counts(row_logits.detach(), sample, model.training)  # what its metrics sum up
         counts.update(self._extra_terms(model, sample, row_logits, view_logits, layer_states, terms, denominators, n_units))
         for key, denominator in denominators.items():
             if 0 < denominator < n_units:  # a mean over these units once fairseq divides by n_units
@@ -253,22 +260,16 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         zero = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
         return zero, {k: zero.detach() for k in terms}
 
-    @staticmethod
-    def reduce_metrics(logging_outputs) -> None:
-        sample_size = max(sum(log.get("sample_size", 0) for log in logging_outputs), 1)
-        for key in ("loss", *LOGGED_TERMS):
-            if key not in ("loss", *TERMS) and not any(key in log for log in logging_outputs):
-                continue  # a distillation term of another criterion
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        """The loss and its terms, and the cut views and skipped batches when there are any; the task's
+        ``reduce_metrics`` calls this first, then logs its own metrics."""
+        log_terms(logging_outputs, ("loss", "task_loss"), 3)
+        log_terms(logging_outputs, ("r1", "r2"), 5)
+        for key in ("views_truncated", "nonfinite_skipped"):
             total = sum(log.get(key, 0) for log in logging_outputs)
-            metrics.log_scalar(key, total / sample_size / math.log(2), sample_size, round=3 if key in ("loss", "task_loss") else 5)
-        for key in ("views_truncated", "nonfinite_skipped", "teacher_banked", "teacher_live"):
-            total = sum(log.get(key, 0) for log in logging_outputs)
-            if total or (key.startswith("teacher_") and any(key in log for log in logging_outputs)):
-                metrics.log_scalar_sum(key, total)  # the teacher's counts of a distillation run, 0 included
-        log_accuracy(logging_outputs)
-        log_entity_f1(logging_outputs)
-        log_span_scores(logging_outputs)
-        log_glue_scores(logging_outputs)
+            if total:
+                metrics.log_scalar_sum(key, total)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

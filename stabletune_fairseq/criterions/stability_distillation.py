@@ -23,14 +23,18 @@ from typing import Optional
 import torch
 import torch.nn as nn
 from fairseq.criterions import register_criterion
+from fairseq.logging import metrics
 
 from ..models.heads import SpanHead
 from ..models.teacher import load_teacher
 from ..models.teacher_bank import TeacherBank, token_checksums
 from .distillation_terms import contrastive_distillation, patient_hidden_loss, soft_target_kd, span_soft_target_kd
-from .stability_consistency import StabilityConsistencyConfig, StabilityConsistencyCriterion, select_rows
+from .stability_consistency import StabilityConsistencyConfig, StabilityConsistencyCriterion, log_terms, select_rows
 
 logger = logging.getLogger(__name__)
+
+DISTILLATION_TERMS = ("kd", "pkd", "contrastive")
+TEACHER_COUNTS = ("teacher_banked", "teacher_live")  # training rows whose teacher outputs were read / run
 
 
 @dataclass
@@ -134,7 +138,7 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
     @property
     def _fill(self) -> float:
         """The value of an output position no row has (padding): masked for QA's positions, else 0."""
-        return SpanHead.MASKED if self.task.kind == "qa" else 0.0
+        return SpanHead.MASKED if self.task.loss_family == "spans" else 0.0
 
     def _blank_like(self, logits: torch.Tensor) -> torch.Tensor:
         """float32 outputs shaped like ``logits``, each position ``_fill`` until written."""
@@ -186,11 +190,12 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
 
     # --- the terms ------------------------------------------------------------------------------
     def _kd(self, student, teacher, sample) -> torch.Tensor:
-        """Summed KD over the units of ``student`` (rows or views) against the teacher's logits."""
-        if self.task.kind == "qa":
+        """Summed KD over the units of ``student`` (rows or views) against the teacher's logits, by task family."""
+        family = self.task.loss_family
+        if family == "spans":
             return span_soft_target_kd(student[:, :teacher.size(1)], teacher[:, :student.size(1)], self.kd_temperature,
                                        self.kd_class_mean).sum()
-        if getattr(self.task, "regression", False):
+        if family == "regression":
             return (student.float() - teacher).pow(2).sum()
         units = sample.get("word_mask")
         if units is not None:
@@ -224,8 +229,18 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
             t = torch.stack([teacher_states[j - 1] for _, j in self.pairs], dim=1)
             terms["pkd"] = patient_hidden_loss(s, t) * n_units  # a batch mean once fairseq divides by n_units
         if self.weights["contrastive"] > 0:
-            labels = sample["target"] if sample["target"].dim() == 1 and not getattr(self.task, "regression", False) else None
+            labels = sample["target"] if sample["target"].dim() == 1 and self.task.loss_family == "labels" else None
             per_row = contrastive_distillation(project(student_states[-1]), teacher_states[-1], labels,
                                                self.contrastive_temperature)
             terms["contrastive"] = per_row.sum() * (n_units / n_rows)  # a mean over rows, after fairseq's division
         return counts
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        """The base criterion's, then KD, PKD and CON and the teacher's row counts (0 included) where the logging
+        outputs have them (validation: no teacher counts)."""
+        super().reduce_metrics(logging_outputs)
+        log_terms(logging_outputs, [k for k in DISTILLATION_TERMS if any(k in log for log in logging_outputs)], 5)
+        for key in TEACHER_COUNTS:
+            if any(key in log for log in logging_outputs):
+                metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))

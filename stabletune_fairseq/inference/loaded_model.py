@@ -1,7 +1,7 @@
 """A fine-tuned checkpoint ready to predict on raw text: ``stabletune_fairseq.load_model(checkpoint)``.
 
 The model is loaded as evaluation loads it (``checkpoint_loading.py``) and run by evaluation's predictors
-(``cli/predictors.py``: the same batching, heads and decoding), on datasets built from raw text exactly as
+(``predictors.py``: the same batching, heads and decoding), on datasets built from raw text exactly as
 preprocessing builds a split (``raw_datasets.py``), so a raw input gets the prediction evaluation writes for
 the same row. One result per input, in input order:
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from fairseq.tasks import register_task
 
-from ..metrics.glue_scores import binary_counts
+from ..metrics.entities import log_entity_f1
+from ..metrics.glue_scores import binary_counts, log_glue_scores, regression_values
 from ..models.heads import HEAD_OF_KIND
 from .xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 
@@ -44,6 +45,10 @@ class GlueTask(XtremeSentenceTask):
     def num_outputs(self) -> int:
         return 1 if self.regression else len(self.labels)
 
+    @property
+    def loss_family(self) -> str:
+        return "regression" if self.regression else "labels"
+
     def _labels(self, names: list[str]) -> np.ndarray:
         labels = super()._labels(names)
         return labels.astype(np.float64) / self.cfg.regression_scale if self.regression else labels
@@ -51,11 +56,22 @@ class GlueTask(XtremeSentenceTask):
     def _second_texts(self, names: list[str]):
         return self._stored("input1", names) if self.pair else None
 
-    def validation_counts(self, predictions, sample) -> dict:
-        """Counts of the positive class for F1 and MCC (binary classification tasks)."""
-        if len(self.labels) != 2:
-            return {}
-        return binary_counts(predictions, sample["target"], sample["lang"], self.languages)
+    def metric_counts(self, row_logits, sample, training: bool) -> dict:
+        """Regression: in validation, every labelled row's prediction and gold score (the correlations need the whole
+        dev set). Classification: accuracy counts and, in validation of a binary task, the positive class's (F1,
+        MCC)."""
+        if self.regression:
+            return {} if training else regression_values(row_logits.squeeze(-1).float(), sample["target"].float(),
+                                                         sample["lang"], self.languages)
+        counts = super().metric_counts(row_logits, sample, training)
+        if not training and len(self.labels) == 2:
+            counts.update(binary_counts(row_logits.argmax(-1), sample["target"], sample["lang"], self.languages))
+        return counts
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)  # the criterion's loss terms, accuracy
+        log_entity_f1(logging_outputs)  # F1 of the positive class: entity F1's counts and formula
+        log_glue_scores(logging_outputs)
 
     @staticmethod
     def logging_outputs_can_be_summed(criterion) -> bool:

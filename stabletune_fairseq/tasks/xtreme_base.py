@@ -4,6 +4,9 @@ augmentation options and the augmenters built from them, and the model's head.
 Splits: ``train``, ``valid_<lang>``/``test_<lang>`` for one language, and ``valid``/``test`` for every
 language at once (each example carries its language, so one validation pass scores every language
 over its whole subset, and their average).
+
+Metrics: every task family computes what a batch adds to its metrics (``metric_counts``, sums the criterion puts
+into the batch's logging output) and logs them in fairseq's ``reduce_metrics`` hook, after the criterion's loss terms.
 """
 import logging
 import os
@@ -58,8 +61,9 @@ class XtremeTaskConfig(FairseqDataclass):
 
 
 class XtremeTask(StoredDataTask):
-    """Base of the XTREME tasks; subclasses set ``kind`` (metadata kind), ``head_name`` and ``head_kind``."""
-    kind = head_name = head_kind = None
+    """Base of the XTREME tasks; subclasses set ``kind`` (metadata kind), ``head_name``, ``head_kind`` and
+    ``loss_family`` (the criterion's terms: "labels", "regression" or "spans"), and give ``metric_counts``."""
+    kind = head_name = head_kind = loss_family = None
 
     def __init__(self, cfg: XtremeTaskConfig, dictionary, metadata: dict):
         super().__init__(cfg)
@@ -173,6 +177,11 @@ class XtremeTask(StoredDataTask):
             self.trained_model_cfg = cfg  # the model this run trains (a teacher is built from its checkpoint)
             maybe_load_pretrained(model, cfg, self)
         return model
+
+    def metric_counts(self, row_logits, sample, training: bool) -> dict:
+        """What the batch adds to this task's metrics (summed over batches and workers), from the head's outputs of
+        its rows (detached); ``reduce_metrics`` logs the metrics from the sums."""
+        raise NotImplementedError
 
     # fairseq calls these after each validation and after each checkpoint it writes.
     def post_validate(self, model, stats, agg):

@@ -27,7 +27,7 @@ from fairseq.tasks import register_task
 from ..data.datasets.qa_views import QAPart, QADataset, QATranslationPool
 from ..data.span_decoding import WindowScores, best_answer
 from ..metrics.qa_scores import exact_match, f1
-from ..metrics.span_scores import span_score_counts
+from ..metrics.span_scores import log_span_scores, span_score_counts
 from ..models.heads import HEAD_OF_KIND
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
@@ -51,6 +51,7 @@ class XtremeQAConfig(XtremeTaskConfig):
 class XtremeQATask(XtremeTask):
     kind = "qa"
     head_name, head_kind = HEAD_OF_KIND[kind]
+    loss_family = "spans"
 
     def __init__(self, cfg, dictionary, metadata):
         super().__init__(cfg, dictionary, metadata)
@@ -132,6 +133,14 @@ class XtremeQATask(XtremeTask):
                                  null_margin=null_margin)
             decoded.append((record, self.languages[lang], answer))
         return decoded
+
+    def metric_counts(self, row_logits, sample, training: bool) -> dict:
+        """EM/F1 sums per language, in validation (its batches hold every window of their questions)."""
+        return self.span_scores(row_logits, sample) if not training and "windows" in sample else {}
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)  # fairseq's batch sizes, the criterion's loss terms
+        log_span_scores(logging_outputs)
 
     def span_scores(self, row_logits, sample) -> dict:
         """EM/F1 sums per language of the batch's labelled questions (validation)."""

@@ -26,6 +26,7 @@ from fairseq.tasks import register_task
 from ..data.augment.translation import TranslationViews
 from ..data.datasets.complete_batches import CompleteBatchesDataset
 from ..data.datasets.pair_views import PairViewsDataset
+from ..metrics.per_language import accuracy_counts, log_accuracy
 from ..models.heads import HEAD_OF_KIND
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
@@ -41,6 +42,7 @@ class XtremeSentenceConfig(XtremeTaskConfig):
 class XtremeSentenceTask(XtremeTask):
     kind = "sentence_pair"
     head_name, head_kind = HEAD_OF_KIND[kind]
+    loss_family = "labels"
 
     def _translation_views(self) -> TranslationViews:
         available = self.translation_languages()
@@ -113,3 +115,11 @@ class XtremeSentenceTask(XtremeTask):
                     self.cfg.copy_augmentation)
         self.datasets["train"] = dataset
         return dataset
+
+    def metric_counts(self, row_logits, sample, training: bool) -> dict:
+        """Accuracy counts per language, in training too."""
+        return accuracy_counts(row_logits.argmax(-1), sample["target"], sample["lang"], self.languages)
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)  # fairseq's batch sizes, the criterion's loss terms
+        log_accuracy(logging_outputs)

@@ -23,7 +23,8 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
 from ..data.datasets.tagging_views import POOLING, TaggedPart, TaggingDataset, TranslationPool
-from ..metrics.entities import entity_counts
+from ..metrics.entities import entity_counts, log_entity_f1
+from ..metrics.per_language import accuracy_counts, log_accuracy
 from ..models.heads import HEAD_OF_KIND
 from .xtreme_base import XtremeTask, XtremeTaskConfig
 
@@ -40,6 +41,7 @@ class XtremeTaggingConfig(XtremeTaskConfig):
 class XtremeTaggingTask(XtremeTask):
     kind = "tagging"
     head_name, head_kind = HEAD_OF_KIND[kind]
+    loss_family = "labels"
 
     def __init__(self, cfg, dictionary, metadata):
         super().__init__(cfg, dictionary, metadata)
@@ -90,6 +92,20 @@ class XtremeTaggingTask(XtremeTask):
             dataset = self._shuffled_by_length(dataset, dataset.sizes)
         self.datasets[split] = dataset
         return dataset
+
+    def metric_counts(self, row_logits, sample, training: bool) -> dict:
+        """Word accuracy counts per language; in validation, seqeval's entity counts too."""
+        words, predictions = sample["word_mask"], row_logits.argmax(-1)
+        languages = sample["lang"].unsqueeze(1).expand_as(words)
+        counts = accuracy_counts(predictions[words], sample["target"][words], languages[words], self.languages)
+        if not training:
+            counts.update(self.validation_counts(predictions, sample))
+        return counts
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)  # fairseq's batch sizes, the criterion's loss terms
+        log_accuracy(logging_outputs)
+        log_entity_f1(logging_outputs)
 
     def validation_counts(self, predictions: torch.Tensor, sample) -> dict:
         """Entity counts per language for seqeval's F1 (validation): predictions batch x words."""
