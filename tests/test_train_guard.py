@@ -3,6 +3,7 @@
 ``python -m fairseq_cli.train`` have it; a fairseq whose train loop it cannot hook into is refused; the atomic
 copy keeps PathManager.copy's ``overwrite`` and leaves other file systems to fairseq.
 (The guard's lock, preemption and exit statuses in real runs: test_resume.py, test_bad_inputs.py.)"""
+
 import argparse
 import os
 import signal
@@ -15,10 +16,10 @@ import fairseq
 import fairseq_cli.train
 import pytest
 import torch
+from conftest import BIN, REPO, run
 from fairseq import checkpoint_utils
 from fairseq.file_io import PathManager
 
-from conftest import BIN, REPO, run
 from stabletune_fairseq.reliability import train_guard
 from stabletune_fairseq.reliability.disk_writes import atomic_copy, guarded_copy, is_local_path
 from stabletune_fairseq.reliability.save_dir_lock import SaveDirLock
@@ -28,15 +29,28 @@ from stabletune_fairseq.reliability.save_dir_lock import SaveDirLock
 def trained(e5_dir, toy_data, tmp_path_factory):
     """A real XNLI run's save dir (two updates)."""
     save_dir = tmp_path_factory.mktemp("guard-run")
-    run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", toy_data, save_dir, "MAX_UPDATE=2",
-         "BSZ=8", "FREEZE_EMBEDDINGS=1", "VALID_LANGS=de"])
+    run(
+        [
+            "bash",
+            "run_scripts/run_xtreme.sh",
+            "XNLI",
+            e5_dir / "model.pt",
+            toy_data,
+            save_dir,
+            "MAX_UPDATE=2",
+            "BSZ=8",
+            "FREEZE_EMBEDDINGS=1",
+            "VALID_LANGS=de",
+        ]
+    )
     return save_dir
 
 
 def python(code: str, *args) -> list[str]:
     """What ``code``, run in a fresh interpreter, prints with ``say`` (fairseq logs to stdout too)."""
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], cwd=REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return [line[3:] for line in result.stdout.splitlines() if line.startswith(">> ")]
 
@@ -63,14 +77,18 @@ FAIRSEQ_STATE = """
 
 
 def test_importing_the_plugin_and_loading_a_model_leave_fairseq_and_torch_as_they_are(trained):
-    said = python(FAIRSEQ_STATE + """
+    said = python(
+        FAIRSEQ_STATE
+        + """
     before = state()
     import stabletune_fairseq
     say("import changed:", changed(before, state()))
     model = stabletune_fairseq.load_model(sys.argv[1])
     say("predictions:", len(model.predict([("A man sleeps.", "A person rests.")])))
     say("load_model changed:", changed(before, state()))
-    """, trained / "checkpoint_best.pt")
+    """,
+        trained / "checkpoint_best.pt",
+    )
     assert said == ["import changed: []", "predictions: 1", "load_model changed: []"]
 
 
@@ -80,7 +98,9 @@ def test_explicit_install_guards_this_process_once(tmp_path):
     loads do not take that back."""
     release = tmp_path / "model.pt"
     torch.save({"args": argparse.Namespace(arch="roberta_base"), "model": {}}, release)
-    said = python(FAIRSEQ_STATE + """
+    said = python(
+        FAIRSEQ_STATE
+        + """
     before = state()
     try:
         torch.load(sys.argv[1])
@@ -94,22 +114,46 @@ def test_explicit_install_guards_this_process_once(tmp_path):
     say("changed:", sorted(changed(before, once)), "again:", changed(once, state()))
     load_checkpoint_safely(sys.argv[1])
     say("loaded:", type(torch.load(sys.argv[1])["args"]).__name__)
-    """, release)
+    """,
+        release,
+    )
     assert said == [
         "refused before: True",
         "changed: ['PathManager.copy', 'call_main', 'safe globals', 'save_checkpoint'] again: []",
-        "loaded: Namespace"]
+        "loaded: Namespace",
+    ]
 
 
 def validate(data, checkpoint, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([BIN / "fairseq-validate", data, "--user-dir", REPO / "stabletune_fairseq", "--task",
-                           "xtreme_sentence", "--criterion", "stability_consistency", "--path", checkpoint,
-                           "--valid-subset", "valid_de", "--batch-size", "8"], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            BIN / "fairseq-validate",
+            data,
+            "--user-dir",
+            REPO / "stabletune_fairseq",
+            "--task",
+            "xtreme_sentence",
+            "--criterion",
+            "stability_consistency",
+            "--path",
+            checkpoint,
+            "--valid-subset",
+            "valid_de",
+            "--batch-size",
+            "8",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
 
 
 def tree(root) -> dict:
-    return {os.path.relpath(os.path.join(d, n), root): os.path.getsize(os.path.join(d, n))
-            for d, dirs, files in os.walk(root) for n in dirs + files}
+    return {
+        os.path.relpath(os.path.join(d, n), root): os.path.getsize(os.path.join(d, n))
+        for d, dirs, files in os.walk(root)
+        for n in dirs + files
+    }
 
 
 def test_fairseq_validate_beside_a_training_run_works_and_creates_nothing(trained, toy_data, tmp_path):
@@ -136,10 +180,34 @@ def test_fairseq_train_has_the_guard(entry, e5_dir, toy_data, tmp_path):
     """Both entry points take the save dir's lock: refused with status 2 while another process holds it."""
     save_dir = tmp_path / "run"
     command = [BIN / "fairseq-train"] if entry == "fairseq-train" else [sys.executable, "-m", "fairseq_cli.train"]
-    command += [toy_data, "--user-dir", REPO / "stabletune_fairseq", "--task", "xtreme_sentence", "--arch",
-                "stabletune_xlmr_e5_small", "--criterion", "stability_consistency", "--pretrained-encoder",
-                e5_dir / "model.pt", "--batch-size", "8", "--optimizer", "adam", "--lr", "1e-5", "--max-update", "1",
-                "--valid-subset", "valid", "--save-dir", save_dir, "--cpu", "--num-workers", "0"]
+    command += [
+        toy_data,
+        "--user-dir",
+        REPO / "stabletune_fairseq",
+        "--task",
+        "xtreme_sentence",
+        "--arch",
+        "stabletune_xlmr_e5_small",
+        "--criterion",
+        "stability_consistency",
+        "--pretrained-encoder",
+        e5_dir / "model.pt",
+        "--batch-size",
+        "8",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-5",
+        "--max-update",
+        "1",
+        "--valid-subset",
+        "valid",
+        "--save-dir",
+        save_dir,
+        "--cpu",
+        "--num-workers",
+        "0",
+    ]
     lock = SaveDirLock(str(save_dir)).acquire()
     try:
         result = subprocess.run([str(c) for c in command], cwd=tmp_path, capture_output=True, text=True)
@@ -165,15 +233,26 @@ def test_fairseqs_own_train_loop_is_supported():
     train_guard.check_train_loop(fairseq_cli.train)
 
 
-@pytest.mark.parametrize("module, problem", [
-    (train_module("old_train"),
-     "old_train has no validate_and_save(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch)"),
-    (train_module("new_train", hook="(cfg, trainer, task, epoch_itr, valid_subsets)"),
-     "new_train.validate_and_save takes (cfg, trainer, task, epoch_itr, valid_subsets), not (cfg, trainer, task, "
-     "epoch_itr, valid_subsets, end_of_epoch)"),
-    (train_module("other_train", hook="(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch)", calls_hook=False),
-     "other_train.train does not call validate_and_save"),
-])
+@pytest.mark.parametrize(
+    "module, problem",
+    [
+        (
+            train_module("old_train"),
+            "old_train has no validate_and_save(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch)",
+        ),
+        (
+            train_module("new_train", hook="(cfg, trainer, task, epoch_itr, valid_subsets)"),
+            "new_train.validate_and_save takes (cfg, trainer, task, epoch_itr, valid_subsets), not "
+            "(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch)",
+        ),
+        (
+            train_module(
+                "other_train", hook="(cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch)", calls_hook=False
+            ),
+            "other_train.train does not call validate_and_save",
+        ),
+    ],
+)
 def test_a_train_loop_the_guard_cannot_hook_into_is_refused(module, problem):
     with pytest.raises(train_guard.UnsupportedFairseq) as refused:
         train_guard.check_train_loop(module)
@@ -223,9 +302,16 @@ def test_non_local_paths_are_left_to_fairseqs_file_layer(tmp_path):
     local = tmp_path / "checkpoint_1_2.pt"
     local.write_bytes(b"weights")
     assert copy(str(local), "manifold://team/run/checkpoint_last.pt")
-    assert calls == [("s3://bucket/run/checkpoint_1_2.pt", "s3://bucket/run/checkpoint_last.pt", True),
-                     (str(local), "manifold://team/run/checkpoint_last.pt", False)]
+    assert calls == [
+        ("s3://bucket/run/checkpoint_1_2.pt", "s3://bucket/run/checkpoint_last.pt", True),
+        (str(local), "manifold://team/run/checkpoint_last.pt", False),
+    ]
     assert copy(str(local), str(tmp_path / "checkpoint_last.pt"), overwrite=True) and len(calls) == 2
     assert (tmp_path / "checkpoint_last.pt").read_bytes() == b"weights"
     assert [is_local_path(p) for p in ("checkpoints/x.pt", "/abs/x.pt", tmp_path, "a:b.pt", "gs://b/x.pt")] == [
-        True, True, True, True, False]
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]

@@ -69,8 +69,9 @@ def load_for_inference(checkpoint: str, data: str, device: torch.device, overrid
     """(model on ``device`` in eval mode, task, what was checked) of ``checkpoint`` read with ``data`` as its task
     folder, after ``check_checkpoint_against_data``; ``overrides``: more settings of the run to replace (e.g. the
     task's augmentation)."""
-    import stabletune_fairseq  # noqa: F401  (registers the plugin)
     from fairseq import checkpoint_utils
+
+    import stabletune_fairseq  # noqa: F401  (registers the plugin)
 
     from ..reliability.checkpoint_safety import fairseq_types_allowed
 

@@ -13,6 +13,7 @@ where, and that the previous checkpoints are intact; the partial files are remov
 atomic copy for plain local paths, fairseq's own file layer (iopath's handlers) for anything with a scheme
 (``s3://``, ``manifold://``, ...), which a local rename cannot serve.
 """
+
 from __future__ import annotations
 
 import errno
@@ -58,10 +59,12 @@ def is_local_path(path) -> bool:
 def guarded_copy(file_layer_copy):
     """A ``PathManager.copy``: ``atomic_copy`` when both paths are plain local paths, else ``file_layer_copy``
     (fairseq's original) unchanged."""
+
     def copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
         if is_local_path(src_path) and is_local_path(dst_path):
             return atomic_copy(src_path, dst_path, overwrite)
         return file_layer_copy(src_path, dst_path, overwrite=overwrite)
+
     copy.stabletune = True
     copy.original = file_layer_copy
     return copy
@@ -90,5 +93,7 @@ def disk_full_error(save_dir: str, update: int) -> DiskFull:
     last = os.path.join(save_dir, "checkpoint_last.pt")
     size = f"; a checkpoint here is {megabytes(os.path.getsize(last))}" if os.path.exists(last) else ""
     kept = f"{last} is intact" if os.path.exists(last) else "no checkpoint was written"
-    return DiskFull(f"no space left on the device of {save_dir} while saving the checkpoint of update {update} "
-                    f"({megabytes(free)} free{size}): {kept}; free some space and re-run the same command to resume")
+    return DiskFull(
+        f"no space left on the device of {save_dir} while saving the checkpoint of update {update} "
+        f"({megabytes(free)} free{size}): {kept}; free some space and re-run the same command to resume"
+    )

@@ -28,6 +28,7 @@ with the train module's ``main``) call ``install()``.
 Where fairseq's train loop lacks what the guard hooks into (``check_train_loop``), training refuses to start
 (status 2, one line naming fairseq's version) rather than run without preemption.
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,8 +69,12 @@ def training_process() -> bool:
         return True
     train = sys.modules.get(TRAIN_MODULE)
     entry = getattr(main, "cli_main", None)  # a notebook's or ``python -c``'s __main__ has no __file__
-    return (train is not None and entry is not None and entry is getattr(train, "cli_main", None)
-            and getattr(main, "__file__", None) is not None)
+    return (
+        train is not None
+        and entry is not None
+        and entry is getattr(train, "cli_main", None)
+        and getattr(main, "__file__", None) is not None
+    )
 
 
 def _parameters(function) -> str | None:
@@ -103,7 +108,8 @@ def check_train_loop(train_module) -> None:
         raise UnsupportedFairseq(
             f"fairseq {getattr(fairseq, '__version__', '(version unknown)')} is not supported for training with "
             f"this plugin: {'; '.join(problems)} (its preemption, save-dir lock and checkpoint safety hook into "
-            "them; install.sh installs the fairseq it supports)")
+            "them; install.sh installs the fairseq it supports)"
+        )
 
 
 def _fail(error: BaseException, status: int):
@@ -147,6 +153,7 @@ def _guarded_call_main(original):
             if error.exit_code in (BAD_INPUT, FAILED, PREEMPTED):
                 raise SystemExit(error.exit_code) from None
             raise
+
     call_main.stabletune = True
     return call_main
 
@@ -165,6 +172,7 @@ def _wrap_update_loop(train_module) -> None:
                 checkpoint_utils.save_checkpoint(cfg.checkpoint, trainer, epoch_itr, None)
             raise preemption.Preempted(update, f"{cfg.checkpoint.save_dir}/checkpoint_last.pt")
         return valid_losses, should_stop
+
     validate_and_save.stabletune = True
     train_module.validate_and_save = validate_and_save
 
@@ -180,6 +188,7 @@ def _guarded_save(original):
             raise
         _Run.saved_update = trainer.get_num_updates()
         return result
+
     save_checkpoint.stabletune = True
     return save_checkpoint
 
