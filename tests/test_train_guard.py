@@ -14,6 +14,7 @@ import types
 
 import fairseq
 import fairseq_cli.train
+import numpy as np
 import pytest
 import torch
 from conftest import BIN, REPO, run
@@ -76,7 +77,13 @@ FAIRSEQ_STATE = """
 """
 
 
-def test_importing_the_plugin_and_loading_a_model_leave_fairseq_and_torch_as_they_are(trained):
+def test_importing_the_plugin_and_loading_a_model_leave_fairseq_and_torch_as_they_are(trained, tmp_path):
+    """``load_model`` of a checkpoint with a numpy statistic (as older fairseq versions wrote them): fairseq's own
+    ``torch.load`` needs the allowed types, for that load only."""
+    older = tmp_path / "older.pt"
+    state = torch.load(trained / "checkpoint_best.pt", map_location="cpu", weights_only=True)
+    state["extra_state"]["val_loss"] = np.float64(1.5)
+    torch.save(state, older)
     said = python(
         FAIRSEQ_STATE
         + """
@@ -87,7 +94,7 @@ def test_importing_the_plugin_and_loading_a_model_leave_fairseq_and_torch_as_the
     say("predictions:", len(model.predict([("A man sleeps.", "A person rests.")])))
     say("load_model changed:", changed(before, state()))
     """,
-        trained / "checkpoint_best.pt",
+        older,
     )
     assert said == ["import changed: []", "predictions: 1", "load_model changed: []"]
 
