@@ -2,20 +2,20 @@
 
 Use it with ``fairseq-train --user-dir stabletune_fairseq``. fairseq only auto-imports ``tasks/`` and
 ``models/`` of a user dir, so every registering module is imported here explicitly.
+
+Importing it registers its tasks, models, criteria and optimizer and changes nothing else in fairseq or torch,
+except in fairseq-train, where it installs the training guard (``reliability/train_guard.py``: when and how).
 """
 import logging
 
 # fairseq's speech task logs "Please install tensorboardX" on import, on every command: not ours to act on.
 logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
-from .reliability.checkpoint_safety import allow_fairseq_checkpoints  # noqa: E402
-
-allow_fairseq_checkpoints()
-
 from . import criterions, models, optim, tasks  # noqa: E402,F401
 from .reliability import train_guard  # noqa: E402
 
-train_guard.install()
+if train_guard.training_process():
+    train_guard.install()
 
 
 def load_model(checkpoint, task_dir=None, device=None, batch_size: int = 32):

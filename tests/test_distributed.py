@@ -10,7 +10,6 @@ from collections import Counter
 
 import torch
 
-import stabletune_fairseq  # noqa: F401  (allows fairseq checkpoint types under weights_only)
 from conftest import REPO, run
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 

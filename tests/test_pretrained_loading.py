@@ -57,13 +57,17 @@ def test_2019_release_loads_identically(e5_dir, release_2019):
 
 
 def test_release_needs_the_allowlist_not_an_override(release_2019):
+    """The plugin's loader allows the release's types for its own load; importing the plugin leaves torch's
+    other loads as they were (fairseq-train allows them process-wide: test_train_guard)."""
     check = "import torch, sys; {} torch.load(sys.argv[1], map_location='cpu'); print('loaded')"
     env = {"PATH": "/usr/bin:/bin"}  # no TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
     plain = subprocess.run([sys.executable, "-c", check.format(""), release_2019], capture_output=True, text=True, cwd=REPO, env=env)
     assert plain.returncode != 0 and "argparse.Namespace" in plain.stderr
-    ours = subprocess.run([sys.executable, "-c", check.format("import stabletune_fairseq;"), release_2019],
-                          capture_output=True, text=True, cwd=REPO, env=env)
-    assert ours.returncode == 0 and "loaded" in ours.stdout, ours.stderr
+    ours = ("import stabletune_fairseq; from stabletune_fairseq.reliability.checkpoint_safety import "
+            "load_checkpoint_safely; print(type(load_checkpoint_safely(sys.argv[1])['args']).__name__);")
+    ours = subprocess.run([sys.executable, "-c", check.format(ours), release_2019], capture_output=True, text=True,
+                          cwd=REPO, env=env)
+    assert ours.stdout.split() == ["Namespace"] and ours.returncode != 0 and "argparse.Namespace" in ours.stderr
 
 
 def test_release_script_names_the_architecture_without_importing_fairseq(release_2019, tmp_path):

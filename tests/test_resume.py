@@ -14,7 +14,6 @@ import time
 import pytest
 import torch
 
-import stabletune_fairseq  # noqa: F401  (allows fairseq checkpoint types under weights_only)
 from conftest import REPO, run, small_filesystem
 from stabletune_fairseq.reliability.checkpoint_recovery import CheckpointDamaged, checkpoint_problem, recover_last_checkpoint
 
@@ -236,9 +235,13 @@ def test_a_full_disk_leaves_the_last_checkpoint_intact(straight_and_resumed, e5_
 
 
 def test_checkpoint_copies_never_cut_the_target_short(tmp_path):
-    """fairseq copies each new checkpoint to checkpoint_last.pt; on a full disk a plain copy destroys the old one."""
+    """fairseq copies each new checkpoint to checkpoint_last.pt; on a full disk a plain copy destroys the old one.
+    (``guarded_copy`` of fairseq's copy is what fairseq-train's ``PathManager.copy`` is under the plugin.)"""
     from fairseq.file_io import PathManager
 
+    from stabletune_fairseq.reliability.disk_writes import guarded_copy
+
+    copy = guarded_copy(PathManager.copy)
     new = tmp_path / "checkpoint_1_6.pt"
     new.write_bytes(os.urandom(6 * 2**20))
     with small_filesystem(tmp_path / "disk", 4) as disk:
@@ -249,5 +252,5 @@ def test_checkpoint_copies_never_cut_the_target_short(tmp_path):
         assert target.read_bytes() != b"previous" * 1000 and target.stat().st_size < new.stat().st_size  # old gone, new cut short
         target.write_bytes(b"previous" * 1000)
         with pytest.raises(OSError):
-            PathManager.copy(str(new), str(target), overwrite=True)
+            copy(str(new), str(target), overwrite=True)
         assert target.read_bytes() == b"previous" * 1000 and not list(disk.glob("*.tmp"))

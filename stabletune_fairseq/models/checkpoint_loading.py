@@ -70,7 +70,12 @@ def load_for_inference(checkpoint: str, data: str, device: torch.device, overrid
     task's augmentation)."""
     from fairseq import checkpoint_utils
 
+    import stabletune_fairseq  # noqa: F401  (registers the plugin)
+
+    from ..reliability.checkpoint_safety import fairseq_types_allowed
+
     data_check = check_checkpoint_against_data(checkpoint, data)  # before fairseq reads either
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
-        [str(checkpoint)], arg_overrides={"data": str(data), **(overrides or {})})
+    with fairseq_types_allowed():  # fairseq's own torch.load: an older fairseq's checkpoint holds args, numpy values
+        models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+            [str(checkpoint)], arg_overrides={"data": str(data), **(overrides or {})})
     return models[0].to(device).eval(), task, data_check

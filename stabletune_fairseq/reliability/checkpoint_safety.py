@@ -4,10 +4,17 @@ torch >= 2.6 loads with ``weights_only=True`` by default and refuses the Python 
 its checkpoints. We allow exactly those types (found by saving and loading fairseq, official XLM-R and
 our own checkpoints) instead of disabling the check with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``, which
 would unpickle anything, including a checkpoint crafted to run code.
+
+The allowance is scoped: ``load_checkpoint_safely`` (every load of the plugin's own) allows the types for its
+one ``torch.load``, so importing the plugin changes nothing in torch. ``allow_fairseq_checkpoints`` adds them to
+torch's process-wide list; only fairseq-train under the plugin (``train_guard``) and ``release.py`` run by path
+call it, for the loads fairseq does itself (``checkpoint_utils.load_checkpoint_to_cpu`` uses torch's default,
+``weights_only=True``: ``--restore-file`` or ``--finetune-from-model`` of an official release needs the types).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import zipfile
 
@@ -40,7 +47,19 @@ def fairseq_checkpoint_types() -> list:
 
 
 def allow_fairseq_checkpoints() -> None:
+    """For every ``torch.load`` of this process (see the module's docstring for who calls it)."""
     torch.serialization.add_safe_globals(fairseq_checkpoint_types())
+
+
+def fairseq_types_allowed():
+    """A context in which ``weights_only`` loads accept the types, torch's list restored after it. Only types
+    not allowed already are added: torch's context removes what it added on exit, even types allowed before."""
+    scoped = getattr(torch.serialization, "safe_globals", None)
+    if scoped is None:  # torch 2.4 has only the process-wide list
+        allow_fairseq_checkpoints()
+        return contextlib.nullcontext()
+    allowed = torch.serialization.get_safe_globals()
+    return scoped([kind for kind in fairseq_checkpoint_types() if kind not in allowed])
 
 
 class UnsafeCheckpoint(BadInput, RuntimeError):
@@ -80,7 +99,8 @@ def load_checkpoint_safely(path: str, mmap: bool = True) -> dict:
             raise NotACheckpoint(f"{path}: not a torch checkpoint: a zip archive of other files "
                                  f"(e.g. {', '.join(names[:3]) or 'nothing'})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipped)
+        with fairseq_types_allowed():
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipped)
     except (EOFError, IndexError, KeyError, RuntimeError, ValueError) as err:  # a damaged or foreign file
         raise NotACheckpoint(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
     except pickle.UnpicklingError as err:
