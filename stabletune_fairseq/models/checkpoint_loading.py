@@ -70,8 +70,6 @@ def load_for_inference(checkpoint: str, data: str, device: torch.device, overrid
     task's augmentation)."""
     from fairseq import checkpoint_utils
 
-    import stabletune_fairseq  # noqa: F401  (registers the plugin)
-
     from ..reliability.checkpoint_safety import fairseq_types_allowed
 
     data_check = check_checkpoint_against_data(checkpoint, data)  # before fairseq reads either
