@@ -27,7 +27,7 @@ def inspect_model(model: str, dictionary: str, failure: str, show_traceback: boo
         architecture, layers, positions = model_shape(model, dictionary)
     except BadInput as err:
         raise RecipeError(f"error: {err}\n{failure}") from None
-    except Exception:
+    except Exception:  # any other failure to read it (a file torch cannot load): the recipe's message after it
         if show_traceback:
             traceback.print_exc()
         raise RecipeError(failure) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from .defaults import MLM
 from .devices import CPU_MESSAGE, depth_args, gpu_count, inspect_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ..reliability.save_dir_lock import SaveDirInUse, check_free
 from .defaults import EMBEDDING_DISTILLATION as D

@@ -69,7 +69,7 @@ def count_for_recipe(train_args: list[str], failure: str) -> tuple[int, list[int
         raise RecipeError(f"error: {err}\n{failure}") from None
     except SystemExit:  # fairseq's argument parser said why (usage and error, on stderr)
         raise RecipeError(failure) from None
-    except Exception:
+    except Exception:  # anything else (a dataset fairseq cannot batch, ...): its traceback, then the recipe's message
         traceback.print_exc()
         raise RecipeError(failure) from None
     finally:

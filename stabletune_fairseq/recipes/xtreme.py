@@ -5,7 +5,7 @@ Defaults come from ``defaults.py``; every check and message is the recipe's (``r
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from ..reliability.save_dir_lock import SaveDirInUse, check_free
 from . import defaults as table
