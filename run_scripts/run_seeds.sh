@@ -13,7 +13,7 @@
 # PKD_LAYERS=, CON_WEIGHT=, CON_T=, BANK= to the kd runs only.
 # Layout: <out_root>/seed<N>/{plain, xtune (stage 1), xtune/stage2, rdrop, r3f, kd} (run_xtreme.sh save dirs, with
 # eval/<rule>-<split>/ inside), seed<N>/logs/<stage>.log (everything the run printed), seed<N>/status/<stage>.json
-# (exit status, wall time, the command; <stage>: plain, stage1, stage2, rdrop, r3f), <out_root>/report/
+# (exit status, wall time, the command and its settings; <stage>: plain, stage1, stage2, rdrop, r3f), <out_root>/report/
 # (report.md, report.json, PNGs).
 #
 # Re-running the same command skips what is finished (same settings) and resumes what is not (run_xtreme.sh
@@ -87,12 +87,13 @@ stop_if_preempted() {  # rc what
   echo "run_seeds.sh: preempted during $2 (exit $1); re-run the same command to resume" >&2
   exit 75
 }
-write_status() {  # file status exit wall command
-  mkdir -p "$(dirname "$1")"
-  "$PY" -c "import json, sys; f, s, e, w, c = sys.argv[1:]; json.dump({'status': s, 'exit': int(e), 'wall_s': int(w), 'command': c}, open(f + '.tmp', 'w'), indent=1)" \
-    "$1" "$2" "$3" "$4" "$5" && mv "$1.tmp" "$1"
+# A run's status file keeps its command and the record of its settings (stabletune_fairseq/recipes/run_record.py, run
+# by path: standard library only): a re-run compares settings, not how the command is quoted.
+RECORD=$ROOT/stabletune_fairseq/recipes/run_record.py
+write_status() {  # file status exit wall command -- train command
+  "$PY" "$RECORD" write "$@"
 }
-status_of() { [ -f "$1" ] && "$PY" -c "import json, sys; d = json.load(open(sys.argv[1])); print(d['status'], d['command'])" "$1"; }
+status_of() { "$PY" "$RECORD" status "$1"; }
 
 for seed in ${SEEDS//,/ }; do
   SEED_DIR=$OUT_ROOT/seed$seed
@@ -113,26 +114,27 @@ for seed in ${SEEDS//,/ }; do
       echo "seed $seed $name: skipped (its stage 1 failed)"; FAILED+=("seed$seed/$name"); continue
     fi
     previous=$(status_of "$status" || true)
-    if [ -n "$previous" ] && [ "${previous#* }" != "$command" ] && [ "$DRY_RUN" != 1 ]; then
+    if [ -n "$previous" ] && [ "$DRY_RUN" != 1 ] && ! "$PY" "$RECORD" same "$status" -- "${train[@]}"; then
       echo "seed $seed $name: FAILED: run before with other settings (see $status); use another out_root or remove $run_dir" >&2
       FAILED+=("seed$seed/$name"); continue
     fi
-    case "${previous%% *}" in
+    case "$previous" in
       done) echo "seed $seed $name: finished before, skipped"; continue ;;
       trained) echo "seed $seed $name: trained before; evaluating" ;;
-      *) [ -z "$previous" ] || [ "$DRY_RUN" = 1 ] || echo "seed $seed $name: resuming (it had ${previous%% *})"
+      *) [ -z "$previous" ] || [ "$DRY_RUN" = 1 ] || echo "seed $seed $name: resuming (it had $previous)"
          t0=$SECONDS
          run_logged "$log" "${train[@]}"; rc=$?
          if [ $rc = 75 ] || { [ $rc != 0 ] && [ -n "$PREEMPTED" ]; }; then
-           write_status "$status" preempted $rc $((SECONDS - t0)) "$command"; stop_if_preempted $rc "seed $seed $name"
+           write_status "$status" preempted $rc $((SECONDS - t0)) "$command" -- "${train[@]}"
+           stop_if_preempted $rc "seed $seed $name"
          fi
          if [ $rc -ne 0 ]; then
-           write_status "$status" failed $rc $((SECONDS - t0)) "$command"
+           write_status "$status" failed $rc $((SECONDS - t0)) "$command" -- "${train[@]}"
            echo "seed $seed $name: FAILED (exit $rc) after $((SECONDS - t0)) s; the end of $log:" >&2
            tail -n 3 "$log" | cut -c1-300 >&2
            FAILED+=("seed$seed/$name"); continue
          fi
-         [ "$DRY_RUN" = 1 ] || write_status "$status" trained 0 $((SECONDS - t0)) "$command"
+         [ "$DRY_RUN" = 1 ] || write_status "$status" trained 0 $((SECONDS - t0)) "$command" -- "${train[@]}"
          [ "$DRY_RUN" = 1 ] || echo "seed $seed $name: trained in $((SECONDS - t0)) s ($run_dir)"
          stop_if_preempted $rc "seed $seed $name" ;;
     esac
@@ -145,7 +147,7 @@ for seed in ${SEEDS//,/ }; do
       echo "seed $seed $name: evaluation FAILED (exit $rc); the end of $log:" >&2; tail -n 3 "$log" | cut -c1-300 >&2
       FAILED+=("seed$seed/$name"); continue  # stays "trained": a re-run evaluates again
     fi
-    write_status "$status" done 0 "$wall" "$command"
+    write_status "$status" done 0 "$wall" "$command" -- "${train[@]}"
     # Interval checkpoints exist for crash recovery only; the selection rules' files stay.
     [ "$KEEP_INTERVAL" = 1 ] || rm -f "$run_dir"/checkpoint_[0-9]*_[0-9]*.pt
     echo "seed $seed $name: evaluated in $((SECONDS - t0)) s"

@@ -20,7 +20,12 @@ MODEL=$1 DATA=$2 SAVE_DIR=$3; shift 3
 
 reciprocal() { awk -v w="$1" 'BEGIN { if (w !~ /^[0-9.]+$/) exit 1; print (w > 0 ? 1 / w : 0) }' ||
                { echo "run_squad.sh: WARMUP must be a number (AMOS's reciprocal of the warm-up ratio), got '$1'" >&2; exit 2; }; }
-SETTINGS=(EPOCHS=3 BSZ=16 LR=2e-5 WARMUP_RATIO=0.1 VALIDATE_INTERVAL_UPDATES=half OPTIM=amos)
+# AMOS's SQuAD 2.0 settings, from the recipe table (stabletune_fairseq/recipes/defaults.py, SQUAD2; run by path:
+# standard library only).
+PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
+mapfile -t SETTINGS < <("$PY" "$ROOT/stabletune_fairseq/recipes/defaults.py" squad2)
+[ ${#SETTINGS[@]} -gt 0 ] || {
+  echo "run_squad.sh: cannot read the SQuAD 2.0 defaults of stabletune_fairseq/recipes/defaults.py" >&2; exit 2; }
 if [ $# -ge 5 ] && [[ "$1" =~ ^[0-9]+$ ]]; then  # AMOS: OUT EPOCH WARMUP BSZ LR SEED
   EPOCH=$1 WARMUP=$2 BSZ=$3 LR=$4 SEED=$5; shift 5
   SAVE_DIR=$SAVE_DIR/$EPOCH-$WARMUP-$BSZ-$LR-$SEED

@@ -6,10 +6,10 @@ Official releases are fairseq RoBERTa checkpoints: the encoder under ``decoder.s
 (2019 releases) or ``encoder.sentence_encoder.*`` (later ones), older ones with ``emb_layer_norm``
 for today's ``layernorm_embedding`` or packed ``in_proj_weight`` attention. The LM head is ignored.
 
-Needs torch only, not fairseq: run_xtreme.sh runs this file by path to learn the architecture, the GPU count, the
-depth and (for a longer position table) the positions before it builds a command
-(``python stabletune_fairseq/release.py <model.pt>`` prints them), without
-the package's import of fairseq, which costs seconds on every run.
+Needs torch only, not fairseq: the recipes (``recipes/devices.py``) learn the architecture, the depth and (for a
+longer position table) the positions with it before they build a command; run by path
+(``python stabletune_fairseq/release.py <model.pt>``) it prints them and the GPU count without the package's import
+of fairseq, which costs seconds.
 """
 from __future__ import annotations
 

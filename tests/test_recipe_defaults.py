@@ -1,8 +1,10 @@
 """run_xtreme.sh's defaults, as the README states them, read from the fairseq-train command it prints
 (DRY_RUN=1: the command is built and the schedule counted, nothing is trained), one case per task family."""
+import sys
+
 import pytest
 
-from conftest import SHARED_SAMPLE, dry_run, needs_shared, preprocess_into
+from conftest import REPO, SHARED_SAMPLE, dry_run, needs_shared, preprocess_into
 
 
 @pytest.mark.parametrize("family", ["sentence", "tagging", "qa"])
@@ -39,3 +41,26 @@ def test_pawsx_recipe(e5_dir, toy_dicts, tmp_path):
     assert args["--copy-augmentation"] == "code_switch" and args["--view-augmentation"] == "code_switch"
     assert args["--r1-lambda"] == "2.5" and args["--r2-lambda"] == "1.0" and "--r2-hard-labels" not in args
     assert "effective batch 32" in out
+
+
+def test_gpus_split_the_batch_and_train_in_fp16(e5_dir, toy_data, tmp_path, monkeypatch):
+    """The GPU branch (no GPU here): the command built in-process with the GPU count such a machine reports."""
+    from stabletune_fairseq.recipes import xtreme
+
+    monkeypatch.setattr(xtreme, "gpu_count", lambda: 2)
+    said = []
+
+    def build(*settings):
+        return xtreme.build("XNLI", str(e5_dir / "model.pt"), str(toy_data), str(tmp_path / "run"),
+                            ["DRY_RUN=1", *settings], root=str(REPO), python=sys.executable, header="run_xtreme.sh",
+                            say=said.append)
+
+    plan = build()
+    args = plan.command
+    assert "--fp16" in args and "--cpu" not in args and args[args.index("--num-workers") + 1] == "2"
+    assert args[args.index("--distributed-world-size") + 1] == "2" and args[args.index("--batch-size") + 1] == "16"
+    assert "effective batch 32" in plan.info and (plan.values["NGPU"], plan.values["WORLD"]) == ("2", "2")
+    plan = build("NPROC=1")  # fewer GPUs than the machine has: one process, the whole batch
+    assert "--distributed-world-size" not in plan.command and "--fp16" in plan.command
+    assert plan.command[plan.command.index("--batch-size") + 1] == "32" and plan.values["WORLD"] == "1"
+    assert said == []  # no "no GPU found" line

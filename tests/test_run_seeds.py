@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run
+from conftest import REPO, run
 
 SETTINGS = ["MAX_UPDATE=1", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1"]
 
@@ -163,3 +163,29 @@ def test_single_run_report(seeds, tmp_path):
     assert "| this run (n=1) |" in result.stdout and "fairseq" not in result.stderr
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["seeds"] == [] and report["rules"] == ["best-avg", "best-en", "last"]
+
+
+def test_a_finished_run_quoted_another_way_has_the_same_settings(tmp_path):
+    """The settings compared are the recipe's arguments, not the command's quoting: a status file whose command line
+    quotes the same words otherwise (e.g. written by another bash) is the same run; another value is not."""
+    data = tmp_path / "rte data"
+    data.mkdir()
+    (data / "metadata.json").write_text(json.dumps({"task": "rte", "kind": "glue", "splits": {}}))
+    out = tmp_path / "out"
+    train = ["bash", str(REPO / "run_scripts" / "run_xtreme.sh"), "RTE", str(tmp_path / "model.pt"), str(data),
+             str(out / "seed3" / "plain"), "SEED=3", "STAGE=0", "LR=1e-5", "VALID_LANGS=en"]
+    status = out / "seed3" / "status" / "plain.json"
+    status.parent.mkdir(parents=True)
+
+    def rerun(*extra):
+        return run(["bash", "run_scripts/run_seeds.sh", "RTE", tmp_path / "model.pt", data, out, "SEEDS=3", "STAGES=0",
+                    "REPORT=0", *extra], check=False)
+
+    quoted = " ".join(f'"{word}"' for word in train)  # bash's printf %q writes 'rte data' as rte\ data
+    status.write_text(json.dumps({"status": "done", "exit": 0, "wall_s": 5, "command": quoted}))
+    result = rerun("LR=1e-5", "VALID_LANGS=en")
+    assert result.returncode == 0 and "seed 3 plain: finished before, skipped" in result.stdout, result.stderr
+    result = rerun("VALID_LANGS=en", "LR=1e-5")  # the same settings in another order
+    assert result.returncode == 0 and "seed 3 plain: finished before, skipped" in result.stdout, result.stderr
+    result = rerun("LR=2e-5", "VALID_LANGS=en")
+    assert result.returncode == 1 and "seed 3 plain: FAILED: run before with other settings" in result.stderr

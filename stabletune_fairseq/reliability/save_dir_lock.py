@@ -4,8 +4,9 @@ Two runs writing the same checkpoints would corrupt each other silently. The loc
 file, which the kernel releases when its holder dies, however it dies: a file left by a killed run is
 therefore recognised as stale (it exists, nobody holds it) and taken over with a warning. The file says
 who holds it (process id, host, start time, command), for the message a second run prints.
-Standard library only: ``run_xtreme.sh`` runs this file by path to refuse a busy save dir before it
-touches the dir (``python save_dir_lock.py <save_dir>``: exit 2 and the holder when it is in use).
+Standard library only: ``run_mlm.sh`` runs this file by path (the other recipes call ``check_free``) to refuse a
+busy save dir before it touches the dir (``python save_dir_lock.py <save_dir>``: exit 2 and the holder when it is
+in use).
 """
 from __future__ import annotations
 

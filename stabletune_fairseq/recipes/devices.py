@@ -1,0 +1,53 @@
+"""The model and machine facts a recipe builds its command from: the architecture of model.pt, the GPUs."""
+from __future__ import annotations
+
+import socket
+import traceback
+
+from ..release import DEFAULT_MAX_POSITIONS, model_shape
+from ..reliability.exit_status import BadInput
+from .plan import RecipeError
+
+CPU_MESSAGE = "no GPU found: training on CPU in fp32 (--fp16 needs CUDA)"
+
+
+def gpu_count() -> int:
+    try:
+        import torch
+        return torch.cuda.device_count()
+    except Exception:  # a broken CUDA set-up trains on CPU, as a machine without one
+        return 0
+
+
+def inspect_model(model: str, dictionary: str, failure: str, show_traceback: bool = False
+                  ) -> tuple[str, int, int | None]:
+    """model.pt -> (architecture, layers, positions when not XLM-R's 512). ``failure``: the recipe's message when
+    it cannot be read, after the reason (``error: ...``; for a file torch cannot read, its traceback if asked)."""
+    try:
+        architecture, layers, positions = model_shape(model, dictionary)
+    except BadInput as err:
+        raise RecipeError(f"error: {err}\n{failure}") from None
+    except Exception:  # any other failure to read it (a file torch cannot load): the recipe's message after it
+        if show_traceback:
+            traceback.print_exc()
+        raise RecipeError(failure) from None
+    return architecture, layers, (positions if positions != DEFAULT_MAX_POSITIONS else None)
+
+
+def depth_args(architecture: str, layers: int) -> list[str]:
+    """A student of fewer layers (stabletune-convert shrink): the architecture of its hidden size, its own depth."""
+    default = 24 if "large" in architecture else 12
+    return [] if layers == default else ["--encoder-layers", str(layers)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cpu_rank_args(world: int) -> list[str]:
+    """CPU ranks: one process per rank, gloo, legacy_ddp (bash starts the ranks)."""
+    return ["--distributed-world-size", str(world), "--distributed-init-method", f"tcp://127.0.0.1:{free_port()}",
+            "--distributed-no-spawn", "--ddp-backend", "legacy_ddp", "--distributed-backend", "gloo"]
+

@@ -1,0 +1,60 @@
+"""What a recipe's Python half hands back to its bash half: the command, the info line, a few values bash
+needs for running it (run dir, processes), and the settings parsing all recipes share."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+
+class RecipeError(Exception):
+    """Bad settings or inputs: the message (one or more lines) goes to stderr as it is, the exit status is 2."""
+
+
+@dataclass
+class Plan:
+    command: list[str]
+    info: str
+    values: dict[str, str] = field(default_factory=dict)  # NAME -> value, for bash (declare NAME=value)
+
+    def write(self, path: str) -> None:
+        """NUL-terminated fields: ``NAME=value`` for each value, ``INFO=<line>``, then ``--`` and the command
+        (bash: ``mapfile -d ''``), so that no quoting stands between Python's words and bash's."""
+        fields = [f"{name}={value}" for name, value in self.values.items()] + [f"INFO={self.info}", "--",
+                                                                              *self.command]
+        with open(path, "w", encoding="utf-8") as out:
+            out.write("".join(f + "\0" for f in fields))
+
+
+def parse_settings(words: list[str], defaults: dict[str, str], script: str, header: str) -> tuple[dict, list[str]]:
+    """``KEY=VALUE ... [-- fairseq args]`` over ``defaults`` (the later of two wins) -> (settings, fairseq args).
+    ``header``: the script as invoked, named in the error for an unknown key."""
+    settings, extra = dict(defaults), []
+    for i, word in enumerate(words):
+        if word == "--":
+            extra = words[i + 1:]
+            break
+        key, sep, value = word.partition("=")
+        if not sep or key not in defaults:
+            raise RecipeError(f"{script}: unknown setting '{word}' (see the header of {header})")
+        settings[key] = value
+    return settings, extra
+
+
+def positive_int(settings: dict, key: str, script: str) -> int:
+    """A count the recipe does arithmetic with (NPROC=, UPDATE_FREQ=, BSZ=)."""
+    value = settings[key]
+    if not value.isdigit() or int(value) < 1:
+        raise RecipeError(f"{script}: {key} must be a positive integer (got '{value}')")
+    return int(value)
+
+
+def read_metadata(data: str, script: str) -> tuple[dict, str]:
+    """``<data>/metadata.json``: parsed, and its text (some checks look for a key anywhere in it)."""
+    path = os.path.join(data, "metadata.json")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    try:
+        return json.loads(text), text
+    except ValueError as err:
+        raise RecipeError(f"{script}: {path} is not valid JSON ({err}); run the preprocessing again") from None
