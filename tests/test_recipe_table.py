@@ -122,3 +122,13 @@ def test_settings_record_ignores_quoting_and_order():
     other = [w if w != "LR=1e-5" else "LR=2e-5" for w in command]
     assert settings_record(other) != settings_record(command)
     assert settings_record(command[:-1] + ["2"]) != settings_record(command)  # fairseq's arguments count too
+
+
+def test_row_lengths_are_the_preprocessing_defaults():
+    """process.sh's MAX_LEN default comes from the one table (ROW_LENGTHS), for every task it prepares."""
+    from stabletune_fairseq.cli.preprocess import MLM_TASKS, PARALLEL, QA_TASKS, SENTENCE_TASKS, TAGGING_TASKS
+    from stabletune_fairseq.recipes.defaults import ROW_LENGTHS
+
+    assert set(SENTENCE_TASKS + TAGGING_TASKS + QA_TASKS + MLM_TASKS + (PARALLEL,)) <= set(ROW_LENGTHS)
+    assert (ROW_LENGTHS["xnli"].tokens, ROW_LENGTHS["panx"].tokens, ROW_LENGTHS["tydiqa"].tokens) == (256, 128, 384)
+    assert all(row.source for row in ROW_LENGTHS.values())

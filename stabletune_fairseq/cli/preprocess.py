@@ -8,6 +8,7 @@ import shutil
 import sys
 
 from ..data.errors import InputFormatError
+from ..recipes.defaults import ROW_LENGTHS
 from ..reliability.disk_writes import is_disk_full, megabytes
 from ..reliability.exit_status import BAD_INPUT, FAILED
 from .console import log_to_stderr
@@ -17,8 +18,6 @@ TAGGING_TASKS = ("udpos", "panx")
 QA_TASKS = ("xquad", "mlqa", "tydiqa", "squad")
 MLM_TASKS = ("mlm",)  # plain text for continued masked-LM training: <xtreme-download-dir> is then a text folder
 PARALLEL = "parallel"  # parallel sentences for multilingual distillation: <folder> holds the <pair>.tsv files
-DEFAULT_MAX_POSITIONS = {"xnli": 256, "pawsx": 256, "udpos": 128, "panx": 128,
-                         "xquad": 384, "mlqa": 384, "tydiqa": 384, "squad": 384, PARALLEL: 128, "mlm": 512}
 
 
 def main(argv=None) -> int:
@@ -45,7 +44,7 @@ def main(argv=None) -> int:
                         help="mlm: blocks within a document, or over the stream of documents (RoBERTa's FULL-SENTENCES)")
     args = parser.parse_args(argv)
     log_to_stderr()
-    max_positions = args.max_positions or DEFAULT_MAX_POSITIONS[args.task]
+    max_positions = args.max_positions or ROW_LENGTHS[args.task].tokens
     status = check_model_positions(args.dict_dir, max_positions)
     if status:
         return status
@@ -61,7 +60,6 @@ def main(argv=None) -> int:
     prepare = prepare_tagging_task if args.task in TAGGING_TASKS else prepare_sentence_task
     if args.task in QA_TASKS:
         prepare = functools.partial(prepare_qa_task, max_query=args.max_query_length, stride=args.doc_stride)
-    max_positions = args.max_positions or DEFAULT_MAX_POSITIONS[args.task]
     if args.task == PARALLEL:
         from ..data.binarize.parallel import prepare_parallel
 

@@ -7,10 +7,10 @@ import sys
 
 from ..data.errors import InputFormatError
 from ..data.readers.glue_tsv import GLUE_TASKS, find_glue_tasks, glue_task
+from ..recipes.defaults import ROW_LENGTHS
 from .preprocess import bad_input, run_preparation
 from .console import log_to_stderr
 
-DEFAULT_MAX_POSITIONS = 512
 MIN_POSITIONS = 6  # <s> a </s></s> b </s> with a piece of each text
 
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
                                                      f"{', '.join(t.folder for t in GLUE_TASKS.values())} (any case)")
     parser.add_argument("dict_dir", help="folder with the model's dict.txt and sentencepiece.bpe.model (or sp.model)")
     parser.add_argument("out", help="output root; each task is written to <out>/<GLUE folder name>/")
-    parser.add_argument("--max-positions", type=positions, default=DEFAULT_MAX_POSITIONS,
+    parser.add_argument("--max-positions", type=positions, default=ROW_LENGTHS["glue"].tokens,
                         help="tokens per example incl. special tokens; longer examples are cut and counted")
     args = parser.parse_args(argv)
     log_to_stderr()

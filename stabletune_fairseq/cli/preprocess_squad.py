@@ -6,7 +6,8 @@ import argparse
 import functools
 import sys
 
-from .preprocess import DEFAULT_MAX_POSITIONS, run_preparation
+from ..recipes.defaults import ROW_LENGTHS
+from .preprocess import run_preparation
 from .console import log_to_stderr
 
 TASK = "squad"
@@ -19,7 +20,7 @@ def main(argv=None) -> int:
     parser.add_argument("out", nargs="?", default=None,
                         help="output root; the task is written to <out>/squad/ (default: <squad_dir>, as AMOS writes "
                              "its processed data beside the JSON files)")
-    parser.add_argument("--max-positions", type=int, default=DEFAULT_MAX_POSITIONS[TASK],
+    parser.add_argument("--max-positions", type=int, default=ROW_LENGTHS[TASK].tokens,
                         help="tokens per window incl. special tokens")
     parser.add_argument("--max-query-length", type=int, default=64, help="pieces kept of a question")
     parser.add_argument("--doc-stride", type=int, default=128, help="pieces between the starts of two windows")

@@ -217,6 +217,29 @@ MLM = MlmDefaults()
 EMBEDDING_DISTILLATION = EmbeddingDistillationDefaults()
 
 
+@dataclass(frozen=True)
+class RowLength:
+    """The tokens a stored row (or MLM block) holds by default, special tokens included: what ``process.sh`` cuts to
+    (its ``MAX_LEN=``). Not the model's positions (``release.py``), which bound it."""
+    tokens: int
+    source: str
+
+
+ROW_LENGTHS = {
+    "xnli": RowLength(256, f"{XTUNE}cross-lingual-transfer/train_xnli.sh:30 (MAXL=256)"),
+    "pawsx": RowLength(256, f"{XTUNE}cross-lingual-transfer/train_pawsx.sh:30 (MAXL=256)"),
+    "udpos": RowLength(128, f"{XTUNE}cross-lingual-transfer/train_udpos.sh:29 (MAX_LENGTH=128)"),
+    "panx": RowLength(128, f"{XTUNE}cross-lingual-transfer/train_panx.sh:29 (MAX_LENGTH=128)"),
+    "xquad": RowLength(384, f"{XTUNE}cross-lingual-transfer/train_xquad.sh:33 (MAXL=384)"),
+    "mlqa": RowLength(384, f"{XTUNE}cross-lingual-transfer/train_mlqa.sh:35 (MAXL=384)"),
+    "tydiqa": RowLength(384, f"{XTUNE}cross-lingual-transfer/train_tydiqa.sh:31 (MAXL=384)"),
+    "squad": RowLength(384, "as XQuAD and MLQA, which xTune trains on SQuAD v1.1 (train_xquad.sh:33)"),
+    "glue": RowLength(512, "XLM-R's 512 positions: a GLUE row is cut only at the model's length"),
+    "parallel": RowLength(128, "Reimers & Gurevych 2020 (max_seq_length 128)"),
+    "mlm": RowLength(512, "XLM-R's 512 positions: a block fills the model (MAX_LEN= longer for an extended model)"),
+}
+
+
 if __name__ == "__main__":  # run by path from run_squad.sh: its settings, one a line
     if sys.argv[1:] != ["squad2"]:
         sys.exit("usage: python stabletune_fairseq/recipes/defaults.py squad2")

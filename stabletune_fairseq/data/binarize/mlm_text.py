@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 BLOCK_SPECIAL_TOKENS = 2  # <s> block </s>
 PACKINGS = ("document", "stream")
-DEFAULT_MAX_POSITIONS, DEFAULT_MIN_TOKENS, DEFAULT_VALID_EVERY = 512, 16, 10
+DEFAULT_MIN_TOKENS, DEFAULT_VALID_EVERY = 16, 10
 ENCODE_BATCH = 1000  # documents per call to sentencepiece: bounded memory on large folders
 
 

@@ -33,7 +33,6 @@ from .token_files import SINGLE_SPECIAL_TOKENS, write_token_dataset
 logger = logging.getLogger(__name__)
 
 TASK, KIND = "parallel", "parallel_sentences"
-DEFAULT_MAX_POSITIONS = 128  # Reimers & Gurevych 2020: max_seq_length 128
 DEFAULT_VALID_PAIRS = 1000  # held out from the end of a pair's file when it has no dev file
 MAX_HELD_OUT_SHARE = 10  # ... but at most 1/10 of its rows
 
@@ -66,7 +65,7 @@ def _add_pairs(split: _Split, encoder, source, target, limit) -> dict:
 
 
 def prepare_parallel(folder: str | Path, dict_dir: str | Path, out_root: str | Path,
-                     max_positions: int = DEFAULT_MAX_POSITIONS, valid_pairs: int = DEFAULT_VALID_PAIRS) -> Path:
+                     max_positions: int, valid_pairs: int = DEFAULT_VALID_PAIRS) -> Path:
     files = find_parallel_files(folder)  # every file is read and checked before anything is written
     texts = {name: {split: read_parallel(path) if path else None for split, path in slot.items()}
              for name, slot in files.pairs.items()}
