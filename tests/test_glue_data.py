@@ -27,11 +27,17 @@ COUNTS = {  # rows of each file, as the data README gives them (header excluded)
 }
 SPLITS = {"MNLI": {"train.tsv": "train", "dev_matched.tsv": "valid_m"}}
 DEFAULT_SPLITS = {"train.tsv": "train", "dev.tsv": "valid_en", "test.tsv": "test_en"}
-LABEL_COUNTS = {  # counted with cut/sort/uniq on the files
+LABEL_COUNTS = {  # every labelled classification file, counted with cut -f<label column> | sort | uniq -c
     ("CoLA", "train.tsv"): {"0": 2528, "1": 6023},
+    ("CoLA", "dev.tsv"): {"0": 322, "1": 721},
+    ("SST-2", "train.tsv"): {"0": 29780, "1": 37569},
     ("SST-2", "dev.tsv"): {"0": 428, "1": 444},
     ("MRPC", "train.tsv"): {"0": 1194, "1": 2474},
+    ("MRPC", "dev.tsv"): {"0": 129, "1": 279},
     ("RTE", "train.tsv"): {"entailment": 1249, "not_entailment": 1241},
+    ("RTE", "dev.tsv"): {"entailment": 146, "not_entailment": 131},
+    ("WNLI", "train.tsv"): {"0": 323, "1": 312},
+    ("WNLI", "dev.tsv"): {"0": 40, "1": 31},
     ("QNLI", "dev.tsv"): {"entailment": 2702, "not_entailment": 2761},
     ("MNLI", "train.tsv"): {"contradiction": 16, "entailment": 16, "neutral": 16},
     ("MNLI", "dev_matched.tsv"): {"contradiction": 16, "entailment": 16, "neutral": 16},
@@ -57,8 +63,9 @@ def test_every_sample_file_is_read_whole(folder, file):
     elif task.regression:
         assert all(0 <= x <= 5 for x in rows.labels)
     else:
-        counts = Counter(task.labels[i] for i in rows.labels)
-        assert counts == LABEL_COUNTS.get((folder, file), counts) and set(counts) <= set(task.labels)
+        # a class index outside the label list (a stray label read as -1 would name the last label) fails here
+        assert all(0 <= i < len(task.labels) for i in rows.labels)
+        assert Counter(task.labels[i] for i in rows.labels) == LABEL_COUNTS[(folder, file)]
     if test or folder in ("RTE", "WNLI", "QNLI", "STS-B", "MNLI"):  # files with an index column
         assert rows.index[0] == int((GLUE_SAMPLE / folder / file).read_text("utf-8").splitlines()[1].split("\t")[0])
     else:
@@ -240,3 +247,57 @@ def test_process_sh_with_an_amos_model_folder(glue_out, e5_dir, tmp_path):
     for name in ours["splits"]:
         for part in ("input0/{}.bin", "input1/{}.bin", "label/{}.npy", "index/{}.npy"):
             assert (out / part.format(name)).read_bytes() == (glue_out / "WNLI" / part.format(name)).read_bytes()
+
+
+def qqp_download(folder, malformed: bool):
+    """A QQP folder in QQP's layout (``id qid1 qid2 question1 question2 is_duplicate``) made of real MRPC training
+    pairs (the sample has no QQP); ``malformed``: train row 5's first text holds a line break, which splits the row
+    in two lines of 4 and 3 columns (as in QQP's own train.tsv), and row 9's second text is empty."""
+    pairs = read_glue_file(GLUE_SAMPLE / "MRPC" / "train.tsv", glue_task("MRPC"), labels_required=True)
+    (folder / "QQP").mkdir(parents=True)
+
+    def rows(begin, end):
+        return [[str(i), str(2 * i + 1), str(2 * i + 2), pairs.texts[0][i], pairs.texts[1][i], str(pairs.labels[i])]
+                for i in range(begin, end)]
+
+    train, dev = rows(0, 20), rows(20, 30)
+    lines = ["\t".join(row) for row in train]
+    if malformed:
+        words = train[5][3].split(" ")
+        cut = len(words) // 2
+        lines[5] = "\t".join(train[5][:3] + [" ".join(words[:cut])]) + "\n" + \
+            "\t".join([" ".join(words[cut:])] + train[5][4:])
+        lines[9] = "\t".join(train[9][:4] + ["", train[9][5]])
+    header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+    (folder / "QQP" / "train.tsv").write_text(header + "".join(line + "\n" for line in lines), encoding="utf-8")
+    (folder / "QQP" / "dev.tsv").write_text(header + "".join("\t".join(row) + "\n" for row in dev), encoding="utf-8")
+    test = [[str(i), pairs.texts[0][i], pairs.texts[1][i]] for i in range(30, 36)]
+    (folder / "QQP" / "test.tsv").write_text("id\tquestion1\tquestion2\n" + "".join("\t".join(r) + "\n" for r in test),
+                                             encoding="utf-8")
+    return folder
+
+
+def test_malformed_qqp_lines_are_refused_or_dropped_and_counted(e5_dir, tmp_path):
+    download = qqp_download(tmp_path / "glue", malformed=True)
+    train = download / "QQP" / "train.tsv"
+    refused = run(["bash", "preprocess/glue/process.sh", download, "QQP", e5_dir, tmp_path / "out"], check=False)
+    assert refused.returncode == 2 and f"{train}:7: 4 tab-separated columns, the header has 6" in refused.stderr
+    assert not (tmp_path / "out" / "QQP").exists()
+    result = run(["bash", "preprocess/glue/process.sh", download, "QQP", e5_dir, tmp_path / "out", "DROP_MALFORMED=1"])
+    # lines 7 and 8 (the split row 5) and 12 (row 9, an empty question2): header first, row i on line i + 2
+    assert f"{train}: 3 malformed lines dropped (DROP_MALFORMED=1): lines 7, 8, 12" in result.stderr
+    meta = read_metadata(tmp_path / "out" / "QQP")
+    assert {name: (s["examples"], s.get("malformed_dropped")) for name, s in meta["splits"].items()} == {
+        "train": (18, 3), "valid_en": (10, 0), "test_en": (6, None)}  # test files are never dropped from
+    kept = [i for i in range(20) if i not in (5, 9)]
+    assert np.load(tmp_path / "out" / "QQP" / "index" / "train.npy").tolist() == kept  # QQP's id column
+    pairs = read_glue_file(GLUE_SAMPLE / "MRPC" / "train.tsv", glue_task("MRPC"), labels_required=True)
+    assert np.load(tmp_path / "out" / "QQP" / "label" / "train.npy").tolist() == [pairs.labels[i] for i in kept]
+    # the same folder without malformed lines: the same stored rows as the folder whose bad lines were dropped,
+    # and without the setting no malformed_dropped key (the fingerprint of existing folders is unchanged)
+    clean = qqp_download(tmp_path / "clean", malformed=False)
+    run(["bash", "preprocess/glue/process.sh", clean, "QQP", e5_dir, tmp_path / "clean-out"])
+    assert "malformed_dropped" not in read_metadata(tmp_path / "clean-out" / "QQP")["splits"]["train"]
+    dropped = stored(tmp_path / "out" / "QQP", "input0", "train")
+    whole = stored(tmp_path / "clean-out" / "QQP", "input0", "train")
+    assert [dropped[k].tolist() for k in range(18)] == [whole[i].tolist() for i in kept]
