@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import shlex
@@ -46,6 +47,23 @@ def pytest_collection_modifyitems(config, items):
 
 
 needs_shared = pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="../shared/data/xtreme-sample is absent")
+SHARED_DATA = REPO.parent / "shared" / "data"
+GLUE_SAMPLE = SHARED_DATA / "glue-sample"
+SQUAD2_SAMPLE = SHARED_DATA / "squad2-sample"
+needs_glue = pytest.mark.skipif(not GLUE_SAMPLE.is_dir(), reason="../shared/data/glue-sample is absent")
+needs_squad2 = pytest.mark.skipif(not (SQUAD2_SAMPLE / "dev-v2.0.json").is_file(),
+                                  reason="../shared/data/squad2-sample is absent")
+
+
+def transformers_or_skip(allow_module_level: bool = False):
+    """``transformers`` as the package imports it (``convert/hf_names.py``), or a skip where it is not installed
+    (a plain ``bash install.sh``; ``--hf`` adds it). pytest.importorskip's check (the module can be found), made
+    before importing: importing it here directly would bypass ``import_transformers``'s torchaudio guard."""
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed (bash install.sh --hf)", allow_module_level=allow_module_level)
+    from stabletune_fairseq.convert.hf_names import import_transformers
+
+    return import_transformers()
 
 
 def run(cmd, check: bool = True, **kwargs) -> subprocess.CompletedProcess:

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 from fairseq.data.indexed_dataset import MMapIndexedDataset
 
-from conftest import REPO, read_metadata, run
+from conftest import GLUE_SAMPLE, needs_glue, read_metadata, run
 from stabletune_fairseq.cli.preprocess_glue import main as preprocess_glue
 from stabletune_fairseq.data.binarize.glue import load_encoder
 from stabletune_fairseq.data.readers.glue_tsv import find_glue_files, glue_task, read_glue_file
 
-GLUE_SAMPLE = REPO.parent / "shared" / "data" / "glue-sample"
-pytestmark = pytest.mark.skipif(not GLUE_SAMPLE.is_dir(), reason="../shared/data/glue-sample is absent")
+pytestmark = needs_glue
 
 COUNTS = {  # rows of each file, as the data README gives them (header excluded)
     "CoLA": {"train.tsv": 8551, "dev.tsv": 1043, "test.tsv": 1063},

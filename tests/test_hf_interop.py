@@ -6,17 +6,17 @@ import shutil
 import pytest
 import torch
 
-from conftest import BIN, run
+from conftest import BIN, run, transformers_or_skip
 from test_convert import TEXTS
 
-from stabletune_fairseq.convert.fairseq_to_hf import export_hf
-from stabletune_fairseq.convert.hf_names import import_transformers
-from stabletune_fairseq.convert.hf_to_fairseq import convert_hf
-from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
-from stabletune_fairseq.models.pretrained import load_pretrained_encoder
-from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel, e5_small
+transformers = transformers_or_skip(allow_module_level=True)  # bash install.sh --hf; a plain install skips this file
 
-transformers = import_transformers()
+from stabletune_fairseq.convert.fairseq_to_hf import export_hf  # noqa: E402
+from stabletune_fairseq.convert.hf_to_fairseq import convert_hf  # noqa: E402
+from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary  # noqa: E402
+from stabletune_fairseq.models.pretrained import load_pretrained_encoder  # noqa: E402
+from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel, e5_small  # noqa: E402
+
 ALL_TEXTS = [t for texts in TEXTS.values() for t in texts]
 POSITIONS = "encoder.sentence_encoder.embed_positions.weight"
 

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_SAMPLE, read_metadata, run
+from conftest import SQUAD2_SAMPLE as SQUAD2
+from conftest import needs_squad2, read_metadata, run
 from stabletune_fairseq.data.span_decoding import WindowScores, best_answer
 from stabletune_fairseq.metrics.squad_v2 import evaluate_v2, main as squad_v2_main, read_golds
 
-SQUAD2 = SHARED_SAMPLE.parent / "squad2-sample"
-needs_squad2 = pytest.mark.skipif(not (SQUAD2 / "dev-v2.0.json").is_file(), reason="../shared/data/squad2-sample is absent")
 OFFICIAL_KEYS = ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total",
                  "NoAns_exact", "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"]
 

@@ -10,17 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run
+from conftest import GLUE_SAMPLE as SAMPLE
+from conftest import needs_glue, run
 from test_train_xnli import valid_lines
 
-SAMPLE = REPO.parent / "shared" / "data" / "glue-sample"
-pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="needs ../shared/data/glue-sample")
+pytestmark = needs_glue
 ROWS = {"train.tsv": 48, "dev.tsv": 40, "test.tsv": 24}  # lines kept of each file (plus its header)
 
 
 @pytest.fixture(scope="module")
 def glue(e5_dir, tmp_path_factory) -> Path:
-    """RTE, STS-B and CoLA of the sample cut to their first rows, preprocessed with e5-small's vocabulary."""
+    """RTE, STS-B and CoLA of the sample cut to their first rows, preprocessed with e5-small's vocabulary. Other
+    test modules borrow this fixture: it skips by itself where the sample is absent (their module has no mark)."""
+    if not SAMPLE.is_dir():
+        pytest.skip("../shared/data/glue-sample is absent")
     download = tmp_path_factory.mktemp("glue-download")
     for task in ("RTE", "STS-B", "CoLA"):
         (download / task).mkdir()

@@ -241,15 +241,16 @@ def test_wandb_without_the_package_is_refused(tmp_path):
 def test_the_exported_classifier_predicts_in_a_transformers_pipeline_as_stabletune_predict(first_run, toy_xtreme, tmp_path):
     """stabletune-export hf, then transformers' own text-classification pipeline on raw French pairs: the
     labels and probabilities load_model (stabletune-predict's code) gives."""
+    from conftest import transformers_or_skip
     from stabletune_fairseq import load_model
     from stabletune_fairseq.convert.fairseq_to_hf import export_hf
-    from stabletune_fairseq.convert.hf_names import import_transformers
 
+    transformers = transformers_or_skip()
     checkpoint = first_run[0] / "checkpoint_last.pt"
     out = export_hf(checkpoint, tmp_path / "hf")
     rows = [tuple(line.split("\t")[:2]) for line in (toy_xtreme / "xnli" / "dev-fr.tsv").read_text(encoding="utf-8").splitlines()]
     ours = load_model(checkpoint, device="cpu", batch_size=64).predict(rows)
-    pipe = import_transformers().pipeline("text-classification", model=str(out), device="cpu")
+    pipe = transformers.pipeline("text-classification", model=str(out), device="cpu")
     theirs = pipe([{"text": a, "text_pair": b} for a, b in rows], top_k=None, batch_size=64)
     assert len(theirs) == len(ours) == 150
     for mine, hf in zip(ours, theirs):
