@@ -17,6 +17,7 @@ from stabletune_fairseq.criterions.distillation_terms import (
     contrastive_distillation, patient_hidden_loss, soft_target_kd, span_soft_target_kd,
 )
 from stabletune_fairseq.criterions.stability_distillation import layer_pairs
+from stabletune_fairseq.models.heads import SpanHead
 from stabletune_fairseq.report.state_projection import principal_components
 from test_train_glue import glue  # noqa: F401  (the GLUE sample fixture: STS-B for the regression family)
 from test_train_tagging import logged
@@ -45,11 +46,27 @@ def test_soft_target_kd_matches_a_hand_computation():
 
 
 def test_span_kd_is_the_mean_of_start_and_end_and_ignores_masked_positions():
-    student = torch.tensor([[[0.5, 1.0], [2.0, -1.0], [-1e4, -1e4]]])  # batch x time x (start, end); position 2 masked
-    teacher = torch.tensor([[[1.5, 0.0], [0.0, 1.0], [-1e4, -1e4]]])
-    start = soft_target_kd(student[:, :2, 0], teacher[:, :2, 0], 2.0)
-    end = soft_target_kd(student[:, :2, 1], teacher[:, :2, 1], 2.0)
-    assert torch.allclose(span_soft_target_kd(student, teacher, 2.0), (start + end) / 2, atol=1e-6)
+    """The KD takes no mask: the span head's masking (-1e4 where ``span_mask`` is false) must remove a position from
+    both distributions. Student and teacher disagree most at the masked position, so a position the head left in
+    (or a KD that read it) changes the result."""
+    head = SpanHead(4, 2, dropout=0.0)
+    with torch.no_grad():
+        head.out_proj.weight.copy_(torch.tensor([[1.0, 0.5, 0.0, -1.0], [0.0, -0.5, 1.0, 0.5]]))
+        head.out_proj.bias.zero_()
+    features = torch.tensor([[[1.0, 0.0, 0.5, 0.0], [0.0, 1.0, 0.0, 0.5], [3.0, 0.0, 0.0, -3.0], [0.5, 0.5, 0.5, 0.5]]])
+    teacher_features = features.clone()
+    teacher_features[0, 0] = torch.tensor([0.0, 1.0, 1.0, 0.0])
+    teacher_features[0, 2] = -features[0, 2]  # position 2 (a question piece): far apart on the two sides
+    span_mask = torch.tensor([[True, True, False, True]])
+    student, teacher = head(features, span_mask), head(teacher_features, span_mask)
+    kept = [0, 1, 3]
+    start = soft_target_kd(student[:, kept, 0], teacher[:, kept, 0], 2.0)
+    end = soft_target_kd(student[:, kept, 1], teacher[:, kept, 1], 2.0)
+    kd = span_soft_target_kd(student, teacher, 2.0)
+    assert torch.allclose(kd, (start + end) / 2, atol=1e-6) and kd.item() > 0
+    everything = torch.ones_like(span_mask)
+    unmasked = span_soft_target_kd(head(features, everything), head(teacher_features, everything), 2.0)
+    assert unmasked.item() > 2 * kd.item()  # the masked position would have counted, and much
 
 
 def test_patient_kd_with_a_projection_matches_a_hand_computation():
