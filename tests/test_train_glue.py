@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from conftest import GLUE_SAMPLE as SAMPLE
 from conftest import needs_glue, run
@@ -130,9 +131,43 @@ def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
     assert results["metrics"] == ["pearson", "spearman"]
     assert results["per_language"]["en"]["pearson"] == pytest.approx(best["pearson_en"], abs=0.01)
     assert results["per_language"]["en"]["spearman"] == pytest.approx(best["spearman_en"], abs=0.01)
+    # every written score is the model's on that raw pair, encoded here, times 5 (trained on score / 5), to 3
+    # decimals; the reported correlations are those of the model's scores against the dev file's (scipy's), and each
+    # file's index column is the GLUE file's own
+    from stabletune_fairseq.data.binarize.glue import load_encoder
+    from stabletune_fairseq.models.checkpoint_loading import load_for_inference
+
+    model, _, _ = load_for_inference(str(save_dir / "checkpoint_best.pt"), str(glue / "STS-B"), torch.device("cpu"))
+    encoder = load_encoder(glue / "STS-B" / "dict.txt", glue / "STS-B" / "sentencepiece.bpe.model")
+
+    def model_scores(name, rows):
+        header = (SAMPLE / "STS-B" / name).read_text(encoding="utf-8").split("\n", 1)[0].split("\t")
+        first, second = header.index("sentence1"), header.index("sentence2")
+        with torch.no_grad():
+            encoded = [encoder.encode([row[first].strip(), row[second].strip()]) for row in rows]
+            return [5 * float(model(torch.tensor([[0, *a.tolist(), 2, 2, *b.tolist(), 2]]), head="sentence")[0, 0])
+                    for a, b in encoded]
+
+    def glue_rows(name, count):
+        return [line.split("\t") for line in (SAMPLE / "STS-B" / name).read_text(encoding="utf-8").splitlines()[1:count + 1]]
+
+    def written(path):
+        lines = [line.split("\t") for line in path.read_text().splitlines()]
+        assert lines[0] == ["index", "prediction"]
+        return [line[0] for line in lines[1:]], [float(line[1]) for line in lines[1:]]
+
+    dev = glue_rows("dev.tsv", 40)
+    index, predicted = written(tmp_path / "valid" / "predictions" / "valid-en.tsv")
+    exact, gold = model_scores("dev.tsv", dev), [float(row[-1]) for row in dev]
+    assert index == [row[0] for row in dev] and predicted == pytest.approx(exact, abs=1e-3)
+    assert results["per_language"]["en"]["pearson"] == pytest.approx(100 * stats.pearsonr(exact, gold)[0], abs=0.01)
+    assert results["per_language"]["en"]["spearman"] == pytest.approx(100 * stats.spearmanr(exact, gold)[0], abs=0.01)
     evaluate(save_dir, glue / "STS-B", "test", tmp_path / "test")
-    scores = [float(line.split("\t")[1]) for line in (tmp_path / "test" / "STS-B.tsv").read_text().splitlines()[1:]]
-    assert len(scores) == 24 and 0.5 < np.mean(scores) < 4.5  # the 0-5 scale (trained on score / 5)
+    test = glue_rows("test.tsv", 24)
+    index, scores = written(tmp_path / "test" / "STS-B.tsv")
+    assert (tmp_path / "test" / "STS-B.tsv").read_text() == (tmp_path / "test" / "predictions" / "test-en.tsv").read_text()
+    assert index == [row[0] for row in test] and scores == pytest.approx(model_scores("test.tsv", test), abs=1e-3)
+    assert len(scores) == 24 and 0.5 < np.mean(scores) < 4.5  # the 0-5 scale
 
 
 def test_cola_single_sentences_train_and_report_mcc(glue, e5_dir, tmp_path):
