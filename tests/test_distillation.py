@@ -349,9 +349,54 @@ def test_a_bank_for_other_data_or_of_another_teacher_is_refused(xnli_teacher, xn
 
 
 # --- the other families: tagging (per word), QA (per start/end distribution), regression (STS-B) -------------
+def criterion_kd_on_a_real_batch(task, student_release, teacher, temperature, rows=8):
+    """The distillation criterion's logged KD on the first training rows of ``task``, with a 2-layer student from
+    ``student_release`` (dropout off) and the real ``teacher``; and the student's and teacher's outputs on them,
+    run here, and the batch."""
+    from omegaconf import OmegaConf
+
+    from stabletune_fairseq.criterions.stability_distillation import StabilityDistillationCriterion
+    from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig
+
+    cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", pretrained_encoder=str(student_release), save_dir="",
+                               encoder_layers=2, encoder_embed_dim=384, encoder_ffn_embed_dim=1536, dropout=0.0,
+                               attention_dropout=0.0, head_dropout=0.0)
+    student = task.build_model(OmegaConf.structured(cfg)).train()
+    bias = student.heads[task.head_name].out_proj.bias
+    with torch.no_grad():  # a new head's bias is 0: made uneven, so that an output slot of no unit is no uniform guess
+        bias.copy_(torch.linspace(-2.0, 2.0, len(bias)))
+    criterion = StabilityDistillationCriterion(task, teacher=str(teacher), kd_alpha=0.5, kd_temperature=temperature)
+    dataset = task.load_dataset("train")
+    sample = dataset.collater([dataset[i] for i in range(rows)])
+    _, _, logging_output = criterion(student, sample)
+    tokens, head_input = sample["net_input"]["src_tokens"], sample.get("head_input", {})
+    with torch.no_grad():
+        ours = student(tokens, head=task.head_name, **head_input).float()
+        theirs = criterion.teacher(tokens, head=task.head_name, **head_input).float()
+    return float(logging_output["kd"]), ours, theirs, sample
+
+
+def kd_by_hand(student, teacher, temperature):
+    """T^2 KL(softmax(teacher / T) || softmax(student / T)) over the last dimension, from torch's softmaxes."""
+    p_teacher = torch.softmax(teacher / temperature, -1)
+    return temperature ** 2 * (p_teacher * (torch.log_softmax(teacher / temperature, -1)
+                                            - torch.log_softmax(student / temperature, -1))).sum(-1)
+
+
 def test_tagging_student_distils_every_word(shrunk, toy_panx, tmp_path):
+    from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
+
     teacher_dir = tmp_path / "teacher"
     xtreme("PANX", shrunk[0] / "model.pt", toy_panx, teacher_dir)
+    # KD per word of the word mask: the padded word slots of shorter rows (a head output, 0-filled on the
+    # teacher's side) are no units
+    task = XtremeTaggingTask.setup_task(XtremeTaggingConfig(data=str(toy_panx), seed=1))
+    kd, ours, theirs, sample = criterion_kd_on_a_real_batch(task, shrunk[1] / "model.pt",
+                                                            teacher_dir / "checkpoint_best.pt", 2.0)
+    words = sample["word_mask"]
+    assert ours.shape[:2] == words.shape and 0 < int(words.sum()) < words.numel()
+    assert kd == pytest.approx(float(kd_by_hand(ours[words], theirs[words], 2.0).sum()), rel=1e-4)
+    assert float(kd_by_hand(ours, theirs, 2.0).sum()) > kd * 1.01  # every slot would count more
     log = xtreme("PANX", shrunk[1] / "model.pt", toy_panx, tmp_path / "student", f"DISTILL={teacher_dir / 'checkpoint_best.pt'}",
                  "PKD_MU=100", "KD_T=2")
     assert all(v > 0 for v in logged(log, "kd")) and all(v > 0 for v in logged(log, "pkd"))
@@ -360,9 +405,19 @@ def test_tagging_student_distils_every_word(shrunk, toy_panx, tmp_path):
 
 
 def test_qa_student_distils_start_and_end_from_the_bank(shrunk, toy_xquad, tmp_path):
+    from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
+
     teacher_dir = tmp_path / "teacher"
     xtreme("XQUAD", shrunk[0] / "model.pt", toy_xquad, teacher_dir)
     teacher = teacher_dir / "checkpoint_best.pt"
+    # KD per window: the mean of the start and of the end distributions' KD over the positions (the question's
+    # masked by the head on both sides)
+    task = XtremeQAConfig(data=str(toy_xquad), seed=1)
+    kd, ours, theirs, sample = criterion_kd_on_a_real_batch(XtremeQATask.setup_task(task), shrunk[1] / "model.pt",
+                                                            teacher, 2.0)
+    start, end = (kd_by_hand(ours[..., i], theirs[..., i], 2.0) for i in (0, 1))
+    assert not sample["head_input"]["span_mask"].all() and not torch.allclose(start, end, rtol=0.05)
+    assert kd == pytest.approx(float(((start + end) / 2).sum()), rel=1e-4)
     run([sys.executable, "-m", "stabletune_fairseq.cli.teacher_bank", "--checkpoint", teacher, "--data", toy_xquad,
          "--out", tmp_path / "bank"])
     record = json.loads((tmp_path / "bank" / "bank.json").read_text())
@@ -376,8 +431,18 @@ def test_qa_student_distils_start_and_end_from_the_bank(shrunk, toy_xquad, tmp_p
 
 
 def test_regression_student_distils_the_teacher_score(shrunk, glue, tmp_path):  # noqa: F811
+    from stabletune_fairseq.tasks.glue import GlueConfig, GlueTask
+
     teacher_dir = tmp_path / "teacher"
     xtreme("STSB", shrunk[0] / "model.pt", glue / "STS-B", teacher_dir)
+    # KD: the squared difference of the student's and the teacher's scores on the training scale (score / 5), the
+    # raw head outputs of both; a teacher read on the 0-5 scale of the predictions would be off by a factor of 25
+    task = GlueTask.setup_task(GlueConfig(data=str(glue / "STS-B"), seed=1))
+    kd, ours, theirs, sample = criterion_kd_on_a_real_batch(task, shrunk[1] / "model.pt",
+                                                            teacher_dir / "checkpoint_best.pt", 2.0)
+    assert ours.shape == theirs.shape == (8, 1) and task.cfg.regression_scale == 5.0
+    assert kd == pytest.approx(float(((ours - theirs) ** 2).sum()), rel=1e-4)
+    assert float(sample["target"].max()) <= 1.0  # the gold scores of the batch are on that scale too
     log = xtreme("STSB", shrunk[1] / "model.pt", glue / "STS-B", tmp_path / "student",
                  f"DISTILL={teacher_dir / 'checkpoint_best.pt'}")
     assert all(v > 0 for v in logged(log, "kd"))
