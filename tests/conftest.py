@@ -244,6 +244,20 @@ def shrink_filesystem(folder: Path, free_kb: int) -> None:
     subprocess.run(["mount", "-o", f"remount,size={used_kb + free_kb}k", str(folder)], check=True)
 
 
+def drawn_pixels(path: Path, size: tuple[int, int] | None = None) -> float:
+    """A PNG's share of coloured pixels (saturation above 0.2: the plotted data, as text, axes and the background
+    are grey); asserts it is a PNG (of ``size``, width x height) that is not blank (pixel variance)."""
+    import matplotlib.image
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    rgb = matplotlib.image.imread(path)[..., :3].astype("float64")
+    if size is not None:
+        assert (rgb.shape[1], rgb.shape[0]) == size, (path, rgb.shape)
+    assert rgb.std() > 0.02, f"{path} is blank (pixel std {rgb.std():.4f})"
+    return float((rgb.max(-1) - rgb.min(-1) > 0.2).mean())
+
+
 def tree_digest(folder: Path) -> dict:
     """Every file under ``folder`` and the hash of its bytes."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
