@@ -104,6 +104,12 @@ def test_load_needs_the_longer_table_and_refuses_bad_input(models, e5_dir, exten
     assert convert_main(["extend-positions", str(text), str(tmp_path / "b"), "--max-positions", "1024"]) == 2
     assert f"model to extend {text}: not a torch checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # the source's own folder as the output (spelled another way): refused before anything is written
+    files = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in extended_dir.iterdir()}
+    same = extended_dir / ".." / extended_dir.name
+    assert convert_main(["extend-positions", str(extended_dir / "model.pt"), str(same), "--max-positions", "2048"]) == 2
+    assert f"{same}: the folder of {extended_dir / 'model.pt'} itself" in capsys.readouterr().err
+    assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in extended_dir.iterdir()} == files
 
 
 def test_sdpa_equals_fairseq_attention(models):

@@ -141,6 +141,20 @@ def test_stream_packing_fills_every_block_but_the_last(text, e5_dir, tmp_path):
     assert sum(int((stored[i] == dictionary.eos()).sum()) for i in range(len(stored))) == 480  # one per document
 
 
+def test_run_mlm_refuses_data_longer_than_the_model(text, student, long_student, e5_dir, tmp_path):
+    """Blocks of 600 tokens: refused for the 512-position student before anything runs, taken by its 1024 version."""
+    from stabletune_fairseq.data.binarize.mlm_text import prepare_mlm_task
+
+    data = prepare_mlm_task(text, e5_dir, tmp_path, 600, valid_every=0, min_tokens=MIN_TOKENS)
+    model = student / "model.pt"
+    result = run(["bash", "run_scripts/run_mlm.sh", model, data, tmp_path / "run", "DRY_RUN=1"], check=False)
+    assert result.returncode == 2
+    assert f"run_mlm.sh: {data} holds blocks of 600 tokens, more than the 512 positions of {model}" in result.stderr
+    assert not (tmp_path / "run").exists()
+    longer = run(["bash", "run_scripts/run_mlm.sh", long_student / "model.pt", data, tmp_path / "run", "DRY_RUN=1"])
+    assert "--max-positions 1024" in longer.stdout
+
+
 # --- masking -----------------------------------------------------------------------------------------------------
 def test_masking_rates_and_fixed_validation_masks(mlm_data):
     from stabletune_fairseq.tasks.masked_lm import StabletuneMLMConfig, StabletuneMLMTask

@@ -3,6 +3,7 @@ run_glue.sh (fairseq-train), GLUE's metrics in validation, stabletune-evaluate a
 classification task (RTE), the STS-B regression with and without R-Drop, and a single-sentence task (CoLA)."""
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -183,6 +184,18 @@ def test_cola_single_sentences_train_and_report_mcc(glue, e5_dir, tmp_path):
     item = dataset.collater([dataset[0]])["net_input"]["src_tokens"][0]
     assert item[0] == task.dictionary.bos() and item[-1] == task.dictionary.eos()
     assert int((item == task.dictionary.eos()).sum()) == 1  # <s> sentence </s>: one sentence, one separator
+
+
+def test_amos_positional_form_trains_in_out_task_epoch_warmup_bsz_lr_seed(glue, e5_dir, tmp_path):
+    """run_glue.sh TASK MODEL DATA OUT EPOCH WARMUP BSZ LR SEED (docs/glue.md), DATA the folder of all tasks."""
+    result = run(["bash", "run_scripts/run_glue.sh", "rte", e5_dir / "model.pt", glue, tmp_path / "out", "5", "10", "32",
+                  "4e-5", "1", "DRY_RUN=1"])
+    words = shlex.split(next(line for line in result.stdout.splitlines() if "fairseq-train " in line))
+    args = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
+    assert args["--save-dir"] == str(tmp_path / "out" / "RTE" / "5-10-32-4e-5-1")
+    assert (args["--max-epoch"], args["--batch-size"], args["--lr"], args["--seed"]) == ("5", "32", "4e-5", "1")
+    assert int(args["--warmup-updates"]) == int(int(args["--total-num-update"]) * 0.1)  # WARMUP 10: a tenth
+    assert str(glue / "RTE") in words and not (tmp_path / "out").exists()  # the task's folder; a dry run writes nothing
 
 
 def test_a_folder_of_another_glue_task_is_refused(glue, e5_dir, tmp_path):
