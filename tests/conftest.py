@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -105,6 +106,17 @@ def converter_digest() -> str:
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def _toy_xnli_sizes() -> tuple[int, int, int]:
+    """The toy XNLI data's pairs per file (training, each dev language, each test language), read from its generator
+    (examples/toy_xnli/make_toy_xnli.py) so that the tests' counts follow it."""
+    source = (REPO / "examples" / "toy_xnli" / "make_toy_xnli.py").read_text(encoding="utf-8")
+    return tuple(int(n) for n in re.search(r"^TRAIN_PAIRS, DEV_PAIRS, TEST_PAIRS = (\d+), (\d+), (\d+)$", source,
+                                           re.M).groups())
+
+
+TOY_TRAIN_PAIRS, TOY_DEV_PAIRS, TOY_TEST_PAIRS = _toy_xnli_sizes()
 
 
 def make_toy_download(tmp_path_factory, name: str, example: str) -> Path:

@@ -94,7 +94,7 @@ def test_exact_fields():
     assert stsb.texts[0][0] == "A plane is taking off." and stsb.texts[1][0] == "An air plane is taking off."
     assert stsb.labels[:3] == [5.0, 3.8, 3.8]
     rte_test = read_glue_file(GLUE_SAMPLE / "RTE" / "test.tsv", glue_task("RTE"), labels_required=False)
-    assert rte_test.index == list(range(3000))
+    assert rte_test.index == list(range(COUNTS["RTE"]["test.tsv"]))
 
 
 @pytest.mark.parametrize("name,folder", [("QQP", "QQP"), ("mnli", "MNLI"), ("STS-B", "STS-B"), ("sts-b", "STS-B"),
@@ -174,10 +174,11 @@ def test_rte_pairs_labels_and_index(glue_out, e5_dir):
     assert meta["pair"] and not meta["regression"] and meta["labels"] == ["entailment", "not_entailment"]
     assert [meta["splits"][s]["language"] for s in ("train", "valid_en", "test_en")] == ["en"] * 3
     train = np.load(data / "label" / "train.npy")
-    assert train.dtype == np.int64 and Counter(train.tolist()) == {0: 1249, 1: 1241}
+    assert train.dtype == np.int64
+    assert Counter(train.tolist()) == {i: LABEL_COUNTS[("RTE", "train.tsv")][name] for i, name in enumerate(meta["labels"])}
     test = np.load(data / "label" / "test_en.npy")
     assert test.dtype == np.int64 and (test == -1).all()
-    assert np.load(data / "index" / "test_en.npy").tolist() == list(range(3000))
+    assert np.load(data / "index" / "test_en.npy").tolist() == list(range(COUNTS["RTE"]["test.tsv"]))
     encoder = load_encoder(e5_dir / "dict.txt", e5_dir / "sentencepiece.bpe.model")  # the one the command used
     rows = read_glue_file(GLUE_SAMPLE / "RTE" / "dev.tsv", glue_task("RTE"), labels_required=True)
     for field, texts in zip(("input0", "input1"), rows.texts):
@@ -194,25 +195,26 @@ def test_stsb_is_stored_as_regression(glue_out):
     assert dev.dtype == np.float32 and np.allclose(dev, rows.labels) and dev.min() >= 0 and dev.max() <= 5
     test = np.load(data / "label" / "test_en.npy")
     assert test.dtype == np.float32 and np.isnan(test).all() and not meta["splits"]["test_en"]["labelled"]
-    assert np.load(data / "index" / "test_en.npy").tolist() == list(range(1379))
+    assert np.load(data / "index" / "test_en.npy").tolist() == list(range(COUNTS["STS-B"]["test.tsv"]))
 
 
 def test_single_sentence_tasks_have_no_second_input(glue_out):
     for folder in ("CoLA", "SST-2"):
         meta = read_metadata(glue_out / folder)
         assert not meta["pair"] and not (glue_out / folder / "input1").exists()
-    assert np.load(glue_out / "CoLA" / "index" / "test_en.npy").tolist() == list(range(1063))
-    assert np.load(glue_out / "CoLA" / "index" / "train.npy").tolist() == list(range(8551))  # row numbers
+    assert np.load(glue_out / "CoLA" / "index" / "test_en.npy").tolist() == list(range(COUNTS["CoLA"]["test.tsv"]))
+    assert np.load(glue_out / "CoLA" / "index" / "train.npy").tolist() == list(range(COUNTS["CoLA"]["train.tsv"]))  # row numbers
 
 
 def test_mnli_and_evaluation_only_qnli(glue_out):
     mnli = read_metadata(glue_out / "MNLI")
     assert sorted(mnli["splits"]) == ["train", "valid_m"] and mnli["splits"]["valid_m"]["language"] == "m"
     assert mnli["labels"] == ["contradiction", "entailment", "neutral"]
-    assert Counter(np.load(glue_out / "MNLI" / "label" / "valid_m.npy").tolist()) == {0: 16, 1: 16, 2: 16}
+    assert Counter(np.load(glue_out / "MNLI" / "label" / "valid_m.npy").tolist()) == {
+        i: LABEL_COUNTS[("MNLI", "dev_matched.tsv")][name] for i, name in enumerate(mnli["labels"])}
     qnli = read_metadata(glue_out / "QNLI")
     assert sorted(qnli["splits"]) == ["test_en", "valid_en"]  # no train.tsv: evaluation only
-    assert np.load(glue_out / "QNLI" / "index" / "test_en.npy").tolist() == list(range(5463))
+    assert np.load(glue_out / "QNLI" / "index" / "test_en.npy").tolist() == list(range(COUNTS["QNLI"]["test.tsv"]))
 
 
 def test_truncation_is_counted(glue_out, e5_dir, tmp_path):
