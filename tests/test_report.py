@@ -29,16 +29,18 @@ def test_summary_and_paired_interval_by_hand():
     half = 4.303 * sd / math.sqrt(3)  # t(0.975, 2 df) = 4.303
     assert d["ci95"] == pytest.approx([4 / 3 - half, 4 / 3 + half])
     assert summarize([3.0])["sd"] is None and paired_difference([3.0], [1.0])["ci95"] is None
-    from scipy import stats
-
-    table = (1, 2, 3, 4, 5, 10, 20, 30, 60, 120)  # rows of the table: scipy's quantiles to 3 decimals
-    assert all(t_975(df) == round(float(stats.t.ppf(0.975, df)), 3) for df in table)  # 2 df: 4.303, used above
-    assert t_975(22) == t_975(20) > round(float(stats.t.ppf(0.975, 22)), 3)  # between rows: the wider interval
-    assert t_975(500) == round(float(stats.norm.ppf(0.975)), 3) == 1.960  # past the table: the normal's quantile
     assert cross_lingual_gap({"en": 60.0, "de": 50.0, "fr": 46.0}) == 12.0
     assert cross_lingual_gap({"de": 50.0}) is None
     with pytest.raises(ValueError, match="same seeds"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+def test_t_quantiles_are_students():
+    stats = pytest.importorskip("scipy.stats")  # installed with seqeval and fairseq (scikit-learn needs it)
+    table = (1, 2, 3, 4, 5, 10, 20, 30, 60, 120)  # rows of the table: scipy's quantiles to 3 decimals
+    assert all(t_975(df) == round(float(stats.t.ppf(0.975, df)), 3) for df in table)  # 2 df: 4.303, used above
+    assert t_975(22) == t_975(20) > round(float(stats.t.ppf(0.975, 22)), 3)  # between rows: the wider interval
+    assert t_975(500) == round(float(stats.norm.ppf(0.975)), 3) == 1.960  # past the table: the normal's quantile
 
 
 def _results(folder: Path, scores: dict, seed_index: int, rule: str, predictions: dict | None = None, updates=10,
