@@ -92,8 +92,8 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_update(e5_dir, toy
     save_dir = tmp_path / "run"
     command = ["bash", "run_scripts/run_xtreme.sh", "XNLI", str(e5_dir / "model.pt"), str(toy_data), str(save_dir),
                f"DICT_DIR={toy_dicts}", *SETTINGS, "NPROC=2", "MAX_UPDATE=1000", "--", "--log-interval", "1"]
-    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     log = save_dir / "train.log"
     try:
         deadline = time.time() + 300

@@ -175,7 +175,8 @@ def test_rte_pairs_labels_and_index(glue_out, e5_dir):
     assert [meta["splits"][s]["language"] for s in ("train", "valid_en", "test_en")] == ["en"] * 3
     train = np.load(data / "label" / "train.npy")
     assert train.dtype == np.int64
-    assert Counter(train.tolist()) == {i: LABEL_COUNTS[("RTE", "train.tsv")][name] for i, name in enumerate(meta["labels"])}
+    counts = LABEL_COUNTS[("RTE", "train.tsv")]
+    assert Counter(train.tolist()) == {i: counts[name] for i, name in enumerate(meta["labels"])}
     test = np.load(data / "label" / "test_en.npy")
     assert test.dtype == np.int64 and (test == -1).all()
     assert np.load(data / "index" / "test_en.npy").tolist() == list(range(COUNTS["RTE"]["test.tsv"]))
@@ -203,7 +204,8 @@ def test_single_sentence_tasks_have_no_second_input(glue_out):
         meta = read_metadata(glue_out / folder)
         assert not meta["pair"] and not (glue_out / folder / "input1").exists()
     assert np.load(glue_out / "CoLA" / "index" / "test_en.npy").tolist() == list(range(COUNTS["CoLA"]["test.tsv"]))
-    assert np.load(glue_out / "CoLA" / "index" / "train.npy").tolist() == list(range(COUNTS["CoLA"]["train.tsv"]))  # row numbers
+    rows = COUNTS["CoLA"]["train.tsv"]
+    assert np.load(glue_out / "CoLA" / "index" / "train.npy").tolist() == list(range(rows))  # row numbers
 
 
 def test_mnli_and_evaluation_only_qnli(glue_out):

@@ -176,8 +176,9 @@ def test_export_refuses_a_classifier_without_a_label_record(e5_dir, tmp_path, ca
     from stabletune_fairseq.cli.export import main
 
     state = torch.load(e5_dir / "model.pt", map_location="cpu", weights_only=True)
-    state["model"].update({"heads.sentence.dense.weight": torch.zeros(384, 384), "heads.sentence.dense.bias": torch.zeros(384),
-                           "heads.sentence.out_proj.weight": torch.zeros(3, 384), "heads.sentence.out_proj.bias": torch.zeros(3)})
+    head = {"dense.weight": torch.zeros(384, 384), "dense.bias": torch.zeros(384), "out_proj.weight": torch.zeros(3, 384),
+            "out_proj.bias": torch.zeros(3)}
+    state["model"].update({f"heads.sentence.{name}": value for name, value in head.items()})
     assert "stabletune_run" not in state.get("extra_state", {})
     release = tmp_path / "release"
     release.mkdir()

@@ -113,7 +113,7 @@ def test_noise_views_draw_their_distribution_on_the_views_only(kind, scale, toy_
         assert float(views.abs().max()) <= scale * 1.001 and float(views.abs().max()) > 0.99 * scale
         assert float(views.std()) == pytest.approx(scale / 3 ** 0.5, rel=0.02)
         quarters = torch.histc(views, bins=4, min=-scale, max=scale) / len(views)
-        assert quarters.tolist() == pytest.approx([0.25] * 4, abs=0.015)  # flat: a normal one puts 32% in each middle bin
+        assert quarters.tolist() == pytest.approx([0.25] * 4, abs=0.015)  # flat (a normal one: 32% in each middle bin)
     else:
         assert float(views.std()) == pytest.approx(scale, rel=0.02)
         assert float((views.abs() < scale).double().mean()) == pytest.approx(0.6827, abs=0.015)  # within one std
@@ -154,8 +154,9 @@ def test_dropout_views_in_the_other_task_families(family, request, e5_dir):
     if family == "tagging":  # cross-entropy per labelled word of the word mask
         words = sample["word_mask"]
         labelled = (target[words] >= 0) & (target[words] < rows.size(-1))
-        per_pass = [F.cross_entropy(out[words][labelled], target[words][labelled], reduction="sum") for out in (rows, views)]
-        scale = size / int(labelled.sum())  # the criterion's mean over labelled words, once fairseq divides by the words
+        per_pass = [F.cross_entropy(out[words][labelled], target[words][labelled], reduction="sum")
+                    for out in (rows, views)]
+        scale = size / int(labelled.sum())  # the criterion's mean over labelled words, once divided by the words
     else:  # per window: the mean of the start's and the end's cross-entropy over the positions
         per_pass = [sum(F.cross_entropy(out[..., i], target[:, i], reduction="none") for i in (0, 1)).sum() / 2
                     for out in (rows, views)]

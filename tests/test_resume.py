@@ -244,7 +244,8 @@ def test_a_signal_during_the_last_update_ends_the_run_normally_and_training_neve
     shadow.mkdir(parents=True)
     imported = tmp_path / "transformers-imported"
     (shadow / "__init__.py").write_text(f"import traceback\nopen({str(imported)!r}, 'w').write(''.join("
-                                        "traceback.format_stack()))\nraise ImportError('training imported transformers')\n")
+                                        "traceback.format_stack()))\n"
+                                        "raise ImportError('training imported transformers')\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", str(REPO))])}
     save_dir = tmp_path / "last"
     cmd = [str(c) for c in command(e5_dir, toy_data, toy_dicts, save_dir, max_update=1)] + ["--", "--log-interval", "1"]

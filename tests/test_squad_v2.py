@@ -182,7 +182,7 @@ def test_the_real_decoder_answers_nothing_exactly_above_the_threshold_it_is_give
 def test_module_cli_scores_prediction_files_of_the_sample_dev_set(tmp_path, capsys):
     dev = SQUAD2 / "dev-v2.0.json"
     golds = read_golds(dev)
-    assert len(golds) == 208 and sum(not g for g in golds.values()) == 112  # the data README: 208 questions, 112 impossible
+    assert len(golds) == 208 and sum(not g for g in golds.values()) == 112  # the data README: 208, 112 impossible
     right, empty = tmp_path / "right.json", tmp_path / "empty.json"
     right.write_text(json.dumps({q: (g[0] if g else "") for q, g in golds.items()}), encoding="utf-8")
     empty.write_text(json.dumps({q: "" for q in golds}), encoding="utf-8")

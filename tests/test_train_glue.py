@@ -150,7 +150,8 @@ def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
                     for a, b in encoded]
 
     def glue_rows(name, count):
-        return [line.split("\t") for line in (SAMPLE / "STS-B" / name).read_text(encoding="utf-8").splitlines()[1:count + 1]]
+        lines = (SAMPLE / "STS-B" / name).read_text(encoding="utf-8").splitlines()
+        return [line.split("\t") for line in lines[1:count + 1]]
 
     def written(path):
         lines = [line.split("\t") for line in path.read_text().splitlines()]
@@ -166,7 +167,8 @@ def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
     evaluate(save_dir, glue / "STS-B", "test", tmp_path / "test")
     test = glue_rows("test.tsv", 24)
     index, scores = written(tmp_path / "test" / "STS-B.tsv")
-    assert (tmp_path / "test" / "STS-B.tsv").read_text() == (tmp_path / "test" / "predictions" / "test-en.tsv").read_text()
+    submission = (tmp_path / "test" / "STS-B.tsv").read_text()
+    assert submission == (tmp_path / "test" / "predictions" / "test-en.tsv").read_text()
     assert index == [row[0] for row in test] and scores == pytest.approx(model_scores("test.tsv", test), abs=1e-3)
     assert len(scores) == 24 and 0.5 < np.mean(scores) < 4.5  # the 0-5 scale
 
@@ -188,8 +190,8 @@ def test_cola_single_sentences_train_and_report_mcc(glue, e5_dir, tmp_path):
 
 def test_amos_positional_form_trains_in_out_task_epoch_warmup_bsz_lr_seed(glue, e5_dir, tmp_path):
     """run_glue.sh TASK MODEL DATA OUT EPOCH WARMUP BSZ LR SEED (docs/glue.md), DATA the folder of all tasks."""
-    result = run(["bash", "run_scripts/run_glue.sh", "rte", e5_dir / "model.pt", glue, tmp_path / "out", "5", "10", "32",
-                  "4e-5", "1", "DRY_RUN=1"])
+    result = run(["bash", "run_scripts/run_glue.sh", "rte", e5_dir / "model.pt", glue, tmp_path / "out", "5", "10",
+                  "32", "4e-5", "1", "DRY_RUN=1"])
     words = shlex.split(next(line for line in result.stdout.splitlines() if "fairseq-train " in line))
     args = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
     assert args["--save-dir"] == str(tmp_path / "out" / "RTE" / "5-10-32-4e-5-1")
