@@ -50,4 +50,17 @@ fi
 if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--hf" ]; then
   "${PIP[@]}" install "$(pin transformers)"
 fi
+
+# fairseq-fixed requires torchaudio, so pip installs the newest one, which is built for another torch than ours (there
+# is none for torch 2.13): its C library fails to load, and transformers imports torchaudio whenever it is installed,
+# so `from transformers import pipeline` failed with "OSError: Could not load this library: .../_torchaudio.so".
+# fairseq imports torchaudio only inside the functions of its audio code (fairseq/data/audio/, tasks/text_to_speech.py,
+# models/speech_to_text/hub_interface.py), which this plugin never runs; so a torchaudio that cannot be imported is
+# removed (`pip check` then names fairseq-fixed's unmet requirement; nothing here needs it). One that imports, built
+# for the torch installed, is kept. Done on every run, so an environment made by an older install.sh is mended too.
+if "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torchaudio') is None)" 2>/dev/null &&
+   ! "$VENV/bin/python" -c "import torchaudio" 2>/dev/null; then
+  echo "install.sh: removing torchaudio, which does not load with this torch (fairseq needs it for audio tasks only)"
+  "${PIP[@]}" uninstall -y torchaudio
+fi
 echo "install.sh: ready ($VENV)"

@@ -4,8 +4,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -46,6 +48,23 @@ def pytest_collection_modifyitems(config, items):
 
 
 needs_shared = pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="../shared/data/xtreme-sample is absent")
+SHARED_DATA = REPO.parent / "shared" / "data"
+GLUE_SAMPLE = SHARED_DATA / "glue-sample"
+SQUAD2_SAMPLE = SHARED_DATA / "squad2-sample"
+needs_glue = pytest.mark.skipif(not GLUE_SAMPLE.is_dir(), reason="../shared/data/glue-sample is absent")
+needs_squad2 = pytest.mark.skipif(not (SQUAD2_SAMPLE / "dev-v2.0.json").is_file(),
+                                  reason="../shared/data/squad2-sample is absent")
+
+
+def transformers_or_skip(allow_module_level: bool = False):
+    """``transformers`` as the package imports it (``convert/hf_names.py``), or a skip where it is not installed
+    (a plain ``bash install.sh``; ``--hf`` adds it). pytest.importorskip's check (the module can be found), made
+    before importing: importing it here directly would bypass ``import_transformers``'s torchaudio guard."""
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed (bash install.sh --hf)", allow_module_level=allow_module_level)
+    from stabletune_fairseq.convert.hf_names import import_transformers
+
+    return import_transformers()
 
 
 def run(cmd, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -87,6 +106,17 @@ def converter_digest() -> str:
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def _toy_xnli_sizes() -> tuple[int, int, int]:
+    """The toy XNLI data's pairs per file (training, each dev language, each test language), read from its generator
+    (examples/toy_xnli/make_toy_xnli.py) so that the tests' counts follow it."""
+    source = (REPO / "examples" / "toy_xnli" / "make_toy_xnli.py").read_text(encoding="utf-8")
+    return tuple(int(n) for n in re.search(r"^TRAIN_PAIRS, DEV_PAIRS, TEST_PAIRS = (\d+), (\d+), (\d+)$", source,
+                                           re.M).groups())
+
+
+TOY_TRAIN_PAIRS, TOY_DEV_PAIRS, TOY_TEST_PAIRS = _toy_xnli_sizes()
 
 
 def make_toy_download(tmp_path_factory, name: str, example: str) -> Path:
@@ -224,6 +254,20 @@ def shrink_filesystem(folder: Path, free_kb: int) -> None:
     used = os.statvfs(folder)
     used_kb = (used.f_blocks - used.f_bfree) * used.f_frsize // 1024
     subprocess.run(["mount", "-o", f"remount,size={used_kb + free_kb}k", str(folder)], check=True)
+
+
+def drawn_pixels(path: Path, size: tuple[int, int] | None = None) -> float:
+    """A PNG's share of coloured pixels (saturation above 0.2: the plotted data, as text, axes and the background
+    are grey); asserts it is a PNG (of ``size``, width x height) that is not blank (pixel variance)."""
+    import matplotlib.image
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    rgb = matplotlib.image.imread(path)[..., :3].astype("float64")
+    if size is not None:
+        assert (rgb.shape[1], rgb.shape[0]) == size, (path, rgb.shape)
+    assert rgb.std() > 0.02, f"{path} is blank (pixel std {rgb.std():.4f})"
+    return float((rgb.max(-1) - rgb.min(-1) > 0.2).mean())
 
 
 def tree_digest(folder: Path) -> dict:

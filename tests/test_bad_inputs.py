@@ -325,10 +325,27 @@ def zip_of_other_files(path):
     return path
 
 
-NOT_FAIRSEQ = {  # maker -> what the message must say the file is
+def folder_of_checkpoints(path):
+    """A save dir given where a checkpoint file is expected (docs/reliability.md: "name one")."""
+    path.mkdir()
+    for name in ("checkpoint_1_2.pt", "checkpoint_best.pt", "checkpoint_last.pt"):
+        torch.save({"model": {}}, path / name)
+    return path
+
+
+def torch_file_without_model(path):
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3}, path)
+    return path
+
+
+NOT_FAIRSEQ = {  # maker -> what the message must say the file is ({path}: the path given)
     "hf_folder": (hf_folder, "a Hugging Face model folder, not a fairseq checkpoint file"),
     "hf_state_dict": (hf_state_dict, "a Hugging Face state dict (keys like 'roberta.embeddings.word_embeddings.weight')"),
     "zip_of_other_files": (zip_of_other_files, "not a torch checkpoint: a zip archive of other files (e.g. notes.txt)"),
+    "folder_of_checkpoints": (folder_of_checkpoints, "a folder of checkpoints, not a checkpoint file: name one, e.g. "
+                                                     "{path}/checkpoint_best.pt"),
+    "torch_file_without_model": (torch_file_without_model, "a torch file, but not a fairseq checkpoint (no 'model' "
+                                                           "entry; it holds epoch, state_dict)"),
     "missing": (lambda path: path, "no such file"),
 }
 
@@ -341,6 +358,7 @@ def test_a_path_that_is_no_fairseq_checkpoint_says_what_it_is(kind, e5_dir, toy_
 
     make, said = NOT_FAIRSEQ[kind]
     path = make(tmp_path / "model.pt")
+    said = said.format(path=path)
     recipe = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", path, toy_data, tmp_path / "run"], check=False)
     if kind == "missing":  # the recipe checks that one itself
         assert recipe.returncode == 2 and f"pretrained model '{path}' not found" in recipe.stderr

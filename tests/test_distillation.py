@@ -12,11 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import QA_MAX_LEN, run
+from conftest import QA_MAX_LEN, TOY_DEV_PAIRS, TOY_TRAIN_PAIRS, drawn_pixels, run
 from stabletune_fairseq.criterions.distillation_terms import (
     contrastive_distillation, patient_hidden_loss, soft_target_kd, span_soft_target_kd,
 )
 from stabletune_fairseq.criterions.stability_distillation import layer_pairs
+from stabletune_fairseq.models.heads import SpanHead
 from stabletune_fairseq.report.state_projection import principal_components
 from test_train_glue import glue  # noqa: F401  (the GLUE sample fixture: STS-B for the regression family)
 from test_train_tagging import logged
@@ -45,11 +46,27 @@ def test_soft_target_kd_matches_a_hand_computation():
 
 
 def test_span_kd_is_the_mean_of_start_and_end_and_ignores_masked_positions():
-    student = torch.tensor([[[0.5, 1.0], [2.0, -1.0], [-1e4, -1e4]]])  # batch x time x (start, end); position 2 masked
-    teacher = torch.tensor([[[1.5, 0.0], [0.0, 1.0], [-1e4, -1e4]]])
-    start = soft_target_kd(student[:, :2, 0], teacher[:, :2, 0], 2.0)
-    end = soft_target_kd(student[:, :2, 1], teacher[:, :2, 1], 2.0)
-    assert torch.allclose(span_soft_target_kd(student, teacher, 2.0), (start + end) / 2, atol=1e-6)
+    """The KD takes no mask: the span head's masking (-1e4 where ``span_mask`` is false) must remove a position from
+    both distributions. Student and teacher disagree most at the masked position, so a position the head left in
+    (or a KD that read it) changes the result."""
+    head = SpanHead(4, 2, dropout=0.0)
+    with torch.no_grad():
+        head.out_proj.weight.copy_(torch.tensor([[1.0, 0.5, 0.0, -1.0], [0.0, -0.5, 1.0, 0.5]]))
+        head.out_proj.bias.zero_()
+    features = torch.tensor([[[1.0, 0.0, 0.5, 0.0], [0.0, 1.0, 0.0, 0.5], [3.0, 0.0, 0.0, -3.0], [0.5, 0.5, 0.5, 0.5]]])
+    teacher_features = features.clone()
+    teacher_features[0, 0] = torch.tensor([0.0, 1.0, 1.0, 0.0])
+    teacher_features[0, 2] = -features[0, 2]  # position 2 (a question piece): far apart on the two sides
+    span_mask = torch.tensor([[True, True, False, True]])
+    student, teacher = head(features, span_mask), head(teacher_features, span_mask)
+    kept = [0, 1, 3]
+    start = soft_target_kd(student[:, kept, 0], teacher[:, kept, 0], 2.0)
+    end = soft_target_kd(student[:, kept, 1], teacher[:, kept, 1], 2.0)
+    kd = span_soft_target_kd(student, teacher, 2.0)
+    assert torch.allclose(kd, (start + end) / 2, atol=1e-6) and kd.item() > 0
+    everything = torch.ones_like(span_mask)
+    unmasked = span_soft_target_kd(head(features, everything), head(teacher_features, everything), 2.0)
+    assert unmasked.item() > 2 * kd.item()  # the masked position would have counted, and much
 
 
 def test_patient_kd_with_a_projection_matches_a_hand_computation():
@@ -197,7 +214,7 @@ def test_sentence_student_distils_rows_views_and_states(xnli_student, toy_data, 
     # PKD needs the teacher's hidden states: every row and every code-switched view ran through the teacher
     assert logged(log, "teacher_live") == [16.0, 16.0] and logged(log, "teacher_banked") == [0.0, 0.0]
     results = evaluate(save_dir / "checkpoint_best.pt", toy_data, tmp_path / "eval")
-    assert results["per_language"]["de"]["n"] == 150 and 0 <= results["average"]["accuracy"] <= 100
+    assert results["per_language"]["de"]["n"] == TOY_DEV_PAIRS and 0 <= results["average"]["accuracy"] <= 100
     student = torch.load(save_dir / "checkpoint_best.pt", map_location="cpu", weights_only=False)
     assert student["cfg"]["model"]["encoder_layers"] == 2
     assert not any(k.startswith("criterion") for k in student["model"])  # the student alone: no teacher weights
@@ -206,7 +223,7 @@ def test_sentence_student_distils_rows_views_and_states(xnli_student, toy_data, 
 def test_kd_from_the_bank_does_not_run_the_teacher_for_stored_rows(shrunk, xnli_teacher, xnli_bank, toy_data, tmp_path):
     log = xtreme("XNLI", shrunk[1] / "model.pt", toy_data, tmp_path / "run", "VALID_LANGS=de",
                  f"DISTILL={xnli_teacher}", f"BANK={xnli_bank}")
-    assert "teacher bank" in log and "1200 stored training rows" in log
+    assert "teacher bank" in log and f"{TOY_TRAIN_PAIRS} stored training rows" in log
     assert logged(log, "teacher_banked") == [8.0, 8.0] and logged(log, "teacher_live") == [0.0, 0.0]
     assert all(v > 0 for v in logged(log, "kd"))
 
@@ -278,7 +295,7 @@ def test_the_bank_holds_the_teacher_logits_bit_for_bit(xnli_teacher, xnli_bank, 
     bank = TeacherBank(xnli_bank)
     dataset = task.load_dataset("train")
     order = dataset.ordered_indices()
-    assert bank.rows == len(dataset) == 1200
+    assert bank.rows == len(dataset) == TOY_TRAIN_PAIRS
     with torch.no_grad():
         # The batches the bank was written in: exactly the teacher's float32 logits, row by row.
         for begin in range(0, 96, 16):
@@ -332,9 +349,54 @@ def test_a_bank_for_other_data_or_of_another_teacher_is_refused(xnli_teacher, xn
 
 
 # --- the other families: tagging (per word), QA (per start/end distribution), regression (STS-B) -------------
+def criterion_kd_on_a_real_batch(task, student_release, teacher, temperature, rows=8):
+    """The distillation criterion's logged KD on the first training rows of ``task``, with a 2-layer student from
+    ``student_release`` (dropout off) and the real ``teacher``; and the student's and teacher's outputs on them,
+    run here, and the batch."""
+    from omegaconf import OmegaConf
+
+    from stabletune_fairseq.criterions.stability_distillation import StabilityDistillationCriterion
+    from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig
+
+    cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", pretrained_encoder=str(student_release), save_dir="",
+                               encoder_layers=2, encoder_embed_dim=384, encoder_ffn_embed_dim=1536, dropout=0.0,
+                               attention_dropout=0.0, head_dropout=0.0)
+    student = task.build_model(OmegaConf.structured(cfg)).train()
+    bias = student.heads[task.head_name].out_proj.bias
+    with torch.no_grad():  # a new head's bias is 0: made uneven, so that an output slot of no unit is no uniform guess
+        bias.copy_(torch.linspace(-2.0, 2.0, len(bias)))
+    criterion = StabilityDistillationCriterion(task, teacher=str(teacher), kd_alpha=0.5, kd_temperature=temperature)
+    dataset = task.load_dataset("train")
+    sample = dataset.collater([dataset[i] for i in range(rows)])
+    _, _, logging_output = criterion(student, sample)
+    tokens, head_input = sample["net_input"]["src_tokens"], sample.get("head_input", {})
+    with torch.no_grad():
+        ours = student(tokens, head=task.head_name, **head_input).float()
+        theirs = criterion.teacher(tokens, head=task.head_name, **head_input).float()
+    return float(logging_output["kd"]), ours, theirs, sample
+
+
+def kd_by_hand(student, teacher, temperature):
+    """T^2 KL(softmax(teacher / T) || softmax(student / T)) over the last dimension, from torch's softmaxes."""
+    p_teacher = torch.softmax(teacher / temperature, -1)
+    return temperature ** 2 * (p_teacher * (torch.log_softmax(teacher / temperature, -1)
+                                            - torch.log_softmax(student / temperature, -1))).sum(-1)
+
+
 def test_tagging_student_distils_every_word(shrunk, toy_panx, tmp_path):
+    from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
+
     teacher_dir = tmp_path / "teacher"
     xtreme("PANX", shrunk[0] / "model.pt", toy_panx, teacher_dir)
+    # KD per word of the word mask: the padded word slots of shorter rows (a head output, 0-filled on the
+    # teacher's side) are no units
+    task = XtremeTaggingTask.setup_task(XtremeTaggingConfig(data=str(toy_panx), seed=1))
+    kd, ours, theirs, sample = criterion_kd_on_a_real_batch(task, shrunk[1] / "model.pt",
+                                                            teacher_dir / "checkpoint_best.pt", 2.0)
+    words = sample["word_mask"]
+    assert ours.shape[:2] == words.shape and 0 < int(words.sum()) < words.numel()
+    assert kd == pytest.approx(float(kd_by_hand(ours[words], theirs[words], 2.0).sum()), rel=1e-4)
+    assert float(kd_by_hand(ours, theirs, 2.0).sum()) > kd * 1.01  # every slot would count more
     log = xtreme("PANX", shrunk[1] / "model.pt", toy_panx, tmp_path / "student", f"DISTILL={teacher_dir / 'checkpoint_best.pt'}",
                  "PKD_MU=100", "KD_T=2")
     assert all(v > 0 for v in logged(log, "kd")) and all(v > 0 for v in logged(log, "pkd"))
@@ -343,9 +405,19 @@ def test_tagging_student_distils_every_word(shrunk, toy_panx, tmp_path):
 
 
 def test_qa_student_distils_start_and_end_from_the_bank(shrunk, toy_xquad, tmp_path):
+    from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
+
     teacher_dir = tmp_path / "teacher"
     xtreme("XQUAD", shrunk[0] / "model.pt", toy_xquad, teacher_dir)
     teacher = teacher_dir / "checkpoint_best.pt"
+    # KD per window: the mean of the start and of the end distributions' KD over the positions (the question's
+    # masked by the head on both sides)
+    task = XtremeQAConfig(data=str(toy_xquad), seed=1)
+    kd, ours, theirs, sample = criterion_kd_on_a_real_batch(XtremeQATask.setup_task(task), shrunk[1] / "model.pt",
+                                                            teacher, 2.0)
+    start, end = (kd_by_hand(ours[..., i], theirs[..., i], 2.0) for i in (0, 1))
+    assert not sample["head_input"]["span_mask"].all() and not torch.allclose(start, end, rtol=0.05)
+    assert kd == pytest.approx(float(((start + end) / 2).sum()), rel=1e-4)
     run([sys.executable, "-m", "stabletune_fairseq.cli.teacher_bank", "--checkpoint", teacher, "--data", toy_xquad,
          "--out", tmp_path / "bank"])
     record = json.loads((tmp_path / "bank" / "bank.json").read_text())
@@ -353,14 +425,24 @@ def test_qa_student_distils_start_and_end_from_the_bank(shrunk, toy_xquad, tmp_p
     assert record["units"] <= record["rows"] * QA_MAX_LEN
     log = xtreme("XQUAD", shrunk[1] / "model.pt", toy_xquad, tmp_path / "student", f"DISTILL={teacher}",
                  f"BANK={tmp_path / 'bank'}")
-    assert all(v > 0 for v in logged(log, "kd")) and sum(logged(log, "teacher_banked")) == 16
+    assert all(v > 0 for v in logged(log, "kd")) and sum(logged(log, "teacher_banked")) == 2 * 8  # 2 updates of BSZ=8
     results = evaluate(tmp_path / "student" / "checkpoint_best.pt", toy_xquad, tmp_path / "eval")
     assert {"exact_match", "f1"} <= set(results["metrics"])
 
 
 def test_regression_student_distils_the_teacher_score(shrunk, glue, tmp_path):  # noqa: F811
+    from stabletune_fairseq.tasks.glue import GlueConfig, GlueTask
+
     teacher_dir = tmp_path / "teacher"
     xtreme("STSB", shrunk[0] / "model.pt", glue / "STS-B", teacher_dir)
+    # KD: the squared difference of the student's and the teacher's scores on the training scale (score / 5), the
+    # raw head outputs of both; a teacher read on the 0-5 scale of the predictions would be off by a factor of 25
+    task = GlueTask.setup_task(GlueConfig(data=str(glue / "STS-B"), seed=1))
+    kd, ours, theirs, sample = criterion_kd_on_a_real_batch(task, shrunk[1] / "model.pt",
+                                                            teacher_dir / "checkpoint_best.pt", 2.0)
+    assert ours.shape == theirs.shape == (8, 1) and task.cfg.regression_scale == 5.0
+    assert kd == pytest.approx(float(((ours - theirs) ** 2).sum()), rel=1e-4)
+    assert float(sample["target"].max()) <= 1.0  # the gold scores of the batch are on that scale too
     log = xtreme("STSB", shrunk[1] / "model.pt", glue / "STS-B", tmp_path / "student",
                  f"DISTILL={teacher_dir / 'checkpoint_best.pt'}")
     assert all(v > 0 for v in logged(log, "kd"))
@@ -374,8 +456,7 @@ def test_the_states_picture_of_teacher_and_student(xnli_teacher, xnli_student, t
                   tmp_path / "states.png", "--per-language", "40", "--checkpoint", xnli_teacher,
                   "--checkpoint", save_dir / "checkpoint_best.pt"])
     assert "states.png" in result.stdout
-    png = (tmp_path / "states.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert drawn_pixels(tmp_path / "states.png") > 0.005  # coloured points of both models, not an empty canvas
     summary = json.loads((tmp_path / "states.json").read_text())
     assert [m["layers"] for m in summary["models"]] == [4, 2]
     languages = len(json.loads((toy_data / "metadata.json").read_text())["splits"]) - 1  # dev splits, without train

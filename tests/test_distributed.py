@@ -85,6 +85,38 @@ def test_a_failing_rank_stops_the_run_promptly(e5_dir, toy_data, toy_dicts, tmp_
     assert not rank_processes(process.pid, 0)  # rank 0 stopped too, not left behind
 
 
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_update(e5_dir, toy_data, toy_dicts, tmp_path):
+    """SIGTERM to rank 1 alone, mid-run: the ranks agree (one all-reduce per update) and both stop after the same
+    update, rank 0 saving it; the recipe exits 75 (docs/reliability.md)."""
+    save_dir = tmp_path / "run"
+    command = ["bash", "run_scripts/run_xtreme.sh", "XNLI", str(e5_dir / "model.pt"), str(toy_data), str(save_dir),
+               f"DICT_DIR={toy_dicts}", *SETTINGS, "NPROC=2", "MAX_UPDATE=1000", "--", "--log-interval", "1"]
+    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    log = save_dir / "train.log"
+    try:
+        deadline = time.time() + 300
+        while not (log.exists() and "num_updates=1," in log.read_text()) and time.time() < deadline:
+            assert process.poll() is None, "the run ended before its first update"
+            time.sleep(0.05)
+        victims = rank_processes(process.pid, 1)
+        assert victims, "rank 1 is not running"
+        os.kill(victims[0], signal.SIGTERM)
+        out, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 75, out[-3000:]
+    rank1 = [int(n) for n in re.findall(r"fairseq-train: preempted by SIGTERM after update (\d+)", out)]
+    rank0 = [int(n) for n in re.findall(r"fairseq-train: preempted by a signal after update (\d+)", out)]  # got none
+    assert len(rank1) == len(rank0) == 1 and rank0 == rank1, out[-3000:]
+    update = rank0[0]
+    saved = torch.load(save_dir / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert saved["optimizer_history"][-1]["num_updates"] == update < 1000
+    assert max(int(n) for n in re.findall(r"\bnum_updates=(\d+),", log.read_text())) == update  # none trained after
+    assert not rank_processes(process.pid, 0) and not rank_processes(process.pid, 1)
+
+
 def test_non_finite_batches_are_skipped_in_a_real_two_rank_run(e5_dir, toy_data, tmp_path):
     # A pretrained model with one finite but huge embedding row: every batch holding that piece overflows.
     task = XtremeSentenceTask.setup_task(XtremeSentenceConfig(data=str(toy_data), seed=1))

@@ -145,7 +145,7 @@ def test_tatoeba_laser_layout_on_the_sample():
     assert (data.layout, data.gold_aligned) == ("laser", True)
     assert [pair.language for pair in data.languages] == ["ara", "cmn", "deu", "hin"]
     for pair in data.languages:
-        assert len(pair.source) == len(pair.english) == 1000
+        assert len(pair.source) == len(pair.english) == 1000  # the data README: 1,000 sentences each
     deu = data.languages[2]
     assert deu.source[0] == lines(TATOEBA / "tatoeba.deu-eng.deu", 1)[0]
     assert deu.english[999] == lines(TATOEBA / "tatoeba.deu-eng.eng")[999]
@@ -194,7 +194,7 @@ def test_tatoeba_readers_refuse_bad_folders(tmp_path):
 def test_bucc_reader_on_the_sample():
     assert readers.bucc_languages(BUCC, "dev") == ["zh"] and readers.bucc_languages(BUCC, "test") == []
     split = readers.read_bucc(BUCC, "zh", "dev")
-    assert (len(split.source), len(split.english), len(split.gold)) == (8624, 13589, 257)
+    assert (len(split.source), len(split.english), len(split.gold)) == (8624, 13589, 257)  # the data README's counts
     assert split.source_ids[0] == "zh-000000001" and split.english_ids[-1] == "en-000013589"
     assert ("zh-000000057", "en-000008530") in split.gold and split.skipped == {}
     with pytest.raises(InputFormatError, match="no BUCC files of the test split"):
@@ -209,6 +209,7 @@ def test_sts_readers_on_the_sample():
     first, second = lines(STS / "STS2017.eval.v1.1" / "STS.input.track5.en-en.txt", 1)[0].split("\t")
     assert (track5.first[0], track5.second[0]) == (first, second)
     assert track5.scores[:3] == [float(x) for x in lines(STS / "STS2017.gs" / "STS.gs.track5.en-en.txt", 3)]
+    # the data README: 250 pairs a STS2017 track, 1,500 pairs in sts-dev.csv
     assert all(len(s.scores) == 250 and not s.skipped for name, s in sets.items() if name.startswith("track"))
     stsb = sets["sts-b dev"]
     assert len(stsb.scores) == 1500 and stsb.scores[0] == 5.0

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 from fairseq.data.indexed_dataset import MMapIndexedDataset
 
-from conftest import REPO, read_metadata, run
+from conftest import GLUE_SAMPLE, needs_glue, read_metadata, run
 from stabletune_fairseq.cli.preprocess_glue import main as preprocess_glue
 from stabletune_fairseq.data.binarize.glue import load_encoder
 from stabletune_fairseq.data.readers.glue_tsv import find_glue_files, glue_task, read_glue_file
 
-GLUE_SAMPLE = REPO.parent / "shared" / "data" / "glue-sample"
-pytestmark = pytest.mark.skipif(not GLUE_SAMPLE.is_dir(), reason="../shared/data/glue-sample is absent")
+pytestmark = needs_glue
 
 COUNTS = {  # rows of each file, as the data README gives them (header excluded)
     "CoLA": {"train.tsv": 8551, "dev.tsv": 1043, "test.tsv": 1063},
@@ -27,11 +26,17 @@ COUNTS = {  # rows of each file, as the data README gives them (header excluded)
 }
 SPLITS = {"MNLI": {"train.tsv": "train", "dev_matched.tsv": "valid_m"}}
 DEFAULT_SPLITS = {"train.tsv": "train", "dev.tsv": "valid_en", "test.tsv": "test_en"}
-LABEL_COUNTS = {  # counted with cut/sort/uniq on the files
+LABEL_COUNTS = {  # every labelled classification file, counted with cut -f<label column> | sort | uniq -c
     ("CoLA", "train.tsv"): {"0": 2528, "1": 6023},
+    ("CoLA", "dev.tsv"): {"0": 322, "1": 721},
+    ("SST-2", "train.tsv"): {"0": 29780, "1": 37569},
     ("SST-2", "dev.tsv"): {"0": 428, "1": 444},
     ("MRPC", "train.tsv"): {"0": 1194, "1": 2474},
+    ("MRPC", "dev.tsv"): {"0": 129, "1": 279},
     ("RTE", "train.tsv"): {"entailment": 1249, "not_entailment": 1241},
+    ("RTE", "dev.tsv"): {"entailment": 146, "not_entailment": 131},
+    ("WNLI", "train.tsv"): {"0": 323, "1": 312},
+    ("WNLI", "dev.tsv"): {"0": 40, "1": 31},
     ("QNLI", "dev.tsv"): {"entailment": 2702, "not_entailment": 2761},
     ("MNLI", "train.tsv"): {"contradiction": 16, "entailment": 16, "neutral": 16},
     ("MNLI", "dev_matched.tsv"): {"contradiction": 16, "entailment": 16, "neutral": 16},
@@ -57,8 +62,9 @@ def test_every_sample_file_is_read_whole(folder, file):
     elif task.regression:
         assert all(0 <= x <= 5 for x in rows.labels)
     else:
-        counts = Counter(task.labels[i] for i in rows.labels)
-        assert counts == LABEL_COUNTS.get((folder, file), counts) and set(counts) <= set(task.labels)
+        # a class index outside the label list (a stray label read as -1 would name the last label) fails here
+        assert all(0 <= i < len(task.labels) for i in rows.labels)
+        assert Counter(task.labels[i] for i in rows.labels) == LABEL_COUNTS[(folder, file)]
     if test or folder in ("RTE", "WNLI", "QNLI", "STS-B", "MNLI"):  # files with an index column
         assert rows.index[0] == int((GLUE_SAMPLE / folder / file).read_text("utf-8").splitlines()[1].split("\t")[0])
     else:
@@ -88,7 +94,7 @@ def test_exact_fields():
     assert stsb.texts[0][0] == "A plane is taking off." and stsb.texts[1][0] == "An air plane is taking off."
     assert stsb.labels[:3] == [5.0, 3.8, 3.8]
     rte_test = read_glue_file(GLUE_SAMPLE / "RTE" / "test.tsv", glue_task("RTE"), labels_required=False)
-    assert rte_test.index == list(range(3000))
+    assert rte_test.index == list(range(COUNTS["RTE"]["test.tsv"]))
 
 
 @pytest.mark.parametrize("name,folder", [("QQP", "QQP"), ("mnli", "MNLI"), ("STS-B", "STS-B"), ("sts-b", "STS-B"),
@@ -168,10 +174,12 @@ def test_rte_pairs_labels_and_index(glue_out, e5_dir):
     assert meta["pair"] and not meta["regression"] and meta["labels"] == ["entailment", "not_entailment"]
     assert [meta["splits"][s]["language"] for s in ("train", "valid_en", "test_en")] == ["en"] * 3
     train = np.load(data / "label" / "train.npy")
-    assert train.dtype == np.int64 and Counter(train.tolist()) == {0: 1249, 1: 1241}
+    assert train.dtype == np.int64
+    counts = LABEL_COUNTS[("RTE", "train.tsv")]
+    assert Counter(train.tolist()) == {i: counts[name] for i, name in enumerate(meta["labels"])}
     test = np.load(data / "label" / "test_en.npy")
     assert test.dtype == np.int64 and (test == -1).all()
-    assert np.load(data / "index" / "test_en.npy").tolist() == list(range(3000))
+    assert np.load(data / "index" / "test_en.npy").tolist() == list(range(COUNTS["RTE"]["test.tsv"]))
     encoder = load_encoder(e5_dir / "dict.txt", e5_dir / "sentencepiece.bpe.model")  # the one the command used
     rows = read_glue_file(GLUE_SAMPLE / "RTE" / "dev.tsv", glue_task("RTE"), labels_required=True)
     for field, texts in zip(("input0", "input1"), rows.texts):
@@ -188,25 +196,27 @@ def test_stsb_is_stored_as_regression(glue_out):
     assert dev.dtype == np.float32 and np.allclose(dev, rows.labels) and dev.min() >= 0 and dev.max() <= 5
     test = np.load(data / "label" / "test_en.npy")
     assert test.dtype == np.float32 and np.isnan(test).all() and not meta["splits"]["test_en"]["labelled"]
-    assert np.load(data / "index" / "test_en.npy").tolist() == list(range(1379))
+    assert np.load(data / "index" / "test_en.npy").tolist() == list(range(COUNTS["STS-B"]["test.tsv"]))
 
 
 def test_single_sentence_tasks_have_no_second_input(glue_out):
     for folder in ("CoLA", "SST-2"):
         meta = read_metadata(glue_out / folder)
         assert not meta["pair"] and not (glue_out / folder / "input1").exists()
-    assert np.load(glue_out / "CoLA" / "index" / "test_en.npy").tolist() == list(range(1063))
-    assert np.load(glue_out / "CoLA" / "index" / "train.npy").tolist() == list(range(8551))  # row numbers
+    assert np.load(glue_out / "CoLA" / "index" / "test_en.npy").tolist() == list(range(COUNTS["CoLA"]["test.tsv"]))
+    rows = COUNTS["CoLA"]["train.tsv"]
+    assert np.load(glue_out / "CoLA" / "index" / "train.npy").tolist() == list(range(rows))  # row numbers
 
 
 def test_mnli_and_evaluation_only_qnli(glue_out):
     mnli = read_metadata(glue_out / "MNLI")
     assert sorted(mnli["splits"]) == ["train", "valid_m"] and mnli["splits"]["valid_m"]["language"] == "m"
     assert mnli["labels"] == ["contradiction", "entailment", "neutral"]
-    assert Counter(np.load(glue_out / "MNLI" / "label" / "valid_m.npy").tolist()) == {0: 16, 1: 16, 2: 16}
+    assert Counter(np.load(glue_out / "MNLI" / "label" / "valid_m.npy").tolist()) == {
+        i: LABEL_COUNTS[("MNLI", "dev_matched.tsv")][name] for i, name in enumerate(mnli["labels"])}
     qnli = read_metadata(glue_out / "QNLI")
     assert sorted(qnli["splits"]) == ["test_en", "valid_en"]  # no train.tsv: evaluation only
-    assert np.load(glue_out / "QNLI" / "index" / "test_en.npy").tolist() == list(range(5463))
+    assert np.load(glue_out / "QNLI" / "index" / "test_en.npy").tolist() == list(range(COUNTS["QNLI"]["test.tsv"]))
 
 
 def test_truncation_is_counted(glue_out, e5_dir, tmp_path):
@@ -240,3 +250,57 @@ def test_process_sh_with_an_amos_model_folder(glue_out, e5_dir, tmp_path):
     for name in ours["splits"]:
         for part in ("input0/{}.bin", "input1/{}.bin", "label/{}.npy", "index/{}.npy"):
             assert (out / part.format(name)).read_bytes() == (glue_out / "WNLI" / part.format(name)).read_bytes()
+
+
+def qqp_download(folder, malformed: bool):
+    """A QQP folder in QQP's layout (``id qid1 qid2 question1 question2 is_duplicate``) made of real MRPC training
+    pairs (the sample has no QQP); ``malformed``: train row 5's first text holds a line break, which splits the row
+    in two lines of 4 and 3 columns (as in QQP's own train.tsv), and row 9's second text is empty."""
+    pairs = read_glue_file(GLUE_SAMPLE / "MRPC" / "train.tsv", glue_task("MRPC"), labels_required=True)
+    (folder / "QQP").mkdir(parents=True)
+
+    def rows(begin, end):
+        return [[str(i), str(2 * i + 1), str(2 * i + 2), pairs.texts[0][i], pairs.texts[1][i], str(pairs.labels[i])]
+                for i in range(begin, end)]
+
+    train, dev = rows(0, 20), rows(20, 30)
+    lines = ["\t".join(row) for row in train]
+    if malformed:
+        words = train[5][3].split(" ")
+        cut = len(words) // 2
+        lines[5] = "\t".join(train[5][:3] + [" ".join(words[:cut])]) + "\n" + \
+            "\t".join([" ".join(words[cut:])] + train[5][4:])
+        lines[9] = "\t".join(train[9][:4] + ["", train[9][5]])
+    header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+    (folder / "QQP" / "train.tsv").write_text(header + "".join(line + "\n" for line in lines), encoding="utf-8")
+    (folder / "QQP" / "dev.tsv").write_text(header + "".join("\t".join(row) + "\n" for row in dev), encoding="utf-8")
+    test = [[str(i), pairs.texts[0][i], pairs.texts[1][i]] for i in range(30, 36)]
+    (folder / "QQP" / "test.tsv").write_text("id\tquestion1\tquestion2\n" + "".join("\t".join(r) + "\n" for r in test),
+                                             encoding="utf-8")
+    return folder
+
+
+def test_malformed_qqp_lines_are_refused_or_dropped_and_counted(e5_dir, tmp_path):
+    download = qqp_download(tmp_path / "glue", malformed=True)
+    train = download / "QQP" / "train.tsv"
+    refused = run(["bash", "preprocess/glue/process.sh", download, "QQP", e5_dir, tmp_path / "out"], check=False)
+    assert refused.returncode == 2 and f"{train}:7: 4 tab-separated columns, the header has 6" in refused.stderr
+    assert not (tmp_path / "out" / "QQP").exists()
+    result = run(["bash", "preprocess/glue/process.sh", download, "QQP", e5_dir, tmp_path / "out", "DROP_MALFORMED=1"])
+    # lines 7 and 8 (the split row 5) and 12 (row 9, an empty question2): header first, row i on line i + 2
+    assert f"{train}: 3 malformed lines dropped (DROP_MALFORMED=1): lines 7, 8, 12" in result.stderr
+    meta = read_metadata(tmp_path / "out" / "QQP")
+    assert {name: (s["examples"], s.get("malformed_dropped")) for name, s in meta["splits"].items()} == {
+        "train": (18, 3), "valid_en": (10, 0), "test_en": (6, None)}  # test files are never dropped from
+    kept = [i for i in range(20) if i not in (5, 9)]
+    assert np.load(tmp_path / "out" / "QQP" / "index" / "train.npy").tolist() == kept  # QQP's id column
+    pairs = read_glue_file(GLUE_SAMPLE / "MRPC" / "train.tsv", glue_task("MRPC"), labels_required=True)
+    assert np.load(tmp_path / "out" / "QQP" / "label" / "train.npy").tolist() == [pairs.labels[i] for i in kept]
+    # the same folder without malformed lines: the same stored rows as the folder whose bad lines were dropped,
+    # and without the setting no malformed_dropped key (the fingerprint of existing folders is unchanged)
+    clean = qqp_download(tmp_path / "clean", malformed=False)
+    run(["bash", "preprocess/glue/process.sh", clean, "QQP", e5_dir, tmp_path / "clean-out"])
+    assert "malformed_dropped" not in read_metadata(tmp_path / "clean-out" / "QQP")["splits"]["train"]
+    dropped = stored(tmp_path / "out" / "QQP", "input0", "train")
+    whole = stored(tmp_path / "clean-out" / "QQP", "input0", "train")
+    assert [dropped[k].tolist() for k in range(18)] == [whole[i].tolist() for i in kept]

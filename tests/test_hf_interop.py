@@ -2,21 +2,22 @@
 HF folders written by transformers converted back (stabletune-export hf, stabletune-convert hf)."""
 import json
 import shutil
+import sys
 
 import pytest
 import torch
 
-from conftest import BIN, run
+from conftest import BIN, run, transformers_or_skip
 from test_convert import TEXTS
 
-from stabletune_fairseq.convert.fairseq_to_hf import export_hf
-from stabletune_fairseq.convert.hf_names import import_transformers
-from stabletune_fairseq.convert.hf_to_fairseq import convert_hf
-from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
-from stabletune_fairseq.models.pretrained import load_pretrained_encoder
-from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel, e5_small
+transformers = transformers_or_skip(allow_module_level=True)  # bash install.sh --hf; a plain install skips this file
 
-transformers = import_transformers()
+from stabletune_fairseq.convert.fairseq_to_hf import export_hf  # noqa: E402
+from stabletune_fairseq.convert.hf_to_fairseq import convert_hf  # noqa: E402
+from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary  # noqa: E402
+from stabletune_fairseq.models.pretrained import load_pretrained_encoder  # noqa: E402
+from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel, e5_small  # noqa: E402
+
 ALL_TEXTS = [t for texts in TEXTS.values() for t in texts]
 POSITIONS = "encoder.sentence_encoder.embed_positions.weight"
 
@@ -167,3 +168,32 @@ def test_export_refuses_a_dictionary_out_of_sentencepiece_order(e5_dir, tmp_path
     assert main(["hf", str(release / "model.pt"), str(tmp_path / "out")]) == 2
     assert "dict.txt is not the sentencepiece model's pieces in order (first difference at line 11" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_export_refuses_a_classifier_without_a_label_record(e5_dir, tmp_path, capsys):
+    """A checkpoint with a sentence head but no run record (plain fairseq, an older version): the outputs cannot be
+    named, so config.json's id2label cannot be written; refused, nothing written (docs/hf-interop.md)."""
+    from stabletune_fairseq.cli.export import main
+
+    state = torch.load(e5_dir / "model.pt", map_location="cpu", weights_only=True)
+    head = {"dense.weight": torch.zeros(384, 384), "dense.bias": torch.zeros(384), "out_proj.weight": torch.zeros(3, 384),
+            "out_proj.bias": torch.zeros(3)}
+    state["model"].update({f"heads.sentence.{name}": value for name, value in head.items()})
+    assert "stabletune_run" not in state.get("extra_state", {})
+    release = tmp_path / "release"
+    release.mkdir()
+    torch.save(state, release / "classifier.pt")
+    for name in ("dict.txt", "sentencepiece.bpe.model"):
+        (release / name).symlink_to(e5_dir / name)
+    assert main(["hf", str(release / "classifier.pt"), str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert f"{release / 'classifier.pt'}: records no label list" in error and "\n" not in error.strip()
+    assert not (tmp_path / "out").exists()
+
+
+def test_transformers_pipeline_imports_in_a_fresh_process_of_this_environment():
+    """``from transformers import pipeline`` in a new interpreter of this environment, as a user's own script runs it
+    (without import_transformers' guard): it fails where the environment holds a torchaudio built for another torch
+    (fairseq-fixed pulls one in; install.sh removes it, see there)."""
+    result = run([sys.executable, "-c", "from transformers import pipeline; print(pipeline.__name__)"], check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "pipeline", result.stderr[-3000:]

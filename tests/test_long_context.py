@@ -1,5 +1,6 @@
 """XLM-R past 512 positions (issue 19): the position-table extension of the real e5-small, and the encoder's
 attention through torch's scaled_dot_product_attention, full and sliding-window with global tokens."""
+import re
 import subprocess
 import sys
 
@@ -103,6 +104,12 @@ def test_load_needs_the_longer_table_and_refuses_bad_input(models, e5_dir, exten
     assert convert_main(["extend-positions", str(text), str(tmp_path / "b"), "--max-positions", "1024"]) == 2
     assert f"model to extend {text}: not a torch checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # the source's own folder as the output (spelled another way): refused before anything is written
+    files = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in extended_dir.iterdir()}
+    same = extended_dir / ".." / extended_dir.name
+    assert convert_main(["extend-positions", str(extended_dir / "model.pt"), str(same), "--max-positions", "2048"]) == 2
+    assert f"{same}: the folder of {extended_dir / 'model.pt'} itself" in capsys.readouterr().err
+    assert {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in extended_dir.iterdir()} == files
 
 
 def test_sdpa_equals_fairseq_attention(models):
@@ -261,23 +268,59 @@ def test_the_span_head_makes_the_question_global_under_a_window(models):
     assert (automatic[:, 400] - full[:, 400]).abs().max() > 1e-4  # and still only a window of the context
 
 
+def long_training_contexts(toy_qa_xtreme, out, filler_sentences=60):
+    """The toy QA download with every English training context behind ``filler_sentences`` sentences of filler
+    (the toy's own filler, about 11 pieces each): contexts of ~700 pieces, answers past position 512."""
+    import json
+    import shutil
+
+    shutil.copytree(toy_qa_xtreme / "xquad", out / "xquad")
+    squad = json.loads((toy_qa_xtreme / "squad" / "train-v1.1.json").read_text(encoding="utf-8"))
+    prefix = " ".join(["The weather there is mild and the people are friendly."] * filler_sentences) + " "
+    for article in squad["data"]:
+        for paragraph in article["paragraphs"]:
+            paragraph["context"] = prefix + paragraph["context"]
+            for qa in paragraph["qas"]:
+                for answer in qa["answers"]:
+                    answer["answer_start"] += len(prefix)
+                    assert paragraph["context"][answer["answer_start"]:].startswith(answer["text"])
+    (out / "squad").mkdir(parents=True)
+    (out / "squad" / "train-v1.1.json").write_text(json.dumps(squad), encoding="utf-8")
+    return out
+
+
 def test_qa_past_512_tokens_trains_with_a_window_through_the_recipe(extended_dir, toy_qa_xtreme, tmp_path):
-    """process.sh MAX_LEN=600 with the extended model, run_xtreme.sh (its --max-positions read from model.pt) with
-    --attention-window, then stabletune-evaluate: the real fairseq-train path of a long model."""
+    """process.sh MAX_LEN=1024 with the extended model on contexts of ~700 pieces, run_xtreme.sh (its
+    --max-positions read from model.pt) with --attention-window, then stabletune-evaluate: the real fairseq-train
+    path of a long model. Training windows are longer than 512 tokens, their answers past position 512, and the
+    position rows past 512 (copies before training) are trained."""
     import json
 
     from conftest import preprocess_into, run
+    from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 
     student = tmp_path / "long-2-layers"
     assert convert_main(["shrink", str(extended_dir / "model.pt"), str(student), "--layers", "0,11"]) == 0
-    data = preprocess_into(tmp_path / "data", toy_qa_xtreme, "xquad", student, "MAX_LEN=600")
-    assert json.loads((data / "metadata.json").read_text(encoding="utf-8"))["max_positions"] == 600
+    download = long_training_contexts(toy_qa_xtreme, tmp_path / "download")
+    data = preprocess_into(tmp_path / "data", download, "xquad", student, "MAX_LEN=1024")
+    assert json.loads((data / "metadata.json").read_text(encoding="utf-8"))["max_positions"] == 1024
+    train = XtremeQATask.setup_task(XtremeQAConfig(data=str(data), seed=1)).load_dataset("train")
+    answers = [train[i]["target"] for i in range(8)]
+    assert min(train.sizes) > 600 and all(int(a.min()) > 512 for a in answers)  # whole contexts, one window each
     result = run(["bash", "run_scripts/run_xtreme.sh", "XQUAD", student / "model.pt", data, tmp_path / "run",
                   "MAX_UPDATE=2", "BSZ=4", "FREEZE_EMBEDDINGS=1", "--", "--attention-window", "64", "--log-interval", "1"])
     log = result.stdout + result.stderr
     assert "--max-positions 1024" in log and "--attention-window 64" in log
+    assert [float(v) for v in re.findall(r"\| train_inner \|.*?\bwpb=([\d.]+)", log)] and \
+        all(float(v) > 4 * 600 for v in re.findall(r"\| train_inner \|.*?\bwpb=([\d.]+)", log))  # 4 long windows
     checkpoint = torch.load(tmp_path / "run" / "checkpoint_last.pt", weights_only=False)
     assert checkpoint["cfg"]["model"]["attention_window"] == 64 and checkpoint["cfg"]["model"]["max_positions"] == 1024
+    before = open_checkpoint(str(student / "model.pt"))["model"][POSITIONS]
+    after = checkpoint["model"][POSITIONS]
+    longest = max(train.sizes)
+    moved = (after - before).abs().amax(1)  # per table row (position p is row p + 2)
+    assert (moved[2 + 513:2 + 600] > 0).all()  # positions past 512 were in the trained windows: they moved
+    assert (moved[2 + longest:] == 0).all()  # past the longest window: no gradient (and XQuAD's optimiser no decay)
     run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", tmp_path / "run" / "checkpoint_last.pt",
          "--data", data, "--split", "valid", "--out", tmp_path / "eval"])
     results = json.loads((tmp_path / "eval" / "results.json").read_text(encoding="utf-8"))

@@ -83,7 +83,7 @@ def test_extracted_text_is_every_distinct_paragraph(text):
         data = json.loads((SHARED_SAMPLE / "xquad" / f"xquad.{language}.json").read_text(encoding="utf-8"))
         contexts = list(dict.fromkeys(p["context"] for a in data["data"] for p in a["paragraphs"]))
         blocks = (text / f"xquad.{language}.txt").read_text(encoding="utf-8").split("\n\n")
-        assert len(blocks) == len(contexts) == 240
+        assert len(blocks) == len(contexts) == 240  # XQuAD's 240 paragraphs (its 1,190 questions: the data README)
         assert blocks[0] == " ".join(contexts[0].split("\n")).strip()
 
 
@@ -119,13 +119,40 @@ def test_blocks_hold_every_piece_and_count_the_dropped_tails(mlm_data, text):
 def test_stream_packing_fills_every_block_but_the_last(text, e5_dir, tmp_path):
     from stabletune_fairseq.data.binarize.mlm_text import prepare_mlm_task
 
-    out = prepare_mlm_task(text, e5_dir, tmp_path, 256, valid_every=0, packing="stream")
+    out = prepare_mlm_task(text, e5_dir, tmp_path, 256, valid_every=0, min_tokens=MIN_TOKENS, packing="stream")
     meta = read_metadata(out)
     train = meta["splits"]["train"]
     assert list(meta["splits"]) == ["train"] and meta["valid_rule"].startswith("none held out")
-    assert train["separators"] == train["documents"] == 480
+    assert train["separators"] == train["documents"] == 2 * 240  # XQuAD's 240 paragraphs in de and in en
     total = train["pieces"] + train["separators"]
     assert train["full_blocks"] == total // 254 and train["blocks"] - train["full_blocks"] == (total % 254 >= MIN_TOKENS)
+    # the stored blocks: every document's pieces then </s>, one stream, cut every 254 pieces (documents cross blocks)
+    from fairseq.data import data_utils
+
+    from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
+
+    dictionary = load_xlmr_dictionary(str(out / "dict.txt"))
+    encoder = PieceEncoder(str(out / "sentencepiece.bpe.model"), dictionary)
+    stream = np.concatenate([np.append(p, dictionary.eos()) for p in encoder.encode(paragraphs(text))])
+    expected = [stream[s:s + 254] for s in range(0, len(stream), 254) if len(stream[s:s + 254]) >= MIN_TOKENS]
+    stored = data_utils.load_indexed_dataset(str(out / "blocks" / "train"), dictionary)
+    assert len(stored) == len(expected) == train["blocks"] and len(stream) == total
+    assert all(np.array_equal(stored[i].numpy(), block) for i, block in enumerate(expected))
+    assert sum(int((stored[i] == dictionary.eos()).sum()) for i in range(len(stored))) == 480  # one per document
+
+
+def test_run_mlm_refuses_data_longer_than_the_model(text, student, long_student, e5_dir, tmp_path):
+    """Blocks of 600 tokens: refused for the 512-position student before anything runs, taken by its 1024 version."""
+    from stabletune_fairseq.data.binarize.mlm_text import prepare_mlm_task
+
+    data = prepare_mlm_task(text, e5_dir, tmp_path, 600, valid_every=0, min_tokens=MIN_TOKENS)
+    model = student / "model.pt"
+    result = run(["bash", "run_scripts/run_mlm.sh", model, data, tmp_path / "run", "DRY_RUN=1"], check=False)
+    assert result.returncode == 2
+    assert f"run_mlm.sh: {data} holds blocks of 600 tokens, more than the 512 positions of {model}" in result.stderr
+    assert not (tmp_path / "run").exists()
+    longer = run(["bash", "run_scripts/run_mlm.sh", long_student / "model.pt", data, tmp_path / "run", "DRY_RUN=1"])
+    assert "--max-positions 1024" in longer.stdout
 
 
 # --- masking -----------------------------------------------------------------------------------------------------

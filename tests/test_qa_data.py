@@ -143,6 +143,7 @@ def test_shared_sample_tydiqa_dev_without_answers_is_a_test_set(e5_dir, tmp_path
     run(["bash", "preprocess/xtreme/process.sh", SHARED_SAMPLE, "tydiqa", e5_dir, tmp_path])
     meta = read_metadata(tmp_path / "tydiqa")
     assert sorted(meta["splits"]) == ["test_ar", "test_en", "test_ko", "train"]
+    # 3,696 questions: the data README's count of the TyDiQA-GoldP English training file
     assert meta["splits"]["train"]["examples"] == 3696 and meta["splits"]["train"]["duplicate_ids"] > 0
     assert not meta["splits"]["test_ar"]["labelled"]
 

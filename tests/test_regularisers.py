@@ -85,12 +85,38 @@ def test_full_gradient_flows_through_both_sides_of_the_kl():
     assert squared_difference(x, y).tolist() == pytest.approx([0.09, 0.0]) and x.grad.flatten().tolist() == pytest.approx([0.6, 0.0])
 
 
-def test_r3f_uniform_noise_view(toy_data, e5_dir):
-    task = make_task(toy_data, view_augmentation="noise", noise_std=1e-2, noise_type="uniform", noise_detached=True)
+@pytest.mark.parametrize("kind,scale", [("uniform", 1e-5), ("normal", 1e-2)])
+def test_noise_views_draw_their_distribution_on_the_views_only(kind, scale, toy_data, e5_dir):
+    """R3F's view (``REG=r3f``: uniform, eps 1e-5, on detached embeddings) and xTune's Gaussian one: the token
+    embeddings the encoder receives, minus the clean ones, are 0 on the rows and, on the views, U(-eps, eps) (std
+    eps/sqrt(3), a flat histogram) or N(0, std^2)."""
+    task = make_task(toy_data, view_augmentation="noise", noise_std=scale, noise_type=kind, noise_detached=True)
     sample = batch_of(task)
     model = make_model(task, e5_dir).eval()  # no dropout: only the noise tells the passes apart
+    encoder = model.encoder.sentence_encoder
+    received, forward_embedding = [], encoder.forward_embedding
+
+    def recording(tokens, token_embedding=None):  # what the encoder's embedding layer is given, then as it was
+        received.append((tokens, token_embedding.detach().double()))
+        return forward_embedding(tokens, token_embedding)
+
+    encoder.forward_embedding = recording
     _, _, log = StabilityConsistencyCriterion(task, r1_lambda=1.0, r1_full_gradient=True)(model, sample)
     assert float(log["r1"]) > 0
+    tokens, embedded = received[-1]
+    assert torch.equal(tokens, sample["net_input"]["src_tokens"])  # rows and views in one pass
+    noise = embedded - encoder.embed_tokens(tokens).detach().double()
+    assert noise[:6].abs().max() == 0  # the rows: clean
+    views = noise[6:].flatten()  # ~40k draws
+    assert abs(float(views.mean())) < 0.02 * scale
+    if kind == "uniform":
+        assert float(views.abs().max()) <= scale * 1.001 and float(views.abs().max()) > 0.99 * scale
+        assert float(views.std()) == pytest.approx(scale / 3 ** 0.5, rel=0.02)
+        quarters = torch.histc(views, bins=4, min=-scale, max=scale) / len(views)
+        assert quarters.tolist() == pytest.approx([0.25] * 4, abs=0.015)  # flat (a normal one: 32% in each middle bin)
+    else:
+        assert float(views.std()) == pytest.approx(scale, rel=0.02)
+        assert float((views.abs() < scale).double().mean()) == pytest.approx(0.6827, abs=0.015)  # within one std
     with pytest.raises(ValueError, match="positive --noise-std"):
         make_task(toy_data, view_augmentation="noise", noise_type="uniform")
 
@@ -98,7 +124,8 @@ def test_r3f_uniform_noise_view(toy_data, e5_dir):
 @pytest.mark.parametrize("family", ["tagging", "qa"])
 def test_dropout_views_in_the_other_task_families(family, request, e5_dir):
     """R-Drop for tagging (per word) and QA (per window over the common support): the view is the row, and R1 is
-    zero without dropout and positive with it; the task loss on views is the row's loss on the view's outputs."""
+    zero without dropout and positive with it; the task loss on views is the mean of the row's loss on the rows'
+    outputs and on the views' (computed here from the head's outputs)."""
     from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
     from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
 
@@ -117,5 +144,22 @@ def test_dropout_views_in_the_other_task_families(family, request, e5_dir):
     _, _, log = criterion(model, sample)
     assert float(log["r1"]) == pytest.approx(0.0, abs=1e-5)
     model.train()
-    loss, _, log = criterion(model, sample)
+    seen = []
+    model.heads[task.head_name].register_forward_hook(lambda module, args, output: seen.append(output.detach()))
+    loss, size, log = criterion(model, sample)
     assert float(log["r1"]) > 0 and torch.isfinite(loss)
+    rows, views = seen[-1][:4].float(), seen[-1][4:].float()  # one pass: the rows, then their views
+    assert not torch.allclose(rows, views)  # dropout: the two passes differ
+    target = sample["target"]
+    if family == "tagging":  # cross-entropy per labelled word of the word mask
+        words = sample["word_mask"]
+        labelled = (target[words] >= 0) & (target[words] < rows.size(-1))
+        per_pass = [F.cross_entropy(out[words][labelled], target[words][labelled], reduction="sum")
+                    for out in (rows, views)]
+        scale = size / int(labelled.sum())  # the criterion's mean over labelled words, once divided by the words
+    else:  # per window: the mean of the start's and the end's cross-entropy over the positions
+        per_pass = [sum(F.cross_entropy(out[..., i], target[:, i], reduction="none") for i in (0, 1)).sum() / 2
+                    for out in (rows, views)]
+        scale = 1.0
+    assert float(log["task_loss"]) == pytest.approx(scale * float(per_pass[0] + per_pass[1]) / 2, rel=1e-5)
+    assert abs(float(per_pass[0] - per_pass[1])) > 1e-4 * float(per_pass[0])  # so the mean is not one pass's loss

@@ -78,6 +78,8 @@ def test_a_damaged_last_checkpoint_is_replaced_by_the_newest_sound_one(straight_
     assert "loaded pretrained encoder" not in log  # never a silent restart from the pretrained weights
     assert updates(last) == 6
     assert list(save_dir.glob("checkpoint_last.pt.damaged-*"))  # kept aside, not deleted
+    # run_xtreme.sh's --keep-interval-updates 2: the killed run's checkpoint_1_2.pt is pruned once 1_6 is written
+    assert sorted(p.name for p in save_dir.glob("checkpoint_1_*.pt")) == ["checkpoint_1_4.pt", "checkpoint_1_6.pt"]
 
 
 def test_checkpoint_problems_are_found(tmp_path):
@@ -209,6 +211,58 @@ def test_one_run_per_save_dir_and_usr1_preempts(e5_dir, toy_data, toy_dicts, tmp
     assert update == logged_updates(log.read_text())[-1] and update < 1000
     assert f"preempted by SIGUSR1 after update {update}" in output
     assert not lock.exists()
+
+
+def test_a_signal_before_training_starts_stops_the_recipe_with_75(e5_dir, toy_data, toy_dicts, tmp_path):
+    """SIGTERM to run_xtreme.sh while it starts fairseq-train (right after it printed the command): status 75, nothing
+    trained, nothing left behind (docs/reliability.md)."""
+    save_dir = tmp_path / "early"
+    process = subprocess.Popen(command(e5_dir, toy_data, toy_dicts, save_dir), cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while "fairseq-train " not in (line := process.stdout.readline()):
+            assert line, "run_xtreme.sh printed no command"
+        os.kill(process.pid, signal.SIGTERM)
+        rest, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 75, errors[-3000:]
+    assert re.search(r"run_xtreme.sh: stopped by SIGTERM (before training started|during start-up); re-run the same "
+                     r"command", errors), errors[-3000:]
+    assert "Traceback" not in rest + errors and "train_inner" not in rest
+    assert not (save_dir / "checkpoint_last.pt").exists() and not (save_dir / "train.lock").exists()
+
+
+def test_a_signal_during_the_last_update_ends_the_run_normally_and_training_never_imports_transformers(
+        e5_dir, toy_data, toy_dicts, tmp_path):
+    """MAX_UPDATE=1 and SIGTERM to every process once training has started: the update in progress is the run's
+    last, so the run ends as it would have (status 0, its checkpoint of update 1), not as a preemption. The run
+    imports a ``transformers`` placed first on its path, which records who imported it: nobody may."""
+    shadow = tmp_path / "shadow" / "transformers"
+    shadow.mkdir(parents=True)
+    imported = tmp_path / "transformers-imported"
+    (shadow / "__init__.py").write_text(f"import traceback\nopen({str(imported)!r}, 'w').write(''.join("
+                                        "traceback.format_stack()))\n"
+                                        "raise ImportError('training imported transformers')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", str(REPO))])}
+    save_dir = tmp_path / "last"
+    cmd = [str(c) for c in command(e5_dir, toy_data, toy_dicts, save_dir, max_update=1)] + ["--", "--log-interval", "1"]
+    process = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, env=env, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    log = save_dir / "train.log"
+    try:
+        wait_for(lambda: log.exists() and "Start iterating over samples" in log.read_text(), process, "training")
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=300)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, output[-3000:]
+    assert "SIGTERM received: finishing the current update" in log.read_text()
+    assert "preempted by SIGTERM after update" not in output and "Stopping training due to num_updates: 1" in output
+    assert updates(save_dir / "checkpoint_last.pt") == 1 and not (save_dir / "train.lock").exists()
+    assert not imported.exists(), imported.read_text()[-3000:]
 
 
 def sha256(path) -> str:

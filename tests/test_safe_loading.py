@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from conftest import run
+from conftest import TOY_TRAIN_PAIRS, run
 
 
 class RunsCommand:
@@ -43,7 +43,8 @@ def test_as_pretrained_model_inside_training(crafted, toy_data, tmp_path):
     path, marker = crafted
     result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", path, toy_data, tmp_path / "run",
                   "ARCH=stabletune_xlmr_e5_small", "MAX_UPDATE=1"], check=False)
-    assert "run_xtreme.sh: XNLI stage 0 (cross-lingual-transfer) on 1200 training rows" in result.stdout  # past the
+    started = f"run_xtreme.sh: XNLI stage 0 (cross-lingual-transfer) on {TOY_TRAIN_PAIRS} training rows"
+    assert started in result.stdout  # past the
     # batch count: fairseq-train started, and the refusal came from inside it
     assert_refused(result, path, marker)
 

@@ -217,17 +217,38 @@ def test_the_loss_is_the_hand_computation_with_the_evaluation_embedder(built, st
     model.zero_grad()
 
 
-def test_a_source_only_row_has_the_source_term_only(built):
+def test_a_source_only_row_has_the_source_term_only(built, parallel_folder, student):
+    """Two pairs and a source-only sentence: the loss is the three rows' source MSE and the two pairs' target MSE,
+    from stabletune-embed-eval's embedder of the raw sentences (as in the hand computation above)."""
+    from stabletune_fairseq.embeddings.encoder import EmbeddingSettings, LoadedEncoder, SentenceEmbedder
+    from stabletune_fairseq.models.pretrained import load_pretrained_encoder
+
     task, model, criterion = built
+    load_pretrained_encoder(model, str(student))
     task.load_dataset("train")
     dataset = task.dataset("train")
     rows = [0, 1, len(dataset) - 1]  # two pairs and the last source-only sentence
     sample = dataset.collater([dataset[i] for i in rows])
     assert sample["target_rows"].tolist() == [True, True, False] and sample["target_tokens"].size(0) == 2
     with torch.no_grad():
-        loss, sample_size, log = criterion(model, sample)
+        loss, sample_size, log = criterion(model.eval(), sample)
     assert sample_size == 3 and log["pairs"] == 2
-    assert float(loss) == pytest.approx(float(log["mse_src"]) + float(log["mse_tgt"]), rel=1e-6)
+    alone = (parallel_folder / "en.sentences.txt").read_text(encoding="utf-8").splitlines()[-1]
+    sources = [s for s, _ in pairs("de", slice(0, 2))] + [alone]
+    targets = [t for _, t in pairs("de", slice(0, 2))]
+    settings = EmbeddingSettings(prefix=PREFIX, pooling="mean")
+    embedder = lambda encoder: SentenceEmbedder(LoadedEncoder(encoder, task.pieces, 512, "test", task.cfg.data),
+                                                settings, torch.device("cpu"))
+    teacher, shrunk = embedder(criterion.teacher), embedder(model.encoder)
+    tokens = sample["net_input"]["src_tokens"]
+    assert [t.tolist() for t in teacher.tokens(sources)] == [row[row.ne(1)].tolist() for row in tokens]
+    t_src = teacher.embed(sources).astype(np.float64)
+    mse_src = ((shrunk.embed(sources).astype(np.float64) - t_src) ** 2).mean(1)  # every row
+    mse_tgt = ((shrunk.embed(targets).astype(np.float64) - t_src[:2]) ** 2).mean(1)  # the pairs only
+    assert float(log["mse_src"]) == pytest.approx(mse_src.sum(), rel=1e-4)
+    assert float(log["mse_tgt"]) == pytest.approx(mse_tgt.sum(), rel=1e-4)
+    assert float(loss) == pytest.approx(mse_src.sum() + mse_tgt.sum(), rel=1e-4)
+    assert mse_src[2] > 1e-3 * mse_src.sum()  # the source-only row's term is in it, and not negligible
 
 
 # --- training -------------------------------------------------------------------------------------------------

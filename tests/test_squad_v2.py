@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_SAMPLE, read_metadata, run
+from conftest import SQUAD2_SAMPLE as SQUAD2
+from conftest import needs_squad2, read_metadata, run
 from stabletune_fairseq.data.span_decoding import WindowScores, best_answer
 from stabletune_fairseq.metrics.squad_v2 import evaluate_v2, main as squad_v2_main, read_golds
 
-SQUAD2 = SHARED_SAMPLE.parent / "squad2-sample"
-needs_squad2 = pytest.mark.skipif(not (SQUAD2 / "dev-v2.0.json").is_file(), reason="../shared/data/squad2-sample is absent")
 OFFICIAL_KEYS = ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total",
                  "NoAns_exact", "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"]
 
@@ -117,52 +115,65 @@ def test_null_odds_are_the_null_score_minus_the_best_span_and_the_threshold_comp
     assert best_answer([window, _window(1.0, {0: 0.5})], CONTEXT, allow_null=True).null_odds == -1.0
 
 
-class _StubTask:
-    """What QAPredictor uses of a SQuAD 2.0 task, with decode over given windows (as XtremeQATask.decode does)."""
-    allow_null, head_name, score_style = True, "span", "squad"
-    metadata = {"splits": {"valid_en": {"language": "en"}}}
+@pytest.fixture(scope="module")
+def normans_task(e5_dir, tmp_path_factory):
+    """A real SQuAD 2.0 task on the sample's "Normans" article, first 4 paragraphs (28 questions, short enough that
+    each question has one 384-token window): XtremeQATask, whose decode the predictor runs."""
+    from stabletune_fairseq.data.binarize.xtreme_qa import prepare_qa_task
+    from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 
-    def __init__(self, questions):
-        self.questions = questions
-
-    def load_dataset(self, split):
-        return self.questions
-
-    def max_positions(self):
-        return 512
-
-    def get_batch_iterator(self, dataset, **kwargs):
-        batch = {"net_input": {"src_tokens": torch.zeros(1, 1)}, "head_input": {"span_mask": torch.zeros(1, 1)},
-                 "questions": dataset}
-        return SimpleNamespace(next_epoch_itr=lambda shuffle: [batch])
-
-    def decode(self, logits, sample, null_margin=0.0):
-        return [(record, "en", best_answer(windows, record["context"], allow_null=True, null_margin=null_margin))
-                for record, windows in sample["questions"]]
+    folder = tmp_path_factory.mktemp("normans")
+    squad = json.loads((SQUAD2 / "dev-v2.0.json").read_text(encoding="utf-8"))
+    squad["data"] = [dict(squad["data"][0], paragraphs=squad["data"][0]["paragraphs"][:4])]
+    (folder / "dev-v2.0.json").write_text(json.dumps(squad), encoding="utf-8")
+    data = prepare_qa_task("squad", folder, e5_dir, folder / "out", 384, layout="squad")
+    return XtremeQATask.setup_task(XtremeQAConfig(data=str(data), seed=1)), folder / "dev-v2.0.json"
 
 
-def test_predictor_writes_null_odds_as_na_prob_and_scores_with_its_threshold():
-    from stabletune_fairseq.inference.predictors import QAPredictor
+def null_logits_model(tokens, head, span_mask):
+    """A stand-in for the network (the decoder and the threshold are under test): a null score (the start and end
+    logits at <s>) of -2, -1, 0, 1 or 2 by the row's token sum, 0 for the one-piece span at the first context piece,
+    -5 elsewhere in the context; outside the span mask -1e4, as the span head. Null odds: the null score."""
+    assert head == "span"
+    null = ((tokens * tokens.ne(1)).sum(1) % 5 - 2).float()
+    logits = torch.full((*tokens.shape, 2), -5.0)
+    logits[:, 0, :] = null.unsqueeze(1) / 2
+    first_context = span_mask[:, 1:].float().argmax(1) + 1
+    logits[torch.arange(len(tokens)), first_context, :] = 0.0
+    return logits.masked_fill(~span_mask.unsqueeze(-1), -1e4)
 
-    # a: answerable, null score 1 vs span "Normans" 2: null odds -1.0; b: unanswerable, null 3 vs span "Rollo" 2: 1.0
-    questions = [({"id": "a", "context": CONTEXT, "answers": ["the Normans"], "impossible": False}, [_window(1.0, {3: 1.0})]),
-                 ({"id": "b", "context": CONTEXT, "answers": [], "impossible": True}, [_window(3.0, {0: 1.0})])]
-    predictor = QAPredictor(_StubTask(questions), lambda tokens, **kwargs: tokens, "cpu", 8)
+
+@needs_squad2
+def test_the_real_decoder_answers_nothing_exactly_above_the_threshold_it_is_given(normans_task):
+    from stabletune_fairseq.inference.predictors import QAPredictor, eval_batches
+
+    task, dev = normans_task
+    dataset = task.load_dataset("valid_en")
+    odds, contexts = {}, {}  # what the stand-in gives each question: its null odds, by construction
+    for sample in eval_batches(task, dataset, 8):
+        null = null_logits_model(sample["net_input"]["src_tokens"], "span", sample["head_input"]["span_mask"])[:, 0, 0]
+        for row, info in enumerate(sample["windows"]):
+            assert info.record["id"] not in odds  # one window per question
+            odds[info.record["id"]], contexts[info.record["id"]] = 2 * float(null[row]), info.record["context"]
+    golds = read_golds(dev)
+    assert set(odds) == set(golds) and len(golds) == 28 and len(set(odds.values())) == 5
+    predictor = QAPredictor(task, null_logits_model, "cpu", 8)
     assert predictor.metrics == ("f1", "exact_match", "best_f1", "best_exact")
-    scores, text = predictor.predict("valid_en")
-    assert json.loads(text) == {"a": "Normans", "b": ""}  # threshold 0.0: b's null odds are above it, a's not
-    na_probs = json.loads(predictor.side_files["valid_en"][".na_prob.json"])
-    assert na_probs == {"a": -1.0, "b": 1.0}
-    # both right; best: all-null start 1 (b), a at -1.0 adds 1 (threshold -1.0), b at 1.0 adds 0 (answered "")
-    assert (scores["exact"], scores["exact_match"], scores["n"], scores["null_threshold"]) == (100.0, 100.0, 2, 0.0)
-    assert (scores["best_exact"], scores["best_exact_thresh"]) == (100.0, -1.0)
-    assert {k: scores[k] for k in OFFICIAL_KEYS} == pytest.approx(evaluate_v2(
-        {"a": ["the Normans"], "b": []}, json.loads(text), na_probs, 0.0))
-    predictor.null_threshold = 2.0  # stabletune-evaluate --null-threshold 2.0: b answers too (wrong)
-    scores, text = predictor.predict("valid_en")
-    assert json.loads(text) == {"a": "Normans", "b": "Rollo"}
-    assert (scores["exact"], scores["NoAns_exact"], scores["best_exact"], scores["best_exact_thresh"]) == \
-        (50.0, 0.0, 100.0, -1.0)
+    answered = {}
+    for threshold in (0.0, -1.5, 1.5):  # stabletune-evaluate --null-threshold
+        predictor.null_threshold = threshold
+        scores, text = predictor.predict("valid_en")
+        predictions = json.loads(text)
+        na_probs = json.loads(predictor.side_files["valid_en"][".na_prob.json"])
+        assert na_probs == odds  # the null odds are the decoder's, whatever the threshold
+        assert {q for q, answer in predictions.items() if answer} == {q for q in odds if odds[q] <= threshold}
+        assert all(contexts[q].startswith(answer) for q, answer in predictions.items() if answer)  # the first piece
+        answered[threshold] = sum(bool(answer) for answer in predictions.values())
+        official = evaluate_v2(golds, predictions, na_probs, threshold)
+        assert {k: scores[k] for k in OFFICIAL_KEYS} == pytest.approx(
+            {k: v if k.endswith(("_thresh", "total")) else round(v, 2) for k, v in official.items()})
+        assert (scores["exact_match"], scores["n"], scores["null_threshold"]) == (scores["exact"], 28, threshold)
+    assert 0 < answered[-1.5] < answered[0.0] < answered[1.5] < 28  # the threshold changed the answers
 
 
 # --- the official command line on the shared sample ----------------------------------------------------------
@@ -171,7 +182,7 @@ def test_predictor_writes_null_odds_as_na_prob_and_scores_with_its_threshold():
 def test_module_cli_scores_prediction_files_of_the_sample_dev_set(tmp_path, capsys):
     dev = SQUAD2 / "dev-v2.0.json"
     golds = read_golds(dev)
-    assert len(golds) == 208 and sum(not g for g in golds.values()) == 112
+    assert len(golds) == 208 and sum(not g for g in golds.values()) == 112  # the data README: 208, 112 impossible
     right, empty = tmp_path / "right.json", tmp_path / "empty.json"
     right.write_text(json.dumps({q: (g[0] if g else "") for q, g in golds.items()}), encoding="utf-8")
     empty.write_text(json.dumps({q: "" for q in golds}), encoding="utf-8")

@@ -6,6 +6,7 @@ import pytest
 import torch
 from fairseq.logging import metrics
 
+from conftest import TOY_DEV_PAIRS
 from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
 from stabletune_fairseq.criterions.stability_distillation import StabilityDistillationCriterion
 from stabletune_fairseq.tasks.glue import GlueConfig, GlueTask
@@ -44,8 +45,9 @@ def one_hot(classes: torch.Tensor, width: int) -> torch.Tensor:
 
 def test_sentence_task_logs_accuracy_per_language(toy_data):
     task = XtremeSentenceTask.setup_task(XtremeSentenceConfig(data=str(toy_data), seed=1))
-    dataset = task.load_dataset("valid")  # 150 examples of every language in turn
-    sample = dataset.collater([dataset[i] for i in (0, 1, 2, 3, 150, 151)])
+    dataset = task.load_dataset("valid")  # the toy's TOY_DEV_PAIRS examples of every language in turn
+    n = TOY_DEV_PAIRS
+    sample = dataset.collater([dataset[i] for i in (0, 1, 2, 3, n, n + 1)])
     first, second = (task.languages[int(sample["lang"][i])] for i in (0, 4))
     assert first != second
     predicted = sample["target"].clone()

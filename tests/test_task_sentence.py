@@ -1,6 +1,7 @@
 """The xtreme_sentence task: input layout, languages, and batches that cover every example."""
 import pytest
 
+from conftest import TOY_DEV_PAIRS
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 
 
@@ -20,8 +21,8 @@ def test_pair_layout(task):
 
 def test_valid_gathers_every_language(task):
     dataset = task.load_dataset("valid")
-    assert len(dataset) == 5 * 150
-    assert sorted({dataset[i]["lang"] for i in range(0, len(dataset), 150)}) == list(range(5))
+    assert len(dataset) == 5 * TOY_DEV_PAIRS  # the toy's five dev languages
+    assert sorted({dataset[i]["lang"] for i in range(0, len(dataset), TOY_DEV_PAIRS)}) == list(range(5))
 
 
 @pytest.mark.parametrize("multiple", [1, 8])

@@ -3,6 +3,7 @@ run_glue.sh (fairseq-train), GLUE's metrics in validation, stabletune-evaluate a
 classification task (RTE), the STS-B regression with and without R-Drop, and a single-sentence task (CoLA)."""
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -10,17 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run
+from conftest import GLUE_SAMPLE as SAMPLE
+from conftest import needs_glue, run
 from test_train_xnli import valid_lines
 
-SAMPLE = REPO.parent / "shared" / "data" / "glue-sample"
-pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="needs ../shared/data/glue-sample")
+pytestmark = needs_glue
 ROWS = {"train.tsv": 48, "dev.tsv": 40, "test.tsv": 24}  # lines kept of each file (plus its header)
 
 
 @pytest.fixture(scope="module")
 def glue(e5_dir, tmp_path_factory) -> Path:
-    """RTE, STS-B and CoLA of the sample cut to their first rows, preprocessed with e5-small's vocabulary."""
+    """RTE, STS-B and CoLA of the sample cut to their first rows, preprocessed with e5-small's vocabulary. Other
+    test modules borrow this fixture: it skips by itself where the sample is absent (their module has no mark)."""
+    if not SAMPLE.is_dir():
+        pytest.skip("../shared/data/glue-sample is absent")
     download = tmp_path_factory.mktemp("glue-download")
     for task in ("RTE", "STS-B", "CoLA"):
         (download / task).mkdir()
@@ -104,6 +108,7 @@ def stsb_runs(glue, e5_dir, tmp_path_factory):
 
 
 def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
+    stats = pytest.importorskip("scipy.stats")  # installed with seqeval and fairseq (scikit-learn needs it)
     for reg, (save_dir, log) in stsb_runs.items():
         assert "--best-checkpoint-metric pearson_spearman_en" in log
         rows = valid_lines(log)
@@ -127,9 +132,45 @@ def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
     assert results["metrics"] == ["pearson", "spearman"]
     assert results["per_language"]["en"]["pearson"] == pytest.approx(best["pearson_en"], abs=0.01)
     assert results["per_language"]["en"]["spearman"] == pytest.approx(best["spearman_en"], abs=0.01)
+    # every written score is the model's on that raw pair, encoded here, times 5 (trained on score / 5), to 3
+    # decimals; the reported correlations are those of the model's scores against the dev file's (scipy's), and each
+    # file's index column is the GLUE file's own
+    from stabletune_fairseq.data.binarize.glue import load_encoder
+    from stabletune_fairseq.models.checkpoint_loading import load_for_inference
+
+    model, _, _ = load_for_inference(str(save_dir / "checkpoint_best.pt"), str(glue / "STS-B"), torch.device("cpu"))
+    encoder = load_encoder(glue / "STS-B" / "dict.txt", glue / "STS-B" / "sentencepiece.bpe.model")
+
+    def model_scores(name, rows):
+        header = (SAMPLE / "STS-B" / name).read_text(encoding="utf-8").split("\n", 1)[0].split("\t")
+        first, second = header.index("sentence1"), header.index("sentence2")
+        with torch.no_grad():
+            encoded = [encoder.encode([row[first].strip(), row[second].strip()]) for row in rows]
+            return [5 * float(model(torch.tensor([[0, *a.tolist(), 2, 2, *b.tolist(), 2]]), head="sentence")[0, 0])
+                    for a, b in encoded]
+
+    def glue_rows(name, count):
+        lines = (SAMPLE / "STS-B" / name).read_text(encoding="utf-8").splitlines()
+        return [line.split("\t") for line in lines[1:count + 1]]
+
+    def written(path):
+        lines = [line.split("\t") for line in path.read_text().splitlines()]
+        assert lines[0] == ["index", "prediction"]
+        return [line[0] for line in lines[1:]], [float(line[1]) for line in lines[1:]]
+
+    dev = glue_rows("dev.tsv", 40)
+    index, predicted = written(tmp_path / "valid" / "predictions" / "valid-en.tsv")
+    exact, gold = model_scores("dev.tsv", dev), [float(row[-1]) for row in dev]
+    assert index == [row[0] for row in dev] and predicted == pytest.approx(exact, abs=1e-3)
+    assert results["per_language"]["en"]["pearson"] == pytest.approx(100 * stats.pearsonr(exact, gold)[0], abs=0.01)
+    assert results["per_language"]["en"]["spearman"] == pytest.approx(100 * stats.spearmanr(exact, gold)[0], abs=0.01)
     evaluate(save_dir, glue / "STS-B", "test", tmp_path / "test")
-    scores = [float(line.split("\t")[1]) for line in (tmp_path / "test" / "STS-B.tsv").read_text().splitlines()[1:]]
-    assert len(scores) == 24 and 0.5 < np.mean(scores) < 4.5  # the 0-5 scale (trained on score / 5)
+    test = glue_rows("test.tsv", 24)
+    index, scores = written(tmp_path / "test" / "STS-B.tsv")
+    submission = (tmp_path / "test" / "STS-B.tsv").read_text()
+    assert submission == (tmp_path / "test" / "predictions" / "test-en.tsv").read_text()
+    assert index == [row[0] for row in test] and scores == pytest.approx(model_scores("test.tsv", test), abs=1e-3)
+    assert len(scores) == 24 and 0.5 < np.mean(scores) < 4.5  # the 0-5 scale
 
 
 def test_cola_single_sentences_train_and_report_mcc(glue, e5_dir, tmp_path):
@@ -145,6 +186,18 @@ def test_cola_single_sentences_train_and_report_mcc(glue, e5_dir, tmp_path):
     item = dataset.collater([dataset[0]])["net_input"]["src_tokens"][0]
     assert item[0] == task.dictionary.bos() and item[-1] == task.dictionary.eos()
     assert int((item == task.dictionary.eos()).sum()) == 1  # <s> sentence </s>: one sentence, one separator
+
+
+def test_amos_positional_form_trains_in_out_task_epoch_warmup_bsz_lr_seed(glue, e5_dir, tmp_path):
+    """run_glue.sh TASK MODEL DATA OUT EPOCH WARMUP BSZ LR SEED (docs/glue.md), DATA the folder of all tasks."""
+    result = run(["bash", "run_scripts/run_glue.sh", "rte", e5_dir / "model.pt", glue, tmp_path / "out", "5", "10",
+                  "32", "4e-5", "1", "DRY_RUN=1"])
+    words = shlex.split(next(line for line in result.stdout.splitlines() if "fairseq-train " in line))
+    args = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
+    assert args["--save-dir"] == str(tmp_path / "out" / "RTE" / "5-10-32-4e-5-1")
+    assert (args["--max-epoch"], args["--batch-size"], args["--lr"], args["--seed"]) == ("5", "32", "4e-5", "1")
+    assert int(args["--warmup-updates"]) == int(int(args["--total-num-update"]) * 0.1)  # WARMUP 10: a tenth
+    assert str(glue / "RTE") in words and not (tmp_path / "out").exists()  # the task's folder; a dry run writes nothing
 
 
 def test_a_folder_of_another_glue_task_is_refused(glue, e5_dir, tmp_path):

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import QA_MAX_LEN, SHARED_SAMPLE, needs_shared, preprocess_into, read_metadata
+from conftest import QA_MAX_LEN, SQUAD2_SAMPLE, needs_squad2, preprocess_into, read_metadata
 from stabletune_fairseq.metrics.qa_scores import exact_match, score_questions
 from stabletune_fairseq.metrics.squad_v2 import evaluate_v2, read_golds
 from test_train_tagging import evaluate, logged, recipe
@@ -138,11 +138,11 @@ def test_mlqa_trains_and_evaluates_with_mlqa_scoring(toy_qa_xtreme, e5_dir, tmp_
     assert valid_scores(log)["f1_avg"] == pytest.approx(results["average"]["f1"], abs=0.01)
 
 
-@needs_shared
+@needs_squad2
 def test_squad2_trains_on_unanswerable_questions_and_answers_them_with_nothing(e5_dir, tmp_path):
     """SQuAD 2.0 end to end: unanswerable training questions point at the null position, the decoder
     answers "" where the null score wins, and an empty prediction is right exactly for unanswerable ones."""
-    squad2 = SHARED_SAMPLE.parent / "squad2-sample"
+    squad2 = SQUAD2_SAMPLE
     download = tmp_path / "download" / "squad"
     download.mkdir(parents=True)
     files = {}
@@ -218,13 +218,14 @@ def test_the_exported_span_model_gives_our_logits_and_answers_in_transformers(xq
     English questions: our start/end logits, and decoded by our decoder the answers load_model gives."""
     import torch
     from stabletune_fairseq import load_model
+    from conftest import transformers_or_skip
     from stabletune_fairseq.convert.fairseq_to_hf import export_hf
-    from stabletune_fairseq.convert.hf_names import import_transformers
     from stabletune_fairseq.inference.raw_datasets import qa_dataset
 
+    transformers = transformers_or_skip()
     checkpoint = xquad_stage1[0] / "checkpoint_last.pt"
     out = export_hf(checkpoint, tmp_path / "hf")
-    hf = import_transformers().AutoModelForQuestionAnswering.from_pretrained(out).eval()
+    hf = transformers.AutoModelForQuestionAnswering.from_pretrained(out).eval()
     source = json.loads((toy_qa_xtreme / "xquad" / "xquad.en.json").read_text(encoding="utf-8"))
     questions = [{"question": qa["question"], "context": p["context"]}
                  for article in source["data"] for p in article["paragraphs"] for qa in p["qas"]]

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import run
+from conftest import TOY_DEV_PAIRS, TOY_TEST_PAIRS, run
 
 LANGS = ["de", "en", "es", "fr", "zh"]
 
@@ -41,8 +41,8 @@ def test_validation_reports_every_language_over_the_whole_subset(first_run, toy_
     assert [r["num_updates"] for r in rows] == [2, 4]
     for row in rows:
         for lang in LANGS:
-            assert row[f"nlabelled_{lang}"] == 150  # every dev example, none dropped by batching
-            assert row[f"acc_{lang}"] == pytest.approx(100 * row[f"ncorrect_{lang}"] / 150, abs=1e-3)
+            assert row[f"nlabelled_{lang}"] == TOY_DEV_PAIRS  # every dev example, none dropped by batching
+            assert row[f"acc_{lang}"] == pytest.approx(100 * row[f"ncorrect_{lang}"] / TOY_DEV_PAIRS, abs=1e-3)
         assert row["acc_avg"] == pytest.approx(sum(row[f"acc_{l}"] for l in LANGS) / len(LANGS), abs=1e-2)
 
 
@@ -75,9 +75,10 @@ def test_evaluate_matches_validation(first_run, evaluated_valid):
     assert results["task"] == "xnli" and results["split"] == "valid" and results["metric"] == "accuracy"
     assert results["data_check"] == "same data"  # the checkpoint's record of task, labels and data matches
     for lang in LANGS:
-        assert results["per_language"][lang] == {"accuracy": pytest.approx(last[f"acc_{lang}"], abs=0.01), "n": 150}
+        assert results["per_language"][lang] == {"accuracy": pytest.approx(last[f"acc_{lang}"], abs=0.01),
+                                                 "n": TOY_DEV_PAIRS}
         predictions = (tmp_path / "predictions" / f"valid-{lang}.tsv").read_text().splitlines()
-        assert len(predictions) == 150 and set(predictions) <= {"contradiction", "entailment", "neutral"}
+        assert len(predictions) == TOY_DEV_PAIRS and set(predictions) <= {"contradiction", "entailment", "neutral"}
     assert results["average"]["accuracy"] == pytest.approx(last["acc_avg"], abs=0.01)
     assert "| **average** |" in (tmp_path / "results.md").read_text()
 
@@ -87,8 +88,8 @@ def test_evaluate_unlabelled_test_writes_predictions(first_run, toy_data, tmp_pa
     run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", save_dir / "checkpoint_best.pt",
          "--data", toy_data, "--split", "test", "--out", tmp_path])
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["per_language"]["fr"] == {"n": 150, "labelled": False} and results["average"] == {}
-    assert len((tmp_path / "predictions" / "test-zh.tsv").read_text().splitlines()) == 150
+    assert results["per_language"]["fr"] == {"n": TOY_TEST_PAIRS, "labelled": False} and results["average"] == {}
+    assert len((tmp_path / "predictions" / "test-zh.tsv").read_text().splitlines()) == TOY_TEST_PAIRS
 
 
 def test_fairseq_checkpoints_load_through_the_safe_loader(first_run):
@@ -241,15 +242,16 @@ def test_wandb_without_the_package_is_refused(tmp_path):
 def test_the_exported_classifier_predicts_in_a_transformers_pipeline_as_stabletune_predict(first_run, toy_xtreme, tmp_path):
     """stabletune-export hf, then transformers' own text-classification pipeline on raw French pairs: the
     labels and probabilities load_model (stabletune-predict's code) gives."""
+    from conftest import transformers_or_skip
     from stabletune_fairseq import load_model
     from stabletune_fairseq.convert.fairseq_to_hf import export_hf
-    from stabletune_fairseq.convert.hf_names import import_transformers
 
+    transformers = transformers_or_skip()
     checkpoint = first_run[0] / "checkpoint_last.pt"
     out = export_hf(checkpoint, tmp_path / "hf")
     rows = [tuple(line.split("\t")[:2]) for line in (toy_xtreme / "xnli" / "dev-fr.tsv").read_text(encoding="utf-8").splitlines()]
     ours = load_model(checkpoint, device="cpu", batch_size=64).predict(rows)
-    pipe = import_transformers().pipeline("text-classification", model=str(out), device="cpu")
+    pipe = transformers.pipeline("text-classification", model=str(out), device="cpu")
     theirs = pipe([{"text": a, "text_pair": b} for a, b in rows], top_k=None, batch_size=64)
     assert len(theirs) == len(ours) == 150
     for mine, hf in zip(ours, theirs):

@@ -40,6 +40,9 @@ def main(argv=None) -> int:
     parser.add_argument("out", help="output root; each task is written to <out>/<GLUE folder name>/")
     parser.add_argument("--max-positions", type=positions, default=ROW_LENGTHS["glue"].tokens,
                         help="tokens per example incl. special tokens; longer examples are cut and counted")
+    parser.add_argument("--drop-malformed", action="store_true",
+                        help="leave out (and count) the train and dev files' lines with a wrong number of columns or "
+                             "an empty text, as fairseq's GLUE preprocessing does for QQP, instead of refusing them")
     args = parser.parse_args(argv)
     log_to_stderr()
     from ..data.binarize.glue import prepare_glue_task
@@ -50,7 +53,7 @@ def main(argv=None) -> int:
         return bad_input(err)
     for task, folder in tasks:
         status = run_preparation(functools.partial(prepare_glue_task, task, folder, args.dict_dir, args.out,
-                                                   args.max_positions), args.out, task.folder)
+                                                   args.max_positions, args.drop_malformed), args.out, task.folder)
         if status:
             return status
     return 0

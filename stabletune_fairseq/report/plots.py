@@ -65,7 +65,8 @@ def training_curves(curves: dict[str, tuple[str, dict]], path: str) -> bool:
                 continue
             label = STAGE_TITLES[stage] if stage not in shown else None
             axes.plot([u for u, _ in points], [v for _, v in points], color=COLOURS.get(stage), alpha=0.8,
-                      marker="o" if key == "valid" else None, markersize=3, linewidth=1.2, label=label)
+                      marker="o" if key == "valid" or len(points) == 1 else None, markersize=3, linewidth=1.2,
+                      label=label)  # a single point is no line: without a marker it would not show
         shown.add(stage)
     metric = next((run["valid_metric"] for _, run in curves.values() if run["valid_metric"]), "dev average")
     for axes, (key, title) in zip(grid.flat, panels):

@@ -22,6 +22,12 @@ with splits ``train``, ``valid_en`` and ``test_en`` (language ``en``); MNLI ``va
 ``truncated`` and ``unk_pieces``. Pairs longer than ``max_positions`` with their four special tokens
 (``<s> a </s></s> b </s>``) are cut longest-first, single sentences to ``max_positions`` - 2
 (``<s> a </s>``); the rows cut are counted per split and logged, none is dropped.
+
+``drop_malformed`` (``process.sh DROP_MALFORMED=1``, ``--drop-malformed``): the train and dev files' malformed lines
+(QQP's rows split by a line break; see ``readers/glue_tsv.py``) are left out instead of refused; their count is
+logged and stored per split as ``malformed_dropped`` (a key present only with this setting, so that the metadata,
+and the fingerprint checkpoints record, of a folder prepared without it stay as they were). Test files are
+still refused: a submission needs every row.
 """
 from __future__ import annotations
 
@@ -80,15 +86,16 @@ def load_encoder(dict_file: Path, sentencepiece_model: Path) -> PieceEncoder:
 
 
 def prepare_glue_task(task: GlueTask, folder: str | Path, dict_dir: str | Path, out_root: str | Path,
-                      max_positions: int) -> Path:
+                      max_positions: int, drop_malformed: bool = False) -> Path:
     """``folder`` (a GLUE task folder, see ``readers.glue_tsv.find_glue_tasks``) -> ``<out_root>/<task.folder>/``.
-    Every file is read (and checked) before anything is encoded or written."""
+    Every file is read (and checked) before anything is encoded or written. ``drop_malformed``: see above."""
     dict_file, sentencepiece_model = model_files(dict_dir)
     folder = Path(folder)
     files = find_glue_files(folder, task)
     if "train" not in files:
         logger.warning("%s: no train.tsv in %s: prepared for evaluation only", task.folder, folder)
-    read = {split: read_glue_file(path, task, labels_required=not split.startswith("test_"))
+    read = {split: read_glue_file(path, task, labels_required=not split.startswith("test_"),
+                                  drop_malformed=drop_malformed and not split.startswith("test_"))
             for split, (_, path) in files.items()}
     encoder = load_encoder(dict_file, sentencepiece_model)
     final = Path(out_root) / task.folder
@@ -99,6 +106,12 @@ def prepare_glue_task(task: GlueTask, folder: str | Path, dict_dir: str | Path, 
             truncated, unk = write_split(out, split, rows, task, encoder, max_positions)
             splits[split] = {"language": language, "source": str(path.resolve()), "examples": len(rows),
                              "labelled": rows.labelled, "truncated": truncated, "unk_pieces": unk}
+            if drop_malformed and not split.startswith("test_"):
+                splits[split]["malformed_dropped"] = len(rows.dropped_lines)
+            if rows.dropped_lines:
+                shown = ", ".join(map(str, rows.dropped_lines[:10])) + (", ..." if len(rows.dropped_lines) > 10 else "")
+                logger.warning("%s: %d malformed lines dropped (DROP_MALFORMED=1): lines %s", path,
+                               len(rows.dropped_lines), shown)
             if truncated:
                 logger.warning("%s: %d of %d %s cut to %d tokens", path, truncated, len(rows),
                                "pairs" if task.pair else "sentences", max_positions)

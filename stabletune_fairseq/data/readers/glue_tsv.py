@@ -13,12 +13,18 @@ label column (as GLUE ships them) is read as unlabelled: ``UNLABELLED`` for clas
 row keeps GLUE's ``index`` (QQP: ``id``) for submission files, or its row number from 0 when the file has
 none. A row with another number of columns than the header, an empty text, an unknown label, a score that
 is no number in 0..5 or an index that is no integer is an ``InputFormatError`` naming file and line.
+
+``drop_malformed`` (``process.sh DROP_MALFORMED=1``): a line with another number of columns than the header, an
+empty text or an empty line is left out and its line number kept in ``GlueRows.dropped_lines``, instead of refused.
+QQP's train and dev files hold such lines (a question with a line break in it splits its row in two), which
+fairseq's GLUE preprocessing, and so AMOS's, drops without a word (``awk -F '\t' 'NF==6'``); by default they
+are refused, so that no row goes missing unnoticed.
 """
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputFormatError
@@ -107,6 +113,7 @@ class GlueRows:
     index: list[int]  # GLUE's index/id column, or the row number from 0
     line_numbers: list[int]
     labelled: bool
+    dropped_lines: list[int] = field(default_factory=list)  # malformed lines left out (``drop_malformed``)
 
     def __len__(self) -> int:
         return len(self.line_numbers)
@@ -149,14 +156,18 @@ def _columns(path, task: GlueTask, first: list[str]) -> tuple[list[str], bool]:
     return first, True
 
 
-def read_glue_file(path: str | Path, task: GlueTask, labels_required: bool) -> GlueRows:
-    """One GLUE file's rows (see the module's docstring); ``labels_required`` for train and dev files."""
+def read_glue_file(path: str | Path, task: GlueTask, labels_required: bool, drop_malformed: bool = False) -> GlueRows:
+    """One GLUE file's rows (see the module's docstring); ``labels_required`` for train and dev files;
+    ``drop_malformed``: lines with a wrong number of columns or an empty text are left out, not refused."""
     read_label = read_score if task.regression else LabelReader(list(task.labels))
     unlabelled = math.nan if task.regression else UNLABELLED
     rows = GlueRows(str(path), tuple([] for _ in task.texts), [], [], [], labelled=False)
     columns = position = None
     for number, line in read_lines(path):
         if not line.strip():
+            if drop_malformed and columns is not None:
+                rows.dropped_lines.append(number)
+                continue
             raise InputFormatError(path, number, "empty line")
         fields = line.split("\t")
         if columns is None:
@@ -169,13 +180,20 @@ def read_glue_file(path: str | Path, task: GlueTask, labels_required: bool) -> G
             if header:
                 continue
         if len(fields) != len(names):
+            if drop_malformed:
+                rows.dropped_lines.append(number)
+                continue
             raise InputFormatError(path, number, f"{len(fields)} tab-separated columns, the "
                                                  f"{'header has' if header else 'file has'} {len(names)}")
-        for name, texts in zip(task.texts, rows.texts):
-            text = fields[columns[name]].strip()
-            if not text:
-                raise InputFormatError(path, number, f"empty {name}")
-            texts.append(text)
+        texts = [fields[columns[name]].strip() for name in task.texts]
+        empty = next((name for name, text in zip(task.texts, texts, strict=True) if not text), None)
+        if empty is not None:
+            if drop_malformed:
+                rows.dropped_lines.append(number)
+                continue
+            raise InputFormatError(path, number, f"empty {empty}")
+        for text, column in zip(texts, rows.texts, strict=True):
+            column.append(text)
         rows.labels.append(read_label(path, number, fields[columns[task.label]].strip()) if rows.labelled
                            else unlabelled)
         rows.index.append(read_index(path, number, fields[position]) if position is not None else len(rows.index))
