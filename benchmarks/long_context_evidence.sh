@@ -12,6 +12,9 @@
 #   bash benchmarks/long_context_evidence.sh [KEY=VALUE ...]
 #     LONG=1024 HEAD_UPDATES=30 MLM_UPDATES=30 QA_UPDATES=100 QA_LR=1e-4 QA_BSZ=8 SEEDS=1,2,3 DEV_PER_LANG=150
 #     FREEZE_EMBEDDINGS=1 OUT=.cache/evidence-long (a re-run skips what is done)
+#     MLM_WINDOW= (default: full attention): the MLM at LONG (before, continued, after) with Longformer's sliding
+#     window of that many tokens and no global token (run_mlm.sh ATTENTION_WINDOW=, stabletune-mlm-eval
+#     --attention-window); give it its own OUT=. MLM_ONLY=1: stop after part 1 and print its table.
 # A control separates what the continued MLM updates bring from what the longer blocks bring: the anchor trained
 # MLM_UPDATES more at 512 on the same text (bits at 512).
 # The attention benchmark (full vs windowed, 1024-4096 tokens) is benchmarks/long_attention.py.
@@ -20,7 +23,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 XTREME=$ROOT/../shared/data/xtreme-sample
 LONG=1024 HEAD_UPDATES=30 MLM_UPDATES=30 QA_UPDATES=100 QA_LR=1e-4 QA_BSZ=8 SEEDS=1,2,3 DEV_PER_LANG=150
-FREEZE_EMBEDDINGS=1
+FREEZE_EMBEDDINGS=1 MLM_WINDOW= MLM_ONLY=0
 OUT=$ROOT/.cache/evidence-long
 for kv in "$@"; do declare "$kv"; done
 PY=$ROOT/.venv/bin/python
@@ -29,15 +32,17 @@ MODEL_DIR=$ROOT/.cache/e5-small
 start=$SECONDS
 mkdir -p "$OUT"
 MLM=(BSZ=2 UPDATE_FREQ=2 LR=1e-4 FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS")
-mlm_eval() {  # <checkpoint> <data> <name>
+EVAL_WINDOW=() TRAIN_WINDOW=()  # the MLM at LONG only
+if [ -n "$MLM_WINDOW" ]; then EVAL_WINDOW=(--attention-window "$MLM_WINDOW"); TRAIN_WINDOW=(ATTENTION_WINDOW="$MLM_WINDOW"); fi
+mlm_eval() {  # <checkpoint> <data> <name> [mlm_eval options]
   [ -f "$OUT/mlm-$3.json" ] || "$PY" -m stabletune_fairseq.cli.mlm_eval --checkpoint "$1" --data "$2" \
-    --out "$OUT/mlm-$3.json" > /dev/null
+    --out "$OUT/mlm-$3.json" "${@:4}" > /dev/null
 }
-mlm_train() {  # <model.pt> <data> <save-dir> <updates> <what>: run_mlm.sh once (a re-run skips it), timed
+mlm_train() {  # <model.pt> <data> <save-dir> <updates> <what> [run_mlm.sh settings]: run once (a re-run skips it), timed
   [ -f "$3/.done" ] && return
   local t0=$SECONDS
   bash run_scripts/run_mlm.sh "$1" "$2" "$3" MAX_UPDATE="$4" WARMUP=$(($4 / 10)) VALIDATE_INTERVAL_UPDATES="$4" \
-    "${MLM[@]}" > "$3.log" 2>&1
+    "${MLM[@]}" "${@:6}" > "$3.log" 2>&1
   touch "$3/.done"
   echo "$5: $((SECONDS - t0)) s"
 }
@@ -59,12 +64,21 @@ mlm_train "$MODEL_DIR/model.pt" "$OUT/mlm512/mlm" "$OUT/head512" "$HEAD_UPDATES"
 mlm_eval "$OUT/head512/checkpoint_last.pt" "$OUT/mlm512/mlm" "512-anchor"
 [ -d "$OUT/head-$LONG" ] || "$PY" -m stabletune_fairseq.cli.convert extend-positions "$OUT/head512/checkpoint_last.pt" \
   "$OUT/head-$LONG" --max-positions "$LONG"
-mlm_eval "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$LONG-before"
-mlm_train "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$OUT/mlm-run" "$MLM_UPDATES" "continued MLM at $LONG"
-mlm_eval "$OUT/mlm-run/checkpoint_last.pt" "$OUT/mlm$LONG/mlm" "$LONG-after"
+mlm_eval "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$LONG-before" "${EVAL_WINDOW[@]}"
+mlm_train "$OUT/head-$LONG/model.pt" "$OUT/mlm$LONG/mlm" "$OUT/mlm-run" "$MLM_UPDATES" "continued MLM at $LONG" \
+  "${TRAIN_WINDOW[@]}"
+mlm_eval "$OUT/mlm-run/checkpoint_last.pt" "$OUT/mlm$LONG/mlm" "$LONG-after" "${EVAL_WINDOW[@]}"
 # the control: the same continued MLM from the anchor, at 512
 mlm_train "$OUT/head512/checkpoint_last.pt" "$OUT/mlm512/mlm" "$OUT/mlm-run512" "$MLM_UPDATES" "continued MLM at 512 (control)"
 mlm_eval "$OUT/mlm-run512/checkpoint_last.pt" "$OUT/mlm512/mlm" "512-control"
+mlm_table() {
+  echo; echo "masked LM, held-out MLQA paragraphs (bits per masked token; perplexity):"
+  for name in 512-anchor "$LONG-before" "$LONG-after" 512-control; do
+    "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print(f'| {sys.argv[2]} | {r[\"bits_per_masked_token\"]:.3f} | {r[\"perplexity\"]:.1f} | {r[\"masked_tokens\"]} |')" \
+      "$OUT/mlm-$name.json" "$name"
+  done
+}
+if [ "$MLM_ONLY" = 1 ]; then mlm_table; exit 0; fi
 # the MLM result as a release model.pt (shrink keeping every layer: the encoder, without the LM head)
 [ -d "$OUT/long-model" ] || "$PY" -m stabletune_fairseq.cli.convert shrink "$OUT/mlm-run/checkpoint_last.pt" \
   "$OUT/long-model" --layers 0,1,2,3,4,5,6,7,8,9,10,11
@@ -103,11 +117,7 @@ for seed in "${seeds[@]}"; do  # both lengths per seed, so that a cut-short run 
 done
 echo "total $((SECONDS - start)) s"
 
-echo; echo "masked LM, held-out MLQA paragraphs (bits per masked token; perplexity):"
-for name in 512-anchor "$LONG-before" "$LONG-after" 512-control; do
-  "$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); print(f'| {sys.argv[2]} | {r[\"bits_per_masked_token\"]:.3f} | {r[\"perplexity\"]:.1f} | {r[\"masked_tokens\"]} |')" \
-    "$OUT/mlm-$name.json" "$name"
-done
+mlm_table
 echo; echo "windows (questions, contexts needing several windows) per split:"
 for len in 384 "$LONG"; do
   for task in tydiqa xquad; do

@@ -200,6 +200,79 @@ def test_amos_positional_form_trains_in_out_task_epoch_warmup_bsz_lr_seed(glue, 
     assert str(glue / "RTE") in words and not (tmp_path / "out").exists()  # the task's folder; a dry run writes nothing
 
 
+def glue_dry_run(glue, e5_dir, save_dir, *settings) -> tuple[dict, str]:
+    result = run(["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "RTE", save_dir, "DRY_RUN=1",
+                  *settings])
+    words = shlex.split(next(line for line in result.stdout.splitlines() if "fairseq-train " in line))
+    return {words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
+            for i in range(len(words)) if words[i].startswith("--")}, result.stdout
+
+
+def greedy_batches(lengths, rows: int, tokens: int) -> int:
+    """Batches of rows sorted by length, each as long as it holds at most ``rows`` rows and ``tokens`` tokens
+    (rows x its longest): how AMOS's fairseq batches with --max-sentences, --max-tokens and multiple 1."""
+    count, size, longest = 0, 0, 0
+    for length in sorted(lengths):
+        if size and (size == rows or (size + 1) * max(longest, length) > tokens):
+            count, size, longest = count + 1, 0, 0
+        size, longest = size + 1, max(longest, length)
+    return count + (size > 0)
+
+
+def test_glue_batches_by_amos_token_cap_and_rows_only_as_a_setting(glue, e5_dir, tmp_path):
+    """AMOS's run_glue.sh: --max-tokens 2200*BSZ/16 (here raised to the 512 tokens a row may hold) and batch sizes not
+    rounded to 8; the schedule (updates, warm-up, half-epoch validation) counts the batches that makes. MAX_TOKENS=0:
+    rows only, the command as before the cap."""
+    from fairseq.data import data_utils
+
+    first, second = (data_utils.load_indexed_dataset(str(glue / "RTE" / part / "train"), None) for part in
+                     ("input0", "input1"))
+    lengths = [int(a) + int(b) + 4 for a, b in zip(first.sizes, second.sizes)]  # <s> a </s> </s> b </s>
+    assert len(lengths) == ROWS["train.tsv"] and max(lengths) > 4 * 550 / 16  # the cap binds at BSZ=4 below
+    for bsz, cap in (("16", 2200), ("4", 550), ("2", 512)):
+        args, out = glue_dry_run(glue, e5_dir, tmp_path / "run", f"BSZ={bsz}")
+        assert (args["--batch-size"], args["--max-tokens"], args["--required-batch-size-multiple"]) == (bsz, str(cap),
+                                                                                                      "1")
+        per_epoch = greedy_batches(lengths, int(bsz), cap)
+        assert f"{per_epoch} updates per epoch" in out
+        assert int(args["--total-num-update"]) == 5 * per_epoch  # RTE: 5 epochs
+        assert args["--warmup-updates"] == str(int(5 * per_epoch * 0.1))
+        assert args["--validate-interval-updates"] == str(max(per_epoch // 2, 1))
+    assert greedy_batches(lengths, 4, 550) > greedy_batches(lengths, 4, 10 ** 9)  # fewer rows in the long batches
+    args, out = glue_dry_run(glue, e5_dir, tmp_path / "run", "BSZ=4", "MAX_TOKENS=0")
+    assert "--max-tokens" not in args and "--required-batch-size-multiple" not in args
+    rows_only = -(-len(lengths) // 4)  # fairseq's multiple of 8 cannot bite a batch of 4 rows
+    assert f"{rows_only} updates per epoch" in out and int(args["--total-num-update"]) == 5 * rows_only
+    args, _ = glue_dry_run(glue, e5_dir, tmp_path / "run", "BSZ=4", "MAX_TOKENS=900")
+    assert args["--max-tokens"] == "900"
+    result = run(["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "RTE", tmp_path / "run",
+                  "DRY_RUN=1", "MAX_TOKENS=lots"], check=False)
+    assert result.returncode == 2 and "MAX_TOKENS must be a positive integer (got 'lots')" in result.stderr
+
+
+@pytest.mark.parametrize("scale, lam", [("fairseq", 0.5 / 4), ("hf", 0.5 * 16 / 8), ("readme", 0.5 * 16 / 2)])
+def test_rdrop_scale_sets_the_lambda_of_each_reference(glue, e5_dir, tmp_path, scale, lam):
+    """RDROP_SCALE: R-Drop's alpha on the scale of its fairseq criterion (alpha/4), its Hugging Face BERT code
+    (alpha * B / 8) or its README snippet (alpha * B / 2), B the rows of a batch (docs/glue.md)."""
+    args, _ = glue_dry_run(glue, e5_dir, tmp_path / "run", "REG=rdrop", "RDROP_ALPHA=0.5", f"RDROP_SCALE={scale}",
+                           "BSZ=16")
+    assert float(args["--r1-lambda"]) == pytest.approx(lam) and args["--task-loss-on-views"] is True
+
+
+def test_rdrop_scale_default_and_bad_value(glue, e5_dir, tmp_path):
+    from stabletune_fairseq.recipes.plan import RecipeError
+    from stabletune_fairseq.recipes.xtreme import rdrop_lambda
+
+    args, _ = glue_dry_run(glue, e5_dir, tmp_path / "run", "REG=rdrop", "BSZ=8")
+    assert args["--r1-lambda"] == "0.25"  # the fairseq scale, alpha 1.0: as before the setting
+    assert rdrop_lambda(1.0, "hf", 32) == 4.0 and rdrop_lambda(2.0, "readme", 8) == 8.0
+    with pytest.raises(RecipeError, match="RDROP_SCALE must be fairseq, hf or readme"):
+        rdrop_lambda(1.0, "paper", 16)
+    result = run(["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "RTE", tmp_path / "run",
+                  "DRY_RUN=1", "REG=rdrop", "RDROP_SCALE=paper"], check=False)
+    assert result.returncode == 2 and "RDROP_SCALE must be fairseq, hf or readme (got 'paper')" in result.stderr
+
+
 def test_a_folder_of_another_glue_task_is_refused(glue, e5_dir, tmp_path):
     result = run(["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "STS-B", tmp_path], check=False)
     assert result.returncode == 2

@@ -9,6 +9,8 @@ criterion's own sums (``criterions/masked_lm.py``). Reported: ``masked_tokens``;
 mean cross-entropy); ``bits_per_masked_token`` = that / ln 2 (fairseq's logged ``loss``; the Longformer notebook's
 "bpc"); ``perplexity`` = e ** nats; and ``lm_head``: where the head came from. A checkpoint without an LM head (the
 embedded e5-small) is measured with a new one (``--lm-head-seed``), which says nothing about the encoder.
+``--attention-window W``: Longformer's sliding window, no token global (as ``run_mlm.sh ATTENTION_WINDOW=W``
+trains); default: the checkpoint's own setting (full attention for a release).
 """
 from __future__ import annotations
 
@@ -29,12 +31,16 @@ def main(argv=None) -> int:
     parser.add_argument("--mask-seed", type=int, default=1, help="seed of the fixed masks (the task's --valid-mask-seed)")
     parser.add_argument("--lm-head-seed", type=int, default=1, help="seed of a new LM head, for a checkpoint without one")
     parser.add_argument("--batch-size", type=int, default=8, help="blocks per forward pass")
+    parser.add_argument("--attention-window", type=int, default=None,
+                        help="Longformer's sliding window of W tokens (even; 0: full attention), with no global token, "
+                             "as run_mlm.sh ATTENTION_WINDOW= trains; default: the checkpoint's own setting")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is there")
     parser.add_argument("--out", default=None, help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     log_to_stderr()
     result, status = bad_input_as_one_line("stabletune-mlm-eval", evaluate_mlm, args.checkpoint, args.data, args.split,
                                            args.mask_seed, args.batch_size, args.cpu, args.lm_head_seed,
+                                           args.attention_window,
                                            also=(ValueError, FileNotFoundError))
     if status:
         return status

@@ -26,8 +26,9 @@ def model_config(state: dict, weights: dict):
     return cfg
 
 
-def load_for_mlm(checkpoint: str, task, lm_head_seed: int = 1):
-    """(model in eval mode, where its LM head came from) of any checkpoint of our encoder."""
+def load_for_mlm(checkpoint: str, task, lm_head_seed: int = 1, attention_window: int | None = None):
+    """(model in eval mode, where its LM head came from) of any checkpoint of our encoder; ``attention_window``:
+    Longformer's sliding window of W tokens (0: full attention; None: the checkpoint's own setting)."""
     import torch
 
     from ..models.lm_head import add_lm_head, load_lm_head
@@ -38,6 +39,8 @@ def load_for_mlm(checkpoint: str, task, lm_head_seed: int = 1):
 
     state = open_checkpoint(checkpoint, "checkpoint")
     cfg = model_config(state, read_release(checkpoint))
+    if attention_window is not None:
+        cfg.attention_window = attention_window
     if task.max_positions() > cfg.max_positions:
         raise WrongCheckpoint(f"checkpoint {checkpoint}: {cfg.max_positions} positions, but {task.cfg.data} holds blocks "
                               f"of {task.max_positions()} tokens")
@@ -50,7 +53,7 @@ def load_for_mlm(checkpoint: str, task, lm_head_seed: int = 1):
 
 
 def evaluate_mlm(checkpoint: str, data: str, split: str = "valid", mask_seed: int = 1, batch_size: int = 8,
-                 cpu: bool = False, lm_head_seed: int = 1) -> dict:
+                 cpu: bool = False, lm_head_seed: int = 1, attention_window: int | None = None) -> dict:
     import torch
     from fairseq import utils
 
@@ -63,7 +66,7 @@ def evaluate_mlm(checkpoint: str, data: str, split: str = "valid", mask_seed: in
         raise ValueError("evaluate a held-out split (train's masks change every epoch)")
     dataset = task.load_dataset(split)
     device = choose_device("cpu" if cpu else None)
-    model, head = load_for_mlm(checkpoint, task, lm_head_seed)
+    model, head = load_for_mlm(checkpoint, task, lm_head_seed, attention_window)
     model.to(device)
     total, masked, tokens = 0.0, 0, 0
     with torch.no_grad():
@@ -76,4 +79,4 @@ def evaluate_mlm(checkpoint: str, data: str, split: str = "valid", mask_seed: in
     return {"checkpoint": str(checkpoint), "data": str(data), "split": split, "mask_seed": mask_seed,
             "blocks": len(dataset), "tokens": tokens, "masked_tokens": masked, "loss_nats": total,
             "nats_per_masked_token": nats, "bits_per_masked_token": nats / math.log(2), "perplexity": math.exp(nats),
-            "lm_head": head}
+            "lm_head": head, "attention_window": model.encoder.attention_window}

@@ -7,9 +7,11 @@ checkpoints load by name; only the computation between the projections is ours. 
 (``dropout_p``), as fairseq does on the attention weights.
 
 Windowed pattern (``window`` W > 0, Longformer's): a token attends to the tokens at most W/2 positions away and to
-every global token; a global token attends to every token. ``<s>`` (position 0) is always global; callers add more
-(QA: the question) with a boolean ``global_positions`` (batch x time). Padding keys are never attended to. Because
-position 0 is a key of every query, no row of scores is fully masked (no NaN, even at padding queries).
+every global token; a global token attends to every token. ``<s>`` (position 0) is global unless ``first_global`` is
+False (masked-LM, as Longformer continues its MLM with no global token); callers add more (QA: the question) with a
+boolean ``global_positions`` (batch x time). Padding keys are never attended to. Because position 0 is a key of every
+query, no row of scores is fully masked (no NaN, even at padding queries); without it, a padding query attends to
+itself alone (its output is never read, but a NaN there would reach every query through the values).
 
 Two exact implementations of the windowed pattern (equal up to float rounding, tested):
 - ``dense``: one boolean time x time mask per row, given to SDPA. Simple; its mask (and, with SDPA's math
@@ -38,10 +40,12 @@ class AttentionPattern:
     window: int = 0
     global_mask: Optional[Tensor] = None
     blocked: bool = False
+    first_global: bool = True
 
     @classmethod
     def build(cls, tokens: Tensor, padding: Optional[Tensor], window: int = 0,
-              global_positions: Optional[Tensor] = None, implementation: str = "auto") -> "AttentionPattern":
+              global_positions: Optional[Tensor] = None, implementation: str = "auto",
+              first_global: bool = True) -> "AttentionPattern":
         """The pattern of ``tokens`` (batch x time, right-padded; ``padding`` its padding or None)."""
         if window < 0 or window % 2:
             raise ValueError(f"attention window {window}: an even number of tokens (W/2 on each side), or 0 for full")
@@ -54,14 +58,15 @@ class AttentionPattern:
         global_mask = torch.zeros(tokens.shape, dtype=torch.bool, device=tokens.device)
         if global_positions is not None:
             global_mask |= global_positions.to(device=tokens.device, dtype=torch.bool)
-        global_mask[:, 0] = True  # <s>
+        if first_global:
+            global_mask[:, 0] = True  # <s>
         if padding is not None:
             global_mask = global_mask & ~padding
         if implementation == "auto":  # blocks save work only once the length spans more than three of them
             implementation = "blocked" if length > 2 * window else "dense"
         if implementation not in ("dense", "blocked"):
             raise ValueError(f"attention implementation {implementation!r}: auto, dense or blocked")
-        return cls(padding, window, global_mask, implementation == "blocked")
+        return cls(padding, window, global_mask, implementation == "blocked", first_global)
 
     def dense_mask(self, length: int, device) -> Optional[Tensor]:
         """The boolean SDPA mask (True: may attend), batch x 1 x time x time, or batch x 1 x 1 x time (padding
@@ -73,7 +78,10 @@ class AttentionPattern:
         band = (positions[:, None] - positions[None, :]).abs() <= self.window // 2
         g = self.global_mask
         allowed = band[None, None] | g[:, None, None, :] | g[:, None, :, None]
-        return allowed if keep is None else allowed & keep
+        allowed = allowed if keep is None else allowed & keep
+        if not self.first_global:  # a padding query, with no global key, keeps itself (module docstring)
+            allowed = allowed | torch.eye(length, dtype=torch.bool, device=device)[None, None]
+        return allowed
 
 
 def _heads(mha, projection, x: Tensor) -> Tensor:
@@ -121,6 +129,8 @@ def blocked_window_attention(q: Tensor, k: Tensor, v: Tensor, pattern: Attention
     a, c = torch.arange(w, device=q.device)[:, None], torch.arange(3 * w, device=q.device)[None, :]
     band = ((c - a) >= 0) & ((c - a) <= 2 * w)
     local_allowed = band[None, None] & ~key_invalid.unfold(1, 3 * w, w)[:, :, None, :]  # b x blocks x w x 3w
+    if not pattern.first_global:  # a padding query, with no global key, keeps itself (module docstring)
+        local_allowed = local_allowed | ((c - a) == w)[None, None]
     # Global keys (G per row at most; unused slots masked), for the queries they are not already in the window of.
     glob = pattern.global_mask
     count = int(glob.sum(1).max())
@@ -142,6 +152,8 @@ def blocked_window_attention(q: Tensor, k: Tensor, v: Tensor, pattern: Attention
     out = F.scaled_dot_product_attention(fold(query_blocks), fold(keys), fold(values),
                                          attn_mask=allowed.view(b * blocks, 1, w, 3 * w + count), dropout_p=dropout)
     out = out.view(b, blocks, h, w, d).transpose(1, 2).reshape(b, h, padded, d)
+    if count == 0:  # no global token at all (masked-LM without <s> global)
+        return out[:, :, :t]
     # Global queries attend to every (non-padding) key; their rows replace the windowed ones. Unused slots write
     # to an extra position that is dropped, so no real position is written twice.
     keep = None if pattern.padding is None else ~pattern.padding[:, None, None, :]

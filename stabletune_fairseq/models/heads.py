@@ -101,6 +101,9 @@ class LMHead(nn.Module):
     x vocabulary without ``masked_tokens``. The owner must ``tie`` ``out_proj`` to the token embeddings.
     """
 
+    # under --attention-window no token is global, <s> included: Longformer continues its MLM with the window alone
+    global_first_token = False
+
     def __init__(self, hidden: int, vocabulary: int, dropout: float):  # dropout: unused, as in RoBERTa's LM head
         super().__init__()
         self.dense = nn.Linear(hidden, hidden)

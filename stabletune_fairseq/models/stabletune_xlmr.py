@@ -144,7 +144,7 @@ class XLMREncoder(FairseqEncoder):
 
     def forward(self, src_tokens, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
                 first_position_only: bool = False, layer_states: Optional[list] = None,
-                global_positions: Optional[torch.Tensor] = None, **unused) -> torch.Tensor:
+                global_positions: Optional[torch.Tensor] = None, first_global: bool = True, **unused) -> torch.Tensor:
         """Final hidden states, batch x time x hidden. ``noise`` is added to the token embeddings of every row,
         or only of the rows where the boolean ``noise_rows`` is true.
         ``first_position_only``: batch x 1 x hidden, the ``<s>`` state alone: the last layer is computed for
@@ -153,7 +153,7 @@ class XLMREncoder(FairseqEncoder):
         ``layer_states``: a list that receives the ``<s>`` state (batch x hidden) after every layer, the last
         layer's last (what distillation compares).
         ``global_positions``: boolean, batch x time: tokens that get global attention under ``--attention-window``
-        (``<s>`` always does); ignored with full attention."""
+        (``<s>`` too unless ``first_global`` is False); ignored with full attention."""
         embeddings = self.sentence_encoder.embed_tokens(src_tokens)
         if noise is not None and noise.scale > 0:
             embeddings = noise.apply(embeddings, noise_rows)
@@ -162,7 +162,7 @@ class XLMREncoder(FairseqEncoder):
         x, _ = encoder.forward_embedding(src_tokens, embeddings)
         x = (x * (1 - padding.unsqueeze(-1).type_as(x))).transpose(0, 1)  # time first, padding zeroed as fairseq does
         pattern = AttentionPattern.build(src_tokens, padding if padding.any() else None, self.attention_window,
-                                         global_positions, self.attention_implementation)
+                                         global_positions, self.attention_implementation, first_global)
         last = len(encoder.layers) - 1
         for i, layer in enumerate(encoder.layers):
             x = _post_norm_layer(layer, x, pattern, first_position_only and i == last)
@@ -206,8 +206,10 @@ class StabletuneXLMRModel(FairseqEncoderModel):
         if (global_positions is None and self.encoder.attention_window
                 and getattr(self.heads[head], "global_first_segment", False)):
             global_positions = first_segment(src_tokens, self.encoder.dictionary.eos())
+        # the head says whether <s> is global under a window (every head but the masked-LM one: heads.py)
+        first_global = getattr(self.heads[head], "global_first_token", True)
         features = self.encoder(src_tokens, noise=noise, noise_rows=noise_rows, first_position_only=first_position_only,
-                                layer_states=layer_states, global_positions=global_positions)
+                                layer_states=layer_states, global_positions=global_positions, first_global=first_global)
         return self.heads[head](features, **kwargs)
 
     def extract_features(self, src_tokens, noise: Optional[EmbeddingNoise] = None,

@@ -62,6 +62,22 @@ def _glue(metric, epochs, lr, batch, warmup, note=""):
                         f"{AMOS_TABLE}{note}; validation twice an epoch as AMOS's run_glue.sh")
 
 
+@dataclass(frozen=True)
+class TokenCap:
+    """GLUE's batches as AMOS makes them: at most ``per_16 * BSZ / 16`` tokens (padding included) as well as BSZ
+    rows, so batches of long pairs hold fewer rows; batch sizes not rounded to a multiple of 8."""
+    per_16: int = 2200
+    source: str = ("AMOS fairseq/run_glue.sh:34 (MAX_TOKENS=2200), :118 (MAX_TOKENS*BSZ/16), :138-139 "
+                   "(--max-sentences $BSZ --max-tokens $MAX_TOKENS), :143 (--required-batch-size-multiple 1)")
+
+    def tokens(self, batch: int, longest_row: int) -> int:
+        """The cap for ``batch`` rows a process, raised to ``longest_row`` so that every row fits a batch (AMOS's
+        BSZ >= 4 always does at 512 positions; fairseq refuses a row above the cap)."""
+        return max(self.per_16 * batch // 16, longest_row)
+
+
+GLUE_TOKEN_CAP = TokenCap()
+
 _QA = ("f1", (4, 4), ("3e-5", "1.5e-5"), 0.1, "0", None)
 TASKS: dict[str, TaskDefaults] = {
     "XNLI": _xtreme("xtreme_sentence", "acc", (10, 10), ("7e-6", "5e-6"), 0.0, "5000", None, "xnli", "29-43",
@@ -141,6 +157,10 @@ OPTIMIZERS = {
 @dataclass(frozen=True)
 class RegulariserDefaults:
     rdrop_alpha: str = "1.0"  # R-Drop's --reg-alpha (dropreg/R-Drop)
+    # Whose scale RDROP_ALPHA is on (per-row KL weights differ between R-Drop's three codes, docs/glue.md): "fairseq"
+    # (fairseq_src's criterion, alpha/4), "hf" (huggingface_transformer_src's BERT, the paper's GLUE numbers:
+    # alpha * B / 8) or "readme" (the README's snippet, alpha * B / 2)
+    rdrop_scale: str = "fairseq"
     r3f_lambda: str = "1.0"  # fairseq examples/rxf: --r3f-lambda, --eps, --noise-type
     r3f_eps: str = "1e-5"
     r3f_noise: str = "uniform"

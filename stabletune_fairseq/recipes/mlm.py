@@ -15,7 +15,8 @@ SCRIPT = "run_mlm.sh"
 def setting_defaults() -> dict[str, str]:
     return {"MAX_UPDATE": MLM.max_update, "LR": MLM.lr, "WARMUP": MLM.warmup, "BSZ": MLM.batch,
             "UPDATE_FREQ": MLM.update_freq, "SEED": "1", "MASK_PROB": MLM.mask_prob, "MAX_POSITIONS": "", "ARCH": "",
-            "VALIDATE_INTERVAL_UPDATES": MLM.validate_interval, "FREEZE_EMBEDDINGS": "0", "DRY_RUN": "0"}
+            "VALIDATE_INTERVAL_UPDATES": MLM.validate_interval, "FREEZE_EMBEDDINGS": "0", "DRY_RUN": "0",
+            "ATTENTION_WINDOW": ""}
 
 
 def build(model: str, data: str, save_dir: str, words: list[str], *, root: str, python: str, header: str,
@@ -63,6 +64,11 @@ def build(model: str, data: str, save_dir: str, words: list[str], *, root: str, 
         say(f"{SCRIPT}: {data} has no held-out split (VALID_EVERY=0): validation off")
         valid_args = ["--disable-validation"]
     optional = ["--freeze-embeddings"] if s["FREEZE_EMBEDDINGS"] != "0" else []
+    window = s["ATTENTION_WINDOW"]
+    if window and window != "0":  # Longformer continues MLM with its sliding window, no token global (heads.py)
+        if positive_int(s, "ATTENTION_WINDOW", SCRIPT) % 2:
+            raise RecipeError(f"{SCRIPT}: ATTENTION_WINDOW must be even (W/2 tokens on each side; got '{window}')")
+        optional += ["--attention-window", window]
     command = [
         os.path.join(os.path.dirname(python), "fairseq-train"), data,
         "--user-dir", os.path.join(root, "stabletune_fairseq"),
@@ -76,4 +82,6 @@ def build(model: str, data: str, save_dir: str, words: list[str], *, root: str, 
         "--log-format", "simple", "--log-interval", "10", *device_args, *extra]
     info = (f"{SCRIPT}: masked LM on {data} (blocks of up to {data_len} tokens), {s['MAX_UPDATE']} updates, "
             f"effective batch {batch * update_freq * max(ngpu, 1)} blocks")
+    if window and window != "0":
+        info += f", sliding-window attention of {window} tokens"
     return Plan(command, info, {"NGPU": str(ngpu), "DRY_RUN": s["DRY_RUN"]})

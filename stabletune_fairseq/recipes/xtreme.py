@@ -30,7 +30,7 @@ def setting_defaults(task: table.TaskDefaults, interactive: bool) -> dict[str, s
         "WANDB": "", "OPTIM": "", "REG": "none", "RDROP_ALPHA": reg.rdrop_alpha, "R3F_LAMBDA": reg.r3f_lambda,
         "R3F_EPS": reg.r3f_eps, "R3F_NOISE": reg.r3f_noise, "DISTILL": "", "KD_T": kd.kd_temperature,
         "KD_ALPHA": kd.kd_alpha, "PKD_MU": kd.pkd_mu, "PKD_LAYERS": kd.pkd_layers, "CON_WEIGHT": kd.contrastive_weight,
-        "CON_T": kd.contrastive_temperature, "BANK": "",
+        "CON_T": kd.contrastive_temperature, "BANK": "", "MAX_TOKENS": "", "RDROP_SCALE": reg.rdrop_scale,
     }
 
 
@@ -125,6 +125,7 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
         device_args = ["--cpu", "--num-workers", "0"] + (cpu_rank_args(world) if world > 1 else [])
     # The reference batch is the effective batch: split it over the processes unless BSZ is given.
     batch = positive_int(s, "BSZ", SCRIPT) if s["BSZ"] else max(task.batch // (world * update_freq), 1)
+    batch_args = ["--batch-size", str(batch)] + _token_cap_args(s, glue, batch, meta)
 
     if "train" not in meta["splits"]:
         raise RecipeError(f"{SCRIPT}: {os.path.join(data, 'metadata.json')} has no training split (prepared for "
@@ -165,7 +166,7 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
         optional += ["--wandb-project", s["WANDB"]]
 
     run_dir = save_dir
-    optional += _regulariser_args(s, bool(meta.get("regression")))
+    optional += _regulariser_args(s, bool(meta.get("regression")), batch)
     stage = s["STAGE"]
     if stage != "0" and glue:
         raise RecipeError(f"{SCRIPT}: xTune's stages are for XTREME's cross-lingual tasks; GLUE takes STAGE=0 (with "
@@ -228,7 +229,7 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
         data, "--user-dir", os.path.join(root, "stabletune_fairseq"),
         "--task", task.fairseq_task, "--arch", arch, *arch_args, "--criterion", criterion,
         "--pretrained-encoder", model, *optional,
-        "--batch-size", str(batch), "--update-freq", s["UPDATE_FREQ"], "--seed", s["SEED"],
+        *batch_args, "--update-freq", s["UPDATE_FREQ"], "--seed", s["SEED"],
         "--optimizer", "fused_adamw", *table.OPTIMIZERS[optim].args(),
         "--lr", lr, "--lr-scheduler", "polynomial_decay", "--end-learning-rate", "0.0", *stop_args,
         *valid_args,
@@ -263,7 +264,23 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
                                 "PROGRESS": s["PROGRESS"], "WANDB": s["WANDB"]})
 
 
-def _regulariser_args(s: dict, regression: bool) -> list[str]:
+def _token_cap_args(s: dict, glue: bool, batch: int, meta: dict) -> list[str]:
+    """MAX_TOKENS=: a cap on a batch's tokens as well as its rows (padding included). Default: GLUE's as AMOS's
+    run_glue.sh (defaults.GLUE_TOKEN_CAP), the other tasks none; 0: rows only. A cap also stops fairseq rounding a
+    batch's rows down to a multiple of 8, as AMOS passes --required-batch-size-multiple 1."""
+    value = s["MAX_TOKENS"]
+    if value == "":
+        if not glue:
+            return []
+        cap = table.GLUE_TOKEN_CAP.tokens(batch, int(meta.get("max_positions") or 0))
+    elif value == "0":
+        return []
+    else:
+        cap = positive_int(s, "MAX_TOKENS", SCRIPT)
+    return ["--max-tokens", str(cap), "--required-batch-size-multiple", "1"]
+
+
+def _regulariser_args(s: dict, regression: bool, batch: int) -> list[str]:
     """Stability regularisers of plain fine-tuning (docs/glue.md): R1 with a view that keeps the row's tokens, in
     the references' form (the KL's gradient through both sides). R-Drop's loss, CE(pass 1) + CE(pass 2) +
     alpha/2 * (KL(p1||p2) + KL(p2||p1)), is twice our mean task loss over both passes + alpha/4 * R1 (Adam does not
@@ -277,10 +294,27 @@ def _regulariser_args(s: dict, regression: bool) -> list[str]:
     if s["STAGE"] != "0":
         raise RecipeError(f"{SCRIPT}: REG={reg} is a regulariser of plain fine-tuning (STAGE=0), not of xTune's "
                           "stages")
-    if reg == "rdrop" and regression:
+    if reg == "rdrop" and regression:  # one scale for regression: RDROP_SCALE is checked, alpha passed as it is
+        rdrop_lambda(1.0, s["RDROP_SCALE"], batch)
         return ["--view-augmentation", "dropout", "--r1-full-gradient", "--r1-lambda", s["RDROP_ALPHA"]]
     if reg == "rdrop":
         return ["--view-augmentation", "dropout", "--r1-full-gradient", "--task-loss-on-views",
-                "--r1-lambda", str(number(s["RDROP_ALPHA"], "RDROP_ALPHA") / 4)]
+                "--r1-lambda", str(rdrop_lambda(number(s["RDROP_ALPHA"], "RDROP_ALPHA"), s["RDROP_SCALE"], batch))]
     return ["--view-augmentation", "noise", "--noise-type", s["R3F_NOISE"], "--noise-std", s["R3F_EPS"],
             "--noise-detached", "--r1-full-gradient", "--r1-lambda", s["R3F_LAMBDA"]]
+
+
+def rdrop_lambda(alpha: float, scale: str, batch: int) -> float:
+    """Our --r1-lambda for R-Drop's alpha on one code's scale, B = ``batch`` rows a process. Ours is, per batch,
+    mean_b (CE1 + CE2) / 2 + lambda * mean_b (KL12 + KL21), the KLs summed over classes; twice it is
+    mean_b (CE1 + CE2) + (2 lambda / B) * sum_b (KL12 + KL21). fairseq: sum_b [CE1 + CE2 + alpha/2 (KL12 + KL21)],
+    B times that: lambda = alpha/4. hf (modeling_bert.py's bert_kl): mean_b CE1 + mean_b CE2 +
+    alpha/4 * sum_b (KL12 + KL21) (alpha = 1 there): lambda = alpha * B / 8. readme: (mean_b CE1 + mean_b CE2) / 2 +
+    alpha/2 * sum_b (KL12 + KL21), once ours: lambda = alpha * B / 2."""
+    if scale == "fairseq":
+        return alpha / 4
+    if scale == "hf":
+        return alpha * batch / 8
+    if scale == "readme":
+        return alpha * batch / 2
+    raise RecipeError(f"{SCRIPT}: RDROP_SCALE must be fairseq, hf or readme (got '{scale}')")
