@@ -33,12 +33,14 @@ start=$SECONDS
 mkdir -p "$OUT"
 MLM=(BSZ=2 UPDATE_FREQ=2 LR=1e-4 FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS")
 EVAL_WINDOW=() TRAIN_WINDOW=()  # the MLM at LONG only
-if [ -n "$MLM_WINDOW" ]; then EVAL_WINDOW=(--attention-window "$MLM_WINDOW"); TRAIN_WINDOW=(ATTENTION_WINDOW="$MLM_WINDOW"); fi
+if [ -n "$MLM_WINDOW" ]; then
+  EVAL_WINDOW=(--attention-window "$MLM_WINDOW"); TRAIN_WINDOW=(ATTENTION_WINDOW="$MLM_WINDOW")
+fi
 mlm_eval() {  # <checkpoint> <data> <name> [mlm_eval options]
   [ -f "$OUT/mlm-$3.json" ] || "$PY" -m stabletune_fairseq.cli.mlm_eval --checkpoint "$1" --data "$2" \
     --out "$OUT/mlm-$3.json" "${@:4}" > /dev/null
 }
-mlm_train() {  # <model.pt> <data> <save-dir> <updates> <what> [run_mlm.sh settings]: run once (a re-run skips it), timed
+mlm_train() {  # <model.pt> <data> <save-dir> <updates> <what> [settings]: run_mlm.sh once (a re-run skips it), timed
   [ -f "$3/.done" ] && return
   local t0=$SECONDS
   bash run_scripts/run_mlm.sh "$1" "$2" "$3" MAX_UPDATE="$4" WARMUP=$(($4 / 10)) VALIDATE_INTERVAL_UPDATES="$4" \

@@ -7,7 +7,8 @@
 # TASK: CoLA | SST-2 | MRPC | QQP | STS-B | MNLI | QNLI | RTE | WNLI (any case, with or without the dash).
 # <data>: the task folder preprocess/glue/process.sh wrote (<out>/RTE), or its parent (<out>, as AMOS's scripts take).
 # Settings: every run_xtreme.sh setting (SEED=, LR=, EPOCHS=, BSZ=, MAX_UPDATE=, REG=rdrop|r3f, RDROP_ALPHA=,
-#   R3F_LAMBDA=, NPROC=, DRY_RUN=1, ...) and WARMUP=N (AMOS's: the reciprocal of the warm-up ratio, 16 = 6.25%).
+#   RDROP_SCALE=fairseq|hf|readme, R3F_LAMBDA=, NPROC=, DRY_RUN=1, MAX_TOKENS= (default AMOS's 2200*BSZ/16; 0: rows
+#   only), ...) and WARMUP=N (AMOS's: the reciprocal of the warm-up ratio, 16 = 6.25%).
 # The positional form writes to <out>/<TASK>/<EPOCH>-<WARMUP>-<BSZ>-<LR>-<SEED>, as AMOS's run_glue.sh does.
 # Re-running the same command resumes from <save_dir>/checkpoint_last.pt.
 set -euo pipefail

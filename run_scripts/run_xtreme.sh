@@ -15,6 +15,7 @@
 #   NPROC= (processes: default all GPUs, or 1 on CPU; NPROC=2 on CPU runs two gloo ranks)
 #   ARCH= (default: read from model.pt)  VALID_LANGS=de,en (default: every dev language)
 #   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  DRY_RUN=0|1 (print the command only)
+#   MAX_TOKENS= (a batch's tokens as well as its rows; default: GLUE 2200*BSZ/16 as AMOS, none otherwise; 0: rows only)
 #   PROGRESS=0|1 (default 1 in a terminal: one progress line; the full log is always <run dir>/train.log)
 #   TENSORBOARD=<dir> (TensorBoard event files in <dir>/train_inner, train, valid: fairseq's --tensorboard-logdir;
 #     one dir per run: a resumed run appends to it)  WANDB=<project> (Weights & Biases, fairseq's --wandb-project;
@@ -28,7 +29,8 @@
 #   R1_LAMBDA=5 R2_LAMBDA= (reference convention, KL averaged over classes; passed on divided by the classes)
 #   OPTIM=xtune|amos (default: amos for GLUE, xtune otherwise; the optimisers of recipes/defaults.py)
 #   REG=none|rdrop|r3f (plain fine-tuning with a stability regulariser, STAGE=0 only; docs/glue.md): RDROP_ALPHA=1.0
-#     (R-Drop's --reg-alpha); R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform|normal (fairseq's examples/rxf defaults)
+#     (R-Drop's --reg-alpha) RDROP_SCALE=fairseq|hf|readme (whose scale alpha is on: --r1-lambda alpha/4, alpha*BSZ/8,
+#     alpha*BSZ/2); R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform|normal (fairseq's examples/rxf defaults)
 #   DISTILL=<teacher.pt> (knowledge distillation from a fine-tuned checkpoint of this task folder into <model.pt>, e.g.
 #     a stabletune-convert shrink student; docs/distillation.md): KD_T=10 KD_ALPHA=0.5 PKD_MU=0 (100: Patient KD)
 #     PKD_LAYERS=skip CON_WEIGHT=0 CON_T=0.07 (contrastive distillation) BANK= (stabletune-teacher-bank's folder);

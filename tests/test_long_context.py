@@ -176,6 +176,64 @@ def test_a_token_does_not_see_outside_its_window(models):
         assert not moved[1, ~near & (torch.arange(300) >= 12)].any()
 
 
+def banded_reference(mha, x, padding, window):
+    """Attention written out (batch-first ``x``): each query over the non-padding keys at most W/2 away, no global
+    token; fairseq's q/k/v/out projections (queries scaled by head_dim ** -0.5)."""
+    b, t, _ = x.shape
+    heads, dim = mha.num_heads, mha.head_dim
+    q, k, v = (proj(x).view(b, t, heads, dim).transpose(1, 2) for proj in (mha.q_proj, mha.k_proj, mha.v_proj))
+    scores = (q @ k.transpose(-1, -2)) * dim ** -0.5
+    allowed = torch.tensor([[abs(i - j) <= window // 2 for j in range(t)] for i in range(t)])
+    scores = scores.masked_fill(~(allowed[None, None] & ~padding[:, None, None, :]), float("-inf"))
+    out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, heads * dim)
+    return mha.out_proj(out)
+
+
+@torch.no_grad()
+def test_mlm_window_without_global_tokens_is_banded_attention(models):
+    """Masked LM under a window (``first_global=False``): no token is global, <s> included; both implementations equal
+    the banded attention written out, and the padding queries (no key but themselves) stay finite."""
+    mha, x, padding, _ = attention_inputs(models[0])
+    tokens = torch.where(padding, 1, 5)
+    reference = banded_reference(mha, x, padding, 64)
+    real = ~padding
+    for implementation in ("dense", "blocked"):
+        pattern = AttentionPattern.build(tokens, padding, 64, None, implementation, first_global=False)
+        assert not pattern.global_mask.any()
+        out = attend(mha, x, pattern)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out[real], reference[real], rtol=1e-5, atol=1e-5)
+    with_first = attend(mha, x, AttentionPattern.build(tokens, padding, 64, None, "dense"))
+    assert (with_first[:, 0] - reference[:, 0]).abs().max() > 1e-3  # by default <s> is global: it sees everything
+
+
+@torch.no_grad()
+def test_mlm_forward_under_a_window_equals_fairseq_layers_with_a_band_mask(models, e5_dir):
+    """The model's ``lm`` head under --attention-window: the whole encoder against fairseq's own layers given the
+    band as their attention mask (no global token), on a short input."""
+    from stabletune_fairseq.models.lm_head import add_lm_head
+
+    original, _ = models
+    add_lm_head(original)
+    batch = tokens(40, seed=3)[None]
+    masked = torch.zeros_like(batch, dtype=torch.bool)
+    masked[0, [0, 5, 20, 39]] = True
+    encoder = original.encoder.sentence_encoder
+    outside = torch.tensor([[abs(i - j) > 4 for j in range(40)] for i in range(40)])  # window 8: 4 on each side
+    x, _ = encoder.forward_embedding(batch)
+    x = x.transpose(0, 1)
+    for layer in encoder.layers:
+        x = layer(x, encoder_padding_mask=None, attn_mask=outside)
+    expected = original.heads["lm"](x.transpose(0, 1), masked_tokens=masked)
+    original.encoder.attention_window = 8
+    try:
+        logits = original(batch, head="lm", masked_tokens=masked)
+    finally:
+        original.encoder.attention_window = 0
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert (logits - original(batch, head="lm", masked_tokens=masked)).abs().max() > 1e-2  # the window matters
+
+
 @torch.no_grad()
 def test_windowed_model_keeps_the_first_position_and_layer_states_paths(models):
     _, extended = models

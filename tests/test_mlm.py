@@ -218,6 +218,36 @@ def test_training_lowers_the_held_out_loss_and_mlm_eval_repeats_it(trained, long
     assert abs(float(logged[-1][0]) - after["bits_per_masked_token"]) < 1e-3
 
 
+def test_continued_mlm_with_a_sliding_window_and_no_global_token(student, mlm_data, tmp_path):
+    """run_mlm.sh ATTENTION_WINDOW=W: fairseq-train's model has Longformer's window (smaller than the 64-token blocks),
+    trains to a finite loss, and stabletune-mlm-eval measures with the checkpoint's window or --attention-window."""
+    from stabletune_fairseq.evaluation.masked_lm import evaluate_mlm
+
+    model = student / "model.pt"
+    dry = run(["bash", "run_scripts/run_mlm.sh", model, mlm_data, tmp_path / "dry", "DRY_RUN=1"]).stdout
+    assert "--attention-window" not in dry and "sliding-window" not in dry  # default: full attention, as before
+    bad = run(["bash", "run_scripts/run_mlm.sh", model, mlm_data, tmp_path / "dry", "DRY_RUN=1", "ATTENTION_WINDOW=7"],
+              check=False)
+    assert bad.returncode == 2 and "run_mlm.sh: ATTENTION_WINDOW must be even" in bad.stderr
+    save = tmp_path / "run"
+    settings = [t for t in TRAIN if not t.startswith(("MAX_UPDATE", "VALIDATE"))]
+    out = run(["bash", "run_scripts/run_mlm.sh", model, mlm_data, save, *settings, "MAX_UPDATE=2",
+               "VALIDATE_INTERVAL_UPDATES=2", "ATTENTION_WINDOW=16", "--", "--log-interval", "1"]).stdout
+    assert "--attention-window 16" in out and "sliding-window attention of 16 tokens" in out
+    checkpoint = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert checkpoint["cfg"]["model"]["attention_window"] == 16
+    losses = [float(v) for v in re.findall(r"\| train_inner \|.*?\bloss=([^,]+),", (save / "train.log").read_text())]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    windowed = evaluate_mlm(str(save / "checkpoint_last.pt"), str(mlm_data), cpu=True)  # the checkpoint's window
+    assert windowed["attention_window"] == 16 and math.isfinite(windowed["bits_per_masked_token"])
+    full = evaluate_mlm(str(save / "checkpoint_last.pt"), str(mlm_data), cpu=True, attention_window=0)
+    assert full["attention_window"] == 0 and full["bits_per_masked_token"] != windowed["bits_per_masked_token"]
+    cli = json.loads(run([sys.executable, "-m", "stabletune_fairseq.cli.mlm_eval", "--checkpoint", model, "--data",
+                          mlm_data, "--cpu", "--attention-window", "16"]).stdout.strip().splitlines()[-1])
+    assert cli["attention_window"] == 16 and math.isfinite(cli["bits_per_masked_token"])
+    assert cli == evaluate_mlm(str(model), str(mlm_data), cpu=True, attention_window=16)
+
+
 def test_an_official_style_lm_head_is_loaded(trained, mlm_data, tmp_path):
     from stabletune_fairseq.evaluation.masked_lm import load_for_mlm
     from stabletune_fairseq.convert.release_files import write_checkpoint
