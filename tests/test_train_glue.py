@@ -227,7 +227,7 @@ def test_glue_batches_by_amos_token_cap_and_rows_only_as_a_setting(glue, e5_dir,
 
     first, second = (data_utils.load_indexed_dataset(str(glue / "RTE" / part / "train"), None) for part in
                      ("input0", "input1"))
-    lengths = [int(a) + int(b) + 4 for a, b in zip(first.sizes, second.sizes)]  # <s> a </s> </s> b </s>
+    lengths = [int(a) + int(b) + 4 for a, b in zip(first.sizes, second.sizes, strict=True)]  # <s> a </s> </s> b </s>
     assert len(lengths) == ROWS["train.tsv"] and max(lengths) > 4 * 550 / 16  # the cap binds at BSZ=4 below
     for bsz, cap in (("16", 2200), ("4", 550), ("2", 512)):
         args, out = glue_dry_run(glue, e5_dir, tmp_path / "run", f"BSZ={bsz}")
