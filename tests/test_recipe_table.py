@@ -132,3 +132,10 @@ def test_row_lengths_are_the_preprocessing_defaults():
     assert set(SENTENCE_TASKS + TAGGING_TASKS + QA_TASKS + MLM_TASKS + (PARALLEL,)) <= set(ROW_LENGTHS)
     assert (ROW_LENGTHS["xnli"].tokens, ROW_LENGTHS["panx"].tokens, ROW_LENGTHS["tydiqa"].tokens) == (256, 128, 384)
     assert all(row.source for row in ROW_LENGTHS.values())
+
+
+def test_glue_token_cap_is_amos_and_a_row_always_fits():
+    cap = table.GLUE_TOKEN_CAP
+    assert [cap.tokens(bsz, 512) for bsz in (32, 16, 8, 4, 2)] == [4400, 2200, 1100, 550, 512]
+    assert "run_glue.sh:34" in cap.source and ":118" in cap.source
+    assert table.REGULARISERS.rdrop_scale == "fairseq"  # R-Drop's alpha on the fairseq criterion's scale, as before
