@@ -40,7 +40,7 @@ def main() -> None:
         loaded.append((checkpoint, model, predictor, datasets, parameters - embeddings))
     times = {checkpoint: [] for checkpoint, *_ in loaded}
     for _ in range(args.rounds):  # alternating: every model sees the same machine load, round by round
-        for checkpoint, model, predictor, datasets, _ in loaded:
+        for checkpoint, _model, predictor, datasets, _ in loaded:
             start = time.perf_counter()
             for dataset in datasets:
                 predictor.outputs(dataset)

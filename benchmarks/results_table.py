@@ -36,7 +36,7 @@ def table(runs: dict, metrics: list[str], baseline: str | None = None) -> list[s
         if baseline is not None and name == baseline:
             continue
 
-        def cell(lang):
+        def cell(lang, results=results):  # bound now: the loop moves on
             parts = []
             for m in metrics:
                 values = _scores(results, lang, m)

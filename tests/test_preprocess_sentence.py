@@ -14,7 +14,7 @@ def line_count(path):
 def test_toy_layout_and_counts(toy_data, toy_xtreme):
     meta = read_metadata(toy_data)
     assert meta["labels"] == ["contradiction", "entailment", "neutral"]
-    assert set(meta["splits"]) == {"train"} | {f"{s}_{l}" for s in ("valid", "test") for l in ("de", "en", "es", "fr", "zh")}
+    assert set(meta["splits"]) == {"train"} | {f"{s}_{lang}" for s in ("valid", "test") for lang in ("de", "en", "es", "fr", "zh")}
     for name, split in meta["splits"].items():
         assert split["examples"] == line_count(split["source"]), name
         labels = np.load(toy_data / "label" / f"{name}.npy")

@@ -109,7 +109,7 @@ def stsb_runs(glue, e5_dir, tmp_path_factory):
 
 def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
     stats = pytest.importorskip("scipy.stats")  # installed with seqeval and fairseq (scikit-learn needs it)
-    for reg, (save_dir, log) in stsb_runs.items():
+    for reg, (_save_dir, log) in stsb_runs.items():
         assert "--best-checkpoint-metric pearson_spearman_en" in log
         rows = valid_lines(log)
         assert rows and all(-100 <= r["pearson_en"] <= 100 and -100 <= r["spearman_en"] <= 100 for r in rows)

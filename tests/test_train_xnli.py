@@ -43,7 +43,7 @@ def test_validation_reports_every_language_over_the_whole_subset(first_run, toy_
         for lang in LANGS:
             assert row[f"nlabelled_{lang}"] == TOY_DEV_PAIRS  # every dev example, none dropped by batching
             assert row[f"acc_{lang}"] == pytest.approx(100 * row[f"ncorrect_{lang}"] / TOY_DEV_PAIRS, abs=1e-3)
-        assert row["acc_avg"] == pytest.approx(sum(row[f"acc_{l}"] for l in LANGS) / len(LANGS), abs=1e-2)
+        assert row["acc_avg"] == pytest.approx(sum(row[f"acc_{lang}"] for lang in LANGS) / len(LANGS), abs=1e-2)
 
 
 def test_best_checkpoint_is_chosen_by_the_average(first_run):

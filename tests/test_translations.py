@@ -26,7 +26,7 @@ def test_unpaired_rows_are_reported_with_their_line(toy_xtreme, e5_dir, tmp_path
     lines = path.read_text(encoding="utf-8").splitlines()
     fields = lines[4].split("\t")
     lines[4] = "\t".join(["A premise nobody wrote.", *fields[1:]])
-    other = next(l for l in ("contradiction", "entailment", "neutral") if l != lines[9].split("\t")[4])
+    other = next(label for label in ("contradiction", "entailment", "neutral") if label != lines[9].split("\t")[4])
     lines[9] = "\t".join(lines[9].split("\t")[:4] + [other])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     run(["bash", "preprocess/xtreme/process.sh", xtreme, "xnli", e5_dir, tmp_path / "out",
@@ -58,9 +58,9 @@ def test_translation_views(toy_data_tta, toy_xtreme):
     dictionary = load_xlmr_dictionary(str(toy_data_tta / "dict.txt"))
     encoder = PieceEncoder(str(toy_data_tta / "sentencepiece.bpe.model"), dictionary)
     folder = toy_xtreme / "xtreme_translations" / "XNLI" / "translate-train"
-    premises = {lang: [l.split("\t")[2] for l in (folder / f"en-{lang}-translated.tsv").read_text(encoding="utf-8").splitlines()]
+    premises = {lang: [line.split("\t")[2] for line in (folder / f"en-{lang}-translated.tsv").read_text(encoding="utf-8").splitlines()]
                 for lang in ("de", "es", "fr", "zh")}
-    english = [l.split("\t")[0] for l in (toy_xtreme / "xnli" / "train-en.tsv").read_text(encoding="utf-8").splitlines()]
+    english = [line.split("\t")[0] for line in (toy_xtreme / "xnli" / "train-en.tsv").read_text(encoding="utf-8").splitlines()]
 
     def premise(tokens):
         ids = tokens.tolist()
@@ -69,7 +69,7 @@ def test_translation_views(toy_data_tta, toy_xtreme):
     copy_views = {"english": 0, "other translation": 0}
     for i in range(200):
         item, copy = views[i], views[1200 + i]
-        translations = {premises[l][i] for l in premises}
+        translations = {premises[lang][i] for lang in premises}
         assert premise(item["tokens"]) == english[i] and not item["teacher"]
         assert premise(item["view"]) in translations  # the row's view: a translation
         assert premise(copy["tokens"]) in translations and copy["teacher"]

@@ -58,7 +58,7 @@ def training_curves(curves: dict[str, tuple[str, dict]], path: str) -> bool:
     panels = [("task_loss", "task loss"), ("r1", "R1 (views)"), ("r2", "R2 (teacher)"), ("valid", "dev average")]
     figure, grid = plt.subplots(2, 2, figsize=(10.0, 7.0), dpi=DPI)
     shown = set()
-    for name, (stage, run) in curves.items():
+    for _name, (stage, run) in curves.items():
         for axes, (key, _) in zip(grid.flat, panels):
             points = run["valid"] if key == "valid" else run["train"].get(key, [])
             if not points:

@@ -59,7 +59,7 @@ class LabelReader:
             key = remap_key(label, self.aliases[label])
             self.remapped[key] = self.remapped.get(key, 0) + 1
             return self.index[self.aliases[label]]
-        also = "".join(f", or {a!r} for {l!r}" for a, l in self.aliases.items())
+        also = "".join(f", or {alias!r} for {name!r}" for alias, name in self.aliases.items())
         raise InputFormatError(path, number, f"unknown label {label!r}, expected one of {self.label_list}{also}")
 
 
