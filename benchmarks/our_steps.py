@@ -5,7 +5,8 @@ A step is what fairseq's trainer does per update, minus logging and distributed 
 ``task.train_step`` (criterion forward, ``optimizer.backward``), gradients divided by the sample size,
 clipped to norm 1.0, ``optimizer.step()``. The optimizer is the one run_xtreme.sh asks for (our
 ``fused_adamw``, betas 0.9/0.999, eps 1e-8; ``STABLETUNE_BENCH_OPTIMIZER=adam`` measures fairseq's ``adam``); with ``fp16`` the model is halved and wrapped in fairseq's
-``FP16Optimizer``, as ``fairseq-train --fp16`` does.
+``FP16Optimizer``, as ``fairseq-train --fp16`` does; with ``precision="bf16"`` the task runs its forward passes and
+losses under CPU autocast, as ``fairseq-train --cpu-precision bf16`` does (the model and optimizer stay float32).
 """
 from __future__ import annotations
 
@@ -71,9 +72,10 @@ def xlmr_sized_dictionary() -> Dictionary:
     return dictionary
 
 
-def build_task(dictionary: Dictionary, views: bool) -> XtremeSentenceTask:
+def build_task(dictionary: Dictionary, views: bool, precision: str = "fp32") -> XtremeSentenceTask:
     """The XNLI task as process.sh's metadata describes it; no data folder is read."""
-    cfg = XtremeSentenceConfig(data="(benchmark)", seed=1, view_augmentation="code_switch" if views else "none")
+    cfg = XtremeSentenceConfig(data="(benchmark)", seed=1, view_augmentation="code_switch" if views else "none",
+                               cpu_precision=precision)
     metadata = {"task": "xnli", "kind": "sentence_pair", "labels": ["contradiction", "entailment", "neutral"],
                 "max_positions": 512, "splits": {"valid_en": {"language": "en"}}}
     return XtremeSentenceTask(cfg, dictionary, metadata)
@@ -121,8 +123,9 @@ class OurSteps:
     """Plain, stage-1 (R1 on views, one pass) and stage-2 (R1 + R2 from a frozen teacher) training steps,
     and the evaluation step, on one model and one optimizer."""
 
-    def __init__(self, shape: Shape, dictionary: Dictionary, device: torch.device, fp16: bool, with_teacher: bool = True):
-        self.task = build_task(dictionary, views=True)
+    def __init__(self, shape: Shape, dictionary: Dictionary, device: torch.device, fp16: bool, with_teacher: bool = True,
+                 precision: str = "fp32"):
+        self.task = build_task(dictionary, views=True, precision=precision)
         self.model = build_model(self.task, shape).to(device)
         if fp16:
             self.model.half()
