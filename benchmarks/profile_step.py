@@ -1,6 +1,7 @@
 """Where a step's time goes: torch.profiler over a few steps of one benchmark variant, top operators.
 
-    python benchmarks/profile_step.py "our stage-1 step" [--shape e5-small] [--length 128] [--steps 3] [--precision bf16]
+    python benchmarks/profile_step.py "our stage-1 step" [--shape e5-small] [--length 128] [--steps 3]
+        [--precision bf16]
 
 Variants as in run.py ("hf step", "our plain step", "our stage-1 step", "our stage-2 step", "hf eval",
 "our eval"). The first step is a warm-up and is not profiled.
@@ -33,10 +34,11 @@ def main():
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dictionary = xlmr_sized_dictionary()
     ours = OurSteps(SHAPES[args.shape], dictionary, device, args.fp16, with_teacher=args.variant == "our stage-2 step",
-                    precision=args.precision)
-    hf = (HFSteps(hf_twin(ours.model, SHAPES[args.shape], N_CLASSES), args.fp16, args.precision)
-          if args.variant.startswith("hf") else None)
-    step = step_functions(ours, hf)[args.variant]
+                    precisions=(args.precision,))
+    hf = None
+    if args.variant.startswith("hf"):
+        hf = HFSteps(hf_twin(ours.model, SHAPES[args.shape], N_CLASSES), args.fp16)
+    step = step_functions(ours, hf, args.precision)[args.variant]
     batches = make_batches(args.steps + 1, args.batch, args.length, len(dictionary), device)
     step(batches[0])
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

@@ -13,11 +13,11 @@ threads, shapes, batch and float type, random weights shared by both libraries (
   - peak resident memory of every training configuration, each alone in a fresh process;
   - preprocessing: ``process.sh xnli`` against spm_encode + ``fairseq-preprocess --workers 2``.
 Every variant in every ``--precision`` (fp32; bf16: CPU autocast for both libraries, as ``fairseq-train
---cpu-precision bf16`` and HF's Trainer with ``bf16=True`` on a CPU), each precision in its own processes, with its
-achieved GFLOP/s against this machine's matrix-product peak in that precision, measured in the same process
-(a 4096x384 @ 384x1536 product). Prints a markdown table of medians and one ``TARGET <name> <measured> <goal>
-PASS|MISS`` line per target, and writes both to ``benchmarks/results/<machine>.md``. On CUDA, also tokens/s and
-model FLOPs utilisation.
+--cpu-precision bf16`` and HF's Trainer with ``bf16=True`` on a CPU), the precisions interleaved like the variants
+(one model per library, shared), with its achieved GFLOP/s against this machine's matrix-product peak in that
+precision (a 4096x384 @ 384x1536 product, timed among the variants). Prints a markdown table of medians and one
+``TARGET <name> <measured> <goal> PASS|MISS`` line per target, and writes both to
+``benchmarks/results/<machine>.md``. On CUDA, also tokens/s and model FLOPs utilisation.
 """
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ DOUBLE_ROWS = "our plain step, 2x rows"  # a reference for the consistency steps
 EVAL_ROUNDS = 5  # evaluation variants are timed this many times per timed batch
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense fp16/bf16 tensor-core peak
 PEAK_MATMUL = (4096, 384, 1536)  # (m, k, n): an e5-small feed-forward product over 4096 tokens
-PEAK_REPEATS = 20
+PEAK_PRODUCTS = 5  # products per timed sample of the peak
+PEAK = "matrix-product peak"  # its name among the timed variants
 
 
 def parse_args(argv=None):
@@ -107,21 +108,21 @@ class HFSteps:
     """HF's training step as its Trainer does it (fused AdamW, clipping, autocast + GradScaler in fp16, CPU autocast
     in bf16) and inference."""
 
-    def __init__(self, twin, fp16: bool, precision: str = "fp32"):
-        self.model, self.fp16, self.precision = twin, fp16, precision
+    def __init__(self, twin, fp16: bool):
+        self.model, self.fp16 = twin, fp16
         # HF Trainer's default optimizer with torch >= 2.8: "adamw_torch_fused"
         self.optimizer = torch.optim.AdamW(twin.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                                            fused=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
 
-    def _autocast(self):
-        if self.precision == "bf16":  # Trainer(bf16=True) on a CPU
+    def _autocast(self, precision: str):
+        if precision == "bf16":  # Trainer(bf16=True) on a CPU
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16)
 
-    def train_step(self, tokens, labels) -> None:
+    def train_step(self, tokens, labels, precision: str = "fp32") -> None:
         self.model.train()
-        with self._autocast():
+        with self._autocast(precision):
             loss = self.model(input_ids=tokens, attention_mask=tokens.ne(1).long(), labels=labels).loss
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -130,29 +131,30 @@ class HFSteps:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def eval_step(self, tokens) -> None:
+    def eval_step(self, tokens, precision: str = "fp32") -> None:
         self.model.eval()
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self._autocast(precision):
             self.model(input_ids=tokens, attention_mask=tokens.ne(1).long()).logits.argmax(-1).tolist()
 
 
-def step_functions(ours: OurSteps | None, hf: HFSteps | None) -> dict:
-    """name -> function(batch) for every variant that was built."""
-    steps = {}
+def step_functions(ours: OurSteps | None, hf: HFSteps | None, precision: str = "fp32") -> dict:
+    """name -> function(batch) for every variant that was built, in ``precision``."""
+    steps, p = {}, precision
     if hf is not None:
-        steps["hf step"] = lambda b: hf.train_step(b["rows"], b["labels"])
-        steps["hf eval"] = lambda b: hf.eval_step(b["rows"])
+        steps["hf step"] = lambda b: hf.train_step(b["rows"], b["labels"], p)
+        steps["hf eval"] = lambda b: hf.eval_step(b["rows"], p)
     if ours is not None:
         n = lambda b: b["labels"].size(0)  # noqa: E731
         both = lambda b: torch.cat([b["rows"], b["views"]])  # noqa: E731
-        steps["our plain step"] = lambda b: ours.train_step(ours.plain, sentence_batch(b["rows"], b["labels"]))
-        steps["our stage-1 step"] = lambda b: ours.train_step(ours.stage1, sentence_batch(both(b), b["labels"], n(b)))
+        steps["our plain step"] = lambda b: ours.train_step(ours.plain, sentence_batch(b["rows"], b["labels"]), p)
+        steps["our stage-1 step"] = lambda b: ours.train_step(ours.stage1, sentence_batch(both(b), b["labels"], n(b)),
+                                                              p)
         # the views' share of a consistency step: a plain step on as many rows as rows + views
-        steps[DOUBLE_ROWS] = lambda b: ours.train_step(ours.plain, sentence_batch(both(b), b["labels"].repeat(2)))
+        steps[DOUBLE_ROWS] = lambda b: ours.train_step(ours.plain, sentence_batch(both(b), b["labels"].repeat(2)), p)
         if ours.stage2 is not None:
             steps["our stage-2 step"] = lambda b: ours.train_step(
-                ours.stage2, sentence_batch(both(b), b["labels"], n(b), teacher_rows=b["copies"]))
-        steps["our eval"] = lambda b: ours.eval_step(sentence_batch(b["rows"], b["labels"]))
+                ours.stage2, sentence_batch(both(b), b["labels"], n(b), teacher_rows=b["copies"]), p)
+        steps["our eval"] = lambda b: ours.eval_step(sentence_batch(b["rows"], b["labels"]), p)
     return steps
 
 
@@ -177,22 +179,23 @@ def time_interleaved(steps: dict, batches: list[dict]) -> dict[str, list[float]]
     return times
 
 
-def matmul_peak(device, dtype: torch.dtype) -> float:
-    """FLOP/s of this machine's PEAK_MATMUL product in ``dtype``, the median of PEAK_REPEATS after a warm-up: the
-    peak that a step's achieved FLOP/s are compared against."""
+def matmul_peak_step(device, dtype: torch.dtype):
+    """A function(batch) that runs PEAK_PRODUCTS of the PEAK_MATMUL product in ``dtype`` (the batch unused): timed
+    among the variants, so that the peak a step's FLOP/s are compared against is measured under the same load."""
     m, k, n = PEAK_MATMUL
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(m, k, generator=generator).to(device=device, dtype=dtype)
     b = torch.randn(k, n, generator=generator).to(device=device, dtype=dtype)
-    times = []
-    for number in range(PEAK_REPEATS + 1):
-        synchronize()
-        start = time.perf_counter()
-        a @ b
-        synchronize()
-        if number > 0:
-            times.append(time.perf_counter() - start)
-    return 2 * m * k * n / statistics.median(times)
+
+    def products(_batch) -> None:
+        for _ in range(PEAK_PRODUCTS):
+            a @ b
+    return products
+
+
+def matmul_flops() -> float:
+    m, k, n = PEAK_MATMUL
+    return 2 * m * k * n * PEAK_PRODUCTS
 
 
 def training_flops(shape, length: int, batch: int, name: str) -> float:
@@ -210,23 +213,33 @@ def training_flops(shape, length: int, batch: int, name: str) -> float:
 # --- timing (one shape and length per fresh process) --------------------------------------------------
 
 def probe_timing(args) -> None:
-    """Time every variant of one shape and length; print the seconds and the logits check as JSON."""
+    """Time every variant of one shape and length in every precision, interleaved (one model per library, shared by
+    the precisions), with each precision's matrix-product peak among them; print the seconds, the peaks and the
+    logits check as JSON."""
     shape_name, length = args.probe_timing.split(":")
     shape, length = SHAPES[shape_name], int(length)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precisions = args.precision.split(",")
     dictionary = xlmr_sized_dictionary()
-    ours = OurSteps(shape, dictionary, device, args.fp16, precision=args.precision)
-    hf = HFSteps(hf_twin(ours.model, shape, N_CLASSES), args.fp16, args.precision)
+    ours = OurSteps(shape, dictionary, device, args.fp16, precisions=tuple(precisions))
+    hf = HFSteps(hf_twin(ours.model, shape, N_CLASSES), args.fp16)
     batches = make_batches(args.repeats + 1, args.batch, length, len(dictionary), device)
-    diff = max_logit_difference(ours.model, hf.model, batches[0]["rows"], args.precision)
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float16 if args.fp16 else torch.float32
-    peak = matmul_peak(device, dtype)
-    steps = step_functions(ours, hf)
-    training = {name: step for name, step in steps.items() if name not in EVALUATION}
+    diff = {p: max_logit_difference(ours.model, hf.model, batches[0]["rows"], p) for p in precisions}
+    training, evaluation = {}, {}
+    for p in precisions:
+        dtype = torch.bfloat16 if p == "bf16" else torch.float16 if args.fp16 else torch.float32
+        peak = matmul_peak_step(device, dtype)
+        training[f"{p}|{PEAK}"] = evaluation[f"{p}|{PEAK}"] = peak
+        for name, step in step_functions(ours, hf, p).items():
+            (evaluation if name in EVALUATION else training)[f"{p}|{name}"] = step
     times = time_interleaved(training, batches)
     # evaluation is cheap next to training: each batch again EVAL_ROUNDS times, for a steadier median
-    times |= time_interleaved({name: steps[name] for name in EVALUATION}, batches[:1] + batches[1:] * EVAL_ROUNDS)
-    print("TIMES " + json.dumps({"times": times, "logit_diff": diff, "peak_flops": peak}))
+    for name, seconds in time_interleaved(evaluation, batches[:1] + batches[1:] * EVAL_ROUNDS).items():
+        times[name] = times.get(name, []) + seconds  # the peak: its samples of both rounds
+    by_precision = {p: {name.split("|", 1)[1]: seconds for name, seconds in times.items() if name.startswith(f"{p}|")}
+                    for p in precisions}
+    peaks = {p: matmul_flops() / statistics.median(by_precision[p].pop(PEAK)) for p in precisions}
+    print("TIMES " + json.dumps({"times": by_precision, "logit_diff": diff, "peak_flops": peaks}))
 
 
 def in_fresh_process(args, probe: list[str], prefix: str) -> dict:
@@ -240,12 +253,16 @@ def in_fresh_process(args, probe: list[str], prefix: str) -> dict:
     return json.loads(lines[-1][len(prefix):])
 
 
-def measure_timing(args, shape_name: str, length: int, precision: str) -> dict:
-    """A fresh process per configuration: nothing left over from the previous one (memory, allocator)."""
-    measured = in_fresh_process(args, ["--probe-timing", f"{shape_name}:{length}", "--precision", precision], "TIMES ")
+def measure_timing(args, shape_name: str, length: int) -> list[dict]:
+    """A fresh process per shape and length (every precision in it): nothing left over from the previous one
+    (memory, allocator). One result per precision."""
+    measured = in_fresh_process(args, ["--probe-timing", f"{shape_name}:{length}", "--precision", args.precision],
+                                "TIMES ")
     if "error" in measured:
-        raise RuntimeError(f"timing {shape_name}/{length}/{precision} failed: {measured['error']}")
-    return measured
+        raise RuntimeError(f"timing {shape_name}/{length} failed: {measured['error']}")
+    return [{"shape": shape_name, "length": length, "precision": p, "batch": args.batch, "memory": {}, "times": times,
+             "logit_diff": measured["logit_diff"][p], "peak_flops": measured["peak_flops"][p]}
+            for p, times in measured["times"].items()]
 
 
 # --- memory (one variant per fresh process) ------------------------------------------------------------
@@ -260,11 +277,11 @@ def probe_memory(args) -> None:
     if variant == "hf step":
         from transformers import XLMRobertaForSequenceClassification
         twin = XLMRobertaForSequenceClassification(hf_config(shape, len(dictionary), N_CLASSES)).to(device)
-        hf = HFSteps(twin, args.fp16, args.precision)
+        hf = HFSteps(twin, args.fp16)
     else:
         ours = OurSteps(shape, dictionary, device, args.fp16, with_teacher=variant == "our stage-2 step",
-                        precision=args.precision)
-    step = step_functions(ours, hf)[variant]
+                        precisions=(args.precision,))
+    step = step_functions(ours, hf, args.precision)[variant]
     for batch in make_batches(2, args.batch, length, len(dictionary), device):
         step(batch)
     synchronize()
@@ -358,8 +375,8 @@ def step_rows(results: list[dict], peak_flops) -> tuple[list[str], list[tuple]]:
     if peaks:
         m, k, n = PEAK_MATMUL
         measured = ", ".join(f"{p} {statistics.median(v) / 1e9:.0f}" for p, v in peaks.items())
-        lines += ["", f"Matrix-product peak ({m}x{k} @ {k}x{n}, median of {PEAK_REPEATS} in each timing process; "
-                      f"the median over processes), GFLOP/s: {measured}."]
+        lines += ["", f"Matrix-product peak ({m}x{k} @ {k}x{n}, timed among the variants, {PEAK_PRODUCTS} products a "
+                      f"sample; the median over shapes and lengths), GFLOP/s: {measured}."]
     return lines, targets
 
 
@@ -391,13 +408,11 @@ def main(argv=None) -> None:
     if "steps" not in skip:
         for shape_name in args.shapes.split(","):
             for length in map(int, args.lengths.split(",")):
-                for precision in precisions:
-                    measured = measure_timing(args, shape_name, length, precision)
-                    results.append({"shape": shape_name, "length": length, "precision": precision, "batch": args.batch,
-                                    "memory": {}, **measured})
+                for measured in measure_timing(args, shape_name, length):
+                    results.append(measured)
                     medians = {name: round(statistics.median(v), 3) for name, v in measured["times"].items()}
-                    print(f"measured {shape_name} len {length} {precision} ({time.time() - started:.0f} s): {medians}",
-                          file=sys.stderr)
+                    print(f"measured {shape_name} len {length} {measured['precision']} "
+                          f"({time.time() - started:.0f} s): {medians}", file=sys.stderr)
         if "memory" not in skip:
             for r in results:
                 for name in TRAINING:
@@ -418,6 +433,8 @@ def main(argv=None) -> None:
         targets.append(("preprocess_vs_classic", classic_s / ours_s, 1.5, ">="))
     threads = torch.get_num_threads()
     dtype = "fp16" if args.fp16 else " and ".join(p + (" (CPU autocast)" if p == "bf16" else "") for p in precisions)
+    if len(precisions) > 1:
+        dtype += " interleaved in one process (one model per library)"
     malloc = "" if device.type == "cuda" else (", system malloc" if args.system_malloc else ", cpu_malloc.sh")
     head = [f"# Benchmark: {machine_name(args.fp16)}", "",
             f"{datetime.date.today().isoformat()}; {versions()}; {device.type}, {dtype}, {threads} threads{malloc}; "
