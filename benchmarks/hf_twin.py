@@ -38,11 +38,14 @@ def hf_twin(model, shape, n_classes: int):
     return twin.to(device=embed_positions.device)
 
 
-def max_logit_difference(model, twin, tokens: torch.Tensor) -> float:
-    """Largest |logit difference| between the two models in eval mode on ``tokens`` (float32)."""
+def max_logit_difference(model, twin, tokens: torch.Tensor, precision: str = "fp32") -> float:
+    """Largest |logit difference| between the two models in eval mode on ``tokens`` (float32 logits; with
+    ``precision="bf16"`` both run under the same CPU autocast)."""
+    from stabletune_fairseq.models.precision import autocast
+
     was_training = model.training, twin.training
     model.eval(), twin.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(precision):
         ours = model(tokens, head="sentence").float()
         theirs = twin(input_ids=tokens, attention_mask=tokens.ne(1).long()).logits.float()
     model.train(was_training[0]), twin.train(was_training[1])

@@ -5,7 +5,9 @@ A step is what fairseq's trainer does per update, minus logging and distributed 
 ``task.train_step`` (criterion forward, ``optimizer.backward``), gradients divided by the sample size,
 clipped to norm 1.0, ``optimizer.step()``. The optimizer is the one run_xtreme.sh asks for (our
 ``fused_adamw``, betas 0.9/0.999, eps 1e-8; ``STABLETUNE_BENCH_OPTIMIZER=adam`` measures fairseq's ``adam``); with ``fp16`` the model is halved and wrapped in fairseq's
-``FP16Optimizer``, as ``fairseq-train --fp16`` does.
+``FP16Optimizer``, as ``fairseq-train --fp16`` does. A step in bf16 is the task's step with ``--cpu-precision bf16``
+(forward and losses under CPU autocast, as ``fairseq-train`` runs it): one task per precision, all on the same
+float32 model and optimizer, so that the precisions can be timed side by side.
 """
 from __future__ import annotations
 
@@ -71,9 +73,10 @@ def xlmr_sized_dictionary() -> Dictionary:
     return dictionary
 
 
-def build_task(dictionary: Dictionary, views: bool) -> XtremeSentenceTask:
+def build_task(dictionary: Dictionary, views: bool, precision: str = "fp32") -> XtremeSentenceTask:
     """The XNLI task as process.sh's metadata describes it; no data folder is read."""
-    cfg = XtremeSentenceConfig(data="(benchmark)", seed=1, view_augmentation="code_switch" if views else "none")
+    cfg = XtremeSentenceConfig(data="(benchmark)", seed=1, view_augmentation="code_switch" if views else "none",
+                               cpu_precision=precision)
     metadata = {"task": "xnli", "kind": "sentence_pair", "labels": ["contradiction", "entailment", "neutral"],
                 "max_positions": 512, "splits": {"valid_en": {"language": "en"}}}
     return XtremeSentenceTask(cfg, dictionary, metadata)
@@ -121,8 +124,10 @@ class OurSteps:
     """Plain, stage-1 (R1 on views, one pass) and stage-2 (R1 + R2 from a frozen teacher) training steps,
     and the evaluation step, on one model and one optimizer."""
 
-    def __init__(self, shape: Shape, dictionary: Dictionary, device: torch.device, fp16: bool, with_teacher: bool = True):
-        self.task = build_task(dictionary, views=True)
+    def __init__(self, shape: Shape, dictionary: Dictionary, device: torch.device, fp16: bool, with_teacher: bool = True,
+                 precisions: tuple = ("fp32",)):
+        self.tasks = {p: build_task(dictionary, views=True, precision=p) for p in precisions}
+        self.task = self.tasks[precisions[0]]  # builds the model and the criteria, which do not depend on precision
         self.model = build_model(self.task, shape).to(device)
         if fp16:
             self.model.half()
@@ -135,8 +140,9 @@ class OurSteps:
             self.stage2.r2_lambda = 5.0 / N_CLASSES
             object.__setattr__(self.stage2, "teacher", freeze_teacher(copy.deepcopy(self.model)))
 
-    def train_step(self, criterion, sample) -> None:
-        _, sample_size, _ = self.task.train_step(sample, self.model, criterion, self.optimizer, update_num=0)
+    def train_step(self, criterion, sample, precision: str = "fp32") -> None:
+        task = self.tasks[precision]
+        _, sample_size, _ = task.train_step(sample, self.model, criterion, self.optimizer, update_num=0)
         self.optimizer.multiply_grads(1.0 / max(sample_size, 1))
         try:
             self.optimizer.clip_grad_norm(1.0)
@@ -145,5 +151,5 @@ class OurSteps:
             pass
         self.optimizer.zero_grad()  # gradients freed now, not kept while the other variants run
 
-    def eval_step(self, sample) -> None:
-        self.task.valid_step(sample, self.model, self.plain)
+    def eval_step(self, sample, precision: str = "fp32") -> None:
+        self.tasks[precision].valid_step(sample, self.model, self.plain)

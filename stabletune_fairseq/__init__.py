@@ -18,10 +18,10 @@ if train_guard.training_process():
     train_guard.install()
 
 
-def load_model(checkpoint, task_dir=None, device=None, batch_size: int = 32):
+def load_model(checkpoint, task_dir=None, device=None, batch_size: int = 32, precision: str = "fp32"):
     """A fine-tuned checkpoint ready to predict on raw text (``inference/loaded_model.py``, docs/prediction.md):
     ``load_model("<save>/checkpoint_best.pt").predict([("premise", "hypothesis")])``. Imported when called, so
     that the plugin's import (what fairseq-train needs) stays what it is."""
     from .inference.loaded_model import load_model as load
 
-    return load(checkpoint, task_dir=task_dir, device=device, batch_size=batch_size)
+    return load(checkpoint, task_dir=task_dir, device=device, batch_size=batch_size, precision=precision)

@@ -2,6 +2,7 @@
 FLOP count behind MFU is right, and a whole run writes the table and one TARGET line per target."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -66,6 +67,48 @@ def test_hf_twin_computes_the_same_function():
     assert max_logit_difference(ours.model, twin, rows) == pytest.approx(1.0, abs=1e-4)
 
 
+def table_rows(report: str, precision: str) -> dict[str, list[str]]:
+    """The cells of the tiny shape's rows of one precision, by variant."""
+    rows = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) >= 11 and cells[0] == "tiny" and cells[2] == precision:
+            rows[cells[3]] = cells
+    return rows
+
+
+def test_bf16_runs_both_libraries_under_autocast_against_the_bf16_peak(tmp_path, e5_dir):
+    """--precision fp32,bf16: every variant in each, GFLOP/s against each precision's own measured peak, the
+    speed-up over fp32, targets tagged /bf16. STABLETUNE_CPU_BF16=1: runs on any CPU (emulated bf16 is slow)."""
+    pytest.importorskip("transformers")
+    out = tmp_path / "results.md"
+    env = {**os.environ, "STABLETUNE_CPU_BF16": "1"}
+    run([sys.executable, "benchmarks/run.py", "--shapes", "tiny", "--lengths", str(LENGTH), "--batch", str(BATCH),
+         "--repeats", "1", "--precision", "fp32,bf16", "--skip", "memory,preprocess", "--out", out], env=env)
+    report = out.read_text(encoding="utf-8")
+    assert "cpu, fp32 and bf16 (CPU autocast)" in report
+    peaks = re.search(r"GFLOP/s: fp32 (\d+), bf16 (\d+)\.", report)
+    assert peaks and int(peaks.group(1)) > 0 and int(peaks.group(2)) > 0
+    fp32, bf16 = table_rows(report, "fp32"), table_rows(report, "bf16")
+    for variant in ["hf step", "our plain step", "our stage-1 step", "our stage-2 step", "hf eval", "our eval"]:
+        seconds, speedup, gflops = float(bf16[variant][4]), bf16[variant][7], float(bf16[variant][8])
+        assert seconds > 0 and gflops > 0, variant
+        assert re.fullmatch(r"\d+\.\d\dx", speedup) and float(speedup[:-1]) > 0, variant  # fp32's median / bf16's
+        assert fp32[variant][7] == ""
+    # same weights, same autocast: the two libraries still compute the same function, up to bf16 rounding
+    assert float(bf16["logits max abs diff vs HF (eval, same weights)"][4]) < 0.05
+    assert f"TARGET plain_step_vs_hf[tiny/{LENGTH}/bf16]" in report
+    assert f"TARGET plain_step_vs_hf[tiny/{LENGTH}] " in report
+
+
+def test_bf16_where_the_cpu_has_none_is_refused_clearly():
+    env = {**os.environ, "STABLETUNE_CPU_BF16": "0"}
+    result = run([sys.executable, "benchmarks/run.py", "--precision", "fp32,bf16", "--skip", "steps,memory,preprocess"],
+                 check=False, env=env)
+    assert result.returncode != 0
+    assert "run.py: --precision bf16: this CPU has no bf16 instructions" in result.stderr
+
+
 def test_fp16_without_a_gpu_is_refused_clearly():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -83,17 +126,15 @@ def test_a_whole_run_writes_the_table_and_every_target(tmp_path, e5_dir):
     assert report in result.stdout
     assert re.search(r"\d{4}-\d\d-\d\d; torch [\w.+]+, fairseq-fixed [\w.]+, transformers [\w.]+", report)
 
-    rows = {}
-    for line in report.splitlines():
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) >= 7 and cells[0] == "tiny":
-            rows[cells[2]] = cells
+    rows = table_rows(report, "fp32")
     training = ["hf step", "our plain step", "our stage-1 step", "our stage-2 step"]
     for variant in training + [DOUBLE_ROWS, "hf eval", "our eval"]:
-        assert float(rows[variant][3]) > 0, variant  # median seconds
+        assert float(rows[variant][4]) > 0, variant  # median seconds
+        assert float(rows[variant][8]) > 0 and rows[variant][9].endswith("%"), variant  # GFLOP/s, of the peak
     for variant in training:
-        assert float(rows[variant][6]) > 100, variant  # peak RSS in MB, each in its own process
-    assert float(rows["logits max abs diff vs HF (eval, same weights)"][3]) < 1e-4
+        assert float(rows[variant][10]) > 100, variant  # peak RSS in MB, each in its own process
+    assert float(rows["logits max abs diff vs HF (eval, same weights)"][4]) < 1e-4
+    assert re.search(r"Matrix-product peak \(4096x384 @ 384x1536.*GFLOP/s: fp32 \d+\.", report)
 
     pairs = re.search(r"Preprocessing ([\d,]+) XNLI pairs", report)
     assert pairs and int(pairs.group(1).replace(",", "")) >= 3000

@@ -380,7 +380,8 @@ def test_cli_end_to_end_on_slices(tmp_path, e5_dir, capsys):
     results = json.loads((tmp_path / "t" / "results.json").read_text(encoding="utf-8"))
     assert {"task", "checkpoint", "data", "metrics", "per_language", "average", "settings", "model", "truncated",
             "notes", "skipped", "seconds", "layout", "gold_aligned"} <= set(results)
-    assert results["settings"] == {"layer": 12, "pooling": "mean", "prefix": "query: ", "batch_size": 64, "device": "cpu"}
+    assert results["settings"] == {"layer": 12, "pooling": "mean", "prefix": "query: ", "batch_size": 64, "device": "cpu",
+                                   "precision": "fp32"}
     assert results["truncated"] == {"sentences": 0, "of": 200, "max_tokens": 512}
     assert results["model"]["kind"] == "release" and results["gold_aligned"] is True
     # e5-small (4-bit) measured 98% x->en on these 50 German sentences (chance: 2%)

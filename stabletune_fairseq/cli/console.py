@@ -30,6 +30,15 @@ def log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
 
 
+def add_precision_option(parser) -> None:
+    """``--precision fp32|bf16`` of the commands that run a model (``models/precision.py``)."""
+    from ..models.precision import PRECISIONS
+
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="bf16: the model's matrix products in bfloat16 under torch's CPU autocast (CPUs with bf16 "
+                             "instructions; docs/precision.md); fp32 otherwise (default)")
+
+
 def bad_input_as_one_line(program: str, action, *args, also=()):
     """``(action(*args), 0)``; input that is not what it should be (``BadInput``, and the exception types in
     ``also``) is instead ``<program>: <message>`` on stderr and ``(None, 2)``, the exit status for bad input."""

@@ -2,6 +2,7 @@
 
     stabletune-embed-eval --checkpoint <model.pt> --task tatoeba|bucc|sts --data <folder> [--split dev|test]
         [--layer N] [--pooling mean|cls] [--prefix "query: "] [--batch-size 64] [--k 4] [--out <dir>] [--cpu]
+        [--precision fp32|bf16]
 
 ``--checkpoint``: a release (``model.pt`` with ``dict.txt`` and the sentencepiece model beside it) or a checkpoint
 fine-tuned by fairseq-train (its encoder; the vocabulary comes from the task folder it was trained on). Writes
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .console import bad_input_as_one_line, log_to_stderr
+from .console import add_precision_option, bad_input_as_one_line, log_to_stderr
 
 logger = logging.getLogger("stabletune_fairseq.embed_eval")
 
@@ -32,7 +33,7 @@ def run(args) -> dict:
         raise ValueError(f"--k {args.k}: the number of nearest neighbours of the margin, at least 1")
     start = time.perf_counter()
     data = read_task(args.task, args.data, args.split)  # every file checked before the model is loaded
-    settings = EmbeddingSettings(args.layer, args.pooling, args.prefix, args.batch_size)
+    settings = EmbeddingSettings(args.layer, args.pooling, args.prefix, args.batch_size, args.precision)
     embedder = SentenceEmbedder.load(args.checkpoint, settings, choose_device("cpu" if args.cpu else None))
     out = Path(args.out or f"embed-eval-{args.task}")
     results = evaluate(args.task, embedder, data, out, args.k)
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="folder for results.json, results.md, predictions/ "
                                                     "(default: ./embed-eval-<task>)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    add_precision_option(parser)
     args = parser.parse_args(argv)
     log_to_stderr()
     results, status = bad_input_as_one_line("stabletune-embed-eval", run, args, also=(FileNotFoundError, ValueError))

@@ -19,7 +19,7 @@ import os
 import sys
 
 from ..evaluation.task_evaluation import evaluate, markdown_table
-from .console import bad_input_as_one_line, quiet_logging
+from .console import add_precision_option, bad_input_as_one_line, quiet_logging
 
 
 def main(argv=None) -> int:
@@ -31,13 +31,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="folder for results.json, results.md and predictions/")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    add_precision_option(parser)
     parser.add_argument("--null-threshold", type=float, default=0.0,
                         help='SQuAD 2.0: answer "" when the null score beats the best span by more than this (BERT\'s '
                              '--null_score_diff_threshold; e.g. best_f1_thresh of a dev evaluation)')
     args = parser.parse_args(argv)
     quiet_logging(os.path.join(args.out, "evaluate.log"))
     results, status = bad_input_as_one_line("stabletune-evaluate", evaluate, args.checkpoint, args.data, args.split,
-                                            args.out, args.batch_size, args.cpu, args.null_threshold,
+                                            args.out, args.batch_size, args.cpu, args.null_threshold, args.precision,
                                             also=(FileNotFoundError, ValueError))
     if status:
         return status

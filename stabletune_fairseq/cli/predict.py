@@ -20,7 +20,7 @@ import json
 import logging
 import sys
 
-from .console import bad_input_as_one_line
+from .console import add_precision_option, bad_input_as_one_line
 
 PROG = "stabletune-predict"
 
@@ -43,7 +43,7 @@ def predict(args) -> list[dict]:
     metadata = load_metadata(task_dir)
     # Every input is read and checked before the model is loaded (seconds), then all are predicted.
     inputs = read_raw_inputs(metadata["kind"], metadata["task"], args.input)
-    model = load_model(args.checkpoint, task_dir, "cpu" if args.cpu else None, args.batch_size)
+    model = load_model(args.checkpoint, task_dir, "cpu" if args.cpu else None, args.batch_size, args.precision)
     return model.predict(inputs)
 
 
@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None, help="output file, JSON lines (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=32, help="inputs (QA: context windows) per batch")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    add_precision_option(parser)
     args = parser.parse_args(argv)
     # stdout carries the predictions: the log goes to stderr, our own lines and everyone's warnings only.
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s", stream=sys.stderr,

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from .console import bad_input_as_one_line, log_to_stderr
+from .console import add_precision_option, bad_input_as_one_line, log_to_stderr
 
 logger = logging.getLogger("stabletune_fairseq.teacher_bank")
 
@@ -29,13 +29,16 @@ def row_units(logits, sample, row: int, kind: str, pad: int):
     return logits[row:row + 1]
 
 
-def write_bank(checkpoint: str, data: str, split: str, out: str, batch_size: int = 32, cpu: bool = False) -> str:
+def write_bank(checkpoint: str, data: str, split: str, out: str, batch_size: int = 32, cpu: bool = False,
+               precision: str = "fp32") -> str:
     import torch
 
     from ..models.checkpoint_loading import choose_device, load_for_inference
+    from ..models.precision import autocast, check_precision
     from ..models.teacher_bank import BankWriter, bank_record, token_checksums
 
     device = choose_device("cpu" if cpu else None)
+    check_precision(precision, "--precision", device)
     model, task, _ = load_for_inference(checkpoint, data, device,
                                         overrides={"view_augmentation": "none", "copy_augmentation": "none"})
     dataset = task.load_dataset(split)
@@ -48,11 +51,12 @@ def write_bank(checkpoint: str, data: str, split: str, out: str, batch_size: int
             sample = dataset.collater([dataset[int(i)] for i in order[begin:begin + batch_size]])
             tokens = sample["net_input"]["src_tokens"].to(device)
             head_input = {k: v.to(device) for k, v in sample.get("head_input", {}).items()}
-            logits = model(tokens, head=task.head_name, **head_input).float().cpu()
+            with autocast(precision):
+                logits = model(tokens, head=task.head_name, **head_input).float().cpu()
             checksums = token_checksums(sample["net_input"]["src_tokens"], pad).numpy()
             for row, row_id in enumerate(sample["id"].tolist()):
                 writer.add(row_id, row_units(logits, sample, row, task.kind, pad).numpy(), checksums[row])
-    folder = writer.write(out, bank_record(checkpoint, task.identity, split, task.kind))
+    folder = writer.write(out, {**bank_record(checkpoint, task.identity, split, task.kind), "precision": precision})
     logger.info("wrote %s: %d rows, %d units of %d outputs, %.1f s", folder, len(order), sum(len(u) for u in writer.units),
                 writer.units[0].shape[-1], time.time() - start)
     return str(folder)
@@ -67,11 +71,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="folder for the bank (default: teacher_bank_<split> beside the checkpoint)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    add_precision_option(parser)
     args = parser.parse_args(argv)
     log_to_stderr()
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), f"teacher_bank_{args.split}")
     folder, status = bad_input_as_one_line("stabletune-teacher-bank", write_bank, args.checkpoint, args.data, args.split,
-                                           out, args.batch_size, args.cpu, also=(FileNotFoundError, ValueError))
+                                           out, args.batch_size, args.cpu, args.precision,
+                                           also=(FileNotFoundError, ValueError))
     if status:
         return status
     print(f"wrote {folder} (bank.json, logits.npy, offsets.npy, tokens.npy)")

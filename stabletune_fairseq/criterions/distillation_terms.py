@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models.precision import full_precision
 from .kl_terms import kl_to_target
 
 
@@ -53,7 +54,8 @@ def contrastive_distillation(student: torch.Tensor, teacher: torch.Tensor, label
     when ``labels`` is None), cosine similarities divided by ``temperature``. Rows with no negative give 0."""
     s = F.normalize(student.float(), dim=-1)
     t = F.normalize(teacher.detach().float(), dim=-1)
-    similarity = s @ t.t() / temperature  # batch x batch: row i against the teacher's row j
+    with full_precision():  # float32 under bf16 autocast too: a small temperature magnifies rounding
+        similarity = s @ t.t() / temperature  # batch x batch: row i against the teacher's row j
     eye = torch.eye(len(s), dtype=torch.bool, device=s.device)
     negative = ~eye if labels is None else labels.view(-1, 1).ne(labels.view(1, -1))
     candidates = similarity.masked_fill(~(negative | eye), float("-inf"))

@@ -33,6 +33,7 @@ from fairseq.logging import metrics
 from ..embeddings.encoder import load_encoder
 from ..models.pooling_head import pool_states
 from ..models.pooling_head import embed
+from ..models.precision import full_precision
 from ..models.teacher import freeze_teacher
 from ..reliability.checkpoint_safety import WrongCheckpoint
 from ..reliability.run_identity import vocabulary_hash
@@ -62,7 +63,8 @@ def in_batch_infonce(first: torch.Tensor, second: torch.Tensor, temperature: flo
     """Symmetric InfoNCE of n paired embeddings: row i of ``first`` against every row of ``second`` (its own the
     positive) and the other way round, cosine / temperature; the mean of both directions per pair."""
     a, b = F.normalize(first.float(), dim=-1), F.normalize(second.float(), dim=-1)
-    logits = a @ b.t() / temperature
+    with full_precision():  # float32 under bf16 autocast too: a small temperature magnifies rounding
+        logits = a @ b.t() / temperature
     gold = torch.arange(len(a), device=a.device)
     return (F.cross_entropy(logits, gold, reduction="none") + F.cross_entropy(logits.t(), gold, reduction="none")) / 2
 
@@ -106,7 +108,8 @@ class SentenceDistillationCriterion(FairseqCriterion):
 
     @torch.no_grad()
     def teacher_embeddings(self, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """The teacher's pooled embeddings of ``tokens``, on the student's device and dtype."""
+        """The teacher's pooled embeddings of ``tokens``, on the device and in the dtype of ``like``, a parameter of
+        the student (not its output, which bf16 autocast makes bfloat16 while the weights stay float32)."""
         parameter = next(self.teacher.parameters())
         if parameter.device != like.device or parameter.dtype != like.dtype:
             self.teacher.to(device=like.device, dtype=like.dtype)
@@ -116,7 +119,7 @@ class SentenceDistillationCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         sources = sample["net_input"]["src_tokens"]
         student_src = embed(model, sources)
-        teacher_src = self.teacher_embeddings(sources, student_src).float()
+        teacher_src = self.teacher_embeddings(sources, next(model.parameters())).float()
         project = self.projection if self.projection is not None else (lambda x: x)
         mse_src = embedding_mse(project(student_src), teacher_src)
         pairs = sample["target_rows"]

@@ -233,7 +233,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         layer_states = [] if self.wants_layer_states else None
         row_logits, view_logits = self._row_and_view_logits(model, sample, layer_states)
         terms, n_units, denominators = self.unit_terms(model, sample, row_logits, view_logits)
-        counts = self.task.metric_counts(row_logits.detach(), sample, model.training)  # what its metrics sum up
+        counts = self.task.metric_counts(row_logits.detach().float(), sample, model.training)  # what its metrics sum up
         counts.update(self._extra_terms(model, sample, row_logits, view_logits, layer_states, terms, denominators, n_units))
         for key, denominator in denominators.items():
             if 0 < denominator < n_units:  # a mean over these units once fairseq divides by n_units

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..models.pooling_head import POOLINGS, pool_states
+from ..models.precision import autocast, check_precision
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,13 @@ PROGRESS_BATCHES = 50  # a progress line every this many batches (BUCC embeds ~1
 @dataclass
 class EmbeddingSettings:
     """``layer``: 0 is the embedding layer's output, 1..N the transformer layers, None the last; ``prefix``: text put
-    before every sentence before tokenising (multilingual-e5 expects "query: " or "passage: ")."""
+    before every sentence before tokenising (multilingual-e5 expects "query: " or "passage: "); ``precision``: fp32, or
+    bf16 (the encoder under CPU autocast, the pooling in float32: ``models/precision.py``)."""
     layer: int | None = None
     pooling: str = "mean"
     prefix: str = ""
     batch_size: int = 64
+    precision: str = "fp32"
 
 
 @dataclass
@@ -109,6 +112,7 @@ class SentenceEmbedder:
     def __init__(self, loaded: LoadedEncoder, settings: EmbeddingSettings, device: torch.device):
         if settings.pooling not in POOLINGS:
             raise ValueError(f"--pooling {settings.pooling!r}: one of {', '.join(POOLINGS)}")
+        check_precision(settings.precision, "--precision", device)
         self.loaded, self.settings, self.device = loaded, settings, device
         self.layers = len(loaded.encoder.sentence_encoder.layers)
         self.layer = self.layers if settings.layer is None else settings.layer
@@ -122,6 +126,7 @@ class SentenceEmbedder:
 
     @classmethod
     def load(cls, checkpoint: str | Path, settings: EmbeddingSettings, device: torch.device) -> "SentenceEmbedder":
+        check_precision(settings.precision, "--precision", device)  # before the model is read
         return cls(load_encoder(checkpoint, device), settings, device)
 
     def tokens(self, sentences: list[str]) -> list[np.ndarray]:
@@ -158,7 +163,9 @@ class SentenceEmbedder:
             for i, row in enumerate(rows):
                 batch[i, :len(tokens[row])] = torch.from_numpy(tokens[row])
             batch = batch.to(self.device)
-            out[rows] = self._pool(self._layer_states(batch), batch).float().cpu().numpy()
+            with autocast(self.settings.precision):
+                states = self._layer_states(batch)
+            out[rows] = self._pool(states.float(), batch).cpu().numpy()
             if (start // size + 1) % PROGRESS_BATCHES == 0:
                 logger.info("embedded %d of %d sentences", start + len(rows), len(order))
         return out
@@ -168,6 +175,7 @@ class SentenceEmbedder:
         return {"model": {"kind": self.loaded.kind, "layers": self.layers, "hidden": self.hidden,
                           "max_tokens": self.loaded.max_positions, "vocabulary": str(self.loaded.vocabulary)},
                 "settings": {"layer": self.layer, "pooling": self.settings.pooling, "prefix": self.settings.prefix,
-                             "batch_size": self.settings.batch_size, "device": str(self.device)},
+                             "batch_size": self.settings.batch_size, "device": str(self.device),
+                             "precision": self.settings.precision},
                 "truncated": {"sentences": self.truncated, "of": self.embedded,
                               "max_tokens": self.loaded.max_positions}}

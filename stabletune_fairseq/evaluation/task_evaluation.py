@@ -12,7 +12,8 @@ logger = logging.getLogger("stabletune_fairseq.evaluate")
 
 def markdown_table(results: dict) -> str:
     names = results["metrics"]
-    lines = [f"# {results['task']} {results['split']} ({results['checkpoint']})", "",
+    precision = ", bf16" if results.get("precision") == "bf16" else ""
+    lines = [f"# {results['task']} {results['split']} ({results['checkpoint']}{precision})", "",
              "| language | " + " | ".join(names) + " | n |", "|---|" + "---|" * (len(names) + 1)]
     for lang, row in results["per_language"].items():
         cells = [str(row.get(name, "no labels")) for name in names]
@@ -24,17 +25,21 @@ def markdown_table(results: dict) -> str:
 
 
 def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int = 64, cpu: bool = False,
-             null_threshold: float = 0.0) -> dict:
+             null_threshold: float = 0.0, precision: str = "fp32") -> dict:
+    """``precision``: fp32, or bf16 on the CPU (``models/precision.py``); the scores are those of that precision."""
     from ..data.metadata import split_languages
     from ..models.checkpoint_loading import choose_device, load_for_inference
+    from ..models.precision import check_precision
     from ..inference.predictors import PREDICTORS
 
     device = choose_device("cpu" if cpu else None)
+    check_precision(precision, "--precision", device)  # before the checkpoint is read
     model, task, data_check = load_for_inference(checkpoint, data, device)
     languages = split_languages(task.metadata, split)
     if not languages:
         raise ValueError(f"{data} has no {split}_<lang> splits")
     predictor = PREDICTORS[task.metadata["kind"]](task, model, device, batch_size)
+    predictor.precision = precision
     if task.metadata["kind"] == "qa":
         predictor.null_threshold = null_threshold
     out_dir = Path(out)
@@ -52,7 +57,7 @@ def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int =
     average = {name: round(sum(row[name] for row in scored) / len(scored), 2) for name in predictor.metrics} if scored else {}
     results = {
         "task": task.metadata["task"], "split": split, "metric": predictor.metrics[0], "metrics": list(predictor.metrics),
-        "checkpoint": str(checkpoint), "data_check": data_check, "per_language": per_language,
+        "checkpoint": str(checkpoint), "data_check": data_check, "precision": precision, "per_language": per_language,
         "average": {**average, "languages": len(scored)} if scored else {},
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")

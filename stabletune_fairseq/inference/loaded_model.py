@@ -19,6 +19,7 @@ import logging
 import torch
 
 from ..models.checkpoint_loading import choose_device, load_for_inference, recorded_task_folder
+from ..models.precision import check_precision
 from .raw_datasets import pair_dataset, qa_dataset, tagging_dataset, task_encoder
 from .raw_inputs import check_inputs
 
@@ -31,15 +32,18 @@ class LoadedModel:
     """``kind``: the task family (``sentence_pair``, ``tagging``, ``qa``); ``labels``: the head's labels, in the
     order of its outputs; ``predict(inputs)``: one result dict per input (see the module's doc)."""
 
-    def __init__(self, checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32):
+    def __init__(self, checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32,
+                 precision: str = "fp32"):
         from .predictors import PREDICTORS
 
         self.task_dir = str(task_dir) if task_dir is not None else recorded_task_folder(checkpoint)
         self.device = choose_device(device)
+        check_precision(precision, "precision", self.device)
         self.model, self.task, self.data_check = load_for_inference(checkpoint, self.task_dir, self.device)
         self.kind: str = self.task.metadata["kind"]
         self.labels: list[str] = list(self.task.labels)
         self.predictor = PREDICTORS[self.kind](self.task, self.model, self.device, batch_size)
+        self.predictor.precision = precision
         self.encoder = task_encoder(self.task)
         logger.info("%s: %s (%s, %d labels) on %s, task folder %s", checkpoint, self.task.metadata["task"], self.kind,
                     len(self.labels), self.device, self.task_dir)
@@ -88,10 +92,11 @@ class LoadedModel:
         return results
 
 
-def load_model(checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32) -> LoadedModel:
+def load_model(checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32,
+               precision: str = "fp32") -> LoadedModel:
     """The fine-tuned ``checkpoint`` (e.g. ``<save_dir>/checkpoint_best.pt``) ready to predict on raw text.
 
     ``task_dir``: the task folder process.sh wrote (default: the one the checkpoint was trained on, from its
     record); ``device``: e.g. ``"cpu"`` (default: the GPU when there is one); ``batch_size``: inputs (QA:
-    windows) per batch."""
-    return LoadedModel(checkpoint, task_dir, device, batch_size)
+    windows) per batch; ``precision``: ``"fp32"``, or ``"bf16"`` on a CPU with bf16 instructions (docs/precision.md)."""
+    return LoadedModel(checkpoint, task_dir, device, batch_size, precision)

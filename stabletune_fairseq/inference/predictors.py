@@ -21,6 +21,7 @@ from ..metrics.correlation import pearson, spearman
 from ..metrics.glue_scores import matthews
 from ..metrics.qa_scores import score_questions
 from ..metrics.squad_v2 import evaluate_v2
+from ..models.precision import autocast
 
 
 def eval_batches(task, dataset, batch_size: int):
@@ -35,17 +36,26 @@ class SentencePredictor:
     """Sentence tasks: one label per input line; accuracy."""
     metrics = ("accuracy",)
     suffix = ".tsv"  # of the prediction files
+    precision = "fp32"  # of the forward passes (models/precision.py): --precision of the commands
 
     def __init__(self, task, model, device, batch_size: int):
         self.task, self.model, self.device, self.batch_size = task, model, device, batch_size
+
+    def head_outputs(self, sample, *head_inputs: str) -> torch.Tensor:
+        """The task head's outputs for a batch, in float32 (on the model's device); ``head_inputs``: the batch's
+        ``head_input`` entries the head reads."""
+        tokens = sample["net_input"]["src_tokens"].to(self.device)
+        inputs = {name: sample["head_input"][name].to(self.device) for name in head_inputs}
+        with autocast(self.precision):
+            return self.model(tokens, head=self.task.head_name, **inputs).float()
 
     def outputs(self, dataset) -> tuple[list[torch.Tensor], list[int]]:
         """Per example of ``dataset``, in its order: the head's logits over the labels (on the CPU) and the gold label."""
         logits_of, gold = [None] * len(dataset), [None] * len(dataset)
         with torch.no_grad():
             for sample in eval_batches(self.task, dataset, self.batch_size):
-                logits = self.model(sample["net_input"]["src_tokens"].to(self.device), head=self.task.head_name)
-                for i, row, t in zip(sample["id"].tolist(), logits.float().cpu(), sample["target"].tolist()):
+                logits = self.head_outputs(sample)
+                for i, row, t in zip(sample["id"].tolist(), logits.cpu(), sample["target"].tolist()):
                     logits_of[i], gold[i] = row, t
         missing = sum(row is None for row in logits_of)
         if missing:
@@ -73,10 +83,8 @@ class TaggingPredictor(SentencePredictor):
         chunks = {}
         with torch.no_grad():
             for sample in eval_batches(self.task, dataset, self.batch_size):
-                tokens = sample["net_input"]["src_tokens"].to(self.device)
-                logits = self.model(tokens, head=self.task.head_name,
-                                    word_index=sample["head_input"]["word_index"].to(self.device)).float().cpu()
-                for row in range(tokens.size(0)):
+                logits = self.head_outputs(sample, "word_index").cpu()
+                for row in range(logits.size(0)):
                     n = int(sample["word_mask"][row].sum())
                     key = (int(sample["sentence"][row]), int(sample["first_word"][row]))
                     chunks[key] = list(zip(logits[row, :n], sample["target"][row, :n].tolist()))
@@ -130,9 +138,7 @@ class QAPredictor(SentencePredictor):
         decoded = []
         with torch.no_grad():
             for sample in eval_batches(self.task, dataset, self.batch_size):
-                tokens = sample["net_input"]["src_tokens"].to(self.device)
-                logits = self.model(tokens, head=self.task.head_name,
-                                    span_mask=sample["head_input"]["span_mask"].to(self.device))
+                logits = self.head_outputs(sample, "span_mask")
                 decoded += self.task.decode(logits, sample, null_margin=self.null_threshold)
         return decoded
 

@@ -67,7 +67,8 @@ def choose_device(device=None) -> torch.device:
 def load_for_inference(checkpoint: str, data: str, device: torch.device, overrides: dict | None = None):
     """(model on ``device`` in eval mode, task, what was checked) of ``checkpoint`` read with ``data`` as its task
     folder, after ``check_checkpoint_against_data``; ``overrides``: more settings of the run to replace (e.g. the
-    task's augmentation)."""
+    task's augmentation). The task's ``cpu_precision`` is set to fp32: a run trained in bf16 loads on any machine, and
+    prediction runs in the precision its caller asks for (``models/precision.py``)."""
     from fairseq import checkpoint_utils
 
     from ..reliability.checkpoint_safety import fairseq_types_allowed
@@ -75,5 +76,5 @@ def load_for_inference(checkpoint: str, data: str, device: torch.device, overrid
     data_check = check_checkpoint_against_data(checkpoint, data)  # before fairseq reads either
     with fairseq_types_allowed():  # fairseq's own torch.load: an older fairseq's checkpoint holds args, numpy values
         models, _, task = checkpoint_utils.load_model_ensemble_and_task(
-            [str(checkpoint)], arg_overrides={"data": str(data), **(overrides or {})})
+            [str(checkpoint)], arg_overrides={"data": str(data), "cpu_precision": "fp32", **(overrides or {})})
     return models[0].to(device).eval(), task, data_check

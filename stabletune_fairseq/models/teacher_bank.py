@@ -4,7 +4,8 @@ the same way).
 
 A bank folder holds
   ``bank.json``    what it was made from: the teacher file and its sha256, the task folder's identity (task,
-                   labels, vocabulary, data fingerprint), the split, the rows and their outputs;
+                   labels, vocabulary, data fingerprint), the split, the rows and their outputs, the precision the
+                   teacher ran in (``stabletune-teacher-bank --precision``);
   ``logits.npy``   float32, (units, outputs): the units of every row one after the other (a sentence row: one
                    unit; a tagging row: one per word; a QA window: one per position, start and end logits);
   ``offsets.npy``  int64, rows + 1: row ``i``'s units are ``logits[offsets[i]:offsets[i+1]]``;

@@ -19,7 +19,8 @@ def markdown(results: dict) -> str:
     lines = [f"# {TITLES[task]}{split}: {results.get('checkpoint', '')}", ""]
     if settings:
         lines += [f"layer {settings['layer']} of {results['model']['layers']}, {settings['pooling']} pooling, prefix "
-                  f"{settings['prefix']!r}, batch {settings['batch_size']}, {settings['device']}; "
+                  f"{settings['prefix']!r}, batch {settings['batch_size']}, {settings['device']}"
+                  f"{' bf16' if settings.get('precision') == 'bf16' else ''}; "
                   f"{truncated['sentences']} of {truncated['of']} sentences cut to {truncated['max_tokens']} tokens"
                   + (f"; {results['seconds']} s" if "seconds" in results else ""), ""]
     lines += [f"| {rows_name} | " + " | ".join(metrics + list(counts)) + " |",

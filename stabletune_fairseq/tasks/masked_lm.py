@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass, field
 
 from fairseq.data import data_utils
-from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import register_task
 from omegaconf import II, MISSING
 
@@ -25,13 +24,13 @@ from ..data.metadata import load_metadata
 from ..models.lm_head import add_lm_head, load_lm_head
 from ..models.pretrained import maybe_load_pretrained
 from ..reliability.checkpoint_safety import open_checkpoint
-from .stored_data import StoredDataTask
+from .stored_data import StoredDataConfig, StoredDataTask
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class StabletuneMLMConfig(FairseqDataclass):
+class StabletuneMLMConfig(StoredDataConfig):
     data: str = field(default=MISSING, metadata={"help": "folder written by process.sh <text-folder> mlm, e.g. <out>/mlm"})
     mask_prob: float = field(default=0.15, metadata={"help": "share of a block's pieces chosen for prediction"})
     leave_unmasked_prob: float = field(default=0.1, metadata={"help": "share of the chosen pieces left as they are"})

@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 from fairseq.data import data_utils
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
 from omegaconf import II, MISSING
@@ -30,7 +30,7 @@ from ..data.metadata import load_metadata
 from ..models.pooling_head import POOLINGS
 from ..models.pooling_head import add_pooling_head
 from ..models.pretrained import maybe_load_pretrained
-from .stored_data import StoredDataTask
+from .stored_data import StoredDataConfig, StoredDataTask
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ KIND = "parallel_sentences"
 
 
 @dataclass
-class SentenceDistillationConfig(FairseqDataclass):
+class SentenceDistillationConfig(StoredDataConfig):
     data: str = field(default=MISSING, metadata={"help": "folder written by process.sh <folder> parallel ..., e.g. <out>/parallel"})
     prefix: str = field(default="", metadata={
         "help": "text put before every sentence, for teacher and student alike (multilingual-e5: 'query: '); it must "
@@ -141,7 +141,7 @@ class SentenceDistillationTask(StoredDataTask):
         device = next(model.parameters()).device
         loaded = LoadedEncoder(model.encoder, self.pieces, self._max_positions, "training", self.cfg.data)
         embedder = SentenceEmbedder(loaded, EmbeddingSettings(None, str(self.cfg.pooling), self.cfg.prefix,
-                                                              self.cfg.eval_batch_size), device)
+                                                              self.cfg.eval_batch_size, self.precision), device)
         scores = {}
         with torch.no_grad(), tempfile.TemporaryDirectory() as out:  # predictions are not kept
             for task, data in self._evaluations:

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 from fairseq.data import ConcatDataset, SortDataset, data_utils
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 from omegaconf import II, MISSING
 
 from ..data.augment.augmenter import KINDS, SAME_TEXT_KINDS, AugmentationSettings, TextAugmenter
@@ -24,13 +24,13 @@ from ..data.metadata import load_metadata, split_languages
 from ..models.pretrained import maybe_load_pretrained
 from ..models.stabletune_xlmr import EmbeddingNoise
 from .checkpoint_selection import CheckpointSelection
-from .stored_data import StoredDataTask
+from .stored_data import StoredDataConfig, StoredDataTask
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class XtremeTaskConfig(FairseqDataclass):
+class XtremeTaskConfig(StoredDataConfig):
     data: str = field(default=MISSING, metadata={"help": "task folder written by preprocess/xtreme/process.sh, e.g. <out>/xnli"})
     valid_languages: str = field(
         default="", metadata={"help": "comma-separated dev languages that make up the 'valid' split (default: all)"}
