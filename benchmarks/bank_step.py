@@ -7,6 +7,7 @@ by side in one process (alternating steps on the same batches; the ratio of medi
 The student is built from ``--student`` (an official-format release, e.g. a stabletune-convert shrink); a step is the
 criterion's forward (task loss and KD) and the backward pass, as fairseq-train runs it, without the optimiser.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,16 +42,29 @@ def main() -> None:
     from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
 
     kind = load_metadata(args.data)["kind"]
-    task_class, config_class = {"sentence_pair": (XtremeSentenceTask, XtremeSentenceConfig),
-                                "tagging": (XtremeTaggingTask, XtremeTaggingConfig), "qa": (XtremeQATask, XtremeQAConfig),
-                                "glue": (GlueTask, GlueConfig)}[kind]
+    task_class, config_class = {
+        "sentence_pair": (XtremeSentenceTask, XtremeSentenceConfig),
+        "tagging": (XtremeTaggingTask, XtremeTaggingConfig),
+        "qa": (XtremeQATask, XtremeQAConfig),
+        "glue": (GlueTask, GlueConfig),
+    }[kind]
     task = task_class.setup_task(config_class(data=args.data, seed=1))
     arch, layers = architecture_and_layers(args.student)
-    shapes = {"stabletune_xlmr_base": (768, 3072, 12), "stabletune_xlmr_large": (1024, 4096, 16),
-              "stabletune_xlmr_e5_small": (384, 1536, 12)}[arch]
-    cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", pretrained_encoder=args.student, save_dir="", encoder_layers=layers,
-                               encoder_embed_dim=shapes[0], encoder_ffn_embed_dim=shapes[1],
-                               encoder_attention_heads=shapes[2], freeze_embeddings=True)
+    shapes = {
+        "stabletune_xlmr_base": (768, 3072, 12),
+        "stabletune_xlmr_large": (1024, 4096, 16),
+        "stabletune_xlmr_e5_small": (384, 1536, 12),
+    }[arch]
+    cfg = StabletuneXLMRConfig(
+        _name="stabletune_xlmr",
+        pretrained_encoder=args.student,
+        save_dir="",
+        encoder_layers=layers,
+        encoder_embed_dim=shapes[0],
+        encoder_ffn_embed_dim=shapes[1],
+        encoder_attention_heads=shapes[2],
+        freeze_embeddings=True,
+    )
     student = task.build_model(OmegaConf.structured(cfg)).train()
     live = StabilityDistillationCriterion(task, teacher=args.teacher)
     banked = StabilityDistillationCriterion(task, teacher=args.teacher, teacher_bank=args.bank)
@@ -66,9 +80,11 @@ def main() -> None:
             if step:  # the first step warms up both
                 times[name].append(time.perf_counter() - start)
     live_s, bank_s = statistics.median(times["teacher run live"]), statistics.median(times["logits bank"])
-    print(f"Distillation step (forward + backward, batch {args.batch_size}, student {layers} layers, teacher "
-          f"{live.teacher.cfg.encoder_layers} layers; {os.cpu_count()} cores {platform.machine()}, "
-          f"{torch.get_num_threads()} threads), median of {args.steps} alternating steps:\n")
+    print(
+        f"Distillation step (forward + backward, batch {args.batch_size}, student {layers} layers, teacher "
+        f"{live.teacher.cfg.encoder_layers} layers; {os.cpu_count()} cores {platform.machine()}, "
+        f"{torch.get_num_threads()} threads), median of {args.steps} alternating steps:\n"
+    )
     print("| teacher outputs from | seconds per step | relative |\n|---|---|---|")
     print(f"| teacher run live | {live_s:.3f} | 1.00 |")
     print(f"| logits bank | {bank_s:.3f} | {bank_s / live_s:.2f} (saving {100 * (1 - bank_s / live_s):.0f}%) |")

@@ -8,6 +8,7 @@ way the views are computed differs. Training step = forward, backward, no optimi
 Runs with the glibc malloc settings run_xtreme.sh uses on CPU (run_scripts/cpu_malloc.sh); pass
 --system-malloc to measure without them.
 """
+
 import argparse
 import statistics
 import sys
@@ -35,13 +36,23 @@ def main():
     args = parser.parse_args()
     use_cpu_malloc_settings(args)
     torch.manual_seed(0)
-    task = XtremeSentenceTask.setup_task(XtremeSentenceConfig(data=args.data, seed=1, view_augmentation="noise", noise_std=0.01))
-    cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", pretrained_encoder=args.model, save_dir="", freeze_embeddings=True,
-                               encoder_embed_dim=384, encoder_ffn_embed_dim=1536)
+    task = XtremeSentenceTask.setup_task(
+        XtremeSentenceConfig(data=args.data, seed=1, view_augmentation="noise", noise_std=0.01)
+    )
+    cfg = StabletuneXLMRConfig(
+        _name="stabletune_xlmr",
+        pretrained_encoder=args.model,
+        save_dir="",
+        freeze_embeddings=True,
+        encoder_embed_dim=384,
+        encoder_ffn_embed_dim=1536,
+    )
     model = task.build_model(OmegaConf.structured(cfg)).train()
     views = task.load_dataset("train")
-    batches = [views.collater([views[i] for i in range(start, start + args.batch)])
-               for start in range(0, (args.repeats + 1) * args.batch, args.batch)]  # the first is a warm-up
+    batches = [
+        views.collater([views[i] for i in range(start, start + args.batch)])
+        for start in range(0, (args.repeats + 1) * args.batch, args.batch)
+    ]  # the first is a warm-up
 
     def plain(sample):
         rows = sample["net_input"]["src_tokens"][: args.batch]
@@ -51,7 +62,9 @@ def main():
         tokens = sample["net_input"]["src_tokens"]
         noise_rows = torch.arange(tokens.size(0)) >= args.batch
         logits = model(tokens, head="sentence", noise_std=0.01, noise_rows=noise_rows)
-        (logits[: args.batch].sum() + symmetric_consistency(logits[: args.batch], logits[args.batch:]).sum()).backward()
+        (
+            logits[: args.batch].sum() + symmetric_consistency(logits[: args.batch], logits[args.batch :]).sum()
+        ).backward()
 
     def two_passes(sample):
         rows = sample["net_input"]["src_tokens"][: args.batch]

@@ -4,6 +4,7 @@
 
 Each file keeps its layout below ``<out-dir>``; N = 0 keeps every question.
 """
+
 import glob
 import json
 import os
@@ -11,10 +12,10 @@ import sys
 
 
 def cut(doc: dict, keep: int) -> dict:
-    left = keep or 10 ** 12
+    left = keep or 10**12
     for article in doc["data"]:
         for paragraph in article["paragraphs"]:
-            paragraph["qas"] = paragraph["qas"][:max(left, 0)]
+            paragraph["qas"] = paragraph["qas"][: max(left, 0)]
             left -= len(paragraph["qas"])
         article["paragraphs"] = [p for p in article["paragraphs"] if p["qas"]]
     doc["data"] = [a for a in doc["data"] if a["paragraphs"]]

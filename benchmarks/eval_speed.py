@@ -5,6 +5,7 @@ ratio of medians is the number to read), printed as a markdown table.
     python benchmarks/eval_speed.py --data <out>/<task> --checkpoint <teacher.pt> --checkpoint <student.pt>
         [--split valid] [--rounds 3] [--batch-size 64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
-    from stabletune_fairseq.inference.predictors import PREDICTORS
     from stabletune_fairseq.data.metadata import split_languages
+    from stabletune_fairseq.inference.predictors import PREDICTORS
     from stabletune_fairseq.models.checkpoint_loading import choose_device, load_for_inference
 
     device = choose_device()
@@ -47,15 +48,19 @@ def main() -> None:
             times[checkpoint].append(time.perf_counter() - start)
     examples = sum(len(d) for d in loaded[0][3])
     base = statistics.median(times[loaded[0][0]])
-    print(f"Evaluation speed on {args.split} ({examples} examples, batch {args.batch_size}, {device}, "
-          f"{os.cpu_count()} cores {platform.machine()}, {torch.get_num_threads()} threads), median of {args.rounds} "
-          f"alternating rounds:\n")
+    print(
+        f"Evaluation speed on {args.split} ({examples} examples, batch {args.batch_size}, {device}, "
+        f"{os.cpu_count()} cores {platform.machine()}, {torch.get_num_threads()} threads), median of {args.rounds} "
+        f"alternating rounds:\n"
+    )
     print("| checkpoint | layers | parameters without embeddings | seconds | examples/s | speed-up over the first |")
     print("|---|---|---|---|---|---|")
     for checkpoint, model, _, _, parameters in loaded:
         median = statistics.median(times[checkpoint])
-        print(f"| {checkpoint} | {model.cfg.encoder_layers} | {parameters / 1e6:.1f} M | {median:.1f} | "
-              f"{examples / median:.0f} | {base / median:.2f}x |")
+        print(
+            f"| {checkpoint} | {model.cfg.encoder_layers} | {parameters / 1e6:.1f} M | {median:.1f} | "
+            f"{examples / median:.0f} | {base / median:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

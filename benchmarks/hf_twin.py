@@ -4,6 +4,7 @@ Names map one to one (``stabletune_fairseq/convert/hf_names.py``, shared with th
 embedding, which XLM-R never uses, is set to zero so both models compute the same function. Positions
 follow the same rule in both (padding index 1, first position 2), so a table of 514 rows matches.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,8 +19,15 @@ from stabletune_fairseq.convert.hf_names import hf_state_from_ours  # noqa: E402
 
 def hf_config(shape, vocab_size: int, n_classes: int, positions: int = 514):
     """Our model's configuration in HF's terms (dropouts 0.1, LayerNorm eps 1e-5, exact GELU)."""
-    return shape_config(shape.layers, shape.hidden, shape.ffn, shape.heads, vocab_size, positions,
-                        labels=[str(i) for i in range(n_classes)])
+    return shape_config(
+        shape.layers,
+        shape.hidden,
+        shape.ffn,
+        shape.heads,
+        vocab_size,
+        positions,
+        labels=[str(i) for i in range(n_classes)],
+    )
 
 
 def hf_twin(model, shape, n_classes: int):
@@ -29,8 +37,9 @@ def hf_twin(model, shape, n_classes: int):
     embed_positions = model.encoder.sentence_encoder.embed_positions.weight
     vocab = model.encoder.sentence_encoder.embed_tokens.num_embeddings
     twin = XLMRobertaForSequenceClassification(hf_config(shape, vocab, n_classes, embed_positions.size(0)))
-    state = hf_state_from_ours({k: v.detach().float() for k, v in model.state_dict().items()}, shape.layers,
-                               "sentence", "sentence")
+    state = hf_state_from_ours(
+        {k: v.detach().float() for k, v in model.state_dict().items()}, shape.layers, "sentence", "sentence"
+    )
     missing, unexpected = twin.load_state_dict(state, strict=False)
     leftovers = [k for k in missing if "position_ids" not in k and "token_type_ids" not in k]
     if leftovers or unexpected:

@@ -13,9 +13,11 @@ attention of the same length beside each figure.
 
 ``--flex``: one attention call (12 heads x 32, length 2048, W=256, <s> global) through SDPA with a dense mask,
 our blocked SDPA, and ``torch.nn.attention.flex_attention`` with a block mask, eager and compiled (CPU
-compilation needs a C++ compiler), forward + backward, time and peak memory each in its own process (torch 2.13 has no flex_attention backward on
+compilation needs a C++ compiler), forward + backward, time and peak memory each in its own process (torch 2.13 has
+no flex_attention backward on
 CPU: those rows then say so; docs/long-context.md has the forward-only figures).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +49,15 @@ def measure_stack(length: int, layers: int, window: int, implementation: str, re
     dictionary = Dictionary()
     for i in range(100):
         dictionary.add_symbol(f"w{i}")
-    cfg = StabletuneXLMRConfig(encoder_layers=layers, encoder_embed_dim=384, encoder_ffn_embed_dim=1536,
-                               encoder_attention_heads=12, max_positions=length, attention_window=window, save_dir=None)
+    cfg = StabletuneXLMRConfig(
+        encoder_layers=layers,
+        encoder_embed_dim=384,
+        encoder_ffn_embed_dim=1536,
+        encoder_attention_heads=12,
+        max_positions=length,
+        attention_window=window,
+        save_dir=None,
+    )
     model = StabletuneXLMRModel.build_model(cfg, type("Task", (), {"source_dictionary": dictionary})).to(device).train()
     model.encoder.attention_implementation = implementation
     tokens = torch.randint(4, len(dictionary), (1, length), device=device)
@@ -76,8 +85,12 @@ def measure_stack(length: int, layers: int, window: int, implementation: str, re
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"seconds": statistics.median(times), "peak_mib": peak / 2**20, "device": device.type,
-            "threads": torch.get_num_threads()}
+    return {
+        "seconds": statistics.median(times),
+        "peak_mib": peak / 2**20,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def measure_flex(kind: str, length: int, window: int, repeats: int) -> dict:
@@ -139,8 +152,11 @@ def main() -> int:
     parser.add_argument("--lengths", default="1024,2048", help="input lengths, comma-separated")
     parser.add_argument("--layers", type=int, default=2, help="layers in the stack (e5-small has 12)")
     parser.add_argument("--windows", default="256,512", help="attention windows W to compare with full attention")
-    parser.add_argument("--implementations", default="auto",
-                        help="windowed implementations to run: auto, dense, blocked (comma-separated)")
+    parser.add_argument(
+        "--implementations",
+        default="auto",
+        help="windowed implementations to run: auto, dense, blocked (comma-separated)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per setting (after one warm-up)")
     parser.add_argument("--flex", action="store_true", help="also compare SDPA and flex_attention on one call")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -153,26 +169,40 @@ def main() -> int:
 
     windows = [int(w) for w in args.windows.split(",") if w]
     implementations = [i for i in args.implementations.split(",") if i]
-    columns = ["full"] + [f"W={w} {i}" if len(implementations) > 1 else f"W={w}" for w in windows for i in implementations]
+    columns = ["full"] + [
+        f"W={w} {i}" if len(implementations) > 1 else f"W={w}" for w in windows for i in implementations
+    ]
     rows = []
     device = threads = None
     for length in (int(n) for n in args.lengths.split(",")):
-        results = {"full": in_subprocess("stack", length=length, layers=args.layers, window=0, implementation="auto",
-                                         repeats=args.repeats)}
+        results = {
+            "full": in_subprocess(
+                "stack", length=length, layers=args.layers, window=0, implementation="auto", repeats=args.repeats
+            )
+        }
         for w in windows:
             for i in implementations:
                 name = f"W={w} {i}" if len(implementations) > 1 else f"W={w}"
-                results[name] = in_subprocess("stack", length=length, layers=args.layers, window=w, implementation=i,
-                                              repeats=args.repeats)
+                results[name] = in_subprocess(
+                    "stack", length=length, layers=args.layers, window=w, implementation=i, repeats=args.repeats
+                )
         device = device or results["full"].get("device")
         threads = threads or results["full"].get("threads")
         rows.append((length, results))
         print(f"measured {length}: " + json.dumps(results), file=sys.stderr, flush=True)
     memory = "peak GPU memory allocated" if device == "cuda" else "peak RSS above the start"
-    print(f"\n{args.layers} e5-small-shaped layers (hidden 384, 12 heads), batch 1, forward + backward, training "
-          f"mode (dropout 0.1); device {device}, {threads} threads; median of {args.repeats} steps; ratio to full "
-          f"attention in brackets; {memory}.\n")
-    print("| tokens | " + " | ".join(f"{c} s/step" for c in columns) + " | " + " | ".join(f"{c} MiB" for c in columns) + " |")
+    print(
+        f"\n{args.layers} e5-small-shaped layers (hidden 384, 12 heads), batch 1, forward + backward, training "
+        f"mode (dropout 0.1); device {device}, {threads} threads; median of {args.repeats} steps; ratio to full "
+        f"attention in brackets; {memory}.\n"
+    )
+    print(
+        "| tokens | "
+        + " | ".join(f"{c} s/step" for c in columns)
+        + " | "
+        + " | ".join(f"{c} MiB" for c in columns)
+        + " |"
+    )
     print("|---" * (1 + 2 * len(columns)) + "|")
     for length, results in rows:
         full = results["full"]

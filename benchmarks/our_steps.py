@@ -4,11 +4,13 @@ optimizer, built the way ``fairseq-train`` builds them, and one training or eval
 A step is what fairseq's trainer does per update, minus logging and distributed reduction:
 ``task.train_step`` (criterion forward, ``optimizer.backward``), gradients divided by the sample size,
 clipped to norm 1.0, ``optimizer.step()``. The optimizer is the one run_xtreme.sh asks for (our
-``fused_adamw``, betas 0.9/0.999, eps 1e-8; ``STABLETUNE_BENCH_OPTIMIZER=adam`` measures fairseq's ``adam``); with ``fp16`` the model is halved and wrapped in fairseq's
+``fused_adamw``, betas 0.9/0.999, eps 1e-8; ``STABLETUNE_BENCH_OPTIMIZER=adam`` measures fairseq's ``adam``); with
+``fp16`` the model is halved and wrapped in fairseq's
 ``FP16Optimizer``, as ``fairseq-train --fp16`` does. A step in bf16 is the task's step with ``--cpu-precision bf16``
 (forward and losses under CPU autocast, as ``fairseq-train`` runs it): one task per precision, all on the same
 float32 model and optimizer, so that the precisions can be timed side by side.
 """
+
 from __future__ import annotations
 
 import copy
@@ -75,18 +77,29 @@ def xlmr_sized_dictionary() -> Dictionary:
 
 def build_task(dictionary: Dictionary, views: bool, precision: str = "fp32") -> XtremeSentenceTask:
     """The XNLI task as process.sh's metadata describes it; no data folder is read."""
-    cfg = XtremeSentenceConfig(data="(benchmark)", seed=1, view_augmentation="code_switch" if views else "none",
-                               cpu_precision=precision)
-    metadata = {"task": "xnli", "kind": "sentence_pair", "labels": ["contradiction", "entailment", "neutral"],
-                "max_positions": 512, "splits": {"valid_en": {"language": "en"}}}
+    cfg = XtremeSentenceConfig(
+        data="(benchmark)", seed=1, view_augmentation="code_switch" if views else "none", cpu_precision=precision
+    )
+    metadata = {
+        "task": "xnli",
+        "kind": "sentence_pair",
+        "labels": ["contradiction", "entailment", "neutral"],
+        "max_positions": 512,
+        "splits": {"valid_en": {"language": "en"}},
+    }
     return XtremeSentenceTask(cfg, dictionary, metadata)
 
 
 def build_model(task: XtremeSentenceTask, shape: Shape, seed: int = 0):
     torch.manual_seed(seed)
-    cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", save_dir="", encoder_layers=shape.layers,
-                               encoder_embed_dim=shape.hidden, encoder_ffn_embed_dim=shape.ffn,
-                               encoder_attention_heads=shape.heads)
+    cfg = StabletuneXLMRConfig(
+        _name="stabletune_xlmr",
+        save_dir="",
+        encoder_layers=shape.layers,
+        encoder_embed_dim=shape.hidden,
+        encoder_ffn_embed_dim=shape.ffn,
+        encoder_attention_heads=shape.heads,
+    )
     return task.build_model(OmegaConf.structured(cfg))
 
 
@@ -97,7 +110,9 @@ def build_optimizer(model, fp16: bool, optimizer: str = "fused_adamw"):
     cfg.optimization.clip_norm = 1.0
     cfg.common.fp16 = fp16
     config = FusedAdamWConfig if optimizer == "fused_adamw" else FairseqAdamConfig
-    cfg.optimizer = OmegaConf.structured(config(_name=optimizer, adam_betas="(0.9,0.999)", adam_eps=1e-8, weight_decay=0.0))
+    cfg.optimizer = OmegaConf.structured(
+        config(_name=optimizer, adam_betas="(0.9,0.999)", adam_eps=1e-8, weight_decay=0.0)
+    )
     cfg.optimizer.lr = [LR]
     params = [p for p in model.parameters() if p.requires_grad]
     if fp16:
@@ -109,9 +124,12 @@ def sentence_batch(tokens: torch.Tensor, labels: torch.Tensor, n_views: int = 0,
     """A collated batch as ``xtreme_sentence`` builds it: rows first, then (for R1) one view per row."""
     n_rows = labels.size(0)
     sample = {
-        "id": torch.arange(n_rows), "nsentences": n_rows, "ntokens": int(tokens[:n_rows].numel()),
+        "id": torch.arange(n_rows),
+        "nsentences": n_rows,
+        "ntokens": int(tokens[:n_rows].numel()),
         "net_input": {"src_tokens": tokens, "src_lengths": torch.full((tokens.size(0),), tokens.size(1))},
-        "target": labels, "lang": torch.zeros(n_rows, dtype=torch.long),
+        "target": labels,
+        "lang": torch.zeros(n_rows, dtype=torch.long),
     }
     if n_views:
         sample["has_views"] = True
@@ -124,8 +142,15 @@ class OurSteps:
     """Plain, stage-1 (R1 on views, one pass) and stage-2 (R1 + R2 from a frozen teacher) training steps,
     and the evaluation step, on one model and one optimizer."""
 
-    def __init__(self, shape: Shape, dictionary: Dictionary, device: torch.device, fp16: bool, with_teacher: bool = True,
-                 precisions: tuple = ("fp32",)):
+    def __init__(
+        self,
+        shape: Shape,
+        dictionary: Dictionary,
+        device: torch.device,
+        fp16: bool,
+        with_teacher: bool = True,
+        precisions: tuple = ("fp32",),
+    ):
         self.tasks = {p: build_task(dictionary, views=True, precision=p) for p in precisions}
         self.task = self.tasks[precisions[0]]  # builds the model and the criteria, which do not depend on precision
         self.model = build_model(self.task, shape).to(device)

@@ -8,6 +8,7 @@ then ``fairseq-preprocess --only-source --workers 2`` for each column and the la
 one-process equivalent (one ``encode(line, out_type=str)`` per line, pieces joined by spaces, as
 that script does) stands in, and the report says which ran.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -34,8 +35,11 @@ def source_rows(scratch: Path) -> tuple[list[str], list[str], str]:
     folder = SHARED_XNLI
     if not (folder / "train-en.tsv").is_file():
         folder = scratch / "toy"
-        subprocess.run([sys.executable, str(REPO / "examples" / "toy_xnli" / "make_toy_xnli.py"), str(folder)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(REPO / "examples" / "toy_xnli" / "make_toy_xnli.py"), str(folder)],
+            check=True,
+            capture_output=True,
+        )
         folder = folder / "xnli"
     train = (folder / "train-en.tsv").read_text(encoding="utf-8").splitlines()
     dev = (folder / "dev-en.tsv").read_text(encoding="utf-8").splitlines()
@@ -74,26 +78,58 @@ def classic(xtreme: Path, dict_dir: Path, out: Path, spm_encode: str | None, wor
     commands = []
     for split, name in (("train", "train-en.tsv"), ("valid", "dev-en.tsv")):
         for column, field in (("input0", 1), ("input1", 2), ("label", 3)):
-            commands.append(["bash", "-c", f'cut -f{field} "$0" > "$1"', str(xtreme / "xnli" / name),
-                             str(text / f"{split}.raw.{column}")])
+            commands.append(
+                [
+                    "bash",
+                    "-c",
+                    f'cut -f{field} "$0" > "$1"',
+                    str(xtreme / "xnli" / name),
+                    str(text / f"{split}.raw.{column}"),
+                ]
+            )
         for column in ("input0", "input1"):
             raw, pieces = str(text / f"{split}.raw.{column}"), str(text / f"{split}.{column}")
             if spm_encode:
-                commands.append([sys.executable, spm_encode, "--model", model, "--output_format", "piece",
-                                 "--inputs", raw, "--outputs", pieces])
+                commands.append(
+                    [
+                        sys.executable,
+                        spm_encode,
+                        "--model",
+                        model,
+                        "--output_format",
+                        "piece",
+                        "--inputs",
+                        raw,
+                        "--outputs",
+                        pieces,
+                    ]
+                )
             else:
                 commands.append([sys.executable, "-c", SPM_ENCODE_STANDIN, model, raw, pieces])
     for column in ("input0", "input1", "label"):
         source = "raw.label" if column == "label" else column
         dictionary = [] if column == "label" else ["--srcdict", str(dict_dir / "dict.txt")]
-        commands.append([str(bin_dir / "fairseq-preprocess"), "--only-source", "--trainpref", str(text / f"train.{source}"),
-                         "--validpref", str(text / f"valid.{source}"), "--destdir", str(out / "bin" / column),
-                         "--workers", str(workers), *dictionary])
+        commands.append(
+            [
+                str(bin_dir / "fairseq-preprocess"),
+                "--only-source",
+                "--trainpref",
+                str(text / f"train.{source}"),
+                "--validpref",
+                str(text / f"valid.{source}"),
+                "--destdir",
+                str(out / "bin" / column),
+                "--workers",
+                str(workers),
+                *dictionary,
+            ]
+        )
     return commands
 
 
-def compare_preprocessing(scratch: Path, dict_dir: Path, pairs: int, spm_encode: str | None, workers: int = 2,
-                          repeats: int = 1) -> dict:
+def compare_preprocessing(
+    scratch: Path, dict_dir: Path, pairs: int, spm_encode: str | None, workers: int = 2, repeats: int = 1
+) -> dict:
     """Wall seconds of both pipelines on the same input (alternating, ``repeats`` times each)."""
     xtreme, n_pairs, origin = write_input(scratch, pairs)
     times = {"ours": [], "classic": []}
@@ -102,7 +138,13 @@ def compare_preprocessing(scratch: Path, dict_dir: Path, pairs: int, spm_encode:
         for name in order:
             out = scratch / f"out-{name}"
             shutil.rmtree(out, ignore_errors=True)
-            commands = ours(xtreme, dict_dir, out) if name == "ours" else classic(xtreme, dict_dir, out, spm_encode, workers)
+            commands = (
+                ours(xtreme, dict_dir, out) if name == "ours" else classic(xtreme, dict_dir, out, spm_encode, workers)
+            )
             times[name].append(_timed(commands))
-    return {"pairs": n_pairs, "input": origin, "times": times,
-            "spm_encode": spm_encode or "one-process stand-in (fairseq's scripts/spm_encode.py not given)"}
+    return {
+        "pairs": n_pairs,
+        "input": origin,
+        "times": times,
+        "spm_encode": spm_encode or "one-process stand-in (fairseq's scripts/spm_encode.py not given)",
+    }

@@ -6,6 +6,7 @@
 Variants as in run.py ("hf step", "our plain step", "our stage-1 step", "our stage-2 step", "hf eval",
 "our eval"). The first step is a warm-up and is not profiled.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -33,8 +34,14 @@ def main():
     use_cpu_malloc_settings(parse_args([]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dictionary = xlmr_sized_dictionary()
-    ours = OurSteps(SHAPES[args.shape], dictionary, device, args.fp16, with_teacher=args.variant == "our stage-2 step",
-                    precisions=(args.precision,))
+    ours = OurSteps(
+        SHAPES[args.shape],
+        dictionary,
+        device,
+        args.fp16,
+        with_teacher=args.variant == "our stage-2 step",
+        precisions=(args.precision,),
+    )
     hf = None
     if args.variant.startswith("hf"):
         hf = HFSteps(hf_twin(ours.model, SHAPES[args.shape], N_CLASSES), args.fp16)

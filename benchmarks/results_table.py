@@ -7,6 +7,7 @@ those metrics joined by " / " (e.g. QA's F1 / EM). A run given several folders (
 mean ± sample standard deviation over them, and, below, its paired difference from the first run (seed by
 seed, the folders taken in the order given: the same seeds for every run).
 """
+
 import argparse
 import json
 import statistics
@@ -44,6 +45,7 @@ def table(runs: dict, metrics: list[str], baseline: str | None = None) -> list[s
                     values = [v - b for v, b in zip(values, _scores(runs[baseline], lang, m))]
                 parts.append(_mean_std(values))
             return " / ".join(parts)
+
         label = name if baseline is None else f"{name} − {baseline}"
         lines.append(f"| {label} | " + " | ".join(cell(lang) for lang in langs) + f" | {cell(None)} |")
     return lines
@@ -64,9 +66,15 @@ def main():
         parser.error(f"every run needs the same number of result folders (seeds), got {sorted(counts)}")
     seeds = counts.pop()
     first = next(iter(runs.values()))[0]
-    groups = [args.together.split(",")] if args.together else [[m] for m in (first["metrics"] if "metrics" in first else [first["metric"]])]
+    groups = (
+        [args.together.split(",")]
+        if args.together
+        else [[m] for m in (first["metrics"] if "metrics" in first else [first["metric"]])]
+    )
     for metrics in groups:
-        print(f"\n{args.title}{' / '.join(metrics)}" + (f", mean ± std over {seeds} seeds" if seeds > 1 else "") + ":\n")
+        print(
+            f"\n{args.title}{' / '.join(metrics)}" + (f", mean ± std over {seeds} seeds" if seeds > 1 else "") + ":\n"
+        )
         print("\n".join(table(runs, metrics)))
         if seeds > 1 and len(runs) > 1:
             baseline = next(iter(runs))

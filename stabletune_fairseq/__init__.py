@@ -6,6 +6,7 @@ Use it with ``fairseq-train --user-dir stabletune_fairseq``. fairseq only auto-i
 Importing it registers its tasks, models, criteria and optimizer and changes nothing else in fairseq or torch,
 except in fairseq-train, where it installs the training guard (``reliability/train_guard.py``: when and how).
 """
+
 import logging
 
 # fairseq's speech task logs "Please install tensorboardX" on import, on every command: not ours to act on.

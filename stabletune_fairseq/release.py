@@ -11,6 +11,7 @@ longer position table) the positions with it before they build a command; run by
 (``python stabletune_fairseq/release.py <model.pt>``) it prints them and the GPU count without the package's import
 of fairseq, which costs seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,7 @@ def encoder_state_from_release(state: dict) -> dict:
     for key, value in state.items():
         for old in ("decoder.sentence_encoder.", ENCODER_PREFIX):
             if key.startswith(old):
-                name = key[len(old):].replace("emb_layer_norm.", "layernorm_embedding.")
+                name = key[len(old) :].replace("emb_layer_norm.", "layernorm_embedding.")
                 if name.endswith("self_attn.in_proj_weight") or name.endswith("self_attn.in_proj_bias"):
                     base, kind = name.rsplit(".in_proj_", 1)
                     for part, chunk in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
@@ -58,8 +59,10 @@ def read_release(path: str) -> dict:
     """The encoder weights of an official-format checkpoint, memory-mapped and under our names."""
     weights = encoder_state_from_release(open_checkpoint(path, "pretrained model")["model"])
     if ENCODER_PREFIX + "embed_tokens.weight" not in weights:
-        raise WrongCheckpoint(f"pretrained model {path}: a fairseq checkpoint, but not of an XLM-R/RoBERTa encoder "
-                              f"(no {{encoder,decoder}}.sentence_encoder.embed_tokens.weight)")
+        raise WrongCheckpoint(
+            f"pretrained model {path}: a fairseq checkpoint, but not of an XLM-R/RoBERTa encoder "
+            f"(no {{encoder,decoder}}.sentence_encoder.embed_tokens.weight)"
+        )
     return weights
 
 
@@ -114,6 +117,7 @@ def folder_positions(model_dir: str) -> tuple[int, str]:
 @dataclass(frozen=True)
 class EncoderShape:
     """The sizes an encoder is built with, read from its weights (``encoder_shape``)."""
+
     layers: int
     hidden: int
     ffn: int
@@ -126,8 +130,13 @@ def encoder_shape(weights: dict, stored: dict | None = None) -> EncoderShape:
     checkpoint's ``stored_settings`` when it has them, else those of the registered shape of that width."""
     hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[1]
     heads = (stored or {}).get("encoder_attention_heads") or HEADS_OF_HIDDEN.get(hidden, hidden // 64)
-    return EncoderShape(layers=layer_count(weights), hidden=hidden, ffn=weights[ENCODER_PREFIX + "layers.0.fc1.weight"].shape[0], heads=heads,
-                        positions=max_positions_of(weights))
+    return EncoderShape(
+        layers=layer_count(weights),
+        hidden=hidden,
+        ffn=weights[ENCODER_PREFIX + "layers.0.fc1.weight"].shape[0],
+        heads=heads,
+        positions=max_positions_of(weights),
+    )
 
 
 def architecture_and_layers(path: str, dictionary_file: str | None = None) -> tuple[str, int]:
@@ -145,11 +154,13 @@ def model_shape(path: str, dictionary_file: str | None = None) -> tuple[str, int
         check_vocabulary(path, "pretrained model", rows, vocabulary_rows(dictionary_file), dictionary_file)
     layers = layer_count(weights)
     if hidden not in ARCHITECTURE_OF_HIDDEN:
-        raise WrongCheckpoint(f"pretrained model {path}: no architecture for {layers} layers of size {hidden}; "
-                              "pass ARCH= explicitly")
+        raise WrongCheckpoint(
+            f"pretrained model {path}: no architecture for {layers} layers of size {hidden}; pass ARCH= explicitly"
+        )
     if ENCODER_PREFIX + "embed_positions.weight" not in weights:
-        raise WrongCheckpoint(f"pretrained model {path}: no learned position table "
-                              f"({ENCODER_PREFIX}embed_positions.weight)")
+        raise WrongCheckpoint(
+            f"pretrained model {path}: no learned position table ({ENCODER_PREFIX}embed_positions.weight)"
+        )
     return ARCHITECTURE_OF_HIDDEN[hidden], layers, max_positions_of(weights)
 
 

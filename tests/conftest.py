@@ -1,4 +1,5 @@
 """Shared fixtures: the real converted e5-small model, the project's toy data, the shared XTREME sample."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,9 +31,24 @@ if WORKERS > 1:
 # order measured best on 2 cores (suite 1260-1340 s); sorting strictly by file time (test_train_qa first) ended
 # with a longer tail (1486 s). test_resume and test_bad_inputs moved up when their real-run cases were added
 # (preemption, lock, full disks, wrong checkpoints): suite 1559 s.
-SLOW_FIRST = ("test_run_seeds", "test_distillation", "test_reference_fidelity", "test_resume", "test_train_qa", "test_bad_inputs",
-              "test_train_xnli", "test_train_tagging", "test_distributed", "test_benchmark_harness", "test_translations", "test_two_stages",
-              "test_sentence_distillation", "test_long_context", "test_mlm", "test_embed_eval")
+SLOW_FIRST = (
+    "test_run_seeds",
+    "test_distillation",
+    "test_reference_fidelity",
+    "test_resume",
+    "test_train_qa",
+    "test_bad_inputs",
+    "test_train_xnli",
+    "test_train_tagging",
+    "test_distributed",
+    "test_benchmark_harness",
+    "test_translations",
+    "test_two_stages",
+    "test_sentence_distillation",
+    "test_long_context",
+    "test_mlm",
+    "test_embed_eval",
+)
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -44,7 +60,9 @@ def pytest_xdist_auto_num_workers(config) -> int:
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(getattr(getattr(item, "module", None), "__name__", ""), len(rank)))  # stable: file order otherwise
+    items.sort(
+        key=lambda item: rank.get(getattr(getattr(item, "module", None), "__name__", ""), len(rank))
+    )  # stable: file order otherwise
 
 
 needs_shared = pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="../shared/data/xtreme-sample is absent")
@@ -52,8 +70,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 GLUE_SAMPLE = SHARED_DATA / "glue-sample"
 SQUAD2_SAMPLE = SHARED_DATA / "squad2-sample"
 needs_glue = pytest.mark.skipif(not GLUE_SAMPLE.is_dir(), reason="../shared/data/glue-sample is absent")
-needs_squad2 = pytest.mark.skipif(not (SQUAD2_SAMPLE / "dev-v2.0.json").is_file(),
-                                  reason="../shared/data/squad2-sample is absent")
+needs_squad2 = pytest.mark.skipif(
+    not (SQUAD2_SAMPLE / "dev-v2.0.json").is_file(), reason="../shared/data/squad2-sample is absent"
+)
 
 
 def transformers_or_skip(allow_module_level: bool = False):
@@ -112,8 +131,9 @@ def _toy_xnli_sizes() -> tuple[int, int, int]:
     """The toy XNLI data's pairs per file (training, each dev language, each test language), read from its generator
     (examples/toy_xnli/make_toy_xnli.py) so that the tests' counts follow it."""
     source = (REPO / "examples" / "toy_xnli" / "make_toy_xnli.py").read_text(encoding="utf-8")
-    return tuple(int(n) for n in re.search(r"^TRAIN_PAIRS, DEV_PAIRS, TEST_PAIRS = (\d+), (\d+), (\d+)$", source,
-                                           re.M).groups())
+    return tuple(
+        int(n) for n in re.search(r"^TRAIN_PAIRS, DEV_PAIRS, TEST_PAIRS = (\d+), (\d+), (\d+)$", source, re.M).groups()
+    )
 
 
 TOY_TRAIN_PAIRS, TOY_DEV_PAIRS, TOY_TEST_PAIRS = _toy_xnli_sizes()
@@ -150,11 +170,16 @@ def toy_data(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
 
 def dry_run(task: str, e5_dir: Path, data: Path, save_dir: Path, *settings: str) -> tuple[dict, str]:
     """The fairseq-train options run_xtreme.sh builds (DRY_RUN=1: nothing trained), and its output."""
-    result = run(["bash", "run_scripts/run_xtreme.sh", task, e5_dir / "model.pt", data, save_dir, "DRY_RUN=1", *settings])
+    result = run(
+        ["bash", "run_scripts/run_xtreme.sh", task, e5_dir / "model.pt", data, save_dir, "DRY_RUN=1", *settings]
+    )
     command = next(line for line in result.stdout.splitlines() if "fairseq-train " in line)
     words = shlex.split(command)
-    return {words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
-            for i in range(len(words)) if words[i].startswith("--")}, result.stdout
+    return {
+        words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
+        for i in range(len(words))
+        if words[i].startswith("--")
+    }, result.stdout
 
 
 def read_metadata(data_dir: Path) -> dict:
@@ -162,8 +187,17 @@ def read_metadata(data_dir: Path) -> dict:
 
 
 TOY_DICTIONARY = {  # a few words of the toy data, as MUSE-style en-<lang>.txt lines
-    "de": {"man": "Mann", "woman": "Frau", "book": "Buch", "park": "Park", "kitchen": "Küche", "apple": "Apfel",
-           "reading": "lesend", "garden": "Garten", "the": "der"},
+    "de": {
+        "man": "Mann",
+        "woman": "Frau",
+        "book": "Buch",
+        "park": "Park",
+        "kitchen": "Küche",
+        "apple": "Apfel",
+        "reading": "lesend",
+        "garden": "Garten",
+        "the": "der",
+    },
     "fr": {"man": "homme", "woman": "femme", "book": "livre", "park": "parc", "kitchen": "cuisine", "apple": "pomme"},
 }
 
@@ -179,8 +213,14 @@ def toy_dicts(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_data_tta(toy_xtreme, e5_dir, tmp_path_factory) -> Path:
     """The toy data with its translate-train files (translate-train-all setting)."""
-    return preprocess(tmp_path_factory, "toy-data-tta", toy_xtreme, "xnli", e5_dir,
-                      f"TRANSLATIONS={toy_xtreme / 'xtreme_translations'}")
+    return preprocess(
+        tmp_path_factory,
+        "toy-data-tta",
+        toy_xtreme,
+        "xnli",
+        e5_dir,
+        f"TRANSLATIONS={toy_xtreme / 'xtreme_translations'}",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -213,18 +253,33 @@ QA_MAX_LEN = 64  # small, so that the long contexts need several windows
 
 @pytest.fixture(scope="session")
 def toy_xquad(toy_qa_xtreme, e5_dir, tmp_path_factory) -> Path:
-    return preprocess(tmp_path_factory, "toy-xquad", toy_qa_xtreme, "xquad", e5_dir, f"MAX_LEN={QA_MAX_LEN}", "DOC_STRIDE=16")
+    return preprocess(
+        tmp_path_factory, "toy-xquad", toy_qa_xtreme, "xquad", e5_dir, f"MAX_LEN={QA_MAX_LEN}", "DOC_STRIDE=16"
+    )
 
 
 @pytest.fixture(scope="session")
 def toy_tydiqa(toy_qa_xtreme, e5_dir, tmp_path_factory) -> Path:
     """TyDiQA-style: English training, dev files without answers (test splits), German translations."""
-    return preprocess(tmp_path_factory, "toy-tydiqa", toy_qa_xtreme, "tydiqa", e5_dir, f"MAX_LEN={QA_MAX_LEN}",
-                      f"TRANSLATIONS={toy_qa_xtreme / 'translations'}")
+    return preprocess(
+        tmp_path_factory,
+        "toy-tydiqa",
+        toy_qa_xtreme,
+        "tydiqa",
+        e5_dir,
+        f"MAX_LEN={QA_MAX_LEN}",
+        f"TRANSLATIONS={toy_qa_xtreme / 'translations'}",
+    )
 
 
-def write_tagging_translations(folder: Path, task: str, english: list[list[str]], translated: list[list[str]],
-                               language: str = "de", extra_lines: tuple = ()) -> Path:
+def write_tagging_translations(
+    folder: Path,
+    task: str,
+    english: list[list[str]],
+    translated: list[list[str]],
+    language: str = "de",
+    extra_lines: tuple = (),
+) -> Path:
     """``<folder>/translate_train.<task>.txt`` in the xTune release's layout: sentence i of ``english``
     "translated" as sentence i of ``translated`` (real text of another language's file), then ``extra_lines``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -239,8 +294,9 @@ def small_filesystem(folder: Path, megabytes: int):
     """A size-limited tmpfs mounted on ``folder`` for the block (a full disk on demand); skips the test where
     mounting is not permitted (no root, or a container without CAP_SYS_ADMIN)."""
     folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'mount failed'})")
     try:
@@ -272,5 +328,8 @@ def drawn_pixels(path: Path, size: tuple[int, int] | None = None) -> float:
 
 def tree_digest(folder: Path) -> dict:
     """Every file under ``folder`` and the hash of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }

@@ -1,19 +1,23 @@
 """Augmentations: sampled views spell the same words, code-switching replaces dictionary words only,
 and the same (seed, epoch, example) always gives the same view."""
+
 import numpy as np
 import pytest
-
 from conftest import SHARED_SAMPLE, needs_shared
+
 from stabletune_fairseq.data.augment.code_switch import CodeSwitcher, read_muse_dictionary, split_punctuation
 from stabletune_fairseq.data.augment.subword_sampling import UnigramWordSampler
 from stabletune_fairseq.data.augment.views import augment_words, view_rng
-from stabletune_fairseq.data.words import word_groups, word_text
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
 from stabletune_fairseq.data.errors import InputFormatError
+from stabletune_fairseq.data.words import word_groups, word_text
 
-SENTENCES = ["The international conference on multilingual representations starts tomorrow.",
-             "Die Weltgesundheitsorganisation veröffentlichte gestern ihren Jahresbericht.",
-             "我们明天在图书馆见面。", "Unbelievably, the extraordinarily long words were segmented."]
+SENTENCES = [
+    "The international conference on multilingual representations starts tomorrow.",
+    "Die Weltgesundheitsorganisation veröffentlichte gestern ihren Jahresbericht.",
+    "我们明天在图书馆见面。",
+    "Unbelievably, the extraordinarily long words were segmented.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +77,7 @@ def test_sampling_frequencies_follow_the_unigram_model_at_alpha_0_3(tools):
     """10,000 draws for one word against P(segmentation) ∝ exp(0.3 · Σ piece scores), enumerated; and
     sentencepiece's own sampler against the same probabilities (so the definition is sentencepiece's)."""
     import sentencepiece as spm
+
     _, _, sampler = tools
     segmentations = [tuple(s) for s in _segmentations(sampler, "▁garden")]
     weights = np.array([0.3 * sum(sampler.pieces[p][1] for p in s) for s in segmentations])

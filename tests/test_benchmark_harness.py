@@ -1,5 +1,6 @@
 """The benchmark harness (benchmarks/run.py): the comparison is fair (same function in both libraries), the
 FLOP count behind MFU is right, and a whole run writes the table and one TARGET line per target."""
+
 from __future__ import annotations
 
 import os
@@ -8,9 +9,8 @@ import sys
 
 import pytest
 import torch
-from fairseq.data import Dictionary
-
 from conftest import REPO, run
+from fairseq.data import Dictionary
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from our_steps import N_CLASSES, SHAPES, OurSteps  # noqa: E402
@@ -58,7 +58,7 @@ def test_hf_twin_computes_the_same_function():
     ours = OurSteps(SHAPES["tiny"], dictionary, CPU, fp16=False, with_teacher=False)
     twin = hf_twin(ours.model, SHAPES["tiny"], N_CLASSES)
     rows = make_batches(1, BATCH, LENGTH, len(dictionary), CPU)[0]["rows"]
-    rows[0, LENGTH // 2:] = dictionary.pad()  # padded rows too: the attention masks must agree
+    rows[0, LENGTH // 2 :] = dictionary.pad()  # padded rows too: the attention masks must agree
     rows[0, LENGTH // 2 - 1] = dictionary.eos()
     assert max_logit_difference(ours.model, twin, rows) < 1e-5
     # and the twin is a copy, not a view of our tensors: training one leaves the other alone
@@ -83,8 +83,27 @@ def test_bf16_runs_both_libraries_under_autocast_against_the_bf16_peak(tmp_path,
     pytest.importorskip("transformers")
     out = tmp_path / "results.md"
     env = {**os.environ, "STABLETUNE_CPU_BF16": "1"}
-    run([sys.executable, "benchmarks/run.py", "--shapes", "tiny", "--lengths", str(LENGTH), "--batch", str(BATCH),
-         "--repeats", "1", "--precision", "fp32,bf16", "--skip", "memory,preprocess", "--out", out], env=env)
+    run(
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            "--shapes",
+            "tiny",
+            "--lengths",
+            str(LENGTH),
+            "--batch",
+            str(BATCH),
+            "--repeats",
+            "1",
+            "--precision",
+            "fp32,bf16",
+            "--skip",
+            "memory,preprocess",
+            "--out",
+            out,
+        ],
+        env=env,
+    )
     report = out.read_text(encoding="utf-8")
     assert "cpu, fp32 and bf16 (CPU autocast)" in report
     peaks = re.search(r"GFLOP/s: fp32 (\d+), bf16 (\d+)\.", report)
@@ -103,8 +122,11 @@ def test_bf16_runs_both_libraries_under_autocast_against_the_bf16_peak(tmp_path,
 
 def test_bf16_where_the_cpu_has_none_is_refused_clearly():
     env = {**os.environ, "STABLETUNE_CPU_BF16": "0"}
-    result = run([sys.executable, "benchmarks/run.py", "--precision", "fp32,bf16", "--skip", "steps,memory,preprocess"],
-                 check=False, env=env)
+    result = run(
+        [sys.executable, "benchmarks/run.py", "--precision", "fp32,bf16", "--skip", "steps,memory,preprocess"],
+        check=False,
+        env=env,
+    )
     assert result.returncode != 0
     assert "run.py: --precision bf16: this CPU has no bf16 instructions" in result.stderr
 
@@ -120,8 +142,26 @@ def test_fp16_without_a_gpu_is_refused_clearly():
 def test_a_whole_run_writes_the_table_and_every_target(tmp_path, e5_dir):
     pytest.importorskip("transformers")
     out = tmp_path / "results.md"
-    result = run([sys.executable, "benchmarks/run.py", "--shapes", "tiny", "--lengths", str(LENGTH), "--batch", str(BATCH),
-                  "--repeats", "2", "--preprocess-pairs", "3000", "--dict-dir", e5_dir, "--out", out])
+    result = run(
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            "--shapes",
+            "tiny",
+            "--lengths",
+            str(LENGTH),
+            "--batch",
+            str(BATCH),
+            "--repeats",
+            "2",
+            "--preprocess-pairs",
+            "3000",
+            "--dict-dir",
+            e5_dir,
+            "--out",
+            out,
+        ]
+    )
     report = out.read_text(encoding="utf-8")
     assert report in result.stdout
     assert re.search(r"\d{4}-\d\d-\d\d; torch [\w.+]+, fairseq-fixed [\w.]+, transformers [\w.]+", report)
@@ -141,9 +181,12 @@ def test_a_whole_run_writes_the_table_and_every_target(tmp_path, e5_dir):
 
     targets = re.findall(r"^TARGET (\S+) ([\d.]+) (<=|>=)([\d.]+) (PASS|MISS)$", report, flags=re.M)
     assert [(name, sense, goal) for name, _, sense, goal, _ in targets] == [
-        (f"plain_step_vs_hf[tiny/{LENGTH}]", "<=", "1.00"), (f"stage1_vs_plain[tiny/{LENGTH}]", "<=", "1.80"),
-        (f"stage2_vs_plain[tiny/{LENGTH}]", "<=", "2.30"), (f"eval_throughput_vs_hf[tiny/{LENGTH}]", ">=", "1.00"),
-        ("preprocess_vs_classic", ">=", "1.50")]
+        (f"plain_step_vs_hf[tiny/{LENGTH}]", "<=", "1.00"),
+        (f"stage1_vs_plain[tiny/{LENGTH}]", "<=", "1.80"),
+        (f"stage2_vs_plain[tiny/{LENGTH}]", "<=", "2.30"),
+        (f"eval_throughput_vs_hf[tiny/{LENGTH}]", ">=", "1.00"),
+        ("preprocess_vs_classic", ">=", "1.50"),
+    ]
     for _, measured, sense, goal, verdict in targets:
         if measured == goal:  # printed rounded: either verdict can be right
             continue

@@ -1,6 +1,7 @@
 """The house rules a change must keep (docs/architecture.md): imports flow one way (import-linter's contracts in
 pyproject.toml), the tree is formatted and linted by ruff, and importing the package registers our parts and
 changes nothing else in fairseq."""
+
 import subprocess
 import sys
 
@@ -28,7 +29,8 @@ before = (du.call_main, cu.save_checkpoint, fio.PathManager.copy)
 import stabletune_fairseq
 after = (du.call_main, cu.save_checkpoint, fio.PathManager.copy)
 assert before == after, "importing the plugin changed fairseq's functions"
-assert "xtreme_sentence" in fairseq.tasks.TASK_REGISTRY and "stability_consistency" in fairseq.criterions.CRITERION_REGISTRY
+assert "xtreme_sentence" in fairseq.tasks.TASK_REGISTRY
+assert "stability_consistency" in fairseq.criterions.CRITERION_REGISTRY
 assert "stabletune_xlmr_e5_small" in fairseq.models.ARCH_MODEL_REGISTRY
 print("ok")
 """

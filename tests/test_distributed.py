@@ -1,6 +1,7 @@
 """Two CPU ranks (gloo, legacy_ddp, one process per rank) train exactly what one process does with
 UPDATE_FREQ=2: the same examples in each update, the same augmented views, the same parameters. A rank that
 fails stops the run at once; a batch whose loss is not finite is skipped on its rank, and training goes on."""
+
 import os
 import re
 import signal
@@ -9,8 +10,8 @@ import time
 from collections import Counter
 
 import torch
-
 from conftest import REPO, run
+
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 
 # Dropout off: each rank seeds its dropout like a fresh process, so masks differ from the single
@@ -21,8 +22,20 @@ TOLERANCE = 1e-5  # gradients are summed in another order across ranks
 
 
 def train(e5_dir, data, dicts, save_dir, *extra):
-    result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", data, save_dir, f"DICT_DIR={dicts}",
-                  *SETTINGS, *extra, *NO_DROPOUT])
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_xtreme.sh",
+            "XNLI",
+            e5_dir / "model.pt",
+            data,
+            save_dir,
+            f"DICT_DIR={dicts}",
+            *SETTINGS,
+            *extra,
+            *NO_DROPOUT,
+        ]
+    )
     return result.stdout + result.stderr
 
 
@@ -36,8 +49,14 @@ def test_two_cpu_ranks_match_one_process_with_update_freq_2(e5_dir, toy_data, to
     # the same examples per update: same number of rows and tokens logged for every update
     per_update = [re.findall(r"\bwpb=([\d.]+), bsz=(\d+)", log) for log in (ranks_log, single_log)]
     assert per_update[0] == per_update[1] and len(per_update[0]) == 4
-    a, b, start = (torch.load(path, map_location="cpu", weights_only=True)["model"] for path in
-                   (tmp_path / "ranks" / "checkpoint_last.pt", tmp_path / "single" / "checkpoint_last.pt", e5_dir / "model.pt"))
+    a, b, start = (
+        torch.load(path, map_location="cpu", weights_only=True)["model"]
+        for path in (
+            tmp_path / "ranks" / "checkpoint_last.pt",
+            tmp_path / "single" / "checkpoint_last.pt",
+            e5_dir / "model.pt",
+        )
+    )
     layer = "encoder.sentence_encoder.layers.0.fc1.weight"
     moved = float((a[layer] - start[layer]).abs().max())
     worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
@@ -64,10 +83,20 @@ def rank_processes(session: int, rank: int) -> list[int]:
 
 def test_a_failing_rank_stops_the_run_promptly(e5_dir, toy_data, toy_dicts, tmp_path):
     # Rank 1 dies before it reaches gloo's rendezvous: rank 0 would wait there for 30 minutes.
-    command = ["bash", "run_scripts/run_xtreme.sh", "XNLI", str(e5_dir / "model.pt"), str(toy_data), str(tmp_path / "run"),
-               f"DICT_DIR={toy_dicts}", *SETTINGS, "NPROC=2"]
-    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+    command = [
+        "bash",
+        "run_scripts/run_xtreme.sh",
+        "XNLI",
+        str(e5_dir / "model.pt"),
+        str(toy_data),
+        str(tmp_path / "run"),
+        f"DICT_DIR={toy_dicts}",
+        *SETTINGS,
+        "NPROC=2",
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.time() + 300
         while not (victims := rank_processes(process.pid, 1)) and time.time() < deadline and process.poll() is None:
@@ -89,10 +118,24 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_update(e5_dir, toy
     """SIGTERM to rank 1 alone, mid-run: the ranks agree (one all-reduce per update) and both stop after the same
     update, rank 0 saving it; the recipe exits 75 (docs/reliability.md)."""
     save_dir = tmp_path / "run"
-    command = ["bash", "run_scripts/run_xtreme.sh", "XNLI", str(e5_dir / "model.pt"), str(toy_data), str(save_dir),
-               f"DICT_DIR={toy_dicts}", *SETTINGS, "NPROC=2", "MAX_UPDATE=1000", "--", "--log-interval", "1"]
-    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    command = [
+        "bash",
+        "run_scripts/run_xtreme.sh",
+        "XNLI",
+        str(e5_dir / "model.pt"),
+        str(toy_data),
+        str(save_dir),
+        f"DICT_DIR={toy_dicts}",
+        *SETTINGS,
+        "NPROC=2",
+        "MAX_UPDATE=1000",
+        "--",
+        "--log-interval",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     log = save_dir / "train.log"
     try:
         deadline = time.time() + 300
@@ -129,15 +172,39 @@ def test_non_finite_batches_are_skipped_in_a_real_two_rank_run(e5_dir, toy_data,
     poisoned = tmp_path / "poisoned.pt"
     torch.save(state, poisoned)
     del state
-    result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", poisoned, toy_data, tmp_path / "run", "NPROC=2", "BSZ=4",
-                  "MAX_UPDATE=4", "LR=1e-4", "FREEZE_EMBEDDINGS=1", "VALID_LANGS=de", "--", "--log-interval", "1"])
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_xtreme.sh",
+            "XNLI",
+            poisoned,
+            toy_data,
+            tmp_path / "run",
+            "NPROC=2",
+            "BSZ=4",
+            "MAX_UPDATE=4",
+            "LR=1e-4",
+            "FREEZE_EMBEDDINGS=1",
+            "VALID_LANGS=de",
+            "--",
+            "--log-interval",
+            "1",
+        ]
+    )
     log = result.stdout + result.stderr
-    skipped = [[int(i) for i in ids.split(",")] for ids in re.findall(r"in the batch of examples \[([\d, ]+)\]: batch skipped", log)]
+    skipped = [
+        [int(i) for i in ids.split(",")]
+        for ids in re.findall(r"in the batch of examples \[([\d, ]+)\]: batch skipped", log)
+    ]
     print(f"piece {task.dictionary[token]!r} in {frequency[token]} of {len(train)} rows; skipped batches: {skipped}")
     assert 0 < len(skipped) < 2 * 4  # some of the 8 batches (2 ranks x 4 updates), not all
     assert all(any(token in pieces[i] for i in batch) for batch in skipped)  # each skipped batch holds the piece
-    logged_skips = [float(v) for line in log.splitlines() if "train_inner" in line
-                    for v in re.findall(r"\bnonfinite_skipped=([\d.]+)", line)]
+    logged_skips = [
+        float(v)
+        for line in log.splitlines()
+        if "train_inner" in line
+        for v in re.findall(r"\bnonfinite_skipped=([\d.]+)", line)
+    ]
     assert sum(logged_skips) == len(skipped)  # counted across both ranks
     last = torch.load(tmp_path / "run" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
     assert last["optimizer_history"][-1]["num_updates"] == 4

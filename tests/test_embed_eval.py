@@ -1,6 +1,7 @@
 """Sentence-embedding evaluation (``stabletune-embed-eval``, docs/embeddings.md): the metrics against hand
 computations, the readers on the real shared samples (both Tatoeba layouts, BUCC, STS2017 with a track-6-style
 unscored tail, STS-B), malformed rows, and end-to-end runs of the real e5-small on small slices."""
+
 import json
 import math
 from pathlib import Path
@@ -8,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, needs_shared
+
 from stabletune_fairseq.data.errors import InputFormatError
 from stabletune_fairseq.embeddings import readers, scores
-from stabletune_fairseq.metrics import correlation
 from stabletune_fairseq.embeddings.evaluation import evaluate, read_task
+from stabletune_fairseq.metrics import correlation
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 TATOEBA = SHARED_DATA / "tatoeba-sample"
@@ -52,6 +53,7 @@ class LookupEmbedder:
 
 # ---------------------------------------------------------------------------------------------------- metrics
 
+
 def test_retrieval_accuracy_by_hand():
     # sources at 0, 90, 45 degrees; their translations (same rows) at 5, 80, 12 degrees.
     # x->en: 0 -> nearest of (5, 80, 12) is 5 (row 0, right); 90 -> 80 (row 1, right); 45 -> differences 40, 35, 33:
@@ -65,9 +67,13 @@ def test_retrieval_accuracy_by_hand():
         scores.retrieval_accuracy(at_angles(0, 90), at_angles(5))
 
 
-HUB = np.array([[0.6, 0.1, 0.7],   # x0: its translation y0; the "hub" y2 is its cosine nearest
-                [0.1, 0.8, 0.85],  # x1: its translation y1; y2 again nearest
-                [0.2, 0.3, 0.25]])  # x2: no translation among the targets
+HUB = np.array(
+    [
+        [0.6, 0.1, 0.7],  # x0: its translation y0; the "hub" y2 is its cosine nearest
+        [0.1, 0.8, 0.85],  # x1: its translation y1; y2 again nearest
+        [0.2, 0.3, 0.25],
+    ]
+)  # x2: no translation among the targets
 
 
 def test_margin_by_hand():
@@ -138,6 +144,7 @@ def test_pearson_by_hand():
 
 
 # ---------------------------------------------------------------------------------------------------- readers
+
 
 @needs_tatoeba
 def test_tatoeba_laser_layout_on_the_sample():
@@ -223,8 +230,9 @@ def test_sts_readers_on_the_sample():
 def test_track6_scores_the_first_pairs_and_counts_the_rest(tmp_path):
     # SemEval 2017's track 6 input has more pairs than its gold file: gold line i scores pair i, the tail is
     # unscored. Built from real lines: track 5's 250 pairs and 50 of track 3's after them, track 5's 250 scores.
-    pairs = lines(STS / "STS2017.eval.v1.1" / "STS.input.track5.en-en.txt") + \
-        lines(STS / "STS2017.eval.v1.1" / "STS.input.track3.es-es.txt", 50)
+    pairs = lines(STS / "STS2017.eval.v1.1" / "STS.input.track5.en-en.txt") + lines(
+        STS / "STS2017.eval.v1.1" / "STS.input.track3.es-es.txt", 50
+    )
     gold = lines(STS / "STS2017.gs" / "STS.gs.track5.en-en.txt")
     write(tmp_path / "six" / "STS.input.track6.tr-en.txt", pairs)
     write(tmp_path / "six" / "STS.gs.track6.tr-en.txt", gold)
@@ -253,18 +261,38 @@ def test_blank_gold_lines_leave_pairs_unscored_and_counted(tmp_path):
 
 
 MALFORMED = {  # name: (files to write, the file and line the error must name)
-    "sts pair without a tab": ({"STS.input.track5.en-en.txt": ["a\tb", "only one sentence"],
-                                "STS.gs.track5.en-en.txt": ["1", "2"]}, "STS.input.track5.en-en.txt", 2),
-    "sts gold not a number": ({"STS.input.track5.en-en.txt": ["a\tb", "c\td", "e\tf"],
-                               "STS.gs.track5.en-en.txt": ["1", "2", "high"]}, "STS.gs.track5.en-en.txt", 3),
-    "sts-b row of 6 columns": ({"sts-dev.csv": ["g\tf\t2012\t1\t5.0\ta\tb", "g\tf\t2012\t2\t4.0\tc"]}, "sts-dev.csv", 2),
+    "sts pair without a tab": (
+        {"STS.input.track5.en-en.txt": ["a\tb", "only one sentence"], "STS.gs.track5.en-en.txt": ["1", "2"]},
+        "STS.input.track5.en-en.txt",
+        2,
+    ),
+    "sts gold not a number": (
+        {"STS.input.track5.en-en.txt": ["a\tb", "c\td", "e\tf"], "STS.gs.track5.en-en.txt": ["1", "2", "high"]},
+        "STS.gs.track5.en-en.txt",
+        3,
+    ),
+    "sts-b row of 6 columns": (
+        {"sts-dev.csv": ["g\tf\t2012\t1\t5.0\ta\tb", "g\tf\t2012\t2\t4.0\tc"]},
+        "sts-dev.csv",
+        2,
+    ),
     "sts-b score not a number": ({"sts-dev.csv": ["g\tf\t2012\t1\tfive\ta\tb"]}, "sts-dev.csv", 1),
-    "bucc sentence without id": ({"zh-en.dev.zh": ["zh-1\t一", "二"], "zh-en.dev.en": ["en-1\tone"]}, "zh-en.dev.zh", 2),
+    "bucc sentence without id": (
+        {"zh-en.dev.zh": ["zh-1\t一", "二"], "zh-en.dev.en": ["en-1\tone"]},
+        "zh-en.dev.zh",
+        2,
+    ),
     "bucc id twice": ({"zh-en.dev.zh": ["zh-1\t一"], "zh-en.dev.en": ["en-1\tone", "en-1\ttwo"]}, "zh-en.dev.en", 2),
-    "bucc gold of an unknown id": ({"zh-en.dev.zh": ["zh-1\t一"], "zh-en.dev.en": ["en-1\tone"],
-                                    "zh-en.dev.gold": ["zh-1\ten-1", "zh-1\ten-9"]}, "zh-en.dev.gold", 2),
-    "bucc gold of one column": ({"zh-en.dev.zh": ["zh-1\t一"], "zh-en.dev.en": ["en-1\tone"],
-                                 "zh-en.dev.gold": ["zh-1"]}, "zh-en.dev.gold", 1),
+    "bucc gold of an unknown id": (
+        {"zh-en.dev.zh": ["zh-1\t一"], "zh-en.dev.en": ["en-1\tone"], "zh-en.dev.gold": ["zh-1\ten-1", "zh-1\ten-9"]},
+        "zh-en.dev.gold",
+        2,
+    ),
+    "bucc gold of one column": (
+        {"zh-en.dev.zh": ["zh-1\t一"], "zh-en.dev.en": ["en-1\tone"], "zh-en.dev.gold": ["zh-1"]},
+        "zh-en.dev.gold",
+        1,
+    ),
     "tatoeba bad utf-8": ({"tatoeba.deu-eng.deu": [], "tatoeba.deu-eng.eng": []}, "tatoeba.deu-eng.deu", 1),
 }
 
@@ -329,6 +357,7 @@ def test_fine_tuned_checkpoints_are_told_from_releases():
 
 # ---------------------------------------------------------------------------------------------------- the real model
 
+
 @pytest.fixture(scope="module")
 def e5_embedder(e5_dir):
     from stabletune_fairseq.embeddings.encoder import EmbeddingSettings, SentenceEmbedder
@@ -371,17 +400,40 @@ def test_cli_end_to_end_on_slices(tmp_path, e5_dir, capsys):
             name = f"tatoeba.{language}-eng.{side}"
             write(tatoeba / name, lines(TATOEBA / name, 50))
     sts = tmp_path / "sts"
-    write(sts / "input" / "STS.input.track5.en-en.txt", lines(STS / "STS2017.eval.v1.1" / "STS.input.track5.en-en.txt", 50))
+    write(
+        sts / "input" / "STS.input.track5.en-en.txt",
+        lines(STS / "STS2017.eval.v1.1" / "STS.input.track5.en-en.txt", 50),
+    )
     write(sts / "gold" / "STS.gs.track5.en-en.txt", lines(STS / "STS2017.gs" / "STS.gs.track5.en-en.txt", 50))
 
     common = ["--checkpoint", str(e5_dir / "model.pt"), "--prefix", "query: ", "--cpu"]
     assert main([*common, "--task", "tatoeba", "--data", str(tatoeba), "--out", str(tmp_path / "t")]) == 0
     assert "| deu |" in capsys.readouterr().out
     results = json.loads((tmp_path / "t" / "results.json").read_text(encoding="utf-8"))
-    assert {"task", "checkpoint", "data", "metrics", "per_language", "average", "settings", "model", "truncated",
-            "notes", "skipped", "seconds", "layout", "gold_aligned"} <= set(results)
-    assert results["settings"] == {"layer": 12, "pooling": "mean", "prefix": "query: ", "batch_size": 64, "device": "cpu",
-                                   "precision": "fp32"}
+    assert {
+        "task",
+        "checkpoint",
+        "data",
+        "metrics",
+        "per_language",
+        "average",
+        "settings",
+        "model",
+        "truncated",
+        "notes",
+        "skipped",
+        "seconds",
+        "layout",
+        "gold_aligned",
+    } <= set(results)
+    assert results["settings"] == {
+        "layer": 12,
+        "pooling": "mean",
+        "prefix": "query: ",
+        "batch_size": 64,
+        "device": "cpu",
+        "precision": "fp32",
+    }
     assert results["truncated"] == {"sentences": 0, "of": 200, "max_tokens": 512}
     assert results["model"]["kind"] == "release" and results["gold_aligned"] is True
     # e5-small (4-bit) measured 98% x->en on these 50 German sentences (chance: 2%)
@@ -399,5 +451,6 @@ def test_cli_end_to_end_on_slices(tmp_path, e5_dir, capsys):
     capsys.readouterr()
     assert main([*common, "--task", "sts", "--data", str(sts), "--out", str(tmp_path / "bad")]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert error == [f"stabletune-embed-eval: {sts / 'gold' / 'STS.gs.track5.en-en.txt'}:3: "
-                     "gold score 'nan?' is not a number"]  # one line, before the model is loaded
+    assert error == [
+        f"stabletune-embed-eval: {sts / 'gold' / 'STS.gs.track5.en-en.txt'}:3: gold score 'nan?' is not a number"
+    ]  # one line, before the model is loaded

@@ -1,4 +1,5 @@
 """Entity F1 from summed per-sentence counts equals seqeval's f1_score called directly."""
+
 import random
 
 import pytest
@@ -22,8 +23,10 @@ def test_summed_counts_match_seqeval(tags):
     for sentence in predicted:
         sentence[0] = "NOUN" if sentence[0] == "X" else sentence[0]
     # split the sentences over two "languages" and two "batches", as validation does
-    batches = [{0: list(zip(gold[:60], predicted[:60])), 1: list(zip(gold[60:100], predicted[60:100]))},
-               {0: list(zip(gold[100:], predicted[100:]))}]
+    batches = [
+        {0: list(zip(gold[:60], predicted[:60])), 1: list(zip(gold[60:100], predicted[60:100]))},
+        {0: list(zip(gold[100:], predicted[100:]))},
+    ]
     counts = [entity_counts(batch, ["de", "zh"]) for batch in batches]
     de = [sum(c[k + "de"] for c in counts) for k in ("ntp_", "npred_", "ngold_")]
     expected = 100 * seqeval_f1(gold[:60] + gold[100:], predicted[:60] + predicted[100:])

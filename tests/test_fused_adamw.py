@@ -1,4 +1,5 @@
 """``fused_adamw`` makes the same updates as fairseq's ``adam`` (eps placement aside), through fairseq's builders."""
+
 import copy
 
 import pytest
@@ -28,7 +29,9 @@ def test_same_updates_as_fairseq_adam(weight_decay):
     theirs = copy.deepcopy(ours)
     start = ours.weight.detach().clone()
     fused = build(FusedAdamWConfig(_name="fused_adamw", adam_betas="(0.9,0.999)", weight_decay=weight_decay), ours)
-    reference = build(FairseqAdamConfig(_name="adam", adam_betas="(0.9,0.999)", adam_eps=1e-8, weight_decay=weight_decay), theirs)
+    reference = build(
+        FairseqAdamConfig(_name="adam", adam_betas="(0.9,0.999)", adam_eps=1e-8, weight_decay=weight_decay), theirs
+    )
     for _ in range(5):
         x = torch.randn(8, 50)
         for model, optimizer in ((ours, fused), (theirs, reference)):

@@ -1,13 +1,14 @@
 """GLUE preprocessing on the real GLUE sample (../shared/data/glue-sample): every reader on every file, then
 preprocess/glue/process.sh's command on the whole folder (in this process; process.sh itself runs once)."""
+
 import math
 from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import GLUE_SAMPLE, needs_glue, read_metadata, run
 from fairseq.data.indexed_dataset import MMapIndexedDataset
 
-from conftest import GLUE_SAMPLE, needs_glue, read_metadata, run
 from stabletune_fairseq.cli.preprocess_glue import main as preprocess_glue
 from stabletune_fairseq.data.binarize.glue import load_encoder
 from stabletune_fairseq.data.readers.glue_tsv import find_glue_files, glue_task, read_glue_file
@@ -74,18 +75,29 @@ def test_every_sample_file_is_read_whole(folder, file):
 def test_exact_fields():
     mrpc = glue_task("mrpc")
     train = read_glue_file(GLUE_SAMPLE / "MRPC" / "train.tsv", mrpc, labels_required=True)
-    assert train.texts[0][0] == 'Amrozi accused his brother , whom he called " the witness " , of deliberately distorting his evidence .'
-    assert train.texts[1][0] == 'Referring to him as only " the witness " , Amrozi accused his brother of deliberately distorting his evidence .'
+    assert (
+        train.texts[0][0]
+        == 'Amrozi accused his brother , whom he called " the witness " , of deliberately distorting his evidence .'
+    )
+    assert (
+        train.texts[1][0]
+        == 'Referring to him as only " the witness " , Amrozi accused his brother of deliberately distorting his '
+        "evidence ."
+    )
     assert train.labels[0] == 1 and train.line_numbers[0] == 2  # after the header (with its BOM)
     dev = read_glue_file(GLUE_SAMPLE / "MRPC" / "dev.tsv", mrpc, labels_required=True)
-    assert dev.texts[1][0] == '" The foodservice pie business does not fit our long-term growth strategy .'  # an opening quote
+    assert (
+        dev.texts[1][0] == '" The foodservice pie business does not fit our long-term growth strategy .'
+    )  # an opening quote
     assert not any("\ufeff" in t for texts in train.texts + dev.texts for t in texts)
     cola = glue_task("CoLA")
     cola_train = read_glue_file(GLUE_SAMPLE / "CoLA" / "train.tsv", cola, labels_required=True)
     assert cola_train.texts[0][0] == "Our friends won't buy this analysis, let alone the next one we propose."
     assert cola_train.line_numbers[0] == 1  # no header
     cola_dev = read_glue_file(GLUE_SAMPLE / "CoLA" / "dev.tsv", cola, labels_required=True)
-    assert cola_dev.texts[0][-1] == "John talked to Bill about himself." and cola_dev.line_numbers[-1] == 1043  # no final newline
+    assert (
+        cola_dev.texts[0][-1] == "John talked to Bill about himself." and cola_dev.line_numbers[-1] == 1043
+    )  # no final newline
     cola_test = read_glue_file(GLUE_SAMPLE / "CoLA" / "test.tsv", cola, labels_required=False)
     assert cola_test.texts[0][0] == "Bill whistled past the house." and cola_test.index[-1] == 1062
     sst = read_glue_file(GLUE_SAMPLE / "SST-2" / "train.tsv", glue_task("SST-2"), labels_required=True)
@@ -97,10 +109,24 @@ def test_exact_fields():
     assert rte_test.index == list(range(COUNTS["RTE"]["test.tsv"]))
 
 
-@pytest.mark.parametrize("name,folder", [("QQP", "QQP"), ("mnli", "MNLI"), ("STS-B", "STS-B"), ("sts-b", "STS-B"),
-                                         ("stsb", "STS-B"), ("SST-2", "SST-2"), ("sst2", "SST-2"), ("cola", "CoLA"),
-                                         ("COLA", "CoLA"), ("Mrpc", "MRPC"), ("qnli", "QNLI"), ("rte", "RTE"),
-                                         ("WNLI", "WNLI")])
+@pytest.mark.parametrize(
+    "name,folder",
+    [
+        ("QQP", "QQP"),
+        ("mnli", "MNLI"),
+        ("STS-B", "STS-B"),
+        ("sts-b", "STS-B"),
+        ("stsb", "STS-B"),
+        ("SST-2", "SST-2"),
+        ("sst2", "SST-2"),
+        ("cola", "CoLA"),
+        ("COLA", "CoLA"),
+        ("Mrpc", "MRPC"),
+        ("qnli", "QNLI"),
+        ("rte", "RTE"),
+        ("WNLI", "WNLI"),
+    ],
+)
 def test_task_names_in_any_spelling(name, folder):
     assert glue_task(name).folder == folder
 
@@ -108,11 +134,42 @@ def test_task_names_in_any_spelling(name, folder):
 def test_layouts_not_in_the_sample(tmp_path):
     """MNLI's real dev (16 columns, five annotator labels) and QQP (``id`` column) are read by their column names."""
     mnli = tmp_path / "dev_mismatched.tsv"
-    names = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
-             "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "label2", "label3", "label4",
-             "label5", "gold_label"]
-    row = ["7", "1", "1e", "letters", "( a )", "( b )", "(ROOT a)", "(ROOT b)", 'He said "yes".', "He agreed.",
-           "entailment", "entailment", "neutral", "entailment", "entailment", "entailment"]
+    names = [
+        "index",
+        "promptID",
+        "pairID",
+        "genre",
+        "sentence1_binary_parse",
+        "sentence2_binary_parse",
+        "sentence1_parse",
+        "sentence2_parse",
+        "sentence1",
+        "sentence2",
+        "label1",
+        "label2",
+        "label3",
+        "label4",
+        "label5",
+        "gold_label",
+    ]
+    row = [
+        "7",
+        "1",
+        "1e",
+        "letters",
+        "( a )",
+        "( b )",
+        "(ROOT a)",
+        "(ROOT b)",
+        'He said "yes".',
+        "He agreed.",
+        "entailment",
+        "entailment",
+        "neutral",
+        "entailment",
+        "entailment",
+        "entailment",
+    ]
     mnli.write_text("\t".join(names) + "\n" + "\t".join(row) + "\n", encoding="utf-8")
     rows = read_glue_file(mnli, glue_task("MNLI"), labels_required=True)
     assert (rows.texts[0], rows.texts[1], rows.labels, rows.index) == (['He said "yes".'], ["He agreed."], [1], [7])
@@ -125,10 +182,13 @@ def test_layouts_not_in_the_sample(tmp_path):
 def test_mnli_files_and_split_names():
     files = find_glue_files(GLUE_SAMPLE / "MNLI", glue_task("MNLI"))
     assert {name: (language, path.name) for name, (language, path) in files.items()} == {
-        "train": ("en", "train.tsv"), "valid_m": ("m", "dev_matched.tsv")}
+        "train": ("en", "train.tsv"),
+        "valid_m": ("m", "dev_matched.tsv"),
+    }
 
 
 # --- the stored folders ----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def glue_out(e5_dir, tmp_path_factory):
@@ -153,12 +213,22 @@ def test_all_writes_every_task_present(glue_out, e5_dir):
     for folder, files in COUNTS.items():
         meta = read_metadata(glue_out / folder)
         task = glue_task(folder)
-        assert set(meta) == {"format_version", "task", "glue_task", "kind", "labels", "regression", "pair",
-                             "max_positions", "splits"}
+        assert set(meta) == {
+            "format_version",
+            "task",
+            "glue_task",
+            "kind",
+            "labels",
+            "regression",
+            "pair",
+            "max_positions",
+            "splits",
+        }
         assert (meta["task"], meta["glue_task"], meta["kind"]) == (task.name, folder, "glue")
         assert meta["labels"] == list(task.labels) and meta["max_positions"] == 512
-        assert {name: s["examples"] for name, s in meta["splits"].items()} == \
-            {split_name(folder, file): n for file, n in files.items()}
+        assert {name: s["examples"] for name, s in meta["splits"].items()} == {
+            split_name(folder, file): n for file, n in files.items()
+        }
         for name, split in meta["splits"].items():
             assert set(split) == {"language", "source", "examples", "labelled", "truncated", "unk_pieces"}
             assert split["labelled"] == (not name.startswith("test_")) and split["truncated"] == 0
@@ -184,7 +254,9 @@ def test_rte_pairs_labels_and_index(glue_out, e5_dir):
     rows = read_glue_file(GLUE_SAMPLE / "RTE" / "dev.tsv", glue_task("RTE"), labels_required=True)
     for field, texts in zip(("input0", "input1"), rows.texts):
         ids = stored(data, field, "valid_en")
-        assert [ids[i].tolist() for i in (0, len(rows) - 1)] == [e.tolist() for e in encoder.encode([texts[0], texts[-1]])]
+        assert [ids[i].tolist() for i in (0, len(rows) - 1)] == [
+            e.tolist() for e in encoder.encode([texts[0], texts[-1]])
+        ]
 
 
 def test_stsb_is_stored_as_regression(glue_out):
@@ -213,7 +285,8 @@ def test_mnli_and_evaluation_only_qnli(glue_out):
     assert sorted(mnli["splits"]) == ["train", "valid_m"] and mnli["splits"]["valid_m"]["language"] == "m"
     assert mnli["labels"] == ["contradiction", "entailment", "neutral"]
     assert Counter(np.load(glue_out / "MNLI" / "label" / "valid_m.npy").tolist()) == {
-        i: LABEL_COUNTS[("MNLI", "dev_matched.tsv")][name] for i, name in enumerate(mnli["labels"])}
+        i: LABEL_COUNTS[("MNLI", "dev_matched.tsv")][name] for i, name in enumerate(mnli["labels"])
+    }
     qnli = read_metadata(glue_out / "QNLI")
     assert sorted(qnli["splits"]) == ["test_en", "valid_en"]  # no train.tsv: evaluation only
     assert np.load(glue_out / "QNLI" / "index" / "test_en.npy").tolist() == list(range(COUNTS["QNLI"]["test.tsv"]))
@@ -222,8 +295,12 @@ def test_mnli_and_evaluation_only_qnli(glue_out):
 def test_truncation_is_counted(glue_out, e5_dir, tmp_path):
     max_len = 24
     for folder, special in (("RTE", 4), ("CoLA", 2)):
-        assert preprocess_glue([str(GLUE_SAMPLE), folder.lower(), str(e5_dir), str(tmp_path),
-                                "--max-positions", str(max_len)]) == 0
+        assert (
+            preprocess_glue(
+                [str(GLUE_SAMPLE), folder.lower(), str(e5_dir), str(tmp_path), "--max-positions", str(max_len)]
+            )
+            == 0
+        )
         meta = read_metadata(tmp_path / folder)
         assert meta["max_positions"] == max_len
         for name, split in meta["splits"].items():
@@ -260,23 +337,27 @@ def qqp_download(folder, malformed: bool):
     (folder / "QQP").mkdir(parents=True)
 
     def rows(begin, end):
-        return [[str(i), str(2 * i + 1), str(2 * i + 2), pairs.texts[0][i], pairs.texts[1][i], str(pairs.labels[i])]
-                for i in range(begin, end)]
+        return [
+            [str(i), str(2 * i + 1), str(2 * i + 2), pairs.texts[0][i], pairs.texts[1][i], str(pairs.labels[i])]
+            for i in range(begin, end)
+        ]
 
     train, dev = rows(0, 20), rows(20, 30)
     lines = ["\t".join(row) for row in train]
     if malformed:
         words = train[5][3].split(" ")
         cut = len(words) // 2
-        lines[5] = "\t".join(train[5][:3] + [" ".join(words[:cut])]) + "\n" + \
-            "\t".join([" ".join(words[cut:])] + train[5][4:])
+        lines[5] = (
+            "\t".join(train[5][:3] + [" ".join(words[:cut])]) + "\n" + "\t".join([" ".join(words[cut:])] + train[5][4:])
+        )
         lines[9] = "\t".join(train[9][:4] + ["", train[9][5]])
     header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
     (folder / "QQP" / "train.tsv").write_text(header + "".join(line + "\n" for line in lines), encoding="utf-8")
     (folder / "QQP" / "dev.tsv").write_text(header + "".join("\t".join(row) + "\n" for row in dev), encoding="utf-8")
     test = [[str(i), pairs.texts[0][i], pairs.texts[1][i]] for i in range(30, 36)]
-    (folder / "QQP" / "test.tsv").write_text("id\tquestion1\tquestion2\n" + "".join("\t".join(r) + "\n" for r in test),
-                                             encoding="utf-8")
+    (folder / "QQP" / "test.tsv").write_text(
+        "id\tquestion1\tquestion2\n" + "".join("\t".join(r) + "\n" for r in test), encoding="utf-8"
+    )
     return folder
 
 
@@ -291,7 +372,10 @@ def test_malformed_qqp_lines_are_refused_or_dropped_and_counted(e5_dir, tmp_path
     assert f"{train}: 3 malformed lines dropped (DROP_MALFORMED=1): lines 7, 8, 12" in result.stderr
     meta = read_metadata(tmp_path / "out" / "QQP")
     assert {name: (s["examples"], s.get("malformed_dropped")) for name, s in meta["splits"].items()} == {
-        "train": (18, 3), "valid_en": (10, 0), "test_en": (6, None)}  # test files are never dropped from
+        "train": (18, 3),
+        "valid_en": (10, 0),
+        "test_en": (6, None),
+    }  # test files are never dropped from
     kept = [i for i in range(20) if i not in (5, 9)]
     assert np.load(tmp_path / "out" / "QQP" / "index" / "train.npy").tolist() == kept  # QQP's id column
     pairs = read_glue_file(GLUE_SAMPLE / "MRPC" / "train.tsv", glue_task("MRPC"), labels_required=True)

@@ -1,14 +1,15 @@
 """GLUE's metrics against hand computations: Matthews correlation, F1 of class 1, Pearson and Spearman (ties),
 and the same numbers derived from counts summed over batches, as validation logs them."""
+
 import math
 
 import pytest
 import torch
 from fairseq.logging import metrics
 
-from stabletune_fairseq.metrics.entities import f1_score, log_entity_f1
 from stabletune_fairseq.metrics.correlation import average_ranks as ranks
 from stabletune_fairseq.metrics.correlation import pearson, spearman
+from stabletune_fairseq.metrics.entities import f1_score, log_entity_f1
 from stabletune_fairseq.metrics.glue_scores import binary_counts, log_glue_scores, matthews, regression_values
 from stabletune_fairseq.metrics.per_language import accuracy_counts, log_accuracy
 
@@ -54,8 +55,12 @@ def test_counts_summed_over_batches_give_the_whole_set_scores():
     lang = torch.zeros(10, dtype=torch.long)
     batches = []
     for rows in (slice(0, 3), slice(3, 7), slice(7, 10)):  # any split into batches gives the same scores
-        batches.append({**accuracy_counts(predictions[rows], targets[rows], lang[rows], ["en"]),
-                        **binary_counts(predictions[rows], targets[rows], lang[rows], ["en"])})
+        batches.append(
+            {
+                **accuracy_counts(predictions[rows], targets[rows], lang[rows], ["en"]),
+                **binary_counts(predictions[rows], targets[rows], lang[rows], ["en"]),
+            }
+        )
     values = _validate(batches)
     assert values["acc_en"] == pytest.approx(80.0)
     assert values["f1_en"] == pytest.approx(75.0)
@@ -66,7 +71,9 @@ def test_correlations_over_the_whole_dev_set_not_per_batch():
     predicted = torch.tensor([0.1, 0.4, 0.35, 0.8, 0.7, 0.2])
     gold = torch.tensor([0.0, 0.5, 0.5, 1.0, float("nan"), 0.1])  # an unlabelled row: not scored
     lang = torch.zeros(6, dtype=torch.long)
-    batches = [regression_values(predicted[rows], gold[rows], lang[rows], ["en"]) for rows in (slice(0, 2), slice(2, 6))]
+    batches = [
+        regression_values(predicted[rows], gold[rows], lang[rows], ["en"]) for rows in (slice(0, 2), slice(2, 6))
+    ]
     values = _validate(batches)
     kept = [0, 1, 2, 3, 5]
     assert values["pearson_en"] == pytest.approx(round(pearson(predicted[kept].tolist(), gold[kept].tolist()), 3))

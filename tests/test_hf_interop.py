@@ -1,12 +1,12 @@
 """Hugging Face round trips on the real e5-small weights: our release exported and read by transformers, and
 HF folders written by transformers converted back (stabletune-export hf, stabletune-convert hf)."""
+
 import json
 import shutil
 import sys
 
 import pytest
 import torch
-
 from conftest import BIN, run, transformers_or_skip
 from test_convert import TEXTS
 
@@ -72,11 +72,22 @@ def test_a_bert_layout_folder_with_a_type_embedding_gives_hf_outputs(exported, e
     tokenizer.json only. Our conversion of such a folder must compute what transformers computes."""
     torch.manual_seed(0)
     state = weights(e5_dir)
-    config = transformers.BertConfig(vocab_size=250002, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
-                                     intermediate_size=1536, max_position_embeddings=512, type_vocab_size=2,
-                                     layer_norm_eps=1e-5, pad_token_id=1)
+    config = transformers.BertConfig(
+        vocab_size=250002,
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=1536,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+    )
     bert = transformers.BertModel(config).eval()
-    hf_names = {k.replace("roberta.", "", 1): v for k, v in transformers.AutoModel.from_pretrained(exported).state_dict().items()}
+    hf_names = {
+        k.replace("roberta.", "", 1): v
+        for k, v in transformers.AutoModel.from_pretrained(exported).state_dict().items()
+    }
     types = torch.randn(2, 384) * 0.02
     with torch.no_grad():
         for name, tensor in bert.state_dict().items():
@@ -95,7 +106,9 @@ def test_a_bert_layout_folder_with_a_type_embedding_gives_hf_outputs(exported, e
     width = max(map(len, ids))
     tokens = torch.tensor([row + [1] * (width - len(row)) for row in ids])
     with torch.no_grad():
-        difference = (ours.extract_features(tokens) - bert(input_ids=tokens, attention_mask=tokens.ne(1).long()).last_hidden_state).abs()
+        difference = (
+            ours.extract_features(tokens) - bert(input_ids=tokens, attention_mask=tokens.ne(1).long()).last_hidden_state
+        ).abs()
     assert float(difference[tokens.ne(1)].max()) < 1e-4
     assert (converted / "dict.txt").read_bytes() == (e5_dir / "dict.txt").read_bytes()
 
@@ -104,7 +117,9 @@ def test_the_command_refuses_to_replace_a_folder_of_other_files(exported, tmp_pa
     (tmp_path / "notes.txt").write_text("mine")
     refused = run([BIN / "stabletune-convert", "hf", exported, tmp_path], check=False)  # the installed entry point
     assert refused.returncode == 2 and "is not an earlier output of this command (no conversion.json)" in refused.stderr
-    assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes.txt"
+    ]
 
 
 def _folder(exported, tmp_path, config=None, tokenizer=None, weights="link"):
@@ -134,12 +149,19 @@ def _cut_vocabulary(exported):
 HF_PROBLEMS = {  # what is wrong with the folder -> what the one-line error says
     "no config": (lambda e: {"config": "absent"}, "no config.json"),
     "no weights": (lambda e: {"weights": None}, "no weights (model.safetensors"),
-    "another architecture": (lambda e: {"config": {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}},
-                             "model_type 'gpt2' (GPT2LMHeadModel) is not an XLM-R/RoBERTa encoder"),
-    "another vocabulary": (lambda e: {"tokenizer": _cut_vocabulary(e)},
-                           "the vocabulary has 1001 pieces in XLM-R's layout (with <pad> and <mask>), but the word embeddings have 250002 rows"),
-    "corrupt safetensors": (lambda e: {"weights": (e / "model.safetensors").read_bytes()[:100_000]},
-                            "model.safetensors: not a readable safetensors file"),
+    "another architecture": (
+        lambda e: {"config": {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}},
+        "model_type 'gpt2' (GPT2LMHeadModel) is not an XLM-R/RoBERTa encoder",
+    ),
+    "another vocabulary": (
+        lambda e: {"tokenizer": _cut_vocabulary(e)},
+        "the vocabulary has 1001 pieces in XLM-R's layout (with <pad> and <mask>), but the word embeddings have "
+        "250002 rows",
+    ),
+    "corrupt safetensors": (
+        lambda e: {"weights": (e / "model.safetensors").read_bytes()[:100_000]},
+        "model.safetensors: not a readable safetensors file",
+    ),
 }
 
 
@@ -166,7 +188,10 @@ def test_export_refuses_a_dictionary_out_of_sentencepiece_order(e5_dir, tmp_path
     lines[10], lines[11] = lines[11], lines[10]  # fairseq reads it; HF's tokenizer would give other ids
     (release / "dict.txt").write_text("\n".join(lines), encoding="utf-8")
     assert main(["hf", str(release / "model.pt"), str(tmp_path / "out")]) == 2
-    assert "dict.txt is not the sentencepiece model's pieces in order (first difference at line 11" in capsys.readouterr().err
+    assert (
+        "dict.txt is not the sentencepiece model's pieces in order (first difference at line 11"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -176,8 +201,12 @@ def test_export_refuses_a_classifier_without_a_label_record(e5_dir, tmp_path, ca
     from stabletune_fairseq.cli.export import main
 
     state = torch.load(e5_dir / "model.pt", map_location="cpu", weights_only=True)
-    head = {"dense.weight": torch.zeros(384, 384), "dense.bias": torch.zeros(384), "out_proj.weight": torch.zeros(3, 384),
-            "out_proj.bias": torch.zeros(3)}
+    head = {
+        "dense.weight": torch.zeros(384, 384),
+        "dense.bias": torch.zeros(384),
+        "out_proj.weight": torch.zeros(3, 384),
+        "out_proj.bias": torch.zeros(3),
+    }
     state["model"].update({f"heads.sentence.{name}": value for name, value in head.items()})
     assert "stabletune_run" not in state.get("extra_state", {})
     release = tmp_path / "release"

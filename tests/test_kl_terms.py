@@ -1,4 +1,5 @@
 """The KL terms against hand-computed values, their gradients, and extreme inputs."""
+
 import math
 
 import torch
@@ -16,8 +17,9 @@ def test_kl_matches_hand_computed_value():
 def test_symmetric_is_sum_of_both_directions_and_zero_on_equal_inputs():
     a, b = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([[0.5, 0.5, 0.0]])
     pa, pb = a.softmax(-1)[0], b.softmax(-1)[0]
-    both = sum(x * math.log(x / y) for x, y in zip(pb.tolist(), pa.tolist())) + \
-        sum(x * math.log(x / y) for x, y in zip(pa.tolist(), pb.tolist()))
+    both = sum(x * math.log(x / y) for x, y in zip(pb.tolist(), pa.tolist())) + sum(
+        x * math.log(x / y) for x, y in zip(pa.tolist(), pb.tolist())
+    )
     assert torch.allclose(symmetric_consistency(a, b), torch.tensor([both]), atol=1e-6)
     assert torch.allclose(symmetric_consistency(a, a), torch.zeros(1), atol=1e-7)
 

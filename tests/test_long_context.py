@@ -1,12 +1,12 @@
 """XLM-R past 512 positions (issue 19): the position-table extension of the real e5-small, and the encoder's
 attention through torch's scaled_dot_product_attention, full and sliding-window with global tokens."""
+
 import re
 import subprocess
 import sys
 
 import pytest
 import torch
-
 from conftest import REPO
 from fairseq.data import Dictionary
 
@@ -22,8 +22,9 @@ POSITIONS = "encoder.sentence_encoder.embed_positions.weight"
 
 
 def build(dictionary, max_positions=512, **overrides):
-    cfg = StabletuneXLMRConfig(encoder_embed_dim=384, encoder_ffn_embed_dim=1536, max_positions=max_positions,
-                               save_dir=None, **overrides)
+    cfg = StabletuneXLMRConfig(
+        encoder_embed_dim=384, encoder_ffn_embed_dim=1536, max_positions=max_positions, save_dir=None, **overrides
+    )
     return StabletuneXLMRModel.build_model(cfg, type("Task", (), {"source_dictionary": dictionary})).eval()
 
 
@@ -93,8 +94,11 @@ def test_positions_repeat_past_512(models):
 
 
 def test_load_needs_the_longer_table_and_refuses_bad_input(models, e5_dir, extended_dir, tmp_path, capsys):
-    with pytest.raises(WrongCheckpoint, match=r"embed_positions.weight has shape \(1026, 384\), the model needs "
-                                              r"\(514, 384\)"):
+    with pytest.raises(
+        WrongCheckpoint,
+        match=r"embed_positions.weight has shape \(1026, 384\), the model needs "
+        r"\(514, 384\)",
+    ):
         load_pretrained_encoder(models[0], str(extended_dir / "model.pt"))  # refused before anything is loaded
     source = e5_dir / "model.pt"
     assert convert_main(["extend-positions", str(source), str(tmp_path / "a"), "--max-positions", "256"]) == 2
@@ -126,7 +130,7 @@ def attention_inputs(e5_model, length=300, seed=0):
     mha = e5_model.encoder.sentence_encoder.layers[3].self_attn
     x = torch.randn(2, length, 384, generator=torch.Generator().manual_seed(seed))
     padding = torch.zeros(2, length, dtype=torch.bool)
-    padding[1, length - 40:] = True
+    padding[1, length - 40 :] = True
     question = torch.zeros(2, length, dtype=torch.bool)
     question[1, 1:12] = True  # a QA question's tokens, global in row 1 only
     return mha, x, padding, question
@@ -182,7 +186,7 @@ def banded_reference(mha, x, padding, window):
     b, t, _ = x.shape
     heads, dim = mha.num_heads, mha.head_dim
     q, k, v = (proj(x).view(b, t, heads, dim).transpose(1, 2) for proj in (mha.q_proj, mha.k_proj, mha.v_proj))
-    scores = (q @ k.transpose(-1, -2)) * dim ** -0.5
+    scores = (q @ k.transpose(-1, -2)) * dim**-0.5
     allowed = torch.tensor([[abs(i - j) <= window // 2 for j in range(t)] for i in range(t)])
     scores = scores.masked_fill(~(allowed[None, None] & ~padding[:, None, None, :]), float("-inf"))
     out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, heads * dim)
@@ -286,7 +290,9 @@ def test_attention_dropout_is_applied_in_training(models):
         assert torch.equal(one, model.extract_features(batch))
         for m in attention:
             m.p = 0.0
-        torch.testing.assert_close(model.extract_features(batch), reference)  # the attention's dropout made the difference
+        torch.testing.assert_close(
+            model.extract_features(batch), reference
+        )  # the attention's dropout made the difference
     finally:
         for m, p in probability.items():
             m.p = p
@@ -341,7 +347,7 @@ def long_training_contexts(toy_qa_xtreme, out, filler_sentences=60):
             for qa in paragraph["qas"]:
                 for answer in qa["answers"]:
                     answer["answer_start"] += len(prefix)
-                    assert paragraph["context"][answer["answer_start"]:].startswith(answer["text"])
+                    assert paragraph["context"][answer["answer_start"] :].startswith(answer["text"])
     (out / "squad").mkdir(parents=True)
     (out / "squad" / "train-v1.1.json").write_text(json.dumps(squad), encoding="utf-8")
     return out
@@ -355,6 +361,7 @@ def test_qa_past_512_tokens_trains_with_a_window_through_the_recipe(extended_dir
     import json
 
     from conftest import preprocess_into, run
+
     from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 
     student = tmp_path / "long-2-layers"
@@ -365,21 +372,51 @@ def test_qa_past_512_tokens_trains_with_a_window_through_the_recipe(extended_dir
     train = XtremeQATask.setup_task(XtremeQAConfig(data=str(data), seed=1)).load_dataset("train")
     answers = [train[i]["target"] for i in range(8)]
     assert min(train.sizes) > 600 and all(int(a.min()) > 512 for a in answers)  # whole contexts, one window each
-    result = run(["bash", "run_scripts/run_xtreme.sh", "XQUAD", student / "model.pt", data, tmp_path / "run",
-                  "MAX_UPDATE=2", "BSZ=4", "FREEZE_EMBEDDINGS=1", "--", "--attention-window", "64", "--log-interval", "1"])
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_xtreme.sh",
+            "XQUAD",
+            student / "model.pt",
+            data,
+            tmp_path / "run",
+            "MAX_UPDATE=2",
+            "BSZ=4",
+            "FREEZE_EMBEDDINGS=1",
+            "--",
+            "--attention-window",
+            "64",
+            "--log-interval",
+            "1",
+        ]
+    )
     log = result.stdout + result.stderr
     assert "--max-positions 1024" in log and "--attention-window 64" in log
-    assert [float(v) for v in re.findall(r"\| train_inner \|.*?\bwpb=([\d.]+)", log)] and \
-        all(float(v) > 4 * 600 for v in re.findall(r"\| train_inner \|.*?\bwpb=([\d.]+)", log))  # 4 long windows
+    assert [float(v) for v in re.findall(r"\| train_inner \|.*?\bwpb=([\d.]+)", log)] and all(
+        float(v) > 4 * 600 for v in re.findall(r"\| train_inner \|.*?\bwpb=([\d.]+)", log)
+    )  # 4 long windows
     checkpoint = torch.load(tmp_path / "run" / "checkpoint_last.pt", weights_only=False)
     assert checkpoint["cfg"]["model"]["attention_window"] == 64 and checkpoint["cfg"]["model"]["max_positions"] == 1024
     before = open_checkpoint(str(student / "model.pt"))["model"][POSITIONS]
     after = checkpoint["model"][POSITIONS]
     longest = max(train.sizes)
     moved = (after - before).abs().amax(1)  # per table row (position p is row p + 2)
-    assert (moved[2 + 513:2 + 600] > 0).all()  # positions past 512 were in the trained windows: they moved
-    assert (moved[2 + longest:] == 0).all()  # past the longest window: no gradient (and XQuAD's optimiser no decay)
-    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", tmp_path / "run" / "checkpoint_last.pt",
-         "--data", data, "--split", "valid", "--out", tmp_path / "eval"])
+    assert (moved[2 + 513 : 2 + 600] > 0).all()  # positions past 512 were in the trained windows: they moved
+    assert (moved[2 + longest :] == 0).all()  # past the longest window: no gradient (and XQuAD's optimiser no decay)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "stabletune_fairseq.cli.evaluate",
+            "--checkpoint",
+            tmp_path / "run" / "checkpoint_last.pt",
+            "--data",
+            data,
+            "--split",
+            "valid",
+            "--out",
+            tmp_path / "eval",
+        ]
+    )
     results = json.loads((tmp_path / "eval" / "results.json").read_text(encoding="utf-8"))
     assert set(results["per_language"]) and all(0 <= row["f1"] <= 100 for row in results["per_language"].values())

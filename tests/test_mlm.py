@@ -3,6 +3,7 @@ shared XQuAD/TyDiQA files. Binarisation counts, masking rates, the tied LM head,
 2-layer e5-small that lowers the held-out masked-LM loss, stabletune-mlm-eval's repeatability, bad input (through
 preprocess's main, which process.sh runs), and QA
 windows at 1024 positions (a model made longer by stabletune-convert extend-positions) against 384."""
+
 import json
 import math
 import re
@@ -11,13 +12,19 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_SAMPLE, needs_shared, read_metadata, run
 
 pytestmark = needs_shared
 MAX_LEN, MIN_TOKENS, VALID_EVERY = 64, 16, 120  # short blocks, few held out: the 250k-row output is the cost
-TRAIN = ["MAX_UPDATE=8", "WARMUP=1", "LR=1e-3", "BSZ=4", "UPDATE_FREQ=1", "VALIDATE_INTERVAL_UPDATES=8",
-         "FREEZE_EMBEDDINGS=1"]
+TRAIN = [
+    "MAX_UPDATE=8",
+    "WARMUP=1",
+    "LR=1e-3",
+    "BSZ=4",
+    "UPDATE_FREQ=1",
+    "VALIDATE_INTERVAL_UPDATES=8",
+    "FREEZE_EMBEDDINGS=1",
+]
 
 
 def text_folder(out, *sources):
@@ -29,22 +36,39 @@ def paragraphs(folder):
     """The documents of a text folder as the rule in docs/long-context.md reads them (independently written)."""
     docs = []
     for path in sorted(folder.glob("*.txt")):
-        docs += [" ".join(line.strip() for line in block.splitlines() if line.strip())
-                 for block in re.split(r"\n\s*\n", path.read_text(encoding="utf-8")) if block.strip()]
+        docs += [
+            " ".join(line.strip() for line in block.splitlines() if line.strip())
+            for block in re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
+            if block.strip()
+        ]
     return docs
 
 
 @pytest.fixture(scope="module")
 def text(tmp_path_factory):
-    return text_folder(tmp_path_factory.mktemp("text"), SHARED_SAMPLE / "xquad" / "xquad.de.json",
-                       SHARED_SAMPLE / "xquad" / "xquad.en.json")
+    return text_folder(
+        tmp_path_factory.mktemp("text"),
+        SHARED_SAMPLE / "xquad" / "xquad.de.json",
+        SHARED_SAMPLE / "xquad" / "xquad.en.json",
+    )
 
 
 @pytest.fixture(scope="module")
 def mlm_data(text, e5_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("mlm")
-    run(["bash", "preprocess/xtreme/process.sh", text, "mlm", e5_dir, out, f"MAX_LEN={MAX_LEN}", f"MIN_TOKENS={MIN_TOKENS}",
-         f"VALID_EVERY={VALID_EVERY}"])
+    run(
+        [
+            "bash",
+            "preprocess/xtreme/process.sh",
+            text,
+            "mlm",
+            e5_dir,
+            out,
+            f"MAX_LEN={MAX_LEN}",
+            f"MIN_TOKENS={MIN_TOKENS}",
+            f"VALID_EVERY={VALID_EVERY}",
+        ]
+    )
     return out / "mlm"
 
 
@@ -59,8 +83,18 @@ def student(e5_dir, tmp_path_factory):
 def long_student(student, tmp_path_factory):
     """The 2-layer student with 1024 positions (the 512 trained rows repeated: stabletune-convert extend-positions)."""
     out = tmp_path_factory.mktemp("student-1024")
-    run([sys.executable, "-m", "stabletune_fairseq.cli.convert", "extend-positions", student / "model.pt", out,
-         "--max-positions", "1024"])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "stabletune_fairseq.cli.convert",
+            "extend-positions",
+            student / "model.pt",
+            out,
+            "--max-positions",
+            "1024",
+        ]
+    )
     return out
 
 
@@ -72,8 +106,9 @@ def trained(long_student, mlm_data, tmp_path_factory):
 
 
 def mlm_eval_cli(checkpoint, data):
-    result = run([sys.executable, "-m", "stabletune_fairseq.cli.mlm_eval", "--checkpoint", checkpoint, "--data", data,
-                  "--cpu"])
+    result = run(
+        [sys.executable, "-m", "stabletune_fairseq.cli.mlm_eval", "--checkpoint", checkpoint, "--data", data, "--cpu"]
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -104,7 +139,7 @@ def test_blocks_hold_every_piece_and_count_the_dropped_tails(mlm_data, text):
         width = MAX_LEN - 2
         expected = []
         for p in pieces:
-            expected += [p[s:s + width] for s in range(0, len(p), width) if len(p[s:s + width]) >= MIN_TOKENS]
+            expected += [p[s : s + width] for s in range(0, len(p), width) if len(p[s : s + width]) >= MIN_TOKENS]
         dropped = [len(p) % width for p in pieces if 0 < len(p) % width < MIN_TOKENS]
         counts = meta["splits"][split]
         assert counts["documents"] == len(documents) and counts["pieces"] == sum(map(len, pieces))
@@ -125,7 +160,9 @@ def test_stream_packing_fills_every_block_but_the_last(text, e5_dir, tmp_path):
     assert list(meta["splits"]) == ["train"] and meta["valid_rule"].startswith("none held out")
     assert train["separators"] == train["documents"] == 2 * 240  # XQuAD's 240 paragraphs in de and in en
     total = train["pieces"] + train["separators"]
-    assert train["full_blocks"] == total // 254 and train["blocks"] - train["full_blocks"] == (total % 254 >= MIN_TOKENS)
+    assert train["full_blocks"] == total // 254 and train["blocks"] - train["full_blocks"] == (
+        total % 254 >= MIN_TOKENS
+    )
     # the stored blocks: every document's pieces then </s>, one stream, cut every 254 pieces (documents cross blocks)
     from fairseq.data import data_utils
 
@@ -134,7 +171,7 @@ def test_stream_packing_fills_every_block_but_the_last(text, e5_dir, tmp_path):
     dictionary = load_xlmr_dictionary(str(out / "dict.txt"))
     encoder = PieceEncoder(str(out / "sentencepiece.bpe.model"), dictionary)
     stream = np.concatenate([np.append(p, dictionary.eos()) for p in encoder.encode(paragraphs(text))])
-    expected = [stream[s:s + 254] for s in range(0, len(stream), 254) if len(stream[s:s + 254]) >= MIN_TOKENS]
+    expected = [stream[s : s + 254] for s in range(0, len(stream), 254) if len(stream[s : s + 254]) >= MIN_TOKENS]
     stored = data_utils.load_indexed_dataset(str(out / "blocks" / "train"), dictionary)
     assert len(stored) == len(expected) == train["blocks"] and len(stream) == total
     assert all(np.array_equal(stored[i].numpy(), block) for i, block in enumerate(expected))
@@ -206,7 +243,10 @@ def test_training_lowers_the_held_out_loss_and_mlm_eval_repeats_it(trained, long
     before = evaluate_mlm(str(long_student / "model.pt"), str(mlm_data), cpu=True)
     after = mlm_eval_cli(save / "checkpoint_last.pt", mlm_data)
     assert before["lm_head"].startswith("initialised") and after["lm_head"] == "loaded"
-    assert after["masked_tokens"] == before["masked_tokens"] > 100 and after["blocks"] == read_metadata(mlm_data)["splits"]["valid"]["blocks"]
+    assert (
+        after["masked_tokens"] == before["masked_tokens"] > 100
+        and after["blocks"] == read_metadata(mlm_data)["splits"]["valid"]["blocks"]
+    )
     assert after["bits_per_masked_token"] < before["bits_per_masked_token"] - 1.0
     assert math.isclose(after["perplexity"], math.exp(after["nats_per_masked_token"]))
     assert math.isclose(after["bits_per_masked_token"], after["nats_per_masked_token"] / math.log(2))
@@ -226,13 +266,29 @@ def test_continued_mlm_with_a_sliding_window_and_no_global_token(student, mlm_da
     model = student / "model.pt"
     dry = run(["bash", "run_scripts/run_mlm.sh", model, mlm_data, tmp_path / "dry", "DRY_RUN=1"]).stdout
     assert "--attention-window" not in dry and "sliding-window" not in dry  # default: full attention, as before
-    bad = run(["bash", "run_scripts/run_mlm.sh", model, mlm_data, tmp_path / "dry", "DRY_RUN=1", "ATTENTION_WINDOW=7"],
-              check=False)
+    bad = run(
+        ["bash", "run_scripts/run_mlm.sh", model, mlm_data, tmp_path / "dry", "DRY_RUN=1", "ATTENTION_WINDOW=7"],
+        check=False,
+    )
     assert bad.returncode == 2 and "run_mlm.sh: ATTENTION_WINDOW must be even" in bad.stderr
     save = tmp_path / "run"
     settings = [t for t in TRAIN if not t.startswith(("MAX_UPDATE", "VALIDATE"))]
-    out = run(["bash", "run_scripts/run_mlm.sh", model, mlm_data, save, *settings, "MAX_UPDATE=2",
-               "VALIDATE_INTERVAL_UPDATES=2", "ATTENTION_WINDOW=16", "--", "--log-interval", "1"]).stdout
+    out = run(
+        [
+            "bash",
+            "run_scripts/run_mlm.sh",
+            model,
+            mlm_data,
+            save,
+            *settings,
+            "MAX_UPDATE=2",
+            "VALIDATE_INTERVAL_UPDATES=2",
+            "ATTENTION_WINDOW=16",
+            "--",
+            "--log-interval",
+            "1",
+        ]
+    ).stdout
     assert "--attention-window 16" in out and "sliding-window attention of 16 tokens" in out
     checkpoint = torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)
     assert checkpoint["cfg"]["model"]["attention_window"] == 16
@@ -242,15 +298,31 @@ def test_continued_mlm_with_a_sliding_window_and_no_global_token(student, mlm_da
     assert windowed["attention_window"] == 16 and math.isfinite(windowed["bits_per_masked_token"])
     full = evaluate_mlm(str(save / "checkpoint_last.pt"), str(mlm_data), cpu=True, attention_window=0)
     assert full["attention_window"] == 0 and full["bits_per_masked_token"] != windowed["bits_per_masked_token"]
-    cli = json.loads(run([sys.executable, "-m", "stabletune_fairseq.cli.mlm_eval", "--checkpoint", model, "--data",
-                          mlm_data, "--cpu", "--attention-window", "16"]).stdout.strip().splitlines()[-1])
+    cli = json.loads(
+        run(
+            [
+                sys.executable,
+                "-m",
+                "stabletune_fairseq.cli.mlm_eval",
+                "--checkpoint",
+                model,
+                "--data",
+                mlm_data,
+                "--cpu",
+                "--attention-window",
+                "16",
+            ]
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert cli["attention_window"] == 16 and math.isfinite(cli["bits_per_masked_token"])
     assert cli == evaluate_mlm(str(model), str(mlm_data), cpu=True, attention_window=16)
 
 
 def test_an_official_style_lm_head_is_loaded(trained, mlm_data, tmp_path):
-    from stabletune_fairseq.evaluation.masked_lm import load_for_mlm
     from stabletune_fairseq.convert.release_files import write_checkpoint
+    from stabletune_fairseq.evaluation.masked_lm import load_for_mlm
     from stabletune_fairseq.release import read_release
     from stabletune_fairseq.reliability.checkpoint_safety import open_checkpoint
     from stabletune_fairseq.tasks.masked_lm import StabletuneMLMConfig, StabletuneMLMTask
@@ -258,8 +330,13 @@ def test_an_official_style_lm_head_is_loaded(trained, mlm_data, tmp_path):
     save, _ = trained
     state = open_checkpoint(str(save / "checkpoint_last.pt"))["model"]
     release = dict(read_release(str(save / "checkpoint_last.pt")))  # XLM-R's names: encoder.lm_head.*
-    release.update({k.replace("heads.lm.", "encoder.lm_head."): v for k, v in state.items() if k.startswith("heads.lm.")
-                    and "out_proj" not in k})
+    release.update(
+        {
+            k.replace("heads.lm.", "encoder.lm_head."): v
+            for k, v in state.items()
+            if k.startswith("heads.lm.") and "out_proj" not in k
+        }
+    )
     release["encoder.lm_head.weight"] = release["encoder.sentence_encoder.embed_tokens.weight"]
     write_checkpoint(tmp_path, release, {"encoder_layers": 2, "encoder_attention_heads": 12}, {})
     task = StabletuneMLMTask.setup_task(StabletuneMLMConfig(data=str(mlm_data), seed=1))
@@ -289,14 +366,17 @@ def test_bad_text_folders_stop_with_the_file_named(e5_dir, tmp_path, capsys):
 def tydiqa_download(tmp_path_factory):
     """A real TyDiQA-GoldP download folder: the first 150 English training questions and 100 English dev questions."""
     out = tmp_path_factory.mktemp("tydiqa-download")
-    source = json.loads((SHARED_SAMPLE / "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json").read_text("utf-8"))
+    source = json.loads(
+        (SHARED_SAMPLE / "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json").read_text("utf-8")
+    )
     train = out / "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json"
     train.parent.mkdir(parents=True)
     train.write_text(json.dumps({**source, "data": source["data"][:150]}), encoding="utf-8")
     dev = json.loads((SHARED_SAMPLE / "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.en.dev.json").read_text("utf-8"))
     (out / "tydiqa/tydiqa-goldp-v1.1-dev").mkdir(parents=True)
     (out / "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.en.dev.json").write_text(
-        json.dumps({**dev, "data": dev["data"][:100]}), encoding="utf-8")
+        json.dumps({**dev, "data": dev["data"][:100]}), encoding="utf-8"
+    )
     return out
 
 
@@ -308,12 +388,25 @@ def test_qa_at_1024_positions_needs_fewer_windows(tydiqa_download, e5_dir, long_
     long_model = long_student  # dict.txt, the sentencepiece model and a model.pt of 1024 positions
     windows = {}
     for length in (384, 1024):
-        assert main([str(tydiqa_download), "tydiqa", str(long_model), str(tmp_path / str(length)),
-                     "--max-positions", str(length)]) == 0
+        assert (
+            main(
+                [
+                    str(tydiqa_download),
+                    "tydiqa",
+                    str(long_model),
+                    str(tmp_path / str(length)),
+                    "--max-positions",
+                    str(length),
+                ]
+            )
+            == 0
+        )
         log = capsys.readouterr().err
         meta = read_metadata(tmp_path / str(length) / "tydiqa")
         assert meta["max_positions"] == length
-        windows[length] = {name: (s["windows"], s["long_contexts"], s["examples"]) for name, s in meta["splits"].items()}
+        windows[length] = {
+            name: (s["windows"], s["long_contexts"], s["examples"]) for name, s in meta["splits"].items()
+        }
         for name, (count, _, _) in windows[length].items():
             assert re.search(rf"-> {name}: \d+ questions .*, {count} windows of {length} tokens", log)
     for name in ("train", "test_en"):

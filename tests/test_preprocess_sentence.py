@@ -1,9 +1,10 @@
 """process.sh for sentence-pair tasks: counts, truncation, recoverable words, atomic output."""
+
 import numpy as np
 import pytest
+from conftest import SHARED_SAMPLE, needs_shared, read_metadata, run
 from fairseq.data import data_utils
 
-from conftest import SHARED_SAMPLE, needs_shared, read_metadata, run
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
 
 
@@ -14,7 +15,9 @@ def line_count(path):
 def test_toy_layout_and_counts(toy_data, toy_xtreme):
     meta = read_metadata(toy_data)
     assert meta["labels"] == ["contradiction", "entailment", "neutral"]
-    assert set(meta["splits"]) == {"train"} | {f"{s}_{lang}" for s in ("valid", "test") for lang in ("de", "en", "es", "fr", "zh")}
+    assert set(meta["splits"]) == {"train"} | {
+        f"{s}_{lang}" for s in ("valid", "test") for lang in ("de", "en", "es", "fr", "zh")
+    }
     for name, split in meta["splits"].items():
         assert split["examples"] == line_count(split["source"]), name
         labels = np.load(toy_data / "label" / f"{name}.npy")

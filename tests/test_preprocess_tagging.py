@@ -1,10 +1,19 @@
 """process.sh for UD-POS and PAN-X: what is stored, what is counted and reported, what is refused."""
+
 import json
 from collections import Counter
 
 import numpy as np
+from conftest import (
+    SHARED_SAMPLE,
+    TAGGING_MAX_LEN,
+    dry_run,
+    needs_shared,
+    read_metadata,
+    run,
+    write_tagging_translations,
+)
 
-from conftest import SHARED_SAMPLE, TAGGING_MAX_LEN, dry_run, needs_shared, read_metadata, run, write_tagging_translations
 from stabletune_fairseq.data.readers.tagged_words import read_tagged_sentences
 
 
@@ -50,7 +59,9 @@ def test_a_missing_tag_line_fails_with_file_and_line_and_writes_nothing(toy_tagg
     lines = broken.joinpath("dev-de.tsv").read_text(encoding="utf-8").split("\n")
     lines[2] = lines[2].split("\t")[0]
     broken.joinpath("dev-de.tsv").write_text("\n".join(lines), encoding="utf-8")
-    result = run(["bash", "preprocess/xtreme/process.sh", tmp_path / "xtreme", "panx", e5_dir, tmp_path / "out"], check=False)
+    result = run(
+        ["bash", "preprocess/xtreme/process.sh", tmp_path / "xtreme", "panx", e5_dir, tmp_path / "out"], check=False
+    )
     assert result.returncode == 2
     assert f"{broken / 'dev-de.tsv'}:3: missing tag column" in result.stderr
     assert not (tmp_path / "out" / "panx").exists()
@@ -59,13 +70,29 @@ def test_a_missing_tag_line_fails_with_file_and_line_and_writes_nothing(toy_tagg
 def test_tagging_translations_are_paired_with_their_english_sentences(toy_tagging_xtreme, e5_dir, tmp_path):
     english = read_tagged_sentences(toy_tagging_xtreme / "panx" / "train-en.tsv", tags_required=True).words
     de = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True).words
-    path = write_tagging_translations(tmp_path / "translations", "panx", english[:20], de[:20], extra_lines=(
-        f"{' '.join(english[3])}\tzh\t一 个 句子",  # written without spaces: left out, as the reference does
-        f"{' '.join(english[4])}\tja\t文 です",
-        "An English sentence nobody wrote .\tde\tEin Satz .",  # not a training sentence: listed, not used
-        f"{' '.join(english[5])}\tfr\t{' '.join(de[30])}"))
-    run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, tmp_path / "out",
-         f"TRANSLATIONS={tmp_path / 'translations'}"])
+    path = write_tagging_translations(
+        tmp_path / "translations",
+        "panx",
+        english[:20],
+        de[:20],
+        extra_lines=(
+            f"{' '.join(english[3])}\tzh\t一 个 句子",  # written without spaces: left out, as the reference does
+            f"{' '.join(english[4])}\tja\t文 です",
+            "An English sentence nobody wrote .\tde\tEin Satz .",  # not a training sentence: listed, not used
+            f"{' '.join(english[5])}\tfr\t{' '.join(de[30])}",
+        ),
+    )
+    run(
+        [
+            "bash",
+            "preprocess/xtreme/process.sh",
+            toy_tagging_xtreme,
+            "panx",
+            e5_dir,
+            tmp_path / "out",
+            f"TRANSLATIONS={tmp_path / 'translations'}",
+        ]
+    )
     out = tmp_path / "out" / "panx"
     meta = read_metadata(out)
     assert sorted(meta["translations"]) == ["de", "fr"]
@@ -74,7 +101,8 @@ def test_tagging_translations_are_paired_with_their_english_sentences(toy_taggin
     assert meta["translation_file"]["dropped_languages"] == {"zh": 1, "ja": 1}
     assert meta["translation_file"]["unmatched"] == 1
     assert (out / "translation" / "unmatched.tsv").read_text().splitlines() == [
-        f"{path}:23\tEnglish sentence not found in the training set"]
+        f"{path}:23\tEnglish sentence not found in the training set"
+    ]
     # Each translation knows its English sentence; repeated English sentences share the first one's.
     first_of = {}
     canonical = [first_of.setdefault(" ".join(w), i) for i, w in enumerate(english)]
@@ -85,13 +113,34 @@ def test_tagging_translations_are_paired_with_their_english_sentences(toy_taggin
 
 def test_tagging_translation_file_errors(toy_tagging_xtreme, e5_dir, tmp_path):
     english = read_tagged_sentences(toy_tagging_xtreme / "panx" / "train-en.tsv", tags_required=True).words
-    path = write_tagging_translations(tmp_path / "translations", "panx", english[:2], english[2:4],
-                                      extra_lines=("only two\tcolumns",))
-    result = run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, tmp_path / "out",
-                  f"TRANSLATIONS={tmp_path / 'translations'}"], check=False)
+    path = write_tagging_translations(
+        tmp_path / "translations", "panx", english[:2], english[2:4], extra_lines=("only two\tcolumns",)
+    )
+    result = run(
+        [
+            "bash",
+            "preprocess/xtreme/process.sh",
+            toy_tagging_xtreme,
+            "panx",
+            e5_dir,
+            tmp_path / "out",
+            f"TRANSLATIONS={tmp_path / 'translations'}",
+        ],
+        check=False,
+    )
     assert result.returncode != 0 and f"{path}:3: 2 tab-separated columns, expected 3 or 4" in result.stderr
-    result = run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, tmp_path / "out",
-                  f"TRANSLATIONS={tmp_path / 'nothing'}"], check=False)
+    result = run(
+        [
+            "bash",
+            "preprocess/xtreme/process.sh",
+            toy_tagging_xtreme,
+            "panx",
+            e5_dir,
+            tmp_path / "out",
+            f"TRANSLATIONS={tmp_path / 'nothing'}",
+        ],
+        check=False,
+    )
     assert result.returncode != 0 and "translate_train.panx.txt: translate-train file not found" in result.stderr
     assert not (tmp_path / "out" / "panx").exists()
 
@@ -104,7 +153,12 @@ def test_udpos_sample_with_an_unlabeled_test_file(e5_dir, tmp_path):
     """The shared sample names German's untagged UD test file test-de.unlabeled.tsv."""
     folder = tmp_path / "xtreme" / "udpos"
     folder.mkdir(parents=True)
-    for name, keep in (("train-en.tsv", 300), ("dev-de.tsv", 100), ("test-de.unlabeled.tsv", 100), ("test-zh.tsv", 100)):
+    for name, keep in (
+        ("train-en.tsv", 300),
+        ("dev-de.tsv", 100),
+        ("test-de.unlabeled.tsv", 100),
+        ("test-zh.tsv", 100),
+    ):
         sentences = (SHARED_SAMPLE / "udpos" / name).read_text(encoding="utf-8").split("\n\n")[:keep]
         folder.joinpath(name).write_text("\n\n".join(sentences) + "\n\n", encoding="utf-8")
     run(["bash", "preprocess/xtreme/process.sh", tmp_path / "xtreme", "udpos", e5_dir, tmp_path / "out"])
@@ -117,5 +171,9 @@ def test_udpos_sample_with_an_unlabeled_test_file(e5_dir, tmp_path):
     assert meta["labels"] == sorted(UPOS)
     args, _ = dry_run("UDPOS", e5_dir, tmp_path / "out" / "udpos", tmp_path / "run", "STAGE=1")
     assert args["--r1-lambda"] == str(5 / 17) and args["--pooling"] == "sum"
-    args, _ = dry_run("UDPOS", e5_dir, tmp_path / "out" / "udpos", tmp_path / "run", "STAGE=2", f"TEACHER={e5_dir / 'model.pt'}")
-    assert args["--r1-lambda"] == str(5 / 17) and args["--r2-lambda"] == str(0.3 / 17) and "--r2-hard-labels" not in args
+    args, _ = dry_run(
+        "UDPOS", e5_dir, tmp_path / "out" / "udpos", tmp_path / "run", "STAGE=2", f"TEACHER={e5_dir / 'model.pt'}"
+    )
+    assert (
+        args["--r1-lambda"] == str(5 / 17) and args["--r2-lambda"] == str(0.3 / 17) and "--r2-hard-labels" not in args
+    )

@@ -1,4 +1,5 @@
 """Official-format XLM-R checkpoints load into our encoder, safely, and only when not resuming."""
+
 import argparse
 import subprocess
 import sys
@@ -6,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
+
 from stabletune_fairseq.data.encoding import load_xlmr_dictionary
 from stabletune_fairseq.models.pretrained import load_pretrained_encoder, maybe_load_pretrained
 from stabletune_fairseq.models.stabletune_xlmr import EmbeddingNoise, StabletuneXLMRConfig, StabletuneXLMRModel
@@ -25,7 +26,9 @@ def as_2019_release(state: dict) -> dict:
     ``emb_layer_norm``, packed attention projections, an LM head, and ``args`` as a Namespace."""
     old = {}
     for key, value in state.items():
-        key = key.replace("encoder.sentence_encoder.", "decoder.sentence_encoder.").replace("layernorm_embedding", "emb_layer_norm")
+        key = key.replace("encoder.sentence_encoder.", "decoder.sentence_encoder.").replace(
+            "layernorm_embedding", "emb_layer_norm"
+        )
         old[key] = value
     for layer in range(12):
         prefix = f"decoder.sentence_encoder.layers.{layer}.self_attn."
@@ -61,12 +64,17 @@ def test_release_needs_the_allowlist_not_an_override(release_2019):
     other loads as they were (fairseq-train allows them process-wide: test_train_guard)."""
     check = "import torch, sys; {} torch.load(sys.argv[1], map_location='cpu'); print('loaded')"
     env = {"PATH": "/usr/bin:/bin"}  # no TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
-    plain = subprocess.run([sys.executable, "-c", check.format(""), release_2019], capture_output=True, text=True, cwd=REPO, env=env)
+    plain = subprocess.run(
+        [sys.executable, "-c", check.format(""), release_2019], capture_output=True, text=True, cwd=REPO, env=env
+    )
     assert plain.returncode != 0 and "argparse.Namespace" in plain.stderr
-    ours = ("import stabletune_fairseq; from stabletune_fairseq.reliability.checkpoint_safety import "
-            "load_checkpoint_safely; print(type(load_checkpoint_safely(sys.argv[1])['args']).__name__);")
-    ours = subprocess.run([sys.executable, "-c", check.format(ours), release_2019], capture_output=True, text=True,
-                          cwd=REPO, env=env)
+    ours = (
+        "import stabletune_fairseq; from stabletune_fairseq.reliability.checkpoint_safety import "
+        "load_checkpoint_safely; print(type(load_checkpoint_safely(sys.argv[1])['args']).__name__);"
+    )
+    ours = subprocess.run(
+        [sys.executable, "-c", check.format(ours), release_2019], capture_output=True, text=True, cwd=REPO, env=env
+    )
     assert ours.stdout.split() == ["Namespace"] and ours.returncode != 0 and "argparse.Namespace" in ours.stderr
 
 
@@ -74,8 +82,12 @@ def test_release_script_names_the_architecture_without_importing_fairseq(release
     # run_xtreme.sh's first step: python stabletune_fairseq/release.py <model.pt> -> architecture, GPU count, layers
     script = [sys.executable, "-X", "importtime", REPO / "stabletune_fairseq" / "release.py"]
     result = subprocess.run([*script, release_2019], capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0 and result.stdout.split() == ["stabletune_xlmr_e5_small", "0", "12"], result.stderr[-2000:]
-    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert result.returncode == 0 and result.stdout.split() == ["stabletune_xlmr_e5_small", "0", "12"], result.stderr[
+        -2000:
+    ]
+    imported = [
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    ]
     assert "torch" in imported and not [m for m in imported if m.startswith(("fairseq", "stabletune_fairseq"))]
     text = tmp_path / "model.pt"
     text.write_text("not a checkpoint\n")
@@ -89,7 +101,8 @@ def test_wrong_architecture_is_a_clear_error(e5_dir):
         load_pretrained_encoder(model, str(e5_dir / "model.pt"))
     wider = StabletuneXLMRModel.build_model(
         StabletuneXLMRConfig(encoder_embed_dim=768, save_dir=None),
-        type("Task", (), {"source_dictionary": load_xlmr_dictionary(str(e5_dir / "dict.txt"))}))
+        type("Task", (), {"source_dictionary": load_xlmr_dictionary(str(e5_dir / "dict.txt"))}),
+    )
     with pytest.raises(ValueError, match=r"has shape .*another architecture than --arch"):
         load_pretrained_encoder(wider, str(e5_dir / "model.pt"))
 
@@ -99,8 +112,11 @@ def test_pretrained_is_skipped_when_resuming(e5_dir, tmp_path):
     before = model.encoder.sentence_encoder.embed_tokens.weight.clone()
     cfg = argparse.Namespace(pretrained_encoder=str(e5_dir / "model.pt"), save_dir=str(tmp_path))
     torch.save({"model": {}}, tmp_path / "checkpoint_last.pt")  # sound, but holds nothing of this model
-    with pytest.raises(WrongCheckpoint, match=r"has no encoder\.sentence_encoder\.embed_tokens\.weight \(\d+ "
-                                              r"weights of this run's model are missing"):
+    with pytest.raises(
+        WrongCheckpoint,
+        match=r"has no encoder\.sentence_encoder\.embed_tokens\.weight \(\d+ "
+        r"weights of this run's model are missing",
+    ):
         maybe_load_pretrained(model, cfg)
     torch.save({"model": model.state_dict()}, tmp_path / "checkpoint_last.pt")  # this model's own
     assert maybe_load_pretrained(model, cfg) is False
@@ -172,7 +188,9 @@ def test_sentence_head_skips_only_what_it_never_reads(e5_dir):
         torch.testing.assert_close(short_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
     # and the model's own forward takes the short path for this head: the last feed-forward sees one position
     positions = []
-    hook = model.encoder.sentence_encoder.layers[-1].fc1.register_forward_hook(lambda m, i, o: positions.append(i[0].size(0)))
+    hook = model.encoder.sentence_encoder.layers[-1].fc1.register_forward_hook(
+        lambda m, i, o: positions.append(i[0].size(0))
+    )
     with torch.no_grad():
         torch.testing.assert_close(model(tokens, head="sentence"), full, rtol=1e-5, atol=1e-5)
     hook.remove()
@@ -185,11 +203,14 @@ def test_packed_attention_is_split_as_fairseq_itself_splits_it():
     from fairseq.modules import MultiheadAttention
 
     from stabletune_fairseq.release import encoder_state_from_release
+
     generator = torch.Generator().manual_seed(0)
     prefix = "decoder.sentence_encoder.layers.0.self_attn"
-    packed = {f"{prefix}.in_proj_weight": torch.randn(3 * 8, 8, generator=generator),
-              f"{prefix}.in_proj_bias": torch.randn(3 * 8, generator=generator),
-              f"{prefix}.out_proj.weight": torch.randn(8, 8, generator=generator)}
+    packed = {
+        f"{prefix}.in_proj_weight": torch.randn(3 * 8, 8, generator=generator),
+        f"{prefix}.in_proj_bias": torch.randn(3 * 8, generator=generator),
+        f"{prefix}.out_proj.weight": torch.randn(8, 8, generator=generator),
+    }
     theirs = dict(packed)
     MultiheadAttention(8, 2).upgrade_state_dict_named(theirs, prefix)
     ours = encoder_state_from_release(packed)

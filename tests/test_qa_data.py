@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import QA_MAX_LEN, SHARED_SAMPLE, needs_shared, read_metadata, run
 
-from conftest import QA_MAX_LEN, needs_shared, read_metadata, run, SHARED_SAMPLE
+from stabletune_fairseq.data.datasets.qa_views import QADataset
 from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
 from stabletune_fairseq.data.qa_encoding import answer_pieces, encode_texts, split_words, truncate_words
-from stabletune_fairseq.data.datasets.qa_views import QADataset
 from stabletune_fairseq.data.qa_windows import plan_windows
 from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 
@@ -50,10 +50,10 @@ def test_cjk_answer_inside_a_long_word_maps_to_its_pieces(encoder):
     [encoded], _ = encode_texts(encoder, [text])
     begin = text.index("奥运会")
     first, last, exact = answer_pieces(encoded.char_spans, begin, begin + 3)
-    assert text[encoded.char_spans[first, 0]:encoded.char_spans[last, 1]] == "奥运会" and exact
+    assert text[encoded.char_spans[first, 0] : encoded.char_spans[last, 1]] == "奥运会" and exact
     begin = text.index("运")  # inside the piece 奥运会: the whole piece, flagged as inexact
     first, last, exact = answer_pieces(encoded.char_spans, begin, begin + 1)
-    assert "运" in text[encoded.char_spans[first, 0]:encoded.char_spans[last, 1]] and not exact
+    assert "运" in text[encoded.char_spans[first, 0] : encoded.char_spans[last, 1]] and not exact
 
 
 def test_combining_character_answer_keeps_the_original_characters(encoder):
@@ -61,7 +61,7 @@ def test_combining_character_answer_keeps_the_original_characters(encoder):
     [encoded], _ = encode_texts(encoder, [text])
     begin = text.index("Reykjavi\u0301k")
     first, last, _ = answer_pieces(encoded.char_spans, begin, begin + len("Reykjavi\u0301k"))
-    assert text[encoded.char_spans[first, 0]:encoded.char_spans[last, 1]] == "Reykjavi\u0301k"  # not the NFKC form
+    assert text[encoded.char_spans[first, 0] : encoded.char_spans[last, 1]] == "Reykjavi\u0301k"  # not the NFKC form
 
 
 def test_a_word_without_pieces_becomes_unk_covering_it(encoder):
@@ -78,14 +78,16 @@ def test_truncated_question_keeps_its_first_pieces(encoder):
     assert not truncated and same.pieces.tolist() == encoded.pieces.tolist()
 
 
-@pytest.mark.parametrize("n,budget,stride", [(0, 10, 4), (7, 10, 4), (10, 10, 4), (11, 10, 4), (300, 50, 16),
-                                             (300, 50, 128), (129, 128, 128)])
+@pytest.mark.parametrize(
+    "n,budget,stride",
+    [(0, 10, 4), (7, 10, 4), (10, 10, 4), (11, 10, 4), (300, 50, 16), (300, 50, 128), (129, 128, 128)],
+)
 def test_windows_cover_every_context_piece(n, budget, stride):
     windows = plan_windows(n, budget, stride)
     covered = np.zeros(n, dtype=int)
     for start, length in windows:
         assert 0 < length <= budget or n == 0
-        covered[start:start + length] += 1
+        covered[start : start + length] += 1
     assert (covered >= 1).all()
     assert windows[-1][0] + windows[-1][1] == n
     assert all(b[0] - a[0] == min(stride, a[1]) for a, b in zip(windows, windows[1:]))
@@ -108,7 +110,7 @@ def test_preprocessed_answers_cut_out_the_answer_text(toy_xquad):
         offsets = np.concatenate([[0], np.cumsum(contexts.sizes)])
         for q, record in enumerate(records):
             first, last = answers[q] + offsets[q]
-            assert record["context"][spans[first, 0]:spans[last, 1]] == record["answers"][0]
+            assert record["context"][spans[first, 0] : spans[last, 1]] == record["answers"][0]
     assert meta["splits"]["valid_zh"]["long_contexts"] > 0 and meta["splits"]["train"]["answers_unmatched"] == 0
 
 
@@ -130,7 +132,7 @@ def test_windows_of_a_question_cover_its_context_and_targets_cut_out_the_answer(
         assert s in context_positions and e in context_positions and s <= e
         part = dataset.parts[number]
         first, last = (part.span_offsets[q] + start + p - context_positions[0] for p in (s, e))
-        assert records[q]["context"][part.char_spans[first, 0]:part.char_spans[last, 1]] == records[q]["answers"][0]
+        assert records[q]["context"][part.char_spans[first, 0] : part.char_spans[last, 1]] == records[q]["answers"][0]
         answered.add(q)
     sizes = np.asarray(dataset.parts[0].context.sizes)
     assert all(covered[q] == set(range(sizes[q])) for q in covered)
@@ -205,6 +207,7 @@ def test_offsets_are_characters_found_from_the_pieces_surfaces(encoder):
     """Offsets come from the pieces' surfaces (sentencepiece >= 0.2.1 reports bytes, 0.2.0 characters); with
     0.2.0 they equal its character offsets, also where the normaliser drops a character (a direction mark)."""
     from stabletune_fairseq.data.qa_encoding import _encode_with_offsets
+
     words = [w for text in AWKWARD for w in text.split()] + ["العربية\u200e", "\u200eabc", "a\u00adb"]
     ours = _encode_with_offsets(encoder.sp, words)
     for word, pieces in zip(words, ours):
@@ -220,23 +223,41 @@ def test_translated_copies_one_per_question_and_epoch(toy_qa_xtreme, e5_dir, tmp
     """Translate-train-all stage 2 as the reference: every epoch one copy per English question, one of the
     translations with its id drawn at random (a random translated question when none has its id); the
     windows, so the batches and the schedule, follow the copies drawn."""
-    english = json.loads((toy_qa_xtreme / "tydiqa" / "tydiqa-goldp-v1.1-train" / "tydiqa.goldp.en.train.json")
-                         .read_text(encoding="utf-8"))
+    english = json.loads(
+        (toy_qa_xtreme / "tydiqa" / "tydiqa-goldp-v1.1-train" / "tydiqa.goldp.en.train.json").read_text(
+            encoding="utf-8"
+        )
+    )
     folder = tmp_path / "translations" / "TyDiQA" / "translate-train"
     folder.mkdir(parents=True)
     paired = json.loads(json.dumps(english))
     paired["data"][0]["paragraphs"] = paired["data"][0]["paragraphs"][:40]  # questions of 40 paragraphs keep their ids
     (folder / "tydiqa.translate.train.en-de.json").write_text(json.dumps(paired, ensure_ascii=False), encoding="utf-8")
     (folder / "tydiqa.translate.train.en-fr.json").write_bytes(  # the toy German questions: ids of no English one
-        (toy_qa_xtreme / "translations" / "TyDiQA" / "translate-train" / "tydiqa.translate.train.en-de.json").read_bytes())
-    run(["bash", "preprocess/xtreme/process.sh", toy_qa_xtreme, "tydiqa", e5_dir, tmp_path / "out",
-         f"MAX_LEN={QA_MAX_LEN}", f"TRANSLATIONS={tmp_path / 'translations'}"])
+        (
+            toy_qa_xtreme / "translations" / "TyDiQA" / "translate-train" / "tydiqa.translate.train.en-de.json"
+        ).read_bytes()
+    )
+    run(
+        [
+            "bash",
+            "preprocess/xtreme/process.sh",
+            toy_qa_xtreme,
+            "tydiqa",
+            e5_dir,
+            tmp_path / "out",
+            f"MAX_LEN={QA_MAX_LEN}",
+            f"TRANSLATIONS={tmp_path / 'translations'}",
+        ]
+    )
     data = tmp_path / "out" / "tydiqa"
     task = XtremeQATask.setup_task(XtremeQAConfig(data=str(data), seed=1, copy_augmentation="translation"))
     dataset = task.load_dataset("train")
     assert isinstance(dataset, QADataset) and not dataset.can_reuse_epoch_itr_across_epochs
-    ids = [[json.loads(line)["id"] for line in open(data / folder_ / "examples" / f"{name}.jsonl", encoding="utf-8")]
-           for folder_, name in (("", "train"), ("translation", "train_de"), ("translation", "train_fr"))]
+    ids = [
+        [json.loads(line)["id"] for line in open(data / folder_ / "examples" / f"{name}.jsonl", encoding="utf-8")]
+        for folder_, name in (("", "train"), ("translation", "train_de"), ("translation", "train_fr"))
+    ]
     english_ids, paired_ids = ids[0], set(ids[1])
     de_part, fr_part = dataset._first_translation_part, dataset._first_translation_part + 1
     rows = len(dataset._fixed)
@@ -253,8 +274,16 @@ def test_translated_copies_one_per_question_and_epoch(toy_qa_xtreme, e5_dir, tmp
         fallbacks.append([c for qid, c in zip(english_ids, chosen) if qid not in paired_ids])
         copies = dataset.windows[rows:]
         assert sorted({(int(p), int(q)) for p, q in copies[:, :2]}) == sorted(set(chosen))
-        expected = sum(len(plan_windows(int(dataset.parts[p].context.sizes[q]), QA_MAX_LEN - 4
-                                        - int(dataset.parts[p].question.sizes[q]), dataset.stride)) for p, q in chosen)
+        expected = sum(
+            len(
+                plan_windows(
+                    int(dataset.parts[p].context.sizes[q]),
+                    QA_MAX_LEN - 4 - int(dataset.parts[p].question.sizes[q]),
+                    dataset.stride,
+                )
+            )
+            for p, q in chosen
+        )
         assert len(dataset) == rows + expected
         item = dataset[rows]
         assert item["teacher"]
@@ -264,11 +293,32 @@ def test_translated_copies_one_per_question_and_epoch(toy_qa_xtreme, e5_dir, tmp
     for epoch in (1, 2, 3):
         dataset.set_epoch(epoch)
         lengths.append(-(-len(dataset) // 8))
-    counted = run([sys.executable, "-m", "stabletune_fairseq.cli.count_updates", data, "--user-dir", "stabletune_fairseq",
-                   "--task", "xtreme_qa", "--arch", "stabletune_xlmr_e5_small", "--copy-augmentation", "translation",
-                   "--batch-size", "8", "--max-epoch", "3", "--seed", "1", "--cpu"]).stdout
-    assert f"per_epoch={','.join(map(str, lengths))} " in counted or \
-        (len(set(lengths)) == 1 and f"per_epoch={lengths[0]} " in counted), counted
+    counted = run(
+        [
+            sys.executable,
+            "-m",
+            "stabletune_fairseq.cli.count_updates",
+            data,
+            "--user-dir",
+            "stabletune_fairseq",
+            "--task",
+            "xtreme_qa",
+            "--arch",
+            "stabletune_xlmr_e5_small",
+            "--copy-augmentation",
+            "translation",
+            "--batch-size",
+            "8",
+            "--max-epoch",
+            "3",
+            "--seed",
+            "1",
+            "--cpu",
+        ]
+    ).stdout
+    assert f"per_epoch={','.join(map(str, lengths))} " in counted or (
+        len(set(lengths)) == 1 and f"per_epoch={lengths[0]} " in counted
+    ), counted
     assert f"total={sum(lengths)}" in counted
 
 
@@ -278,8 +328,10 @@ def test_stage2_resegmented_copies_still_cut_out_the_answer(toy_xquad, answer_bo
     first and last words too): each copy's target still cuts out its answer, exactly when the boundary
     words are kept (the reference), and the copies do differ from the stored rows."""
     import unicodedata
-    task = make_task(toy_xquad, copy_augmentation="subword_sampling", subword_sampling_prob=1.0,
-                     answer_boundaries=answer_boundaries)
+
+    task = make_task(
+        toy_xquad, copy_augmentation="subword_sampling", subword_sampling_prob=1.0, answer_boundaries=answer_boundaries
+    )
     dataset = task.load_dataset("train").dataset
     assert [p.role for p in dataset.parts] == ["rows", "copies"]
     records = [json.loads(line) for line in open(toy_xquad / "examples" / "train.jsonl", encoding="utf-8")]
@@ -296,8 +348,8 @@ def test_stage2_resegmented_copies_still_cut_out_the_answer(toy_xquad, answer_bo
         if s == 0:
             continue
         q = int(dataset.windows[index, 1])
-        answer, target = plain(records[q]["answers"][0]), spell(copy["tokens"][s:e + 1])
-        assert spell(row["tokens"][row_s:row_e + 1]) == answer
+        answer, target = plain(records[q]["answers"][0]), spell(copy["tokens"][s : e + 1])
+        assert spell(row["tokens"][row_s : row_e + 1]) == answer
         if answer_boundaries == "keep":  # the reference: the answer's first and last words as stored
             assert target == answer
         else:  # a re-segmented boundary word: the target widens to that word's new pieces, never narrower

@@ -1,12 +1,13 @@
 """EM/F1 of extractive QA answers against hand-computed values (SQuAD and MLQA normalisations)."""
+
 from __future__ import annotations
 
 import pytest
 
 from stabletune_fairseq.metrics.qa_scores import exact_match, f1, normalize_answer, score_questions, token_f1
 
-
 # --- SQuAD normalisation -------------------------------------------------------------------------------------
+
 
 def test_squad_normalisation_drops_case_punctuation_articles_and_spaces():
     assert normalize_answer("  The  Eiffel-Tower,   a landmark! ") == ["eiffeltower", "landmark"]
@@ -64,6 +65,7 @@ def test_maximum_over_several_golds():
 
 # --- unanswerable questions (SQuAD 2.0) ---------------------------------------------------------------------
 
+
 def test_empty_gold_list_only_accepts_an_empty_prediction():
     assert exact_match("", []) == 1.0 and f1("", []) == 1.0
     # a prediction that normalises to nothing is the empty answer
@@ -85,6 +87,7 @@ def test_token_f1_edge_cases():
 # Expected values below are worked out by hand from the official script's rules, in its order: lowercase,
 # delete punctuation (Unicode P* and string.punctuation), replace the language's articles by a space,
 # then tokenise (zh: mixed segmentation over U+4E00..U+9FA5; the other languages: whitespace).
+
 
 def test_unicode_punctuation_is_removed_by_mlqa_but_not_by_squad():
     text = "«Le Monde», 北京。 بيروت، — OK!"
@@ -139,7 +142,11 @@ def test_mlqa_german_articles():
     assert normalize_answer("derzeit denken die", "de", "mlqa") == ["derzeit", "denken"]
     # die, der, einen, einer are in the list; "eins" and "dessen" are not
     assert normalize_answer("Die Geschichte der Stadt, einen Tag einer Woche", "de", "mlqa") == [
-        "geschichte", "stadt", "tag", "woche"]
+        "geschichte",
+        "stadt",
+        "tag",
+        "woche",
+    ]
     assert normalize_answer("eins dessen", "de", "mlqa") == ["eins", "dessen"]
     assert exact_match("die Stadt Berlin", ["Stadt Berlin"], style="mlqa", lang="de") == 1.0
     # English articles are not German articles
@@ -150,8 +157,7 @@ def test_mlqa_spanish_and_vietnamese_articles():
     assert normalize_answer("Los libros de la casa", "es", "mlqa") == ["libros", "de", "casa"]
     # el, la, unas are articles; "lo" is not in the script's list, "Elena" and "unidad" are whole words
     assert normalize_answer("El niño y la niña, unas veces", "es", "mlqa") == ["niño", "y", "niña", "veces"]
-    assert normalize_answer("lo mejor de Elena, una unidad", "es", "mlqa") == ["lo", "mejor", "de", "elena",
-                                                                                "unidad"]
+    assert normalize_answer("lo mejor de Elena, una unidad", "es", "mlqa") == ["lo", "mejor", "de", "elena", "unidad"]
     assert normalize_answer("những cái bàn của tôi", "vi", "mlqa") == ["bàn", "tôi"]
 
 
@@ -232,7 +238,9 @@ def test_mlqa_f1_is_zero_when_both_answers_normalise_to_nothing():
     # the script's F1 is 0 whenever nothing is shared; "ال" alone becomes a space in Arabic
     assert exact_match("The", ["a"], style="mlqa", lang="en") == 1.0
     assert f1("The", ["a"], style="mlqa", lang="en") == 0.0
-    assert exact_match("ال", ["ال"], style="mlqa", lang="ar") == 1.0 and f1("ال", ["ال"], style="mlqa", lang="ar") == 0.0
+    assert (
+        exact_match("ال", ["ال"], style="mlqa", lang="ar") == 1.0 and f1("ال", ["ال"], style="mlqa", lang="ar") == 0.0
+    )
     # SQuAD style (SQuAD 2.0's rule): two empty answers agree
     assert f1("The", ["a"]) == 1.0
     # no gold answer at all (not a case of the MLQA script): an empty answer scores 1, any other 0
@@ -250,6 +258,7 @@ def test_mlqa_score_questions_in_arabic():
 
 
 # --- over a subset -------------------------------------------------------------------------------------------
+
 
 def test_score_questions_with_missing_and_extra_ids():
     golds = {"q1": ["Paris"], "q2": ["Paris"], "q3": ["the Eiffel Tower"], "q4": []}

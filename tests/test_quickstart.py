@@ -1,5 +1,6 @@
 """The README's first command, run_scripts/quickstart.sh (the main job), with a small budget: it sets up,
 builds the toy data, fine-tunes e5-small, evaluates every dev language and prints the table it wrote."""
+
 import json
 
 from conftest import run
@@ -16,8 +17,10 @@ def test_quickstart_trains_evaluates_and_prints_every_language(e5_dir, tmp_path)
     assert sorted(results["per_language"]) == list(LANGUAGES)
     for lang in LANGUAGES:
         # the accuracy printed is that of the written predictions against the toy dev file's labels
-        gold = [line.split("\t")[2] for line in (out / "toy-xtreme" / "xnli" / f"dev-{lang}.tsv")
-                .read_text(encoding="utf-8").splitlines()]
+        gold = [
+            line.split("\t")[2]
+            for line in (out / "toy-xtreme" / "xnli" / f"dev-{lang}.tsv").read_text(encoding="utf-8").splitlines()
+        ]
         predicted = (out / "results-toy" / "predictions" / f"valid-{lang}.tsv").read_text(encoding="utf-8").splitlines()
         assert len(predicted) == len(gold) == results["per_language"][lang]["n"]
         accuracy = round(100 * sum(p == g for p, g in zip(predicted, gold)) / len(gold), 2)

@@ -1,16 +1,19 @@
 """run_xtreme.sh's defaults, as the README states them, read from the fairseq-train command it prints
 (DRY_RUN=1: the command is built and the schedule counted, nothing is trained), one case per task family."""
+
 import sys
 
 import pytest
-
 from conftest import REPO, SHARED_SAMPLE, dry_run, needs_shared, preprocess_into
 
 
 @pytest.mark.parametrize("family", ["sentence", "tagging", "qa"])
 def test_optimiser_schedule_and_batch_defaults(family, e5_dir, toy_data, toy_panx, toy_xquad, tmp_path):
-    task, data, warmup = {"sentence": ("XNLI", toy_data, 0.0), "tagging": ("PANX", toy_panx, 0.1),
-                          "qa": ("XQUAD", toy_xquad, 0.1)}[family]
+    task, data, warmup = {
+        "sentence": ("XNLI", toy_data, 0.0),
+        "tagging": ("PANX", toy_panx, 0.1),
+        "qa": ("XQUAD", toy_xquad, 0.1),
+    }[family]
     args, _ = dry_run(task, e5_dir, data, tmp_path / "run")
     assert args["--optimizer"] == "fused_adamw" and args["--weight-decay"] == "0.0" and args["--clip-norm"] == "1.0"
     assert args["--adam-betas"] == "(0.9,0.999)" and args["--adam-eps"] == "1e-8"
@@ -36,8 +39,9 @@ def test_pawsx_recipe(e5_dir, toy_dicts, tmp_path):
     # code-switching with probability 0.5; the reference's lambda 5 over PAWS-X's 2 classes
     assert args["--view-augmentation"] == "code_switch" and args["--code-switch-prob"] == "0.5"
     assert args["--dict-langs"] == "de" and args["--r1-lambda"] == "2.5"
-    args, _ = dry_run("PAWSX", e5_dir, data, tmp_path / "run", "STAGE=2", f"DICT_DIR={toy_dicts}",
-                      f"TEACHER={e5_dir / 'model.pt'}")
+    args, _ = dry_run(
+        "PAWSX", e5_dir, data, tmp_path / "run", "STAGE=2", f"DICT_DIR={toy_dicts}", f"TEACHER={e5_dir / 'model.pt'}"
+    )
     assert args["--copy-augmentation"] == "code_switch" and args["--view-augmentation"] == "code_switch"
     assert args["--r1-lambda"] == "2.5" and args["--r2-lambda"] == "1.0" and "--r2-hard-labels" not in args
     assert "effective batch 32" in out
@@ -51,9 +55,17 @@ def test_gpus_split_the_batch_and_train_in_fp16(e5_dir, toy_data, tmp_path, monk
     said = []
 
     def build(*settings):
-        return xtreme.build("XNLI", str(e5_dir / "model.pt"), str(toy_data), str(tmp_path / "run"),
-                            ["DRY_RUN=1", *settings], root=str(REPO), python=sys.executable, header="run_xtreme.sh",
-                            say=said.append)
+        return xtreme.build(
+            "XNLI",
+            str(e5_dir / "model.pt"),
+            str(toy_data),
+            str(tmp_path / "run"),
+            ["DRY_RUN=1", *settings],
+            root=str(REPO),
+            python=sys.executable,
+            header="run_xtreme.sh",
+            say=said.append,
+        )
 
     plan = build()
     args = plan.command

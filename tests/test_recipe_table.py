@@ -1,5 +1,6 @@
 """The recipe table (stabletune_fairseq/recipes/defaults.py) read as data, its settings parsing and run_seeds.sh's
 record of settings: no training, no dataset (the dry runs of test_recipe_defaults.py check the printed commands)."""
+
 import dataclasses
 import re
 import shlex
@@ -7,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from stabletune_fairseq.recipes import defaults as table
 from stabletune_fairseq.recipes.plan import RecipeError, parse_settings
 from stabletune_fairseq.recipes.run_record import recorded_settings, settings_record
@@ -46,13 +47,26 @@ def test_xtreme_rows():
 
 
 def test_glue_rows_are_amos_table():
-    amos = {"MNLI": (32, "1e-5", 3, 16), "QQP": (32, "2e-5", 5, 16), "QNLI": (32, "2e-5", 3, 16),
-            "SST2": (32, "1e-5", 5, 16), "COLA": (32, "2e-5", 10, 10), "RTE": (32, "4e-5", 5, 10),
-            "MRPC": (32, "4e-5", 10, 16), "STSB": (16, "4e-5", 10, 16), "WNLI": (32, "4e-5", 5, 10)}
+    amos = {
+        "MNLI": (32, "1e-5", 3, 16),
+        "QQP": (32, "2e-5", 5, 16),
+        "QNLI": (32, "2e-5", 3, 16),
+        "SST2": (32, "1e-5", 5, 16),
+        "COLA": (32, "2e-5", 10, 10),
+        "RTE": (32, "4e-5", 5, 10),
+        "MRPC": (32, "4e-5", 10, 16),
+        "STSB": (16, "4e-5", 10, 16),
+        "WNLI": (32, "4e-5", 5, 10),
+    }
     for task, (batch, lr, epochs, warmup) in amos.items():
         row = table.TASKS[task]
-        assert (row.batch, row.lr_base, row.lr_large, row.epochs_base, row.epochs_large) == (batch, lr, lr, epochs,
-                                                                                                 epochs), task
+        assert (row.batch, row.lr_base, row.lr_large, row.epochs_base, row.epochs_large) == (
+            batch,
+            lr,
+            lr,
+            epochs,
+            epochs,
+        ), task
         assert row.warmup_ratio == 1 / warmup and row.validate_interval == "half" and row.fairseq_task == "glue"
     assert table.TASKS["MNLI"].metric == "acc_m" and table.TASKS["STSB"].metric == "pearson_spearman_en"
     assert table.TASKS["COLA"].metric == "mcc_en"
@@ -101,22 +115,52 @@ def test_settings_parsing():
 
 def test_squad2_settings_by_path():
     """run_squad.sh reads AMOS's SQuAD 2.0 settings from the table, by path (standard library only)."""
-    out = subprocess.run([sys.executable, "-S", REPO / "stabletune_fairseq" / "recipes" / "defaults.py", "squad2"],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["EPOCHS=3", "BSZ=16", "LR=2e-5", "WARMUP_RATIO=0.1", "VALIDATE_INTERVAL_UPDATES=half",
-                           "OPTIM=amos"] == table.SQUAD2.settings()
+    out = subprocess.run(
+        [sys.executable, "-S", REPO / "stabletune_fairseq" / "recipes" / "defaults.py", "squad2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (
+        out.split()
+        == ["EPOCHS=3", "BSZ=16", "LR=2e-5", "WARMUP_RATIO=0.1", "VALIDATE_INTERVAL_UPDATES=half", "OPTIM=amos"]
+        == table.SQUAD2.settings()
+    )
 
 
 def test_settings_record_ignores_quoting_and_order():
-    command = ["bash", "/repo/run_scripts/run_xtreme.sh", "sts-b", "/m/model.pt", "/d/STS-B", "/out/seed1/plain",
-               "SEED=1", "STAGE=0", "DICT_DIR=/a dir/with 'quotes'", "LR=1e-5", "--", "--log-interval", "1"]
-    quoted = [" ".join(shlex.quote(w) for w in command),  # two quotings of the same words
-              " ".join('"' + w.replace('"', '\\"') + '"' if "'" in w else "'" + w + "'" for w in command)]
+    command = [
+        "bash",
+        "/repo/run_scripts/run_xtreme.sh",
+        "sts-b",
+        "/m/model.pt",
+        "/d/STS-B",
+        "/out/seed1/plain",
+        "SEED=1",
+        "STAGE=0",
+        "DICT_DIR=/a dir/with 'quotes'",
+        "LR=1e-5",
+        "--",
+        "--log-interval",
+        "1",
+    ]
+    quoted = [
+        " ".join(shlex.quote(w) for w in command),  # two quotings of the same words
+        " ".join('"' + w.replace('"', '\\"') + '"' if "'" in w else "'" + w + "'" for w in command),
+    ]
     assert quoted[0] != quoted[1]
     records = [recorded_settings({"command": line}) for line in quoted]
     assert records[0] == records[1] == settings_record(command)
-    reordered = command[:6] + ["LR=1e-5", "STAGE=0", "SEED=1", "DICT_DIR=/a dir/with 'quotes'", "PROGRESS=1",
-                               "--", "--log-interval", "1"]
+    reordered = command[:6] + [
+        "LR=1e-5",
+        "STAGE=0",
+        "SEED=1",
+        "DICT_DIR=/a dir/with 'quotes'",
+        "PROGRESS=1",
+        "--",
+        "--log-interval",
+        "1",
+    ]
     assert settings_record(reordered) == settings_record(command)
     assert settings_record(command)["task"] == "STSB" and settings_record(command)["recipe"] == "run_xtreme.sh"
     other = [w if w != "LR=1e-5" else "LR=2e-5" for w in command]

@@ -1,6 +1,7 @@
 """R-Drop and R3F as R1 with views that keep the row's tokens, in-process on the toy XNLI data and e5-small:
 the view is the row, the two passes differ by dropout (or noise) only, the references' gradient (through both
 sides) and task loss (on both passes) are what the options say, and a dropout view without dropout is refused."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,8 +18,14 @@ def make_task(toy_data, **overrides):
 
 
 def make_model(task, e5_dir, **overrides):
-    cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", pretrained_encoder=str(e5_dir / "model.pt"), save_dir="",
-                               encoder_embed_dim=384, encoder_ffn_embed_dim=1536, **overrides)
+    cfg = StabletuneXLMRConfig(
+        _name="stabletune_xlmr",
+        pretrained_encoder=str(e5_dir / "model.pt"),
+        save_dir="",
+        encoder_embed_dim=384,
+        encoder_ffn_embed_dim=1536,
+        **overrides,
+    )
     return task.build_model(OmegaConf.structured(cfg))
 
 
@@ -59,16 +66,20 @@ def test_task_loss_on_views_is_the_mean_over_both_passes(toy_data, e5_dir):
     seen = []
     model.heads["sentence"].register_forward_hook(lambda module, args, output: seen.append(output.detach()))
     torch.manual_seed(0)
-    _, size, log = StabilityConsistencyCriterion(task, r1_lambda=0.25, r1_full_gradient=True,
-                                                 task_loss_on_views=True)(model, sample)
+    _, size, log = StabilityConsistencyCriterion(task, r1_lambda=0.25, r1_full_gradient=True, task_loss_on_views=True)(
+        model, sample
+    )
     logits, target = seen[-1], sample["target"]
-    both = (F.cross_entropy(logits[:6], target, reduction="sum") + F.cross_entropy(logits[6:], target, reduction="sum")) / 2
+    both = (
+        F.cross_entropy(logits[:6], target, reduction="sum") + F.cross_entropy(logits[6:], target, reduction="sum")
+    ) / 2
     assert size == 6 and float(log["task_loss"]) == pytest.approx(float(both), rel=1e-5)
     r1 = symmetric_consistency(logits[:6], logits[6:]).sum()
     assert float(log["r1"]) == pytest.approx(float(r1), rel=1e-5)
     with pytest.raises(ValueError, match="keep the row's tokens"):
-        StabilityConsistencyCriterion(make_task(toy_data, view_augmentation="subword_sampling"), r1_lambda=1.0,
-                                      task_loss_on_views=True)
+        StabilityConsistencyCriterion(
+            make_task(toy_data, view_augmentation="subword_sampling"), r1_lambda=1.0, task_loss_on_views=True
+        )
 
 
 def test_full_gradient_flows_through_both_sides_of_the_kl():
@@ -82,7 +93,9 @@ def test_full_gradient_flows_through_both_sides_of_the_kl():
     # regression: (a - b)^2 per row, its gradient 2(a - b) for a
     x, y = torch.tensor([[0.7], [0.2]], requires_grad=True), torch.tensor([[0.4], [0.2]])
     squared_difference(x, y).sum().backward()
-    assert squared_difference(x, y).tolist() == pytest.approx([0.09, 0.0]) and x.grad.flatten().tolist() == pytest.approx([0.6, 0.0])
+    assert squared_difference(x, y).tolist() == pytest.approx(
+        [0.09, 0.0]
+    ) and x.grad.flatten().tolist() == pytest.approx([0.6, 0.0])
 
 
 @pytest.mark.parametrize("kind,scale", [("uniform", 1e-5), ("normal", 1e-2)])
@@ -111,7 +124,7 @@ def test_noise_views_draw_their_distribution_on_the_views_only(kind, scale, toy_
     assert abs(float(views.mean())) < 0.02 * scale
     if kind == "uniform":
         assert float(views.abs().max()) <= scale * 1.001 and float(views.abs().max()) > 0.99 * scale
-        assert float(views.std()) == pytest.approx(scale / 3 ** 0.5, rel=0.02)
+        assert float(views.std()) == pytest.approx(scale / 3**0.5, rel=0.02)
         quarters = torch.histc(views, bins=4, min=-scale, max=scale) / len(views)
         assert quarters.tolist() == pytest.approx([0.25] * 4, abs=0.015)  # flat (a normal one: 32% in each middle bin)
     else:
@@ -154,12 +167,15 @@ def test_dropout_views_in_the_other_task_families(family, request, e5_dir):
     if family == "tagging":  # cross-entropy per labelled word of the word mask
         words = sample["word_mask"]
         labelled = (target[words] >= 0) & (target[words] < rows.size(-1))
-        per_pass = [F.cross_entropy(out[words][labelled], target[words][labelled], reduction="sum")
-                    for out in (rows, views)]
+        per_pass = [
+            F.cross_entropy(out[words][labelled], target[words][labelled], reduction="sum") for out in (rows, views)
+        ]
         scale = size / int(labelled.sum())  # the criterion's mean over labelled words, once divided by the words
     else:  # per window: the mean of the start's and the end's cross-entropy over the positions
-        per_pass = [sum(F.cross_entropy(out[..., i], target[:, i], reduction="none") for i in (0, 1)).sum() / 2
-                    for out in (rows, views)]
+        per_pass = [
+            sum(F.cross_entropy(out[..., i], target[:, i], reduction="none") for i in (0, 1)).sum() / 2
+            for out in (rows, views)
+        ]
         scale = 1.0
     assert float(log["task_loss"]) == pytest.approx(scale * float(per_pass[0] + per_pass[1]) / 2, rel=1e-5)
     assert abs(float(per_pass[0] - per_pass[1])) > 1e-4 * float(per_pass[0])  # so the mean is not one pass's loss

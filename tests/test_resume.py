@@ -1,6 +1,7 @@
 """Crash, preemption and resume: a killed or preempted run restarted with the same command ends where an
 uninterrupted one does; a damaged checkpoint_last.pt is replaced by the newest sound checkpoint, never a silent
 restart; one run per save dir; a full disk leaves the last checkpoint intact."""
+
 import hashlib
 import json
 import os
@@ -13,16 +14,29 @@ import time
 
 import pytest
 import torch
-
 from conftest import REPO, run, small_filesystem
-from stabletune_fairseq.reliability.checkpoint_recovery import CheckpointDamaged, checkpoint_problem, recover_last_checkpoint
+
+from stabletune_fairseq.reliability.checkpoint_recovery import (
+    CheckpointDamaged,
+    checkpoint_problem,
+    recover_last_checkpoint,
+)
 
 SETTINGS = ["STAGE=1", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1", "SAVE_INTERVAL_UPDATES=2", "VALID_LANGS=de"]
 
 
 def command(e5_dir, data, dicts, save_dir, max_update=4):
-    return ["bash", "run_scripts/run_xtreme.sh", "XNLI", str(e5_dir / "model.pt"), str(data), str(save_dir),
-            *SETTINGS, f"MAX_UPDATE={max_update}", f"DICT_DIR={dicts}"]
+    return [
+        "bash",
+        "run_scripts/run_xtreme.sh",
+        "XNLI",
+        str(e5_dir / "model.pt"),
+        str(data),
+        str(save_dir),
+        *SETTINGS,
+        f"MAX_UPDATE={max_update}",
+        f"DICT_DIR={dicts}",
+    ]
 
 
 def parameters(path):
@@ -38,8 +52,13 @@ def straight_and_resumed(e5_dir, toy_data, toy_dicts, tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
     run(command(e5_dir, toy_data, toy_dicts, root / "straight"))
     crashed = root / "crashed"
-    process = subprocess.Popen(command(e5_dir, toy_data, toy_dicts, crashed), cwd=REPO, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command(e5_dir, toy_data, toy_dicts, crashed),
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 600
     while not (crashed / "checkpoint_1_2.pt").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
@@ -55,17 +74,24 @@ def test_a_killed_run_resumes_to_the_parameters_of_an_uninterrupted_one(straight
     root, log = straight_and_resumed
     assert "has checkpoint_last.pt: resuming from it, not loading" in log
     # the killed run's lock file is left behind, nobody holds it: taken over, with a warning
-    assert re.search(r"train.lock was left by process \d+ on \S+ \(since .*\), which is no longer running: taking it over", log)
+    assert re.search(
+        r"train.lock was left by process \d+ on \S+ \(since .*\), which is no longer running: taking it over", log
+    )
     assert re.search(r"Loaded checkpoint \S+checkpoint_last.pt \(epoch 1 @ 2 updates\)", log)
     assert "loaded pretrained encoder" not in log
-    straight, resumed = parameters(root / "straight" / "checkpoint_last.pt"), parameters(root / "crashed" / "checkpoint_last.pt")
+    straight, resumed = (
+        parameters(root / "straight" / "checkpoint_last.pt"),
+        parameters(root / "crashed" / "checkpoint_last.pt"),
+    )
     assert updates(root / "crashed" / "checkpoint_last.pt") == 4
     assert straight.keys() == resumed.keys()
     worst = max(float((straight[k].float() - resumed[k].float()).abs().max()) for k in straight)
     assert worst <= 1e-6, worst
 
 
-def test_a_damaged_last_checkpoint_is_replaced_by_the_newest_sound_one(straight_and_resumed, e5_dir, toy_data, toy_dicts):
+def test_a_damaged_last_checkpoint_is_replaced_by_the_newest_sound_one(
+    straight_and_resumed, e5_dir, toy_data, toy_dicts
+):
     root, _ = straight_and_resumed
     save_dir = root / "crashed"
     last = save_dir / "checkpoint_last.pt"
@@ -105,10 +131,14 @@ def test_no_sound_checkpoint_is_a_clear_error_not_a_restart(tmp_path):
 
 def test_missing_last_checkpoint_is_restored_from_the_newest_sound_interval_checkpoint(tmp_path, caplog):
     # A crash before fairseq's first copy to checkpoint_last.pt: interval checkpoints only, the newest damaged.
-    for age, (name, num_updates) in enumerate([("checkpoint_1_9.pt", 9), ("checkpoint_1_6.pt", 6), ("checkpoint_1_3.pt", 3)]):
+    for age, (name, num_updates) in enumerate(
+        [("checkpoint_1_9.pt", 9), ("checkpoint_1_6.pt", 6), ("checkpoint_1_3.pt", 3)]
+    ):
         path = tmp_path / name
-        torch.save({"model": {"w": torch.full((4,), float(num_updates))},
-                    "optimizer_history": [{"num_updates": num_updates}]}, path)
+        torch.save(
+            {"model": {"w": torch.full((4,), float(num_updates))}, "optimizer_history": [{"num_updates": num_updates}]},
+            path,
+        )
         os.utime(path, (1_000_000 - 100 * age, 1_000_000 - 100 * age))  # 9 newest, by time as well as name
     checkpoint_9 = tmp_path / "checkpoint_1_9.pt"
     checkpoint_9.write_bytes(checkpoint_9.read_bytes()[:200])
@@ -143,15 +173,21 @@ def preempted_and_resumed(straight_and_resumed, e5_dir, toy_data, toy_dicts):
     root, _ = straight_and_resumed
     save_dir = root / "preempted"
     cmd = [str(c) for c in command(e5_dir, toy_data, toy_dicts, save_dir)] + ["--", "--log-interval", "1"]
-    process = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        cmd, cwd=REPO, start_new_session=True, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     log = save_dir / "train.log"
     wait_for(lambda: log.exists() and logged_updates(log.read_text()), process, "a logged update")
     signalled = time.time()
     os.killpg(process.pid, signal.SIGTERM)
     output = process.communicate(timeout=300)[0]
-    preempted = {"status": process.returncode, "seconds": time.time() - signalled, "output": output,
-                 "log": log.read_text(), "updates": updates(save_dir / "checkpoint_last.pt")}
+    preempted = {
+        "status": process.returncode,
+        "seconds": time.time() - signalled,
+        "output": output,
+        "log": log.read_text(),
+        "updates": updates(save_dir / "checkpoint_last.pt"),
+    }
     resumed = run(cmd)
     return root, preempted, resumed.stdout + resumed.stderr
 
@@ -170,7 +206,10 @@ def test_a_preempted_run_saves_its_last_update_and_exits_75(preempted_and_resume
 def test_a_preempted_run_resumes_to_the_parameters_of_an_uninterrupted_one(preempted_and_resumed):
     root, preempted, log = preempted_and_resumed
     assert re.search(rf"Loaded checkpoint \S+checkpoint_last.pt \(epoch 1 @ {preempted['updates']} updates\)", log)
-    straight, resumed = parameters(root / "straight" / "checkpoint_last.pt"), parameters(root / "preempted" / "checkpoint_last.pt")
+    straight, resumed = (
+        parameters(root / "straight" / "checkpoint_last.pt"),
+        parameters(root / "preempted" / "checkpoint_last.pt"),
+    )
     assert updates(root / "preempted" / "checkpoint_last.pt") == 4
     worst = max(float((straight[k].float() - resumed[k].float()).abs().max()) for k in straight)
     assert worst <= 1e-6, worst
@@ -184,8 +223,9 @@ def test_one_run_per_save_dir_and_usr1_preempts(e5_dir, toy_data, toy_dicts, tmp
     cmd = [str(c) for c in command(e5_dir, toy_data, toy_dicts, save_dir, max_update=1000)]
     printed = tmp_path / "output.txt"
     with open(printed, "w") as output:
-        process = subprocess.Popen(cmd + ["--", "--log-interval", "1"], cwd=REPO, text=True, stdout=output,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            cmd + ["--", "--log-interval", "1"], cwd=REPO, text=True, stdout=output, stderr=subprocess.STDOUT
+        )
     log, lock = save_dir / "train.log", save_dir / "train.lock"
     try:
         wait_for(lambda: lock.exists() and lock.stat().st_size > 0, process, "the save dir was locked")
@@ -217,8 +257,13 @@ def test_a_signal_before_training_starts_stops_the_recipe_with_75(e5_dir, toy_da
     """SIGTERM to run_xtreme.sh while it starts fairseq-train (right after it printed the command): status 75, nothing
     trained, nothing left behind (docs/reliability.md)."""
     save_dir = tmp_path / "early"
-    process = subprocess.Popen(command(e5_dir, toy_data, toy_dicts, save_dir), cwd=REPO, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command(e5_dir, toy_data, toy_dicts, save_dir),
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         while "fairseq-train " not in (line := process.stdout.readline()):
             assert line, "run_xtreme.sh printed no command"
@@ -228,28 +273,35 @@ def test_a_signal_before_training_starts_stops_the_recipe_with_75(e5_dir, toy_da
         if process.poll() is None:
             process.kill()
     assert process.returncode == 75, errors[-3000:]
-    assert re.search(r"run_xtreme.sh: stopped by SIGTERM (before training started|during start-up); re-run the same "
-                     r"command", errors), errors[-3000:]
+    assert re.search(
+        r"run_xtreme.sh: stopped by SIGTERM (before training started|during start-up); re-run the same "
+        r"command",
+        errors,
+    ), errors[-3000:]
     assert "Traceback" not in rest + errors and "train_inner" not in rest
     assert not (save_dir / "checkpoint_last.pt").exists() and not (save_dir / "train.lock").exists()
 
 
 def test_a_signal_during_the_last_update_ends_the_run_normally_and_training_never_imports_transformers(
-        e5_dir, toy_data, toy_dicts, tmp_path):
+    e5_dir, toy_data, toy_dicts, tmp_path
+):
     """MAX_UPDATE=1 and SIGTERM to every process once training has started: the update in progress is the run's
     last, so the run ends as it would have (status 0, its checkpoint of update 1), not as a preemption. The run
     imports a ``transformers`` placed first on its path, which records who imported it: nobody may."""
     shadow = tmp_path / "shadow" / "transformers"
     shadow.mkdir(parents=True)
     imported = tmp_path / "transformers-imported"
-    (shadow / "__init__.py").write_text(f"import traceback\nopen({str(imported)!r}, 'w').write(''.join("
-                                        "traceback.format_stack()))\n"
-                                        "raise ImportError('training imported transformers')\n")
+    (shadow / "__init__.py").write_text(
+        f"import traceback\nopen({str(imported)!r}, 'w').write(''.join("
+        "traceback.format_stack()))\n"
+        "raise ImportError('training imported transformers')\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", str(REPO))])}
     save_dir = tmp_path / "last"
     cmd = [str(c) for c in command(e5_dir, toy_data, toy_dicts, save_dir, max_update=1)] + ["--", "--log-interval", "1"]
-    process = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, env=env, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        cmd, cwd=REPO, start_new_session=True, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     log = save_dir / "train.log"
     try:
         wait_for(lambda: log.exists() and "Start iterating over samples" in log.read_text(), process, "training")
@@ -280,9 +332,11 @@ def test_a_full_disk_leaves_the_last_checkpoint_intact(straight_and_resumed, e5_
         result = run(command(e5_dir, toy_data, toy_dicts, save_dir, max_update=6), check=False)
         output = result.stdout + result.stderr
         assert result.returncode == 1, output[-3000:]
-        assert re.search(rf"fairseq-train: no space left on the device of {save_dir} while saving the checkpoint of "
-                         rf"update 6 \(\d+ MB free; a checkpoint here is \d+ MB\): {save_dir}/checkpoint_last.pt is intact",
-                         output)
+        assert re.search(
+            rf"fairseq-train: no space left on the device of {save_dir} while saving the checkpoint of "
+            rf"update 6 \(\d+ MB free; a checkpoint here is \d+ MB\): {save_dir}/checkpoint_last.pt is intact",
+            output,
+        )
         last = save_dir / "checkpoint_last.pt"
         assert sha256(last) == before and checkpoint_problem(last) is None and updates(last) == 4
         assert not list(save_dir.glob("*.tmp")) and not (save_dir / "train.lock").exists()
@@ -303,7 +357,9 @@ def test_checkpoint_copies_never_cut_the_target_short(tmp_path):
         target.write_bytes(b"previous" * 1000)
         with pytest.raises(OSError):
             shutil.copyfile(new, target)  # what fairseq's PathManager.copy did
-        assert target.read_bytes() != b"previous" * 1000 and target.stat().st_size < new.stat().st_size  # old gone, new cut short
+        assert (
+            target.read_bytes() != b"previous" * 1000 and target.stat().st_size < new.stat().st_size
+        )  # old gone, new cut short
         target.write_bytes(b"previous" * 1000)
         with pytest.raises(OSError):
             copy(str(new), str(target), overwrite=True)

@@ -1,6 +1,7 @@
 """run_seeds.sh on the toy data with real fairseq-train runs: every seed and stage, the evaluation of each
 selection rule, the report; a seed that fails does not stop the others; a re-run skips what is finished,
 evaluates what was trained but not evaluated, and refuses a finished run with other settings."""
+
 import json
 import shlex
 import shutil
@@ -8,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, drawn_pixels, run
 
 # SAVE_INTERVAL_UPDATES=1: every run writes an interval checkpoint (checkpoint_1_1.pt), which a finished run drops
@@ -30,8 +30,21 @@ def small_data(toy_xtreme, e5_dir, tmp_path_factory):
 
 
 def run_seeds(e5_dir, data, out, toy_dicts, *extra):
-    return run(["bash", "run_scripts/run_seeds.sh", "XNLI", e5_dir / "model.pt", data, out, "SEEDS=1,2",
-                f"DICT_DIR={toy_dicts}", *SETTINGS, *extra], check=False)
+    return run(
+        [
+            "bash",
+            "run_scripts/run_seeds.sh",
+            "XNLI",
+            e5_dir / "model.pt",
+            data,
+            out,
+            "SEEDS=1,2",
+            f"DICT_DIR={toy_dicts}",
+            *SETTINGS,
+            *extra,
+        ],
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +73,9 @@ def test_every_stage_trained_evaluated_and_reported_while_a_seed_fails(seeds):
         assert [r["num_updates"] for r in history] == [1] and "acc_en" in history[0]
         for rule in ("best-avg", "best-en", "last"):
             results = json.loads((run_dir / "eval" / f"{rule}-valid" / "results.json").read_text())
-            assert results["rule"] == rule and results["num_updates"] == 1 and set(results["per_language"]) == {"de", "en"}
+            assert (
+                results["rule"] == rule and results["num_updates"] == 1 and set(results["per_language"]) == {"de", "en"}
+            )
             assert (run_dir / "eval" / f"{rule}-valid" / "predictions" / "valid-de.tsv").is_file()
         # one update, one checkpoint: evaluated once, the other rules' results copied
         assert (run_dir / "eval" / "evaluate.log").read_text().count(": evaluating ") == 1
@@ -114,19 +129,33 @@ def test_a_preempted_run_is_marked_stops_with_75_and_a_rerun_resumes_it(e5_dir, 
     import time
 
     import torch
-
     from conftest import REPO
 
     out = tmp_path / "out"
-    command = ["bash", "run_scripts/run_seeds.sh", "XNLI", str(e5_dir / "model.pt"), str(small_data), str(out),
-               "SEEDS=1", "STAGES=0", "REPORT=0", "MAX_UPDATE=4", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1",
-               "SAVE_INTERVAL_UPDATES=1"]
+    command = [
+        "bash",
+        "run_scripts/run_seeds.sh",
+        "XNLI",
+        str(e5_dir / "model.pt"),
+        str(small_data),
+        str(out),
+        "SEEDS=1",
+        "STAGES=0",
+        "REPORT=0",
+        "MAX_UPDATE=4",
+        "BSZ=8",
+        "LR=1e-4",
+        "FREEZE_EMBEDDINGS=1",
+        "SAVE_INTERVAL_UPDATES=1",
+    ]
     fairseq_args = ["--", "--log-interval", "1"]
     run_dir, status = out / "seed1" / "plain", out / "seed1" / "status" / "plain.json"
     updates = lambda: torch.load(run_dir / "checkpoint_last.pt", map_location="cpu", weights_only=True)[
-        "optimizer_history"][-1]["num_updates"]
-    process = subprocess.Popen(command + fairseq_args, cwd=REPO, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+        "optimizer_history"
+    ][-1]["num_updates"]
+    process = subprocess.Popen(
+        command + fairseq_args, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.time() + 300
         while not ((run_dir / "train.log").exists() and "num_updates=1," in (run_dir / "train.log").read_text()):
@@ -146,8 +175,10 @@ def test_a_preempted_run_is_marked_stops_with_75_and_a_rerun_resumes_it(e5_dir, 
     result = run(command[:-1] + ["KEEP_INTERVAL=1", command[-1]] + fairseq_args, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "seed 1 plain: resuming (it had preempted)" in result.stdout
-    assert f"Loaded checkpoint {run_dir / 'checkpoint_last.pt'} (epoch 1 @ {stopped} updates)" in \
-        (run_dir / "train.log").read_text()
+    assert (
+        f"Loaded checkpoint {run_dir / 'checkpoint_last.pt'} (epoch 1 @ {stopped} updates)"
+        in (run_dir / "train.log").read_text()
+    )
     assert json.loads(status.read_text())["status"] == "done" and updates() == 4
     assert (run_dir / "eval" / "last-valid" / "results.json").is_file()
     # kept (KEEP_INTERVAL=1): the two newest, as run_xtreme.sh's --keep-interval-updates 2 leaves them
@@ -156,13 +187,19 @@ def test_a_preempted_run_is_marked_stops_with_75_and_a_rerun_resumes_it(e5_dir, 
 
 
 def test_dry_run_prints_every_command_and_runs_nothing(e5_dir, small_data, toy_dicts, tmp_path):
-    result = run_seeds(e5_dir, small_data, tmp_path / "dry", toy_dicts, "DRY_RUN=1", "NPROC=2", "--", "--log-interval", "1")
+    result = run_seeds(
+        e5_dir, small_data, tmp_path / "dry", toy_dicts, "DRY_RUN=1", "NPROC=2", "--", "--log-interval", "1"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     for seed in (1, 2):
         for stage, save in ((0, "plain"), (1, "xtune"), (2, "xtune")):
-            assert any(f"seed{seed}/{save} SEED={seed} STAGE={stage} " in line and "NPROC=2" in line
-                       and line.rstrip().endswith("-- --log-interval 1") for line in lines), result.stdout
+            assert any(
+                f"seed{seed}/{save} SEED={seed} STAGE={stage} " in line
+                and "NPROC=2" in line
+                and line.rstrip().endswith("-- --log-interval 1")
+                for line in lines
+            ), result.stdout
     assert sum("stabletune_fairseq.cli.evaluate_rules" in line for line in lines) == 6
     assert any("stabletune_fairseq.cli.report" in line for line in lines)
     assert not (tmp_path / "dry").exists()
@@ -174,24 +211,46 @@ def test_seed_and_stage_are_the_runners_to_set(e5_dir, small_data, toy_dicts, tm
     result = run_seeds(e5_dir, small_data, tmp_path / "x", toy_dicts, "REG=rdrop")
     assert result.returncode == 2 and "'REG=rdrop': add rdrop or r3f to STAGES= instead" in result.stderr
     result = run_seeds(e5_dir, small_data, tmp_path / "x", toy_dicts, "STAGES=0,dropout")
-    assert result.returncode == 2 and "STAGES must be a comma-separated subset of 0,1,2,rdrop,r3f,kd (got '0,dropout')" in result.stderr
+    assert (
+        result.returncode == 2
+        and "STAGES must be a comma-separated subset of 0,1,2,rdrop,r3f,kd (got '0,dropout')" in result.stderr
+    )
 
 
 def test_dry_run_of_a_regulariser_stage(e5_dir, small_data, toy_dicts, tmp_path):
     """STAGES=0,rdrop: plain fine-tuning and R-Drop per seed (REG=rdrop, its own save dir; RDROP_ALPHA= for it only)."""
-    result = run_seeds(e5_dir, small_data, tmp_path / "dry", toy_dicts, "DRY_RUN=1", "STAGES=0,rdrop", "RDROP_ALPHA=0.5",
-                       "--", "--log-interval", "1")
+    result = run_seeds(
+        e5_dir,
+        small_data,
+        tmp_path / "dry",
+        toy_dicts,
+        "DRY_RUN=1",
+        "STAGES=0,rdrop",
+        "RDROP_ALPHA=0.5",
+        "--",
+        "--log-interval",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     train = [shlex.split(line) for line in result.stdout.splitlines() if "run_xtreme.sh" in line]
     assert [(Path(c[5]).relative_to(tmp_path / "dry").as_posix(), c[6:9]) for c in train] == [
         ("seed1/plain", ["SEED=1", "STAGE=0", f"DICT_DIR={toy_dicts}"]),
-        ("seed1/rdrop", ["SEED=1", "STAGE=0", "REG=rdrop"]), ("seed2/plain", ["SEED=2", "STAGE=0", f"DICT_DIR={toy_dicts}"]),
-        ("seed2/rdrop", ["SEED=2", "STAGE=0", "REG=rdrop"])]
-    assert [("RDROP_ALPHA=0.5" in c, c[-3:]) for c in train] == [(stage == "rdrop", ["--", "--log-interval", "1"])
-                                                              for _ in (1, 2) for stage in ("plain", "rdrop")]
-    evaluated = [line.split()[3] for line in result.stdout.splitlines() if "stabletune_fairseq.cli.evaluate_rules" in line]
+        ("seed1/rdrop", ["SEED=1", "STAGE=0", "REG=rdrop"]),
+        ("seed2/plain", ["SEED=2", "STAGE=0", f"DICT_DIR={toy_dicts}"]),
+        ("seed2/rdrop", ["SEED=2", "STAGE=0", "REG=rdrop"]),
+    ]
+    assert [("RDROP_ALPHA=0.5" in c, c[-3:]) for c in train] == [
+        (stage == "rdrop", ["--", "--log-interval", "1"]) for _ in (1, 2) for stage in ("plain", "rdrop")
+    ]
+    evaluated = [
+        line.split()[3] for line in result.stdout.splitlines() if "stabletune_fairseq.cli.evaluate_rules" in line
+    ]
     assert [Path(p).relative_to(tmp_path / "dry").as_posix() for p in evaluated] == [
-        "seed1/plain", "seed1/rdrop", "seed2/plain", "seed2/rdrop"]
+        "seed1/plain",
+        "seed1/rdrop",
+        "seed2/plain",
+        "seed2/rdrop",
+    ]
 
 
 def test_glue_stages(tmp_path):
@@ -201,21 +260,39 @@ def test_glue_stages(tmp_path):
     (data / "metadata.json").write_text(json.dumps({"task": "rte", "kind": "glue", "splits": {}}))
 
     def glue_seeds(*extra):
-        return run(["bash", "run_scripts/run_seeds.sh", "RTE", tmp_path / "model.pt", data, tmp_path / "out", "SEEDS=3",
-                    "DRY_RUN=1", *extra], check=False)
+        return run(
+            [
+                "bash",
+                "run_scripts/run_seeds.sh",
+                "RTE",
+                tmp_path / "model.pt",
+                data,
+                tmp_path / "out",
+                "SEEDS=3",
+                "DRY_RUN=1",
+                *extra,
+            ],
+            check=False,
+        )
 
     result = glue_seeds()
     assert result.returncode == 0, result.stderr
     train = [shlex.split(line) for line in result.stdout.splitlines() if "run_xtreme.sh" in line]
     assert [(Path(c[5]).name, c[6:]) for c in train] == [
-        ("plain", ["SEED=3", "STAGE=0"]), ("rdrop", ["SEED=3", "STAGE=0", "REG=rdrop"]), ("r3f", ["SEED=3", "STAGE=0", "REG=r3f"])]
+        ("plain", ["SEED=3", "STAGE=0"]),
+        ("rdrop", ["SEED=3", "STAGE=0", "REG=rdrop"]),
+        ("r3f", ["SEED=3", "STAGE=0", "REG=r3f"]),
+    ]
     result = glue_seeds("STAGES=0,1")
     assert result.returncode == 2 and "xTune's stages 1 and 2 are for XTREME's cross-lingual tasks" in result.stderr
 
 
 def test_single_run_report(seeds, tmp_path):
     out, _ = seeds
-    result = run([sys.executable, "-m", "stabletune_fairseq.cli.report", out / "seed1" / "plain", "--out", tmp_path / "r"], check=False)
+    result = run(
+        [sys.executable, "-m", "stabletune_fairseq.cli.report", out / "seed1" / "plain", "--out", tmp_path / "r"],
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "| this run (n=1) |" in result.stdout and "fairseq" not in result.stderr
     report = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -229,14 +306,37 @@ def test_a_finished_run_quoted_another_way_has_the_same_settings(tmp_path):
     data.mkdir()
     (data / "metadata.json").write_text(json.dumps({"task": "rte", "kind": "glue", "splits": {}}))
     out = tmp_path / "out"
-    train = ["bash", str(REPO / "run_scripts" / "run_xtreme.sh"), "RTE", str(tmp_path / "model.pt"), str(data),
-             str(out / "seed3" / "plain"), "SEED=3", "STAGE=0", "LR=1e-5", "VALID_LANGS=en"]
+    train = [
+        "bash",
+        str(REPO / "run_scripts" / "run_xtreme.sh"),
+        "RTE",
+        str(tmp_path / "model.pt"),
+        str(data),
+        str(out / "seed3" / "plain"),
+        "SEED=3",
+        "STAGE=0",
+        "LR=1e-5",
+        "VALID_LANGS=en",
+    ]
     status = out / "seed3" / "status" / "plain.json"
     status.parent.mkdir(parents=True)
 
     def rerun(*extra):
-        return run(["bash", "run_scripts/run_seeds.sh", "RTE", tmp_path / "model.pt", data, out, "SEEDS=3", "STAGES=0",
-                    "REPORT=0", *extra], check=False)
+        return run(
+            [
+                "bash",
+                "run_scripts/run_seeds.sh",
+                "RTE",
+                tmp_path / "model.pt",
+                data,
+                out,
+                "SEEDS=3",
+                "STAGES=0",
+                "REPORT=0",
+                *extra,
+            ],
+            check=False,
+        )
 
     quoted = " ".join(f'"{word}"' for word in train)  # bash's printf %q writes 'rte data' as rte\ data
     status.write_text(json.dumps({"status": "done", "exit": 0, "wall_s": 5, "command": quoted}))

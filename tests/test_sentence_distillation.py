@@ -2,6 +2,7 @@
 sample's dev files (line i of dev-en.tsv and dev-<lg>.tsv are translations), binarised by process.sh; the real
 e5-small as teacher, a 2-layer shrink of it as student; the loss against a hand computation with the evaluation's
 own embedder; a tiny real fairseq-train run that lowers the held-out MSE; bad input refused with a clear error."""
+
 import json
 import re
 import shutil
@@ -10,15 +11,21 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, SHARED_SAMPLE, needs_shared, run
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 STS = SHARED_DATA / "sts-sample"
 PREFIX = "query: "
 # small and fast: 4 updates of 8 rows, the word embeddings (most of the student's weights) frozen, one checkpoint
-TRAIN_SETTINGS = ["MAX_UPDATE=4", "BSZ=8", "LR=3e-4", "FREEZE_EMBEDDINGS=1", "VALIDATE_INTERVAL_UPDATES=0", "--",
-                  "--no-last-checkpoints"]
+TRAIN_SETTINGS = [
+    "MAX_UPDATE=4",
+    "BSZ=8",
+    "LR=3e-4",
+    "FREEZE_EMBEDDINGS=1",
+    "VALIDATE_INTERVAL_UPDATES=0",
+    "--",
+    "--no-last-checkpoints",
+]
 pytestmark = needs_shared
 
 
@@ -71,7 +78,9 @@ def sts_slice(tmp_path_factory):
     out = tmp_path_factory.mktemp("sts")
     for name in ("STS2017.eval.v1.1/STS.input.track5.en-en.txt", "STS2017.gs/STS.gs.track5.en-en.txt"):
         (out / name).parent.mkdir(parents=True, exist_ok=True)
-        (out / name).write_text("".join((STS / name).read_text(encoding="utf-8").splitlines(True)[:40]), encoding="utf-8")
+        (out / name).write_text(
+            "".join((STS / name).read_text(encoding="utf-8").splitlines(True)[:40]), encoding="utf-8"
+        )
     return out
 
 
@@ -89,8 +98,14 @@ def setup(data, student_model, teacher, contrastive_weight=0.0):
     from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig
 
     task = distillation_task(data)
-    cfg = StabletuneXLMRConfig(_name="stabletune_xlmr", encoder_layers=2, encoder_embed_dim=384,
-                               encoder_ffn_embed_dim=1536, pretrained_encoder=str(student_model), save_dir="")
+    cfg = StabletuneXLMRConfig(
+        _name="stabletune_xlmr",
+        encoder_layers=2,
+        encoder_embed_dim=384,
+        encoder_ffn_embed_dim=1536,
+        pretrained_encoder=str(student_model),
+        save_dir="",
+    )
     model = task.build_model(OmegaConf.structured(cfg))
     criterion = SentenceDistillationCriterion(task, teacher=str(teacher), contrastive_weight=contrastive_weight)
     return task, model.eval(), criterion
@@ -119,8 +134,9 @@ def validation_mse(task, model, criterion) -> dict:
 
 # --- data ---------------------------------------------------------------------------------------------------
 def test_process_sh_binarises_pairs_holds_out_validation_and_counts(parallel_data, parallel_folder, e5_dir):
-    from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
     from fairseq.data import data_utils
+
+    from stabletune_fairseq.data.encoding import PieceEncoder, load_xlmr_dictionary
 
     meta = json.loads((parallel_data / "metadata.json").read_text(encoding="utf-8"))
     assert meta["kind"] == "parallel_sentences" and meta["max_positions"] == 128
@@ -142,17 +158,20 @@ def test_process_sh_binarises_pairs_holds_out_validation_and_counts(parallel_dat
     assert len(source) == len(target) == 32
 
 
-@pytest.mark.parametrize("row, reason", [
-    ("{a}\t{b}\t{a}", "3 tab-separated columns, expected 2 (source<TAB>target)"),
-    ("{a}", "1 tab-separated columns, expected 2 (source<TAB>target)"),
-    ("{a}\t ", "empty target sentence"),
-])
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ("{a}\t{b}\t{a}", "3 tab-separated columns, expected 2 (source<TAB>target)"),
+        ("{a}", "1 tab-separated columns, expected 2 (source<TAB>target)"),
+        ("{a}\t ", "empty target sentence"),
+    ],
+)
 def test_a_malformed_row_names_file_line_and_reason(row, reason, e5_dir, tmp_path, capsys):
     """What process.sh runs (stabletune_fairseq.cli.preprocess), in this process: every file is read before
     anything is written."""
     from stabletune_fairseq.cli.preprocess import main
 
-    (en, de), = pairs("de", slice(0, 1))
+    ((en, de),) = pairs("de", slice(0, 1))
     rows = [f"{a}\t{b}" for a, b in pairs("de", slice(1, 30))]
     rows.insert(6, row.format(a=en, b=de))
     folder = tmp_path / "in"
@@ -185,8 +204,9 @@ def test_the_loss_is_the_hand_computation_with_the_evaluation_embedder(built, st
         criterion.contrastive_weight = 0.0
     sources = pairs("de", slice(116, 120)) + pairs("zh", slice(180, 184))
     settings = EmbeddingSettings(prefix=PREFIX, pooling="mean")
-    embedder = lambda encoder: SentenceEmbedder(LoadedEncoder(encoder, task.pieces, 512, "test", task.cfg.data),
-                                                settings, torch.device("cpu"))
+    embedder = lambda encoder: SentenceEmbedder(
+        LoadedEncoder(encoder, task.pieces, 512, "test", task.cfg.data), settings, torch.device("cpu")
+    )
     teacher, shrunk = embedder(criterion.teacher), embedder(model.encoder)
     tokens = sample["net_input"]["src_tokens"]
     assert [t.tolist() for t in teacher.tokens([s for s, _ in sources])] == [row[row.ne(1)].tolist() for row in tokens]
@@ -197,7 +217,9 @@ def test_the_loss_is_the_hand_computation_with_the_evaluation_embedder(built, st
     mse_tgt = ((s_tgt - t_src) ** 2).mean(1)
     unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
     logits = unit(s_src) @ unit(s_tgt).T / tau
-    log_softmax = lambda z: z - z.max(1, keepdims=True) - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
+    log_softmax = lambda z: (
+        z - z.max(1, keepdims=True) - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
+    )
     infonce = (-np.diag(log_softmax(logits)) - np.diag(log_softmax(logits.T))) / 2
     assert sample_size == 8 and log["pairs"] == 8
     assert float(log["mse_src"]) == pytest.approx(mse_src.sum(), rel=1e-4)
@@ -237,8 +259,9 @@ def test_a_source_only_row_has_the_source_term_only(built, parallel_folder, stud
     sources = [s for s, _ in pairs("de", slice(0, 2))] + [alone]
     targets = [t for _, t in pairs("de", slice(0, 2))]
     settings = EmbeddingSettings(prefix=PREFIX, pooling="mean")
-    embedder = lambda encoder: SentenceEmbedder(LoadedEncoder(encoder, task.pieces, 512, "test", task.cfg.data),
-                                                settings, torch.device("cpu"))
+    embedder = lambda encoder: SentenceEmbedder(
+        LoadedEncoder(encoder, task.pieces, 512, "test", task.cfg.data), settings, torch.device("cpu")
+    )
     teacher, shrunk = embedder(criterion.teacher), embedder(model.encoder)
     tokens = sample["net_input"]["src_tokens"]
     assert [t.tolist() for t in teacher.tokens(sources)] == [row[row.ne(1)].tolist() for row in tokens]
@@ -256,12 +279,27 @@ def test_training_lowers_the_held_out_mse_and_scores_sts(built, parallel_data, s
     from stabletune_fairseq.models.pretrained import load_pretrained_encoder
 
     save = tmp_path / "run"
-    result = run(["bash", "run_scripts/run_distill_embeddings.sh", student, parallel_data, save,
-                  f"TEACHER={e5_dir / 'model.pt'}", f"EVAL_STS={sts_slice}", *TRAIN_SETTINGS])
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_distill_embeddings.sh",
+            student,
+            parallel_data,
+            save,
+            f"TEACHER={e5_dir / 'model.pt'}",
+            f"EVAL_STS={sts_slice}",
+            *TRAIN_SETTINGS,
+        ]
+    )
     command = next(line for line in result.stdout.splitlines() if "fairseq-train " in line)
-    for option in ("--task sentence_distillation", "--criterion sentence_distillation", "--prefix query:\\ ",
-                   "--arch stabletune_xlmr_e5_small --encoder-layers 2", "--best-checkpoint-metric sts_spearman "
-                   "--maximize-best-checkpoint-metric", "--warmup-updates 0 "):
+    for option in (
+        "--task sentence_distillation",
+        "--criterion sentence_distillation",
+        "--prefix query:\\ ",
+        "--arch stabletune_xlmr_e5_small --encoder-layers 2",
+        "--best-checkpoint-metric sts_spearman --maximize-best-checkpoint-metric",
+        "--warmup-updates 0 ",
+    ):
         assert option in command, option
     valid = [line for line in result.stdout.splitlines() if "| valid on 'valid' subset |" in line]
     assert len(valid) == 1 and valid[0].endswith("| num_updates 4")
@@ -276,15 +314,33 @@ def test_training_lowers_the_held_out_mse_and_scores_sts(built, parallel_data, s
     after = validation_mse(task, model, criterion)
     assert after["mse_tgt"] < before["mse_tgt"] and after["mse_src"] < before["mse_src"]
     assert after["mse_tgt"] == pytest.approx(logged["mse_tgt"], abs=2e-6)  # fairseq's validation is this one
-    print(f"held-out MSE before/after 4 updates: src {before['mse_src']:.6f} -> {after['mse_src']:.6f}, "
-          f"tgt {before['mse_tgt']:.6f} -> {after['mse_tgt']:.6f}; STS slice Spearman {logged['sts_spearman']}")
+    print(
+        f"held-out MSE before/after 4 updates: src {before['mse_src']:.6f} -> {after['mse_src']:.6f}, "
+        f"tgt {before['mse_tgt']:.6f} -> {after['mse_tgt']:.6f}; STS slice Spearman {logged['sts_spearman']}"
+    )
 
     # stabletune-embed-eval (its main, in this process) reads the trained student and scores what validation logged
     from stabletune_fairseq.cli.embed_eval import main
 
     out = tmp_path / "eval"
-    assert main(["--checkpoint", str(save / "checkpoint_best.pt"), "--task", "sts", "--data", str(sts_slice),
-                 "--prefix", PREFIX, "--out", str(out), "--cpu"]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(save / "checkpoint_best.pt"),
+                "--task",
+                "sts",
+                "--data",
+                str(sts_slice),
+                "--prefix",
+                PREFIX,
+                "--out",
+                str(out),
+                "--cpu",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["average"]["spearman"] == pytest.approx(logged["sts_spearman"], abs=0.01)
 
@@ -298,11 +354,22 @@ def test_a_student_or_teacher_of_another_vocabulary_is_refused(parallel_data, st
     shutil.copytree(parallel_data, data)
     with open(data / "dict.txt", "a", encoding="utf-8") as handle:
         handle.write("extra-token 1\n")  # as if preprocessed with another model's dictionary
-    result = run(["bash", "run_scripts/run_distill_embeddings.sh", student, data, tmp_path / "run",
-                  f"TEACHER={e5_dir / 'model.pt'}"], check=False)
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_distill_embeddings.sh",
+            student,
+            data,
+            tmp_path / "run",
+            f"TEACHER={e5_dir / 'model.pt'}",
+        ],
+        check=False,
+    )
     assert result.returncode == 2
-    assert (f"error: pretrained model {student}: a vocabulary of 250002 tokens, but the data was preprocessed with "
-            f"another dictionary ({data / 'dict.txt'}: 250003 tokens)") in result.stderr
+    assert (
+        f"error: pretrained model {student}: a vocabulary of 250002 tokens, but the data was preprocessed with "
+        f"another dictionary ({data / 'dict.txt'}: 250003 tokens)"
+    ) in result.stderr
     assert not (tmp_path / "run").exists()
 
     task = distillation_task(data)
@@ -311,10 +378,22 @@ def test_a_student_or_teacher_of_another_vocabulary_is_refused(parallel_data, st
 
 
 def test_the_recipe_refuses_a_missing_teacher_and_a_selection_without_its_data(parallel_data, student, tmp_path):
-    result = run(["bash", "run_scripts/run_distill_embeddings.sh", student, parallel_data, tmp_path / "run"], check=False)
+    result = run(
+        ["bash", "run_scripts/run_distill_embeddings.sh", student, parallel_data, tmp_path / "run"], check=False
+    )
     assert result.returncode == 2 and "TEACHER=<sentence encoder model.pt> is required" in result.stderr
-    result = run(["bash", "run_scripts/run_distill_embeddings.sh", student, parallel_data, tmp_path / "run",
-                  f"TEACHER={student}", "SELECT=tatoeba_acc"], check=False)
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_distill_embeddings.sh",
+            student,
+            parallel_data,
+            tmp_path / "run",
+            f"TEACHER={student}",
+            "SELECT=tatoeba_acc",
+        ],
+        check=False,
+    )
     assert result.returncode == 2 and "SELECT=tatoeba_acc needs EVAL_TATOEBA=<folder>" in result.stderr
 
 

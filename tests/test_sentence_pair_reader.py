@@ -1,4 +1,5 @@
 """Bad input to the sentence-pair reader fails with file, line and reason; good quirks are handled."""
+
 import pytest
 
 from stabletune_fairseq.data.errors import InputFormatError

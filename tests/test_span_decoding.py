@@ -1,4 +1,5 @@
 """Span decoding over windows with hand-built logits: validity rules, max context, n-best, null, text mapping."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def window(
     for position, value in ends.items():
         end_logits[position] = value
     mask = np.zeros(length, dtype=bool)
-    mask[OFFSET:OFFSET + len(context_spans)] = True if max_context is None else max_context
+    mask[OFFSET : OFFSET + len(context_spans)] = True if max_context is None else max_context
     return WindowScores(start_logits, end_logits, np.array(spans), mask)
 
 
@@ -51,6 +52,7 @@ SPANS = word_spans(CONTEXT)  # The cat sat on the mat today -> context indices 0
 
 
 # --- one window ----------------------------------------------------------------------------------------------
+
 
 def test_best_span_inside_one_window():
     w = window(SPANS, {at(1): 3.0, at(4): 1.0}, {at(2): 2.0, at(5): 2.5})
@@ -127,7 +129,7 @@ def test_n_best_ties_in_a_long_window():
         answer = best_answer([w], context, n_best=n_best, max_answer_tokens=40)
         assert (answer.start, answer.end, answer.text) == (at(0), at(39), context)
     assert best_answer([w], context, n_best=1, max_answer_tokens=39, allow_null=True).text == ""
-    assert best_answer([w], context, n_best=2, max_answer_tokens=39).text == context[len("w0 w1 w2 "):]
+    assert best_answer([w], context, n_best=2, max_answer_tokens=39).text == context[len("w0 w1 w2 ") :]
 
 
 def test_n_best_limits_the_starts():
@@ -226,6 +228,7 @@ def test_max_context_mask_one_window_and_bad_windows():
 
 # --- text --------------------------------------------------------------------------------------------------
 
+
 def test_text_of_cjk_characters():
     context = "東京は日本の首都です"
     spans = [(i, i + 1) for i in range(len(context))]
@@ -245,6 +248,7 @@ def test_text_keeps_combining_characters_as_they_are():
 
 
 # --- null ----------------------------------------------------------------------------------------------------
+
 
 def null_windows(null_scores: tuple[float, float]) -> list[WindowScores]:
     """Two windows whose <s> scores are split evenly between start and end; best span "two" = 2.0."""

@@ -1,4 +1,5 @@
 """The span terms: start/end cross-entropy, and R1 over the common support with the rest folded."""
+
 import math
 
 import torch
@@ -25,7 +26,9 @@ def test_folding_keeps_the_support_and_sums_the_rest():
     folded = fold_to_support(logits, torch.tensor([[0, 2, -1]]))  # support: positions 0 and 2, one pad
     probs = folded.exp()
     start = torch.softmax(logits[0, :, 0], 0)
-    assert torch.allclose(probs[0, 0], torch.tensor([start[0], start[2], 0.0, start[1] + start[3] + start[4]]), atol=1e-6)
+    assert torch.allclose(
+        probs[0, 0], torch.tensor([start[0], start[2], 0.0, start[1] + start[3] + start[4]]), atol=1e-6
+    )
     assert torch.allclose(probs.sum(-1), torch.ones(1, 2))
 
 
@@ -34,7 +37,10 @@ def test_r1_ignores_how_perturbed_words_spread_their_mass():
     row = spans([1.0, 2.0, 0.5, 0.0, 1.0], [0.0, 1.0, 2.0, 0.3, 0.3])
     rest_start = math.log(math.exp(0.0) + math.exp(1.0))
     rest_end = math.log(2 * math.exp(0.3))
-    view = spans([1.0, 2.0, 0.5, rest_start, -50.0, -50.0], [0.0, 1.0, 2.0, rest_end - math.log(3)] + [rest_end - math.log(3)] * 2)
+    view = spans(
+        [1.0, 2.0, 0.5, rest_start, -50.0, -50.0],
+        [0.0, 1.0, 2.0, rest_end - math.log(3)] + [rest_end - math.log(3)] * 2,
+    )
     support = torch.tensor([[[0, 1, 2], [0, 1, 2]]])
     assert span_consistency(row, view, support).item() < 1e-6
     moved = view.clone()

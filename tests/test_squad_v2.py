@@ -1,5 +1,6 @@
 """SQuAD 2.0: the official v2.0 metric on hand-computed cases and on the shared sample's dev file, the null odds of
 the decoder and the predictor (na_prob), preprocess/squad/process.sh (AMOS's layout) and run_squad.sh's command."""
+
 from __future__ import annotations
 
 import json
@@ -9,26 +10,47 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from conftest import SQUAD2_SAMPLE as SQUAD2
 from conftest import needs_squad2, read_metadata, run
-from stabletune_fairseq.data.span_decoding import WindowScores, best_answer
-from stabletune_fairseq.metrics.squad_v2 import evaluate_v2, main as squad_v2_main, read_golds
 
-OFFICIAL_KEYS = ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total",
-                 "NoAns_exact", "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"]
+from stabletune_fairseq.data.span_decoding import WindowScores, best_answer
+from stabletune_fairseq.metrics.squad_v2 import evaluate_v2, read_golds
+from stabletune_fairseq.metrics.squad_v2 import main as squad_v2_main
+
+OFFICIAL_KEYS = [
+    "exact",
+    "f1",
+    "total",
+    "HasAns_exact",
+    "HasAns_f1",
+    "HasAns_total",
+    "NoAns_exact",
+    "NoAns_f1",
+    "NoAns_total",
+    "best_exact",
+    "best_exact_thresh",
+    "best_f1",
+    "best_f1_thresh",
+]
 
 # --- the official metric, by hand ----------------------------------------------------------------------------
 # question: gold answers (has an answer iff the list is not empty) | prediction | na_prob | raw exact, raw F1
 #  q1 ["Norman conquest"]                     "the Norman conquest"  0.5   1, 1      ("the" is dropped)
 #  q2 ["William the Conqueror", "William"]    "William II"           -1.0  0, 2/3    (vs "william conqueror": P=R=1/2,
-#                                                                                    F1 1/2; vs "william": P 1/2, R 1, F1 2/3)
+#                                                                                    F1 1/2; vs "william": P 1/2, R
+# 1, F1 2/3)
 #  q3 []                                      ""                     2.0   1, 1      (unanswerable: the gold is "")
 #  q4 []                                      "Rollo"                3.0   0, 0
 #  q5 ["a", "1066"] ("a" normalises to nothing: dropped)  ""         2.0   0, 0
 #  q6 ["the"] (only gold dropped -> [""]; still answerable)  ""      0.0   1, 1
-GOLDS = {"q1": ["Norman conquest"], "q2": ["William the Conqueror", "William"], "q3": [], "q4": [],
-         "q5": ["a", "1066"], "q6": ["the"]}
+GOLDS = {
+    "q1": ["Norman conquest"],
+    "q2": ["William the Conqueror", "William"],
+    "q3": [],
+    "q4": [],
+    "q5": ["a", "1066"],
+    "q6": ["the"],
+}
 PREDICTIONS = {"q1": "the Norman conquest", "q2": "William II", "q3": "", "q4": "Rollo", "q5": "", "q6": ""}
 NA_PROBS = {"q1": 0.5, "q2": -1.0, "q3": 2.0, "q4": 3.0, "q5": 2.0, "q6": 0.0}
 
@@ -38,22 +60,46 @@ def test_official_scores_without_na_probs_are_the_raw_scores():
     # HasAns q1 q2 q5 q6: exact 2/4, F1 (1+2/3+0+1)/4 = (8/3)/4; NoAns q3 q4: exact = F1 = 1/2
     results = evaluate_v2(GOLDS, PREDICTIONS)
     assert list(results) == OFFICIAL_KEYS[:9]  # no best_* without na_probs
-    assert results == pytest.approx({"exact": 50.0, "f1": 100 * 11 / 18, "total": 6, "HasAns_exact": 50.0,
-                                     "HasAns_f1": 100 * 2 / 3, "HasAns_total": 4, "NoAns_exact": 50.0, "NoAns_f1": 50.0,
-                                     "NoAns_total": 2})
+    assert results == pytest.approx(
+        {
+            "exact": 50.0,
+            "f1": 100 * 11 / 18,
+            "total": 6,
+            "HasAns_exact": 50.0,
+            "HasAns_f1": 100 * 2 / 3,
+            "HasAns_total": 4,
+            "NoAns_exact": 50.0,
+            "NoAns_f1": 50.0,
+            "NoAns_total": 2,
+        }
+    )
 
 
 def test_the_threshold_answers_no_answer_above_it_and_best_thresholds_walk_the_na_probs():
     results = evaluate_v2(GOLDS, PREDICTIONS, NA_PROBS)  # threshold 1.0: q3, q4 and q5 (na_prob > 1) say no answer
     # q3 -> 1, q4 -> 1 (now right), q5 -> 0: exact {1,0,1,1,0,1} = 4/6; F1 {1,2/3,1,1,0,1} = (14/3)/6
-    # best: start with all-null = the 2 unanswerable right, threshold 0.0; by na_prob q2 -1, q6 0, q1 .5, q3 2, q5 2, q4 3
+    # best: start with all-null = the 2 unanswerable right, threshold 0.0; by na_prob q2 -1, q6 0, q1 .5, q3 2, q5
+    # 2, q4 3
     #   exact: 2 +0 (q2: no gain) +1 (q6: 3, thresh 0.0) +1 (q1: 4, thresh 0.5) +0 (q3: equal, not recorded) +0 -1
     #   F1:    2 +2/3 (q2: thresh -1.0) +1 (q6: thresh 0.0) +1 (q1: 4 2/3, thresh 0.5) +0 +0 -1
     assert list(results) == OFFICIAL_KEYS
-    assert results == pytest.approx({
-        "exact": 100 * 4 / 6, "f1": 100 * 14 / 18, "total": 6, "HasAns_exact": 50.0, "HasAns_f1": 100 * 2 / 3,
-        "HasAns_total": 4, "NoAns_exact": 100.0, "NoAns_f1": 100.0, "NoAns_total": 2,
-        "best_exact": 100 * 4 / 6, "best_exact_thresh": 0.5, "best_f1": 100 * 14 / 18, "best_f1_thresh": 0.5})
+    assert results == pytest.approx(
+        {
+            "exact": 100 * 4 / 6,
+            "f1": 100 * 14 / 18,
+            "total": 6,
+            "HasAns_exact": 50.0,
+            "HasAns_f1": 100 * 2 / 3,
+            "HasAns_total": 4,
+            "NoAns_exact": 100.0,
+            "NoAns_f1": 100.0,
+            "NoAns_total": 2,
+            "best_exact": 100 * 4 / 6,
+            "best_exact_thresh": 0.5,
+            "best_f1": 100 * 14 / 18,
+            "best_f1_thresh": 0.5,
+        }
+    )
     # strictly above: at 0.5 q1 keeps its answer; at -1.5 every question says no answer (the 2 of 6 unanswerable right)
     assert evaluate_v2(GOLDS, PREDICTIONS, NA_PROBS, 0.5)["exact"] == pytest.approx(100 * 4 / 6)
     nothing = evaluate_v2(GOLDS, PREDICTIONS, NA_PROBS, -1.5)
@@ -65,8 +111,12 @@ def test_best_threshold_starts_from_all_null_and_keeps_0_when_nothing_beats_it()
     # q_no (unanswerable) answered "x" at -2: 1 - 1 = 0; q_has answered wrong at -1: +0. All-null (1 of 2) stays best.
     golds, predictions = {"q_no": [], "q_has": ["Rollo"]}, {"q_no": "x", "q_has": "Richard"}
     results = evaluate_v2(golds, predictions, {"q_no": -2.0, "q_has": -1.0})
-    assert (results["best_exact"], results["best_exact_thresh"], results["best_f1"], results["best_f1_thresh"]) == \
-        (50.0, 0.0, 50.0, 0.0)
+    assert (results["best_exact"], results["best_exact_thresh"], results["best_f1"], results["best_f1_thresh"]) == (
+        50.0,
+        0.0,
+        50.0,
+        0.0,
+    )
     # a prediction of spaces only is an answer for the walk (the raw string is non-empty) though it scores as ""
     assert evaluate_v2({"q": []}, {"q": " "}, {"q": -1.0})["best_exact"] == 100.0
 
@@ -171,12 +221,14 @@ def test_the_real_decoder_answers_nothing_exactly_above_the_threshold_it_is_give
         answered[threshold] = sum(bool(answer) for answer in predictions.values())
         official = evaluate_v2(golds, predictions, na_probs, threshold)
         assert {k: scores[k] for k in OFFICIAL_KEYS} == pytest.approx(
-            {k: v if k.endswith(("_thresh", "total")) else round(v, 2) for k, v in official.items()})
+            {k: v if k.endswith(("_thresh", "total")) else round(v, 2) for k, v in official.items()}
+        )
         assert (scores["exact_match"], scores["n"], scores["null_threshold"]) == (scores["exact"], 28, threshold)
     assert 0 < answered[-1.5] < answered[0.0] < answered[1.5] < 28  # the threshold changed the answers
 
 
 # --- the official command line on the shared sample ----------------------------------------------------------
+
 
 @needs_squad2
 def test_module_cli_scores_prediction_files_of_the_sample_dev_set(tmp_path, capsys):
@@ -189,9 +241,17 @@ def test_module_cli_scores_prediction_files_of_the_sample_dev_set(tmp_path, caps
     # (in this process: ``python -m stabletune_fairseq.metrics.squad_v2`` runs the same main, after ~10 s of importing
     # the plugin's package)
     assert squad_v2_main([str(dev), str(right)]) == 0
-    assert json.loads(capsys.readouterr().out) == {"exact": 100.0, "f1": 100.0, "total": 208, "HasAns_exact": 100.0,
-                                         "HasAns_f1": 100.0, "HasAns_total": 96, "NoAns_exact": 100.0, "NoAns_f1": 100.0,
-                                         "NoAns_total": 112}
+    assert json.loads(capsys.readouterr().out) == {
+        "exact": 100.0,
+        "f1": 100.0,
+        "total": 208,
+        "HasAns_exact": 100.0,
+        "HasAns_f1": 100.0,
+        "HasAns_total": 96,
+        "NoAns_exact": 100.0,
+        "NoAns_f1": 100.0,
+        "NoAns_total": 112,
+    }
     assert squad_v2_main([str(dev), str(empty)]) == 0
     nothing = json.loads(capsys.readouterr().out)
     assert (nothing["exact"], nothing["f1"]) == (100 * 112 / 208, 100 * 112 / 208)
@@ -212,6 +272,7 @@ def test_module_cli_scores_prediction_files_of_the_sample_dev_set(tmp_path, caps
 
 
 # --- preprocess/squad/process.sh and run_squad.sh -------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def amos_folder(e5_dir, tmp_path_factory):
@@ -266,8 +327,11 @@ def _dry_run(*args) -> tuple[dict, str]:
     fairseq's parser), and the output."""
     result = run(["bash", "run_scripts/run_squad.sh", *args, "DRY_RUN=1"])
     words = shlex.split(next(line for line in result.stdout.splitlines() if "fairseq-train " in line))
-    return {words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
-            for i in range(len(words)) if words[i].startswith("--")}, result.stdout
+    return {
+        words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
+        for i in range(len(words))
+        if words[i].startswith("--")
+    }, result.stdout
 
 
 @needs_squad2
@@ -279,17 +343,42 @@ def test_run_squad_sh_passes_amos_settings_to_run_xtreme(amos_folder, e5_dir, tm
     assert args["--save-dir"] == str(tmp_path / "out" / "3-10-16-2e-5-7")
     assert (args["--batch-size"], args["--lr"], args["--max-epoch"], args["--seed"]) == ("16", "2e-5", "3", "7")
     assert int(args["--warmup-updates"]) == int(int(args["--total-num-update"]) * 0.1)
-    assert (args["--adam-betas"], args["--adam-eps"], args["--weight-decay"], args["--clip-norm"]) == \
-        ("(0.9,0.98)", "1e-6", "0.01", "0.0")
+    assert (args["--adam-betas"], args["--adam-eps"], args["--weight-decay"], args["--clip-norm"]) == (
+        "(0.9,0.98)",
+        "1e-6",
+        "0.01",
+        "0.0",
+    )
     assert args["--task"] == "xtreme_qa" and args["--best-checkpoint-metric"] == "f1_avg"
     # KEY=VALUE: the run_xtreme.sh command it runs (a model path that does not exist stops that at once); defaults
     # first, then the user's settings (the last wins), WARMUP=16 as AMOS means it (6.25%), fairseq options last
-    result = run(["bash", "run_scripts/run_squad.sh", tmp_path / "absent.pt", folder, tmp_path / "run", "LR=3e-5",
-                  "WARMUP=16", "--", "--clip-norm", "1.0"], check=False)
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_squad.sh",
+            tmp_path / "absent.pt",
+            folder,
+            tmp_path / "run",
+            "LR=3e-5",
+            "WARMUP=16",
+            "--",
+            "--clip-norm",
+            "1.0",
+        ],
+        check=False,
+    )
     assert result.returncode == 2 and "pretrained model" in result.stderr
     command = shlex.split(result.stdout.split("run_squad.sh: ", 1)[1])
     assert command[2:6] == ["SQUAD", str(tmp_path / "absent.pt"), str(folder / "squad"), str(tmp_path / "run")]
-    settings = command[6:command.index("--")]
-    assert settings == ["EPOCHS=3", "BSZ=16", "LR=2e-5", "WARMUP_RATIO=0.1", "VALIDATE_INTERVAL_UPDATES=half",
-                        "OPTIM=amos", "LR=3e-5", "WARMUP_RATIO=0.0625"]
-    assert command[command.index("--") + 1:][-2:] == ["--clip-norm", "1.0"]
+    settings = command[6 : command.index("--")]
+    assert settings == [
+        "EPOCHS=3",
+        "BSZ=16",
+        "LR=2e-5",
+        "WARMUP_RATIO=0.1",
+        "VALIDATE_INTERVAL_UPDATES=half",
+        "OPTIM=amos",
+        "LR=3e-5",
+        "WARMUP_RATIO=0.0625",
+    ]
+    assert command[command.index("--") + 1 :][-2:] == ["--clip-norm", "1.0"]

@@ -1,4 +1,5 @@
 """The word<TAB>tag reader: XTREME's layout and the edge cases of real files."""
+
 import pytest
 
 from stabletune_fairseq.data.errors import InputFormatError
@@ -57,11 +58,14 @@ def test_a_tag_column_in_an_untagged_file_is_an_error(tmp_path):
     assert err.value.line == 2
 
 
-@pytest.mark.parametrize("text, line, reason", [
-    ("The\tDET\ncat\t \n", 2, "empty tag"),
-    ("The\tDET\n\tNOUN\n", 2, "empty word"),
-    ("\n\n", None, "no sentences"),
-])
+@pytest.mark.parametrize(
+    "text, line, reason",
+    [
+        ("The\tDET\ncat\t \n", 2, "empty tag"),
+        ("The\tDET\n\tNOUN\n", 2, "empty word"),
+        ("\n\n", None, "no sentences"),
+    ],
+)
 def test_empty_parts_are_errors(tmp_path, text, line, reason):
     with pytest.raises(InputFormatError) as err:
         read_tagged_sentences(write(tmp_path, text), tags_required=True)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import TAGGING_MAX_LEN, read_metadata
+
 from stabletune_fairseq.data.words import word_text
 from stabletune_fairseq.models.heads import WordHead
 from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
@@ -42,8 +42,15 @@ def test_chunks_cover_every_word_of_every_sentence_once(toy_panx):
 
 @pytest.mark.parametrize("kind", ["subword_sampling", "code_switch"])
 def test_views_are_word_aligned_and_fit(toy_udpos, toy_dicts, kind):
-    task = make_task(toy_udpos, view_augmentation=kind, pooling="sum", subword_sampling_prob=1.0, code_switch_prob=1.0,
-                     dict_dir=str(toy_dicts), dict_langs="de")
+    task = make_task(
+        toy_udpos,
+        view_augmentation=kind,
+        pooling="sum",
+        subword_sampling_prob=1.0,
+        code_switch_prob=1.0,
+        dict_dir=str(toy_dicts),
+        dict_langs="de",
+    )
     dataset = task.load_dataset("train").dataset  # inside the length-bucketed order
     changed = 0
     for index in range(0, len(dataset), 7):

@@ -1,23 +1,31 @@
 """Every task family logs its own metrics through fairseq's task hook ``reduce_metrics`` (after the criterion's loss
 terms); the criterion alone logs its loss terms only. Metrics read back as fairseq logs them, from an aggregator."""
+
 import math
 
 import pytest
 import torch
-from fairseq.logging import metrics
-
 from conftest import TOY_DEV_PAIRS
+from fairseq.logging import metrics
+from test_train_glue import glue  # noqa: F401  (RTE for binary classification, STS-B for regression)
+
 from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
 from stabletune_fairseq.criterions.stability_distillation import StabilityDistillationCriterion
 from stabletune_fairseq.tasks.glue import GlueConfig, GlueTask
 from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
-from test_train_glue import glue  # noqa: F401  (RTE for binary classification, STS-B for regression)
 
 # A batch's loss terms: 1 bit per unit for the loss and 0.5 for the task loss once divided by 4 units and ln 2.
-TERMS = {"loss": 4 * math.log(2), "task_loss": 2 * math.log(2), "r1": 0.0, "r2": 0.0, "sample_size": 4,
-         "ntokens": 40, "nsentences": 4}
+TERMS = {
+    "loss": 4 * math.log(2),
+    "task_loss": 2 * math.log(2),
+    "r1": 0.0,
+    "r2": 0.0,
+    "sample_size": 4,
+    "ntokens": 40,
+    "nsentences": 4,
+}
 
 
 def logged(reduce, logging_outputs) -> dict:
@@ -77,8 +85,17 @@ def test_tagging_task_logs_entity_f1_and_word_accuracy(toy_panx):
     in_b = words & (sample["lang"] == b).unsqueeze(1)
     accuracy_b = 100.0 * float((gold[in_b] == outside[in_b]).sum()) / int(in_b.sum())
     name_a, name_b = task.languages[a], task.languages[b]
-    check_family(task, counts, {f"f1_{name_a}": 100.0, f"f1_{name_b}": 0.0, "f1_avg": 50.0, f"acc_{name_a}": 100.0,
-                                f"acc_{name_b}": round(accuracy_b, 3)})
+    check_family(
+        task,
+        counts,
+        {
+            f"f1_{name_a}": 100.0,
+            f"f1_{name_b}": 0.0,
+            "f1_avg": 50.0,
+            f"acc_{name_a}": 100.0,
+            f"acc_{name_b}": round(accuracy_b, 3),
+        },
+    )
     training = task.metric_counts(logits, sample, training=True)
     assert not any(k.startswith("ngold_") for k in training)  # entity F1 in validation only
     assert training[f"nlabelled_{name_a}"] > 0

@@ -1,7 +1,8 @@
 """The xtreme_sentence task: input layout, languages, and batches that cover every example."""
-import pytest
 
+import pytest
 from conftest import TOY_DEV_PAIRS
+
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 
 
@@ -28,8 +29,9 @@ def test_valid_gathers_every_language(task):
 @pytest.mark.parametrize("multiple", [1, 8])
 def test_batches_cover_every_example(task, multiple):
     dataset = task.load_dataset("valid")
-    batches = task.get_batch_iterator(dataset, max_sentences=16, max_positions=task.max_positions(),
-                                      required_batch_size_multiple=multiple).next_epoch_itr(shuffle=False)
+    batches = task.get_batch_iterator(
+        dataset, max_sentences=16, max_positions=task.max_positions(), required_batch_size_multiple=multiple
+    ).next_epoch_itr(shuffle=False)
     ids = [i for batch in batches for i in batch["id"].tolist()]
     assert sorted(ids) == list(range(len(dataset)))
 

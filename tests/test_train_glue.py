@@ -1,6 +1,7 @@
 """GLUE end to end on slices of the real sample (the first rows of each file, so runs are short): process.sh,
 run_glue.sh (fairseq-train), GLUE's metrics in validation, stabletune-evaluate and the submission files, for a
 classification task (RTE), the STS-B regression with and without R-Drop, and a single-sentence task (CoLA)."""
+
 import json
 import re
 import shlex
@@ -10,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import GLUE_SAMPLE as SAMPLE
 from conftest import needs_glue, run
 from test_train_xnli import valid_lines
@@ -31,21 +31,47 @@ def glue(e5_dir, tmp_path_factory) -> Path:
         for name, rows in ROWS.items():
             headers = 0 if task == "CoLA" and name != "test.tsv" else 1  # CoLA's train and dev have no header
             lines = (SAMPLE / task / name).read_text(encoding="utf-8").splitlines(keepends=True)
-            (download / task / name).write_text("".join(lines[:headers + rows]), encoding="utf-8")
+            (download / task / name).write_text("".join(lines[: headers + rows]), encoding="utf-8")
     out = tmp_path_factory.mktemp("glue")
     run(["bash", "preprocess/glue/process.sh", download, "ALL", e5_dir, out])
     return out
 
 
 def train(glue, e5_dir, task, save_dir, *settings) -> str:
-    result = run(["bash", "run_scripts/run_glue.sh", task, e5_dir / "model.pt", glue, save_dir, "BSZ=8", "LR=1e-4",
-                  "MAX_UPDATE=4", "FREEZE_EMBEDDINGS=1", *settings])
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_glue.sh",
+            task,
+            e5_dir / "model.pt",
+            glue,
+            save_dir,
+            "BSZ=8",
+            "LR=1e-4",
+            "MAX_UPDATE=4",
+            "FREEZE_EMBEDDINGS=1",
+            *settings,
+        ]
+    )
     return result.stdout + result.stderr
 
 
 def evaluate(save_dir, data, split, out) -> dict:
-    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", save_dir / "checkpoint_best.pt",
-         "--data", data, "--split", split, "--out", out])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "stabletune_fairseq.cli.evaluate",
+            "--checkpoint",
+            save_dir / "checkpoint_best.pt",
+            "--data",
+            data,
+            "--split",
+            split,
+            "--out",
+            out,
+        ]
+    )
     return json.loads((out / "results.json").read_text())
 
 
@@ -104,7 +130,9 @@ def test_a_glue_checkpoint_without_a_record_is_checked_by_its_head(rte_run, glue
 @pytest.fixture(scope="module")
 def stsb_runs(glue, e5_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("stsb")
-    return {reg: (root / reg, train(glue, e5_dir, "STS-B", root / reg, f"REG={reg}", "SEED=2")) for reg in ("none", "rdrop")}
+    return {
+        reg: (root / reg, train(glue, e5_dir, "STS-B", root / reg, f"REG={reg}", "SEED=2")) for reg in ("none", "rdrop")
+    }
 
 
 def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
@@ -113,10 +141,15 @@ def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
         assert "--best-checkpoint-metric pearson_spearman_en" in log
         rows = valid_lines(log)
         assert rows and all(-100 <= r["pearson_en"] <= 100 and -100 <= r["spearman_en"] <= 100 for r in rows)
-        assert all(r["pearson_spearman_en"] == pytest.approx((r["pearson_en"] + r["spearman_en"]) / 2, abs=2e-3)
-                   for r in rows)
-        r1 = [float(v) for line in log.splitlines() if "| train |" in line or "train_inner" in line
-              for v in re.findall(r"\br1[= ]([\d.e-]+)", line)]
+        assert all(
+            r["pearson_spearman_en"] == pytest.approx((r["pearson_en"] + r["spearman_en"]) / 2, abs=2e-3) for r in rows
+        )
+        r1 = [
+            float(v)
+            for line in log.splitlines()
+            if "| train |" in line or "train_inner" in line
+            for v in re.findall(r"\br1[= ]([\d.e-]+)", line)
+        ]
         if reg == "rdrop":
             assert "--view-augmentation dropout --r1-full-gradient --r1-lambda 1.0" in log  # regression: alpha as is
             assert "--task-loss-on-views" not in log  # R-Drop's regression loss: MSE on the first pass only
@@ -146,12 +179,14 @@ def test_stsb_regression_with_and_without_rdrop(stsb_runs, glue, tmp_path):
         first, second = header.index("sentence1"), header.index("sentence2")
         with torch.no_grad():
             encoded = [encoder.encode([row[first].strip(), row[second].strip()]) for row in rows]
-            return [5 * float(model(torch.tensor([[0, *a.tolist(), 2, 2, *b.tolist(), 2]]), head="sentence")[0, 0])
-                    for a, b in encoded]
+            return [
+                5 * float(model(torch.tensor([[0, *a.tolist(), 2, 2, *b.tolist(), 2]]), head="sentence")[0, 0])
+                for a, b in encoded
+            ]
 
     def glue_rows(name, count):
         lines = (SAMPLE / "STS-B" / name).read_text(encoding="utf-8").splitlines()
-        return [line.split("\t") for line in lines[1:count + 1]]
+        return [line.split("\t") for line in lines[1 : count + 1]]
 
     def written(path):
         lines = [line.split("\t") for line in path.read_text().splitlines()]
@@ -190,8 +225,22 @@ def test_cola_single_sentences_train_and_report_mcc(glue, e5_dir, tmp_path):
 
 def test_amos_positional_form_trains_in_out_task_epoch_warmup_bsz_lr_seed(glue, e5_dir, tmp_path):
     """run_glue.sh TASK MODEL DATA OUT EPOCH WARMUP BSZ LR SEED (docs/glue.md), DATA the folder of all tasks."""
-    result = run(["bash", "run_scripts/run_glue.sh", "rte", e5_dir / "model.pt", glue, tmp_path / "out", "5", "10",
-                  "32", "4e-5", "1", "DRY_RUN=1"])
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_glue.sh",
+            "rte",
+            e5_dir / "model.pt",
+            glue,
+            tmp_path / "out",
+            "5",
+            "10",
+            "32",
+            "4e-5",
+            "1",
+            "DRY_RUN=1",
+        ]
+    )
     words = shlex.split(next(line for line in result.stdout.splitlines() if "fairseq-train " in line))
     args = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
     assert args["--save-dir"] == str(tmp_path / "out" / "RTE" / "5-10-32-4e-5-1")
@@ -201,11 +250,15 @@ def test_amos_positional_form_trains_in_out_task_epoch_warmup_bsz_lr_seed(glue, 
 
 
 def glue_dry_run(glue, e5_dir, save_dir, *settings) -> tuple[dict, str]:
-    result = run(["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "RTE", save_dir, "DRY_RUN=1",
-                  *settings])
+    result = run(
+        ["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "RTE", save_dir, "DRY_RUN=1", *settings]
+    )
     words = shlex.split(next(line for line in result.stdout.splitlines() if "fairseq-train " in line))
-    return {words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
-            for i in range(len(words)) if words[i].startswith("--")}, result.stdout
+    return {
+        words[i]: words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
+        for i in range(len(words))
+        if words[i].startswith("--")
+    }, result.stdout
 
 
 def greedy_batches(lengths, rows: int, tokens: int) -> int:
@@ -225,28 +278,43 @@ def test_glue_batches_by_amos_token_cap_and_rows_only_as_a_setting(glue, e5_dir,
     rows only, the command as before the cap."""
     from fairseq.data import data_utils
 
-    first, second = (data_utils.load_indexed_dataset(str(glue / "RTE" / part / "train"), None) for part in
-                     ("input0", "input1"))
+    first, second = (
+        data_utils.load_indexed_dataset(str(glue / "RTE" / part / "train"), None) for part in ("input0", "input1")
+    )
     lengths = [int(a) + int(b) + 4 for a, b in zip(first.sizes, second.sizes, strict=True)]  # <s> a </s> </s> b </s>
     assert len(lengths) == ROWS["train.tsv"] and max(lengths) > 4 * 550 / 16  # the cap binds at BSZ=4 below
     for bsz, cap in (("16", 2200), ("4", 550), ("2", 512)):
         args, out = glue_dry_run(glue, e5_dir, tmp_path / "run", f"BSZ={bsz}")
-        assert (args["--batch-size"], args["--max-tokens"], args["--required-batch-size-multiple"]) == (bsz, str(cap),
-                                                                                                      "1")
+        assert (args["--batch-size"], args["--max-tokens"], args["--required-batch-size-multiple"]) == (
+            bsz,
+            str(cap),
+            "1",
+        )
         per_epoch = greedy_batches(lengths, int(bsz), cap)
         assert f"{per_epoch} updates per epoch" in out
         assert int(args["--total-num-update"]) == 5 * per_epoch  # RTE: 5 epochs
         assert args["--warmup-updates"] == str(int(5 * per_epoch * 0.1))
         assert args["--validate-interval-updates"] == str(max(per_epoch // 2, 1))
-    assert greedy_batches(lengths, 4, 550) > greedy_batches(lengths, 4, 10 ** 9)  # fewer rows in the long batches
+    assert greedy_batches(lengths, 4, 550) > greedy_batches(lengths, 4, 10**9)  # fewer rows in the long batches
     args, out = glue_dry_run(glue, e5_dir, tmp_path / "run", "BSZ=4", "MAX_TOKENS=0")
     assert "--max-tokens" not in args and "--required-batch-size-multiple" not in args
     rows_only = -(-len(lengths) // 4)  # fairseq's multiple of 8 cannot bite a batch of 4 rows
     assert f"{rows_only} updates per epoch" in out and int(args["--total-num-update"]) == 5 * rows_only
     args, _ = glue_dry_run(glue, e5_dir, tmp_path / "run", "BSZ=4", "MAX_TOKENS=900")
     assert args["--max-tokens"] == "900"
-    result = run(["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "RTE", tmp_path / "run",
-                  "DRY_RUN=1", "MAX_TOKENS=lots"], check=False)
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_glue.sh",
+            "RTE",
+            e5_dir / "model.pt",
+            glue / "RTE",
+            tmp_path / "run",
+            "DRY_RUN=1",
+            "MAX_TOKENS=lots",
+        ],
+        check=False,
+    )
     assert result.returncode == 2 and "MAX_TOKENS must be a positive integer (got 'lots')" in result.stderr
 
 
@@ -254,8 +322,9 @@ def test_glue_batches_by_amos_token_cap_and_rows_only_as_a_setting(glue, e5_dir,
 def test_rdrop_scale_sets_the_lambda_of_each_reference(glue, e5_dir, tmp_path, scale, lam):
     """RDROP_SCALE: R-Drop's alpha on the scale of its fairseq criterion (alpha/4), its Hugging Face BERT code
     (alpha * B / 8) or its README snippet (alpha * B / 2), B the rows of a batch (docs/glue.md)."""
-    args, _ = glue_dry_run(glue, e5_dir, tmp_path / "run", "REG=rdrop", "RDROP_ALPHA=0.5", f"RDROP_SCALE={scale}",
-                           "BSZ=16")
+    args, _ = glue_dry_run(
+        glue, e5_dir, tmp_path / "run", "REG=rdrop", "RDROP_ALPHA=0.5", f"RDROP_SCALE={scale}", "BSZ=16"
+    )
     assert float(args["--r1-lambda"]) == pytest.approx(lam) and args["--task-loss-on-views"] is True
 
 
@@ -268,8 +337,20 @@ def test_rdrop_scale_default_and_bad_value(glue, e5_dir, tmp_path):
     assert rdrop_lambda(1.0, "hf", 32) == 4.0 and rdrop_lambda(2.0, "readme", 8) == 8.0
     with pytest.raises(RecipeError, match="RDROP_SCALE must be fairseq, hf or readme"):
         rdrop_lambda(1.0, "paper", 16)
-    result = run(["bash", "run_scripts/run_glue.sh", "RTE", e5_dir / "model.pt", glue / "RTE", tmp_path / "run",
-                  "DRY_RUN=1", "REG=rdrop", "RDROP_SCALE=paper"], check=False)
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_glue.sh",
+            "RTE",
+            e5_dir / "model.pt",
+            glue / "RTE",
+            tmp_path / "run",
+            "DRY_RUN=1",
+            "REG=rdrop",
+            "RDROP_SCALE=paper",
+        ],
+        check=False,
+    )
     assert result.returncode == 2 and "RDROP_SCALE must be fairseq, hf or readme (got 'paper')" in result.stderr
 
 

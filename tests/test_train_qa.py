@@ -1,19 +1,24 @@
 """Tiny real fairseq-train runs of the QA recipes (run_xtreme.sh), then stabletune-evaluate."""
+
 import json
 import re
 
 import pytest
-
 from conftest import QA_MAX_LEN, SQUAD2_SAMPLE, needs_squad2, preprocess_into, read_metadata
+from test_train_tagging import evaluate, logged, recipe
+
 from stabletune_fairseq.metrics.qa_scores import exact_match, score_questions
 from stabletune_fairseq.metrics.squad_v2 import evaluate_v2, read_golds
-from test_train_tagging import evaluate, logged, recipe
 
 
 def gold_answers(squad: dict) -> dict[str, list[str]]:
     """Question id -> the gold answer texts of a SQuAD-format file ([] for an unanswerable question)."""
-    return {qa["id"]: [a["text"] for a in qa["answers"]]
-            for article in squad["data"] for p in article["paragraphs"] for qa in p["qas"]}
+    return {
+        qa["id"]: [a["text"] for a in qa["answers"]]
+        for article in squad["data"]
+        for p in article["paragraphs"]
+        for qa in p["qas"]
+    }
 
 
 def valid_scores(log: str) -> dict[str, float]:
@@ -65,13 +70,19 @@ def test_evaluation_answers_every_question_with_a_piece_of_its_context(xquad_sta
     assert results["metrics"] == ["f1", "exact_match"] and set(results["per_language"]) == {"de", "en", "zh"}
     for lang in ("de", "en", "zh"):
         source = json.loads((toy_qa_xtreme / "xquad" / f"xquad.{lang}.json").read_text(encoding="utf-8"))
-        questions = {qa["id"]: (p["context"], [a["text"] for a in qa["answers"]])
-                     for article in source["data"] for p in article["paragraphs"] for qa in p["qas"]}
+        questions = {
+            qa["id"]: (p["context"], [a["text"] for a in qa["answers"]])
+            for article in source["data"]
+            for p in article["paragraphs"]
+            for qa in p["qas"]
+        }
         predictions = json.loads((tmp_path / "predictions" / f"valid-{lang}.json").read_text(encoding="utf-8"))
         assert set(predictions) == set(questions)  # the SQuAD submission format, every question
         assert all(text and text in questions[qid][0] for qid, text in predictions.items())
         # the reported scores are those of the written predictions
-        scores = score_questions(predictions, {q: golds for q, (_, golds) in questions.items()}, style="squad", lang=lang)
+        scores = score_questions(
+            predictions, {q: golds for q, (_, golds) in questions.items()}, style="squad", lang=lang
+        )
         assert results["per_language"][lang]["f1"] == round(scores["f1"], 2)
         assert results["per_language"][lang]["exact_match"] == round(scores["exact_match"], 2)
         assert results["per_language"][lang]["n"] == len(questions)
@@ -82,10 +93,15 @@ def test_evaluation_answers_every_question_with_a_piece_of_its_context(xquad_sta
 def test_mlqa_data_prepared_for_evaluation_only_with_a_warning(toy_qa_xtreme, e5_dir, tmp_path):
     import shutil
     import subprocess
+
     src = tmp_path / "xtreme"
     shutil.copytree(toy_qa_xtreme / "mlqa", src / "mlqa")
-    result = subprocess.run(["bash", "preprocess/xtreme/process.sh", src, "mlqa", e5_dir, tmp_path / "out"],
-                            capture_output=True, text=True, cwd=str(__import__("conftest").REPO))
+    result = subprocess.run(
+        ["bash", "preprocess/xtreme/process.sh", src, "mlqa", e5_dir, tmp_path / "out"],
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("conftest").REPO),
+    )
     assert result.returncode == 0, result.stderr
     assert "prepared for evaluation only" in result.stderr
     meta = read_metadata(tmp_path / "out" / "mlqa")
@@ -125,8 +141,11 @@ def test_mlqa_trains_and_evaluates_with_mlqa_scoring(toy_qa_xtreme, e5_dir, tmp_
     results = evaluate(tmp_path / "run" / "checkpoint_last.pt", data, "valid", tmp_path / "eval")
     differs = 0
     for lang in ("de", "en", "zh"):
-        source = json.loads((toy_qa_xtreme / "mlqa" / "MLQA_V1" / "dev" / f"dev-context-{lang}-question-{lang}.json")
-                            .read_text(encoding="utf-8"))
+        source = json.loads(
+            (toy_qa_xtreme / "mlqa" / "MLQA_V1" / "dev" / f"dev-context-{lang}-question-{lang}.json").read_text(
+                encoding="utf-8"
+            )
+        )
         golds = gold_answers(source)
         predictions = json.loads((tmp_path / "eval" / "predictions" / f"valid-{lang}.json").read_text(encoding="utf-8"))
         mlqa, squad = (score_questions(predictions, golds, style=style, lang=lang) for style in ("mlqa", "squad"))
@@ -166,27 +185,34 @@ def test_squad2_trains_on_unanswerable_questions_and_answers_them_with_nothing(e
     print(f"{len(empty)} of {len(golds)} answered with nothing, {sum(not g for g in golds.values())} unanswerable")
     assert empty  # the null position was learnt and decoded
     # scored as SQuAD 2.0 scores: "" is an exact match for an unanswerable question and for no other
-    right = sum(not golds[qid] for qid in empty) + sum(exact_match(predictions[q], golds[q]) for q in golds
-                                                       if golds[q] and predictions[q])
+    right = sum(not golds[qid] for qid in empty) + sum(
+        exact_match(predictions[q], golds[q]) for q in golds if golds[q] and predictions[q]
+    )
     assert results["per_language"]["en"]["exact_match"] == round(100 * right / len(golds), 2)
     assert valid_scores(log)["em_avg"] == pytest.approx(results["average"]["exact_match"], abs=0.01)
     # the official v2.0 evaluation of the files written: each question's null odds (null score - best span score) as
     # its na_prob, "" exactly above the decoder's threshold (0.0), and best_exact/best_f1 found from those odds
     na_probs = json.loads((tmp_path / "eval" / "predictions" / "valid-en.na_prob.json").read_text(encoding="utf-8"))
     assert list(na_probs) == list(predictions)
-    assert all(predictions[q] == "" for q in golds if na_probs[q] > 0) and all(na_probs[q] <= 0 for q in golds if predictions[q])
+    assert all(predictions[q] == "" for q in golds if na_probs[q] > 0) and all(
+        na_probs[q] <= 0 for q in golds if predictions[q]
+    )
     official = evaluate_v2(read_golds(download / "dev-v2.0.json"), predictions, na_probs, na_prob_thresh=0.0)
     row = results["per_language"]["en"]
     assert list(official)[-4:] == ["best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh"]
-    assert {k: row[k] for k in official} == {k: v if k.endswith(("_thresh", "total")) else round(v, 2)
-                                             for k, v in official.items()}
+    assert {k: row[k] for k in official} == {
+        k: v if k.endswith(("_thresh", "total")) else round(v, 2) for k, v in official.items()
+    }
     assert (row["exact"], row["n"], row["NoAns_total"]) == (row["exact_match"], 28, sum(not g for g in golds.values()))
-    assert row["best_f1"] >= row["f1"] and row["best_f1_thresh"] <= 0.0  # predictions at 0.0: no higher threshold to find
+    assert (
+        row["best_f1"] >= row["f1"] and row["best_f1_thresh"] <= 0.0
+    )  # predictions at 0.0: no higher threshold to find
     assert results["metrics"] == ["f1", "exact_match", "best_f1", "best_exact"]
 
 
-def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, xquad_evaluated, toy_xquad, toy_qa_xtreme, tmp_path,
-                                                            capsys):
+def test_predict_on_raw_questions_gives_what_evaluate_writes(
+    xquad_stage1, xquad_evaluated, toy_xquad, toy_qa_xtreme, tmp_path, capsys
+):
     """The raw Chinese XQuAD questions (contexts without spaces, several windows) as JSON lines through
     stabletune-predict: evaluation's answers, with their characters in the context."""
     from conftest import BIN, run
@@ -194,8 +220,12 @@ def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, xquad
     checkpoint = xquad_stage1[0] / "checkpoint_last.pt"
     evaluated = json.loads((xquad_evaluated[1] / "predictions" / "valid-zh.json").read_text(encoding="utf-8"))
     source = json.loads((toy_qa_xtreme / "xquad" / "xquad.zh.json").read_text(encoding="utf-8"))
-    questions = [{"id": qa["id"], "question": qa["question"], "context": p["context"]}
-                 for article in source["data"] for p in article["paragraphs"] for qa in p["qas"]]
+    questions = [
+        {"id": qa["id"], "question": qa["question"], "context": p["context"]}
+        for article in source["data"]
+        for p in article["paragraphs"]
+        for qa in p["qas"]
+    ]
     assert read_metadata(toy_xquad)["splits"]["valid_zh"]["long_contexts"] > 0
     raw = tmp_path / "xquad-zh.jsonl"
     raw.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
@@ -204,12 +234,15 @@ def test_predict_on_raw_questions_gives_what_evaluate_writes(xquad_stage1, xquad
     assert [p["id"] for p in predicted] == [q["id"] for q in questions]
     assert {p["id"]: p["answer"] for p in predicted} == evaluated
     for p, q in zip(predicted, questions):
-        assert p["answer"] and q["context"][p["start"]:p["end"]] == p["answer"]
+        assert p["answer"] and q["context"][p["start"] : p["end"]] == p["answer"]
     # a JSON line that is no question: refused with its line
     raw.write_text(json.dumps(questions[0], ensure_ascii=False) + '\n{"question": "Wo?"}\n', encoding="utf-8")
     from stabletune_fairseq.cli.predict import main as predict
+
     capsys.readouterr()
-    assert predict(["--checkpoint", str(checkpoint), "--input", str(raw)]) == 2  # in this process: the command ran above
+    assert (
+        predict(["--checkpoint", str(checkpoint), "--input", str(raw)]) == 2
+    )  # in this process: the command ran above
     assert f'stabletune-predict: {raw}:2: missing "context"' in capsys.readouterr().err
 
 
@@ -217,8 +250,9 @@ def test_the_exported_span_model_gives_our_logits_and_answers_in_transformers(xq
     """stabletune-export hf, then transformers' XLMRobertaForQuestionAnswering on every window of the raw
     English questions: our start/end logits, and decoded by our decoder the answers load_model gives."""
     import torch
-    from stabletune_fairseq import load_model
     from conftest import transformers_or_skip
+
+    from stabletune_fairseq import load_model
     from stabletune_fairseq.convert.fairseq_to_hf import export_hf
     from stabletune_fairseq.inference.raw_datasets import qa_dataset
 
@@ -227,13 +261,18 @@ def test_the_exported_span_model_gives_our_logits_and_answers_in_transformers(xq
     out = export_hf(checkpoint, tmp_path / "hf")
     hf = transformers.AutoModelForQuestionAnswering.from_pretrained(out).eval()
     source = json.loads((toy_qa_xtreme / "xquad" / "xquad.en.json").read_text(encoding="utf-8"))
-    questions = [{"question": qa["question"], "context": p["context"]}
-                 for article in source["data"] for p in article["paragraphs"] for qa in p["qas"]]
+    questions = [
+        {"question": qa["question"], "context": p["context"]}
+        for article in source["data"]
+        for p in article["paragraphs"]
+        for qa in p["qas"]
+    ]
     model = load_model(checkpoint, device="cpu")
     ours = model.predict(questions)
     dataset = qa_dataset(model.task, model.encoder, questions)
-    iterator = model.task.get_batch_iterator(dataset, max_sentences=32, max_positions=model.task.max_positions(),
-                                             disable_iterator_cache=True).next_epoch_itr(shuffle=False)
+    iterator = model.task.get_batch_iterator(
+        dataset, max_sentences=32, max_positions=model.task.max_positions(), disable_iterator_cache=True
+    ).next_epoch_itr(shuffle=False)
     answers, windows, largest = {}, 0, 0.0
     with torch.no_grad():
         for sample in iterator:

@@ -1,21 +1,36 @@
 """Tiny real fairseq-train runs of the tagging recipes (run_xtreme.sh), then stabletune-evaluate."""
+
 import importlib.util
 import json
 import re
 import sys
 
 import pytest
+from conftest import run, transformers_or_skip, write_tagging_translations
 from seqeval.metrics import f1_score
 
-from conftest import run, transformers_or_skip, write_tagging_translations
 from stabletune_fairseq.data.readers.tagged_words import read_tagged_sentences
 
 SETTINGS = ["MAX_UPDATE=3", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1"]
 
 
 def recipe(task, e5_dir, data, save_dir, *extra):
-    result = run(["bash", "run_scripts/run_xtreme.sh", task, e5_dir / "model.pt", data, save_dir, *SETTINGS, *extra,
-                  "--", "--log-interval", "1"], check=False)
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_xtreme.sh",
+            task,
+            e5_dir / "model.pt",
+            data,
+            save_dir,
+            *SETTINGS,
+            *extra,
+            "--",
+            "--log-interval",
+            "1",
+        ],
+        check=False,
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     return log
@@ -26,8 +41,21 @@ def logged(log: str, key: str) -> list[float]:
 
 
 def evaluate(checkpoint, data, split, out):
-    run([sys.executable, "-m", "stabletune_fairseq.cli.evaluate", "--checkpoint", checkpoint, "--data", data,
-         "--split", split, "--out", out])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "stabletune_fairseq.cli.evaluate",
+            "--checkpoint",
+            checkpoint,
+            "--data",
+            data,
+            "--split",
+            split,
+            "--out",
+            out,
+        ]
+    )
     return json.loads((out / "results.json").read_text(encoding="utf-8"))
 
 
@@ -65,7 +93,10 @@ def test_stage2_uses_hard_teacher_labels_on_augmented_copies(panx_stage1, e5_dir
 def panx_evaluated(panx_stage1, toy_panx, tmp_path_factory):
     """stabletune-evaluate of stage 1's last checkpoint: {split: results}, and the folder (``<split>/``), shared."""
     out = tmp_path_factory.mktemp("panx-eval")
-    results = {split: evaluate(panx_stage1[0] / "checkpoint_last.pt", toy_panx, split, out / split) for split in ("test", "valid")}
+    results = {
+        split: evaluate(panx_stage1[0] / "checkpoint_last.pt", toy_panx, split, out / split)
+        for split in ("test", "valid")
+    }
     return results, out
 
 
@@ -105,29 +136,50 @@ def test_udpos_plain_with_sum_pooling(e5_dir, toy_udpos, tmp_path):
     # needs transformers, bash install.sh --hf: without it, this part is left out)
     if importlib.util.find_spec("transformers") is None:
         return
-    refused = run([sys.executable, "-m", "stabletune_fairseq.cli.export", "hf", save_dir / "checkpoint_last.pt",
-                   tmp_path / "hf"], check=False)
+    refused = run(
+        [sys.executable, "-m", "stabletune_fairseq.cli.export", "hf", save_dir / "checkpoint_last.pt", tmp_path / "hf"],
+        check=False,
+    )
     assert refused.returncode == 2 and "trained with --pooling sum" in refused.stderr and not (tmp_path / "hf").exists()
 
 
-def test_translate_train_stage2_trains_on_one_translation_per_sentence(panx_stage1, e5_dir, toy_tagging_xtreme, tmp_path):
+def test_translate_train_stage2_trains_on_one_translation_per_sentence(
+    panx_stage1, e5_dir, toy_tagging_xtreme, tmp_path
+):
     english = read_tagged_sentences(toy_tagging_xtreme / "panx" / "train-en.tsv", tags_required=True).words
     de = read_tagged_sentences(toy_tagging_xtreme / "panx" / "dev-de.tsv", tags_required=True).words
     # Sentences 0..29 get a German and (0..9) a French "translation" (real text of the dev files).
-    write_tagging_translations(tmp_path / "translations", "panx", english[:30], de[:30], extra_lines=tuple(
-        f"{' '.join(english[i])}\tfr\t{' '.join(de[30 + i])}" for i in range(10)))
-    run(["bash", "preprocess/xtreme/process.sh", toy_tagging_xtreme, "panx", e5_dir, tmp_path / "data", "MAX_LEN=24",
-         f"TRANSLATIONS={tmp_path / 'translations'}"])
+    write_tagging_translations(
+        tmp_path / "translations",
+        "panx",
+        english[:30],
+        de[:30],
+        extra_lines=tuple(f"{' '.join(english[i])}\tfr\t{' '.join(de[30 + i])}" for i in range(10)),
+    )
+    run(
+        [
+            "bash",
+            "preprocess/xtreme/process.sh",
+            toy_tagging_xtreme,
+            "panx",
+            e5_dir,
+            tmp_path / "data",
+            "MAX_LEN=24",
+            f"TRANSLATIONS={tmp_path / 'translations'}",
+        ]
+    )
     data, teacher = tmp_path / "data" / "panx", panx_stage1[0] / "checkpoint_best.pt"  # same tags: a fit teacher
     log = recipe("PANX", e5_dir, data, tmp_path / "run", "STAGE=2", "SETTING=translate-train-all", f"TEACHER={teacher}")
     assert "--copy-augmentation translation --view-augmentation subword_sampling" in log
 
     from fairseq import checkpoint_utils
+
     from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
     from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
 
     def task_with(**options):
         return XtremeTaggingTask.setup_task(XtremeTaggingConfig(data=str(data), seed=1, **options))
+
     rows = len(task_with().load_dataset("train"))  # chunks of the English sentences
     task = task_with(view_augmentation="subword_sampling", copy_augmentation="translation", subword_sampling_prob=1.0)
     dataset = task.load_dataset("train").dataset
@@ -135,11 +187,16 @@ def test_translate_train_stage2_trains_on_one_translation_per_sentence(panx_stag
     assert len(dataset) == rows + len(english)
     assert re.search(rf"loaded train: {rows + len(english)} chunks", log)
     as_text = lambda item: " ".join(task.dictionary[i] for i in item["tokens"].tolist())  # noqa: E731
-    stored = [[" ".join(task.dictionary[i] for i in [0, *part.tokens[k].tolist(), 2]) for k in range(len(part.tokens))]
-              for part in dataset.translations.parts]  # de, fr
+    stored = [
+        [" ".join(task.dictionary[i] for i in [0, *part.tokens[k].tolist(), 2]) for k in range(len(part.tokens))]
+        for part in dataset.translations.parts
+    ]  # de, fr
     # The translations of a sentence's text (the toy English training set repeats sentences: they share theirs).
-    options = {s: {stored[0][k] for k in range(30) if english[k] == english[s]}
-               | {stored[1][k] for k in range(10) if english[k] == english[s]} for s in range(10)}
+    options = {
+        s: {stored[0][k] for k in range(30) if english[k] == english[s]}
+        | {stored[1][k] for k in range(10) if english[k] == english[s]}
+        for s in range(10)
+    }
     drawn = {}
     for epoch in (1, 2, 3, 4, 5, 6):
         dataset.set_epoch(epoch)
@@ -161,16 +218,21 @@ def test_translate_train_stage2_trains_on_one_translation_per_sentence(panx_stag
     translated = [dataset[rows + s] for s in range(8)]
     sample = dataset.collater(translated)
     model = checkpoint_utils.load_model_ensemble([str(teacher)], task=task)[0][0].train()
-    criterion = StabilityConsistencyCriterion(task, r1_lambda=0.7, r2_lambda=1.0, teacher=str(teacher), r2_hard_labels=True)
+    criterion = StabilityConsistencyCriterion(
+        task, r1_lambda=0.7, r2_lambda=1.0, teacher=str(teacher), r2_hard_labels=True
+    )
     _, n_words, out = criterion(model, sample)
     assert out["task_loss"] == 0 and out["r1"] > 0 and out["r2"] > 0
     assert n_words == sum(len(item["target"]) for item in translated)
 
 
-def test_predict_on_raw_sentences_gives_what_evaluate_writes(panx_stage1, panx_evaluated, toy_panx, toy_tagging_xtreme, tmp_path):
+def test_predict_on_raw_sentences_gives_what_evaluate_writes(
+    panx_stage1, panx_evaluated, toy_panx, toy_tagging_xtreme, tmp_path
+):
     """The raw German dev sentences (a long one read in chunks, odd words) through stabletune-predict as
     whitespace-separated words, and through load_model as word lists: evaluation's tags."""
     from conftest import BIN
+
     from stabletune_fairseq import load_model
 
     checkpoint = panx_stage1[0] / "checkpoint_last.pt"
@@ -194,18 +256,26 @@ def test_predict_on_raw_sentences_gives_what_evaluate_writes(panx_stage1, panx_e
     assert [p["tags"] for p in model.predict(source)] == evaluated
     # every chunk's token ids and word pooling are those of the stored split
     import torch
+
     from stabletune_fairseq.inference.raw_datasets import tagging_dataset
+
     stored, chunks = model.task.load_dataset("valid_de"), tagging_dataset(model.task, model.encoder, source)
     assert len(chunks) == len(stored) > len(source)
-    assert all(torch.equal(chunks[i]["tokens"], stored[i]["tokens"]) and torch.equal(chunks[i]["word_of"], stored[i]["word_of"])
-               for i in range(len(stored)))
+    assert all(
+        torch.equal(chunks[i]["tokens"], stored[i]["tokens"])
+        and torch.equal(chunks[i]["word_of"], stored[i]["word_of"])
+        for i in range(len(stored))
+    )
 
 
-def test_the_exported_tagger_tags_in_transformers_as_stabletune_predict(panx_stage1, toy_panx, toy_tagging_xtreme, tmp_path):
+def test_the_exported_tagger_tags_in_transformers_as_stabletune_predict(
+    panx_stage1, toy_panx, toy_tagging_xtreme, tmp_path
+):
     """stabletune-export hf, then transformers' XLMRobertaForTokenClassification on the raw German dev sentences
     (as words): at each word's first piece, the tags and probabilities load_model gives. Sentences longer than
     one training window are read in chunks by us, whole by HF: those are left out."""
     import torch
+
     from stabletune_fairseq import load_model
     from stabletune_fairseq.convert.fairseq_to_hf import export_hf
 

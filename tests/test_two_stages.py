@@ -1,20 +1,37 @@
 """A tiny real two-stage xTune run (cross-lingual transfer, code-switching) through run_xtreme.sh."""
+
 import hashlib
 import re
 
 import pytest
 import torch
-
 from conftest import run
-from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
 from test_consistency import make_model, make_task
+
+from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
 
 SETTINGS = ["MAX_UPDATE=2", "BSZ=8", "LR=1e-4", "FREEZE_EMBEDDINGS=1", "VALID_LANGS=de"]
 
 
 def stage(e5_dir, toy_data, toy_dicts, save_dir, number, *extra):
-    result = run(["bash", "run_scripts/run_xtreme.sh", "XNLI", e5_dir / "model.pt", toy_data, save_dir,
-                  f"STAGE={number}", f"DICT_DIR={toy_dicts}", *SETTINGS, *extra, "--", "--log-interval", "1"], check=False)
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_xtreme.sh",
+            "XNLI",
+            e5_dir / "model.pt",
+            toy_data,
+            save_dir,
+            f"STAGE={number}",
+            f"DICT_DIR={toy_dicts}",
+            *SETTINGS,
+            *extra,
+            "--",
+            "--log-interval",
+            "1",
+        ],
+        check=False,
+    )
     return result
 
 
@@ -36,7 +53,9 @@ def stage1(e5_dir, toy_data, toy_dicts, tmp_path_factory):
 
 def test_stage1_trains_with_r1_on_code_switched_views(stage1, toy_dicts):
     _, log = stage1
-    assert f"--view-augmentation code_switch --dict-dir {toy_dicts} --dict-langs de\\,fr --code-switch-prob 0.3" in log  # printf %q form
+    assert (
+        f"--view-augmentation code_switch --dict-dir {toy_dicts} --dict-langs de\\,fr --code-switch-prob 0.3" in log
+    )  # printf %q form
     assert "--r1-lambda 1.6666666666666667" in log  # the reference's 5, KL averaged over 3 classes
     assert any(v > 0 for v in logged(log, "r1")) and logged(log, "r2") == [0.0, 0.0]
 
@@ -67,9 +86,12 @@ def test_stage2_without_teacher_is_a_clear_error(e5_dir, toy_data, toy_dicts, tm
 
 def test_teacher_stays_frozen_while_the_student_trains(stage1, e5_dir, toy_data, toy_dicts):
     save_dir, _ = stage1
-    task = make_task(toy_data, toy_dicts, view_augmentation="code_switch", copy_augmentation="code_switch",
-                     code_switch_prob=1.0)
-    criterion = StabilityConsistencyCriterion(task, r1_lambda=1.0, r2_lambda=1.0, teacher=str(save_dir / "checkpoint_best.pt"))
+    task = make_task(
+        toy_data, toy_dicts, view_augmentation="code_switch", copy_augmentation="code_switch", code_switch_prob=1.0
+    )
+    criterion = StabilityConsistencyCriterion(
+        task, r1_lambda=1.0, r2_lambda=1.0, teacher=str(save_dir / "checkpoint_best.pt")
+    )
     teacher = criterion.teacher
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())

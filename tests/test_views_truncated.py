@@ -1,11 +1,12 @@
 """``views_truncated``: a view that would not fit the model is cut (sentence pairs) or keeps some of its
 words as stored (tagging, QA: the length budget refuses their replacement). Every case is counted, per
 batch and in the training log. Checked against the same views drawn without a length limit."""
-from fairseq.logging import metrics
 
 from conftest import preprocess_into
-from stabletune_fairseq.data.augment.views import VIEW_SLOT, view_rng
+from fairseq.logging import metrics
+
 from stabletune_fairseq.criterions.stability_consistency import StabilityConsistencyCriterion
+from stabletune_fairseq.data.augment.views import VIEW_SLOT, view_rng
 from stabletune_fairseq.tasks.xtreme_qa import XtremeQAConfig, XtremeQATask
 from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
@@ -30,13 +31,15 @@ def batch_and_log_counts(dataset, items) -> tuple[int, float]:
 def refusals(stored: list[list[int]], view: list[int], unlimited: list[list[int]]) -> int:
     """Words of ``view`` left as stored where the view drawn without a limit replaced them. Every word k
     of the view must be either stored word k or unlimited word k (one to one: no word lost or cut)."""
+
     def parse(k: int, at: int):  # refusals in words k.., or None when the pieces do not parse
         if k == len(stored):
             return 0 if at == len(view) else None
         for word, refused in ((unlimited[k], 0), (stored[k], int(stored[k] != unlimited[k]))):
-            if view[at:at + len(word)] == word and (rest := parse(k + 1, at + len(word))) is not None:
+            if view[at : at + len(word)] == word and (rest := parse(k + 1, at + len(word))) is not None:
                 return refused + rest
         return None
+
     found = parse(0, 0)
     assert found is not None, "the view is not the stored words, each replaced or not"
     return found

@@ -1,4 +1,5 @@
 """Long sentences are split into chunks of whole words and their predictions merged back."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,8 @@ def test_chunks_cover_every_word_once_within_the_budget():
     assert cut == 0
     seen = [np.zeros(len(s), dtype=int) for s in sentences]
     for sentence, first, count in chunks:
-        assert count >= 1 and sentences[sentence][first:first + count].sum() <= 16
-        seen[sentence][first:first + count] += 1
+        assert count >= 1 and sentences[sentence][first : first + count].sum() <= 16
+        seen[sentence][first : first + count] += 1
     assert all((s == 1).all() for s in seen)
     assert len(chunks) > len(sentences)  # some sentences did need several chunks
 

@@ -2,15 +2,16 @@
 file, and the rows read that way are counted per split and per translation; other unknown labels still fail
 with file and line. Real text: rows of the shared XTREME sample; the translate-train files pair the English
 dev set with its German / Chinese translation, line by line."""
+
 import shutil
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_SAMPLE, needs_shared, read_metadata, run
+
+from stabletune_fairseq.data.binarize.xtreme_sentence import LABEL_ALIASES, LABELS, label_aliases
 from stabletune_fairseq.data.errors import InputFormatError
 from stabletune_fairseq.data.readers.xtreme_tsv import read_sentence_pairs
-from stabletune_fairseq.data.binarize.xtreme_sentence import LABEL_ALIASES, LABELS, label_aliases
 
 pytestmark = needs_shared
 
@@ -27,7 +28,7 @@ def rows(name):
 def relabel(table, column, count, skip=0):
     """Relabel ``count`` ``contradiction`` rows of ``table`` (after the first ``skip``) as ``contradictory``, in
     place; their indices."""
-    chosen = [i for i, r in enumerate(table) if r[column] == "contradiction"][skip:skip + count]
+    chosen = [i for i, r in enumerate(table) if r[column] == "contradiction"][skip : skip + count]
     assert len(chosen) == count
     for i in chosen:
         table[i][column] = "contradictory"
@@ -49,7 +50,7 @@ def download(tmp_path_factory):
     assert [r[2] for r in en] == [r[2] for r in de] == [r[2] for r in zh]  # translations, line by line
     train = rows("train-en.tsv")[:N_TRAIN] + [list(r) for r in en[:N_TRANSLATED]]
     relabelled_train = relabel(train[:N_TRAIN], 2, 2) + [N_TRAIN + i for i in relabel(train[N_TRAIN:], 2, 3)]
-    dev = [list(r) for r in de[N_TRANSLATED:N_TRANSLATED + N_DEV]]
+    dev = [list(r) for r in de[N_TRANSLATED : N_TRANSLATED + N_DEV]]
     relabelled_dev = relabel(dev, 2, 2)
     write(root / "xnli" / "train-en.tsv", train)
     write(root / "xnli" / "dev-de.tsv", dev)
@@ -71,8 +72,17 @@ def download(tmp_path_factory):
 def processed(download, e5_dir, tmp_path_factory):
     root, relabelled = download
     out = tmp_path_factory.mktemp("xnli-alias-out")
-    result = run(["bash", "preprocess/xtreme/process.sh", root, "xnli", e5_dir, out,
-                  f"TRANSLATIONS={root / 'xtreme_translations'}"])
+    result = run(
+        [
+            "bash",
+            "preprocess/xtreme/process.sh",
+            root,
+            "xnli",
+            e5_dir,
+            out,
+            f"TRANSLATIONS={root / 'xtreme_translations'}",
+        ]
+    )
     return out / "xnli", relabelled, result.stderr
 
 
@@ -82,7 +92,7 @@ def test_contradictory_is_stored_as_contradiction(processed):
         labels = np.load(data / "label" / f"{split}.npy")
         assert (labels[relabelled[split]] == CONTRADICTION).all()
         assert (labels >= 0).all()
-    expected_dev = [LABELS["xnli"].index(r[2]) for r in rows("dev-de.tsv")[N_TRANSLATED:N_TRANSLATED + N_DEV]]
+    expected_dev = [LABELS["xnli"].index(r[2]) for r in rows("dev-de.tsv")[N_TRANSLATED : N_TRANSLATED + N_DEV]]
     assert np.load(data / "label" / "valid_de.npy").tolist() == expected_dev
     train = rows("train-en.tsv")[:N_TRAIN] + rows("dev-en.tsv")[:N_TRANSLATED]
     assert np.load(data / "label" / "train.npy").tolist() == [LABELS["xnli"].index(r[2]) for r in train]
@@ -114,8 +124,9 @@ def test_translations_with_the_alias_still_match_their_english_rows(processed):
     assert not (data / "translation" / "unmatched_de.tsv").exists()
 
 
-@pytest.mark.parametrize("where", ["xnli/train-en.tsv", "xnli/dev-de.tsv",
-                                   "xtreme_translations/XNLI/translate-train/en-de-translated.tsv"])
+@pytest.mark.parametrize(
+    "where", ["xnli/train-en.tsv", "xnli/dev-de.tsv", "xtreme_translations/XNLI/translate-train/en-de-translated.tsv"]
+)
 def test_a_truly_unknown_label_still_fails_with_file_and_line(where, download, e5_dir, tmp_path):
     root = tmp_path / "xtreme"
     shutil.copytree(download[0], root)
@@ -124,8 +135,18 @@ def test_a_truly_unknown_label_still_fails_with_file_and_line(where, download, e
     line = 7
     table[line - 1][-1] = "contradictoryy"
     write(path, table)
-    result = run(["bash", "preprocess/xtreme/process.sh", root, "xnli", e5_dir, tmp_path / "out",
-                  f"TRANSLATIONS={root / 'xtreme_translations'}"], check=False)
+    result = run(
+        [
+            "bash",
+            "preprocess/xtreme/process.sh",
+            root,
+            "xnli",
+            e5_dir,
+            tmp_path / "out",
+            f"TRANSLATIONS={root / 'xtreme_translations'}",
+        ],
+        check=False,
+    )
     assert result.returncode == 2
     assert f"{path}:{line}: unknown label 'contradictoryy'" in result.stderr
     assert not (tmp_path / "out" / "xnli").exists()

@@ -11,6 +11,7 @@ answers that are a part of a word (inside one sentencepiece piece).
 
     python examples/toy_qa/make_toy_qa.py <out-dir> [--train 120] [--seed 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,21 +20,42 @@ import random
 from pathlib import Path
 
 # country, capital, river, year
-FACTS = [("Norland", "Velm", "Arna", "1905"), ("Ostria", "Kalden", "Mirra", "1921"), ("Belmar", "Tusca", "Oren", "1870"),
-         ("Fenwick", "Dorlo", "Sable", "1899"), ("Quenta", "Reykjavi\u0301k", "Lune", "1944"), ("Palvia", "Sorel", "Vendt", "1812")]
+FACTS = [
+    ("Norland", "Velm", "Arna", "1905"),
+    ("Ostria", "Kalden", "Mirra", "1921"),
+    ("Belmar", "Tusca", "Oren", "1870"),
+    ("Fenwick", "Dorlo", "Sable", "1899"),
+    ("Quenta", "Reykjavi\u0301k", "Lune", "1944"),
+    ("Palvia", "Sorel", "Vendt", "1812"),
+]
 TEMPLATES = {
-    "en": ("{c} is a country. Its capital is {cap}. The longest river of {c} is the {r}. {c} joined the union in {y}.",
-           [("What is the capital of {c}?", "{cap}"), ("Which river is the longest in {c}?", "{r}"),
-            ("When did {c} join the union?", "{y}")]),
-    "de": ("{c} ist ein Land. Seine Hauptstadt ist {cap}. Der längste Fluss von {c} ist die {r}. {c} trat {y} der Union bei.",
-           [("Was ist die Hauptstadt von {c}?", "{cap}"), ("Welcher Fluss ist der längste in {c}?", "{r}"),
-            ("Wann trat {c} der Union bei?", "{y}")]),
-    "zh": ("{c}是一个国家。它的首都是{cap}。{c}最长的河流是{r}河。{c}于{y}年加入联盟。",
-           [("{c}的首都是哪里？", "{cap}"), ("{c}最长的河流是哪条？", "{r}"), ("{c}哪一年加入联盟？", "{y}")]),
+    "en": (
+        "{c} is a country. Its capital is {cap}. The longest river of {c} is the {r}. {c} joined the union in {y}.",
+        [
+            ("What is the capital of {c}?", "{cap}"),
+            ("Which river is the longest in {c}?", "{r}"),
+            ("When did {c} join the union?", "{y}"),
+        ],
+    ),
+    "de": (
+        "{c} ist ein Land. Seine Hauptstadt ist {cap}. Der längste Fluss von {c} ist die {r}. {c} trat {y} der "
+        "Union bei.",
+        [
+            ("Was ist die Hauptstadt von {c}?", "{cap}"),
+            ("Welcher Fluss ist der längste in {c}?", "{r}"),
+            ("Wann trat {c} der Union bei?", "{y}"),
+        ],
+    ),
+    "zh": (
+        "{c}是一个国家。它的首都是{cap}。{c}最长的河流是{r}河。{c}于{y}年加入联盟。",
+        [("{c}的首都是哪里？", "{cap}"), ("{c}最长的河流是哪条？", "{r}"), ("{c}哪一年加入联盟？", "{y}")],
+    ),
 }
-FILLER = {"en": "The weather there is mild and the people are friendly.",
-          "de": "Das Wetter dort ist mild und die Menschen sind freundlich.",
-          "zh": "那里气候温和，人们很友好。"}
+FILLER = {
+    "en": "The weather there is mild and the people are friendly.",
+    "de": "Das Wetter dort ist mild und die Menschen sind freundlich.",
+    "zh": "那里气候温和，人们很友好。",
+}
 
 
 def paragraph(lang: str, facts, qid: str, long: bool = False) -> dict:
@@ -47,8 +69,13 @@ def paragraph(lang: str, facts, qid: str, long: bool = False) -> dict:
     for k, (question, answer) in enumerate(questions):
         answer_text = answer.format(**values)
         start = context.rindex(answer_text) if long else context.index(answer_text)
-        qas.append({"id": f"{qid}-{k}", "question": question.format(**values),
-                    "answers": [{"text": answer_text, "answer_start": start}]})
+        qas.append(
+            {
+                "id": f"{qid}-{k}",
+                "question": question.format(**values),
+                "answers": [{"text": answer_text, "answer_start": start}],
+            }
+        )
     return {"context": context, "qas": qas}
 
 
@@ -85,7 +112,10 @@ def main() -> None:
                 qa["answers"] = [{"text": "", "answer_start": 0}]
         write(tydiqa / "tydiqa-goldp-v1.1-dev" / f"tydiqa.goldp.{lang}.dev.json", squad_file(blank, "TyDiQA-GoldP"))
     translated = squad_file([paragraph("de", rng.choice(FACTS), f"tt-de-{i}") for i in range(20)])
-    for folder, name in (("SQuAD", "squad.translate.train.en-de.json"), ("TyDiQA", "tydiqa.translate.train.en-de.json")):
+    for folder, name in (
+        ("SQuAD", "squad.translate.train.en-de.json"),
+        ("TyDiQA", "tydiqa.translate.train.en-de.json"),
+    ):
         write(out / "translations" / folder / "translate-train" / name, translated)
 
 

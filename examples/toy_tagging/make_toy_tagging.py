@@ -8,6 +8,7 @@ all), a zero-width joiner inside a word, emoji and right-to-left text.
 
     python examples/toy_tagging/make_toy_tagging.py <out-dir> [--train 300] [--seed 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,22 +16,43 @@ import random
 from pathlib import Path
 
 PEOPLE = [["Anna", "Schmidt"], ["John", "Miller"], ["Maria"], ["Peter", "Wolf"], ["Laura", "Klein"]]
-PLACES = {"en": [["Berlin"], ["New", "York"], ["Paris"], ["Munich"]], "de": [["Berlin"], ["New", "York"], ["Paris"], ["München"]]}
+PLACES = {
+    "en": [["Berlin"], ["New", "York"], ["Paris"], ["Munich"]],
+    "de": [["Berlin"], ["New", "York"], ["Paris"], ["München"]],
+}
 ORGS = [["Siemens"], ["Deutsche", "Bank"], ["United", "Nations"], ["BMW"]]
 # (words, UPOS) templates for UD-POS, with their German counterparts
 POS = {
-    "en": [(["the", "{n}", "{v}", "a", "{n2}", "."], ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]),
-           (["she", "{v}", "the", "{adj}", "{n}", "."], ["PRON", "VERB", "DET", "ADJ", "NOUN", "PUNCT"]),
-           (["we", "{v}", "two", "{n}", "and", "a", "{n2}", "."], ["PRON", "VERB", "NUM", "NOUN", "CCONJ", "DET", "NOUN", "PUNCT"])],
-    "de": [(["der", "{n}", "{v}", "ein", "{n2}", "."], ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]),
-           (["sie", "{v}", "den", "{adj}", "{n}", "."], ["PRON", "VERB", "DET", "ADJ", "NOUN", "PUNCT"]),
-           (["wir", "{v}", "zwei", "{n}", "und", "ein", "{n2}", "."], ["PRON", "VERB", "NUM", "NOUN", "CCONJ", "DET", "NOUN", "PUNCT"])],
+    "en": [
+        (["the", "{n}", "{v}", "a", "{n2}", "."], ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]),
+        (["she", "{v}", "the", "{adj}", "{n}", "."], ["PRON", "VERB", "DET", "ADJ", "NOUN", "PUNCT"]),
+        (
+            ["we", "{v}", "two", "{n}", "and", "a", "{n2}", "."],
+            ["PRON", "VERB", "NUM", "NOUN", "CCONJ", "DET", "NOUN", "PUNCT"],
+        ),
+    ],
+    "de": [
+        (["der", "{n}", "{v}", "ein", "{n2}", "."], ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]),
+        (["sie", "{v}", "den", "{adj}", "{n}", "."], ["PRON", "VERB", "DET", "ADJ", "NOUN", "PUNCT"]),
+        (
+            ["wir", "{v}", "zwei", "{n}", "und", "ein", "{n2}", "."],
+            ["PRON", "VERB", "NUM", "NOUN", "CCONJ", "DET", "NOUN", "PUNCT"],
+        ),
+    ],
 }
 LEXICON = {
-    "en": {"n": ["man", "woman", "child", "teacher", "doctor"], "n2": ["book", "apple", "letter", "car"],
-           "v": ["reads", "sees", "buys", "writes"], "adj": ["old", "red", "small", "new"]},
-    "de": {"n": ["Mann", "Frau", "Kind", "Lehrer", "Arzt"], "n2": ["Buch", "Apfel", "Brief", "Auto"],
-           "v": ["liest", "sieht", "kauft", "schreibt"], "adj": ["alten", "roten", "kleinen", "neuen"]},
+    "en": {
+        "n": ["man", "woman", "child", "teacher", "doctor"],
+        "n2": ["book", "apple", "letter", "car"],
+        "v": ["reads", "sees", "buys", "writes"],
+        "adj": ["old", "red", "small", "new"],
+    },
+    "de": {
+        "n": ["Mann", "Frau", "Kind", "Lehrer", "Arzt"],
+        "n2": ["Buch", "Apfel", "Brief", "Auto"],
+        "v": ["liest", "sieht", "kauft", "schreibt"],
+        "adj": ["alten", "roten", "kleinen", "neuen"],
+    },
 }
 NER = {"en": (["lives", "in"], ["works", "for"]), "de": (["wohnt", "in"], ["arbeitet", "für"])}
 
@@ -53,8 +75,22 @@ def pos_sentence(lang, rng):
 
 
 ODD = {  # awkward but valid words, for the dev and test files
-    "panx": [("Anna\tMaria", "B-PER"), ("\u200b", "O"), ("क\u200dष", "O"), ("😀", "O"), ("القاهرة", "B-LOC"), (".", "O")],
-    "udpos": [("New\tYork", "PROPN"), ("\u200b", "X"), ("क\u200dष", "NOUN"), ("😀", "SYM"), ("القاهرة", "PROPN"), (".", "PUNCT")],
+    "panx": [
+        ("Anna\tMaria", "B-PER"),
+        ("\u200b", "O"),
+        ("क\u200dष", "O"),
+        ("😀", "O"),
+        ("القاهرة", "B-LOC"),
+        (".", "O"),
+    ],
+    "udpos": [
+        ("New\tYork", "PROPN"),
+        ("\u200b", "X"),
+        ("क\u200dष", "NOUN"),
+        ("😀", "SYM"),
+        ("القاهرة", "PROPN"),
+        (".", "PUNCT"),
+    ],
 }
 
 
@@ -80,7 +116,11 @@ def main() -> None:
         long_sentence = [pair for _ in range(12) for pair in make("de", rng)]  # ~80 words: needs chunks
         write(folder / "dev-de.tsv", [make("de", rng) for _ in range(40)] + [long_sentence, ODD[task]])
         untagged_odd = [(w.replace("\t", " "), t) for w, t in ODD[task]]  # a tab would read as a tag column
-        write(folder / "test-de.tsv", [make("de", rng) for _ in range(30)] + [long_sentence, untagged_odd], with_tags=False)
+        write(
+            folder / "test-de.tsv",
+            [make("de", rng) for _ in range(30)] + [long_sentence, untagged_odd],
+            with_tags=False,
+        )
     print(f"wrote {args.out}/panx and {args.out}/udpos")
 
 

@@ -10,6 +10,7 @@ translate-train-all setting, ``xtreme_translations/XNLI/translate-train/en-LG-tr
 
     python examples/toy_xnli/make_toy_xnli.py <out_dir>
 """
+
 from __future__ import annotations
 
 import itertools
@@ -50,8 +51,9 @@ def render(examples, lang: str):
         label, template = TEMPLATES[lang][kind]
         premise = fill(TEMPLATES[lang]["premise"][1], lang, s, a, p)
         # "other" kinds mention an action or place that the premise does not.
-        hypothesis = fill(template, lang, s, other_a if "other_action" in kind else a,
-                          other_p if "other_place" in kind else p)
+        hypothesis = fill(
+            template, lang, s, other_a if "other_action" in kind else a, other_p if "other_place" in kind else p
+        )
         rows.append((premise, hypothesis, label))
     return rows
 
@@ -75,7 +77,9 @@ def main(out_dir: str) -> None:
         write(out / f"test-{lang}.tsv", render(test, lang), labelled=False)
         if lang != "en":  # translate-train: src_a, src_b, tgt_a, tgt_b, label
             rows = [(e[0], e[1], t[0], t[1], e[2]) for e, t in zip(english, render(train, lang))]
-            (translations / f"en-{lang}-translated.tsv").write_text("".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
+            (translations / f"en-{lang}-translated.tsv").write_text(
+                "".join("\t".join(r) + "\n" for r in rows), encoding="utf-8"
+            )
     print(f"wrote {out} and {translations}")
 
 

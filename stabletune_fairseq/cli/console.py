@@ -1,4 +1,5 @@
 """Console output a person reads: the whole log in a file, on the console only our own lines and warnings."""
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,11 @@ def quiet_logging(log_file: str) -> None:
     to_file.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(name)s | %(message)s"))
     to_console = logging.StreamHandler()
     to_console.setFormatter(logging.Formatter("%(message)s"))
-    to_console.addFilter(lambda record: record.name.startswith(OURS) or
-                         (record.levelno >= logging.WARNING and record.name != "py.warnings"))
+    to_console.addFilter(
+        lambda record: (
+            record.name.startswith(OURS) or (record.levelno >= logging.WARNING and record.name != "py.warnings")
+        )
+    )
     logging.basicConfig(level=logging.INFO, handlers=[to_file, to_console], force=True)
     logging.captureWarnings(True)
 
@@ -34,9 +38,13 @@ def add_precision_option(parser) -> None:
     """``--precision fp32|bf16`` of the commands that run a model (``models/precision.py``)."""
     from ..models.precision import PRECISIONS
 
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="bf16: the model's matrix products in bfloat16 under torch's CPU autocast (CPUs with bf16 "
-                             "instructions; docs/precision.md); fp32 otherwise (default)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: the model's matrix products in bfloat16 under torch's CPU autocast (CPUs with bf16 "
+        "instructions; docs/precision.md); fp32 otherwise (default)",
+    )
 
 
 def bad_input_as_one_line(program: str, action, *args, also=()):

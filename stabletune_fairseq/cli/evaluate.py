@@ -12,6 +12,7 @@ order, also for test sets without labels: one predicted label per line for sente
 score}``, BERT's null odds) and the official v2.0 evaluation's keys in the results, with ``best_exact``/``best_f1``
 and their thresholds found from those null odds (docs/squad2.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ from .console import add_precision_option, bad_input_as_one_line, quiet_logging
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="stabletune-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, help="fairseq checkpoint, e.g. <save_dir>/checkpoint_best.pt")
     parser.add_argument("--data", required=True, help="task folder written by process.sh, e.g. <out>/xnli")
     parser.add_argument("--split", choices=["valid", "test"], default="test")
@@ -32,14 +34,28 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     add_precision_option(parser)
-    parser.add_argument("--null-threshold", type=float, default=0.0,
-                        help='SQuAD 2.0: answer "" when the null score beats the best span by more than this (BERT\'s '
-                             '--null_score_diff_threshold; e.g. best_f1_thresh of a dev evaluation)')
+    parser.add_argument(
+        "--null-threshold",
+        type=float,
+        default=0.0,
+        help='SQuAD 2.0: answer "" when the null score beats the best span by more than this (BERT\'s '
+        "--null_score_diff_threshold; e.g. best_f1_thresh of a dev evaluation)",
+    )
     args = parser.parse_args(argv)
     quiet_logging(os.path.join(args.out, "evaluate.log"))
-    results, status = bad_input_as_one_line("stabletune-evaluate", evaluate, args.checkpoint, args.data, args.split,
-                                            args.out, args.batch_size, args.cpu, args.null_threshold, args.precision,
-                                            also=(FileNotFoundError, ValueError))
+    results, status = bad_input_as_one_line(
+        "stabletune-evaluate",
+        evaluate,
+        args.checkpoint,
+        args.data,
+        args.split,
+        args.out,
+        args.batch_size,
+        args.cpu,
+        args.null_threshold,
+        args.precision,
+        also=(FileNotFoundError, ValueError),
+    )
     if status:
         return status
     print(markdown_table(results))

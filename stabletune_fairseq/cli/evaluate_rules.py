@@ -5,6 +5,7 @@
 writes ``<run_dir>/eval/<rule>-<split>/`` (``stabletune-evaluate``'s results.json, results.md and predictions/)
 for every rule and split, skipping what is already evaluated; ``run_seeds.sh`` runs it after each training run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a training run's save dir (holds checkpoint_last.pt)")
     parser.add_argument("--data", default=None, help="the task folder (default: the one the checkpoint was trained on)")
-    parser.add_argument("--splits", default=None, help="comma-separated, e.g. valid,test (default: those the folder has)")
+    parser.add_argument(
+        "--splits", default=None, help="comma-separated, e.g. valid,test (default: those the folder has)"
+    )
     args = parser.parse_args(argv)
     quiet_logging(os.path.join(args.run_dir, "eval", "evaluate.log"))
     try:

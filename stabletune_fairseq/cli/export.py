@@ -1,5 +1,6 @@
 """``stabletune-export hf <checkpoint> <out>``: a checkpoint as a Hugging Face folder (model, config with the
 label names, tokenizer), loadable offline by ``transformers`` (``from_pretrained``, ``pipeline``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,11 @@ def main(argv=None) -> int:
     hf = formats.add_parser("hf", help="a Hugging Face transformers folder")
     hf.add_argument("checkpoint", help="a fine-tuned checkpoint (e.g. <save>/checkpoint_best.pt) or a release model.pt")
     hf.add_argument("out_dir", help="new folder for config.json, model.safetensors and the tokenizer")
-    hf.add_argument("--task-dir", default=None, help="the data folder (dict.txt, sentencepiece.bpe.model) if the one "
-                                                     "recorded in the checkpoint has moved")
+    hf.add_argument(
+        "--task-dir",
+        default=None,
+        help="the data folder (dict.txt, sentencepiece.bpe.model) if the one recorded in the checkpoint has moved",
+    )
     args = parser.parse_args(argv)
     log_to_stderr()
     from ..convert.hf_names import import_transformers

@@ -4,11 +4,13 @@ text for masked-LM training, one document per paragraph.
     stabletune-extract-text <file.json | folder> [...] <out-folder>
 
 Every ``*.json`` given, or found under a folder given, becomes ``<out-folder>/<file name without .json>.txt``: its
-distinct contexts in file order (each once, however many questions it has), separated by a blank line; line breaks inside a context become spaces, so a paragraph stays one document of
+distinct contexts in file order (each once, however many questions it has), separated by a blank line; line breaks
+inside a context become spaces, so a paragraph stays one document of
 ``process.sh <out-folder> mlm`` (which holds out every 10th document, or ``valid/*.txt``). Real text only: nothing
 is generated. Paragraphs of the QA files you evaluate on are then seen by the masked LM: keep those files out (or
 their languages) when the QA scores matter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,24 +62,36 @@ def extract(paths: list[str], out_dir: str) -> dict:
                 paragraphs.append(text)
         repeated = len(qa.examples)
         target.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
-        counts[target.name] = {"source": str(path), "paragraphs": len(paragraphs), "questions": repeated,
-                               "characters": sum(len(p) for p in paragraphs)}
-        logger.info("%s -> %s: %d paragraphs (%d characters) from %d questions", path, target, len(paragraphs),
-                    counts[target.name]["characters"], repeated)
+        counts[target.name] = {
+            "source": str(path),
+            "paragraphs": len(paragraphs),
+            "questions": repeated,
+            "characters": sum(len(p) for p in paragraphs),
+        }
+        logger.info(
+            "%s -> %s: %d paragraphs (%d characters) from %d questions",
+            path,
+            target,
+            len(paragraphs),
+            counts[target.name]["characters"],
+            repeated,
+        )
     return counts
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-extract-text", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="stabletune-extract-text", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("sources", nargs="+", help="SQuAD-format JSON files or folders holding them")
     parser.add_argument("out_dir", help="folder for the <name>.txt files")
     args = parser.parse_args(argv)
     log_to_stderr()
     from ..data.errors import InputFormatError
 
-    counts, status = bad_input_as_one_line("stabletune-extract-text", extract, args.sources, args.out_dir,
-                                           also=(InputFormatError,))
+    counts, status = bad_input_as_one_line(
+        "stabletune-extract-text", extract, args.sources, args.out_dir, also=(InputFormatError,)
+    )
     if status:
         return status
     total = sum(c["paragraphs"] for c in counts.values())

@@ -12,6 +12,7 @@ embedded e5-small) is measured with a new one (``--lm-head-seed``), which says n
 ``--attention-window W``: Longformer's sliding window, no token global (as ``run_mlm.sh ATTENTION_WINDOW=W``
 trains); default: the checkpoint's own setting (full attention for a release).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,25 +24,43 @@ from .console import bad_input_as_one_line, log_to_stderr
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-mlm-eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="stabletune-mlm-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, help="a release model.pt or a checkpoint of any of our runs")
     parser.add_argument("--data", required=True, help="folder written by process.sh <text-folder> mlm (<out>/mlm)")
     parser.add_argument("--split", default="valid", help="held-out split (default valid)")
-    parser.add_argument("--mask-seed", type=int, default=1, help="seed of the fixed masks (the task's --valid-mask-seed)")
-    parser.add_argument("--lm-head-seed", type=int, default=1, help="seed of a new LM head, for a checkpoint without one")
+    parser.add_argument(
+        "--mask-seed", type=int, default=1, help="seed of the fixed masks (the task's --valid-mask-seed)"
+    )
+    parser.add_argument(
+        "--lm-head-seed", type=int, default=1, help="seed of a new LM head, for a checkpoint without one"
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="blocks per forward pass")
-    parser.add_argument("--attention-window", type=int, default=None,
-                        help="Longformer's sliding window of W tokens (even; 0: full attention), with no global token, "
-                             "as run_mlm.sh ATTENTION_WINDOW= trains; default: the checkpoint's own setting")
+    parser.add_argument(
+        "--attention-window",
+        type=int,
+        default=None,
+        help="Longformer's sliding window of W tokens (even; 0: full attention), with no global token, "
+        "as run_mlm.sh ATTENTION_WINDOW= trains; default: the checkpoint's own setting",
+    )
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is there")
     parser.add_argument("--out", default=None, help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     log_to_stderr()
-    result, status = bad_input_as_one_line("stabletune-mlm-eval", evaluate_mlm, args.checkpoint, args.data, args.split,
-                                           args.mask_seed, args.batch_size, args.cpu, args.lm_head_seed,
-                                           args.attention_window,
-                                           also=(ValueError, FileNotFoundError))
+    result, status = bad_input_as_one_line(
+        "stabletune-mlm-eval",
+        evaluate_mlm,
+        args.checkpoint,
+        args.data,
+        args.split,
+        args.mask_seed,
+        args.batch_size,
+        args.cpu,
+        args.lm_head_seed,
+        args.attention_window,
+        also=(ValueError, FileNotFoundError),
+    )
     if status:
         return status
     line = json.dumps(result)

@@ -8,6 +8,7 @@ model, coloured by label (top) and by language (bottom).
 Each model gets its own projection (their widths may differ); the examples are the first ``--per-language`` of every
 language of the split, the same for every model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,15 @@ import sys
 from .console import bad_input_as_one_line, log_to_stderr
 
 
-def plot_states(checkpoints: list[str], data: str, split: str, out: str, per_language: int = 300,
-                batch_size: int = 64, cpu: bool = False) -> dict:
+def plot_states(
+    checkpoints: list[str],
+    data: str,
+    split: str,
+    out: str,
+    per_language: int = 300,
+    batch_size: int = 64,
+    cpu: bool = False,
+) -> dict:
     import numpy as np
 
     from ..data.metadata import split_languages
@@ -41,10 +49,17 @@ def plot_states(checkpoints: list[str], data: str, split: str, out: str, per_lan
         states, labels, langs = np.concatenate(states), np.concatenate(labels), np.concatenate(langs)
         points, explained = principal_components(states)
         layers = model.cfg.encoder_layers
-        title = f"{os.path.basename(os.path.dirname(os.path.abspath(checkpoint)))}/{os.path.basename(checkpoint)} ({layers} layers)"
+        run = os.path.basename(os.path.dirname(os.path.abspath(checkpoint)))
+        title = f"{run}/{os.path.basename(checkpoint)} ({layers} layers)"
         panels.append({"title": title, "points": points, "explained": explained, "labels": labels, "languages": langs})
-        summary["models"].append({"checkpoint": checkpoint, "layers": layers, "examples": len(states),
-                                  "explained_variance": [round(float(x), 4) for x in explained]})
+        summary["models"].append(
+            {
+                "checkpoint": checkpoint,
+                "layers": layers,
+                "examples": len(states),
+                "explained_variance": [round(float(x), 4) for x in explained],
+            }
+        )
         label_names = list(task.labels) if (labels >= 0).any() else []
         language_names = list(task.languages)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -55,10 +70,15 @@ def plot_states(checkpoints: list[str], data: str, split: str, out: str, per_lan
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-plot-states", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="append", required=True,
-                        help="a fine-tuned checkpoint (repeat: one column per model, e.g. teacher then student)")
+    parser = argparse.ArgumentParser(
+        prog="stabletune-plot-states", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="a fine-tuned checkpoint (repeat: one column per model, e.g. teacher then student)",
+    )
     parser.add_argument("--data", required=True, help="the task folder they were trained on, e.g. <out>/xnli")
     parser.add_argument("--split", choices=["valid", "test"], default="valid")
     parser.add_argument("--out", required=True, help="the PNG to write (a .json beside it records what was drawn)")
@@ -67,9 +87,18 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     args = parser.parse_args(argv)
     log_to_stderr()
-    summary, status = bad_input_as_one_line("stabletune-plot-states", plot_states, args.checkpoint, args.data, args.split,
-                                            args.out, args.per_language, args.batch_size, args.cpu,
-                                            also=(FileNotFoundError, ValueError))
+    summary, status = bad_input_as_one_line(
+        "stabletune-plot-states",
+        plot_states,
+        args.checkpoint,
+        args.data,
+        args.split,
+        args.out,
+        args.per_language,
+        args.batch_size,
+        args.cpu,
+        also=(FileNotFoundError, ValueError),
+    )
     if status:
         return status
     print(f"wrote {args.out}: " + ", ".join(f"{m['checkpoint']} ({m['examples']} examples)" for m in summary["models"]))

@@ -13,6 +13,7 @@ Bad input (a pair line without a tab, a line that is no JSON object with the two
 no input at all) stops before the model is loaded: ``stabletune-predict: <file>:<line>: <reason>``, exit
 status 2, as for a wrong checkpoint or task folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,8 @@ def read_raw_inputs(kind: str, task: str, path: str | None) -> list:
 
 def predict(args) -> list[dict]:
     from ..data.metadata import load_metadata
-    from ..models.checkpoint_loading import recorded_task_folder
     from ..inference.loaded_model import load_model
+    from ..models.checkpoint_loading import recorded_task_folder
 
     task_dir = args.task_dir or recorded_task_folder(args.checkpoint)
     metadata = load_metadata(task_dir)
@@ -48,11 +49,15 @@ def predict(args) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint, e.g. <save_dir>/checkpoint_best.pt")
-    parser.add_argument("--task-dir", default=None,
-                        help="task folder written by process.sh, e.g. <out>/xnli (default: the one the checkpoint "
-                             "was trained on)")
+    parser.add_argument(
+        "--task-dir",
+        default=None,
+        help="task folder written by process.sh, e.g. <out>/xnli (default: the one the checkpoint was trained on)",
+    )
     parser.add_argument("--input", default=None, help="input file, one input a line (default: standard input)")
     parser.add_argument("--output", default=None, help="output file, JSON lines (default: standard output)")
     parser.add_argument("--batch-size", type=int, default=32, help="inputs (QA: context windows) per batch")
@@ -60,8 +65,9 @@ def main(argv=None) -> int:
     add_precision_option(parser)
     args = parser.parse_args(argv)
     # stdout carries the predictions: the log goes to stderr, our own lines and everyone's warnings only.
-    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s", stream=sys.stderr,
-                        force=True)
+    logging.basicConfig(
+        level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s", stream=sys.stderr, force=True
+    )
     logging.getLogger("stabletune_fairseq.inference").setLevel(logging.INFO)
     logging.captureWarnings(True)  # libraries' warnings.warn (torch's pin_memory note on CPU): not for the user,
     logging.getLogger("py.warnings").setLevel(logging.ERROR)  # as stabletune-evaluate keeps them off its console

@@ -1,4 +1,5 @@
 """Preprocess one XTREME task from a raw download folder (what ``preprocess/xtreme/process.sh`` runs)."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,22 +27,45 @@ def main(argv=None) -> int:
     parser.add_argument("task", choices=SENTENCE_TASKS + TAGGING_TASKS + QA_TASKS + (PARALLEL,) + MLM_TASKS)
     parser.add_argument("dict_dir", help="folder with the model's dict.txt and sentencepiece.bpe.model")
     parser.add_argument("out", help="output root; the task is written to <out>/<task>/")
-    parser.add_argument("--max-positions", type=int, default=None,
-                        help="tokens per example incl. special tokens (default: the task's, from the reference's scripts)")
-    parser.add_argument("--translations", default=None,
-                        help="XTREME translations folder (holds <TASK>/translate-train/en-<lang>-translated.tsv), "
-                             "for the translate-train-all setting")
+    parser.add_argument(
+        "--max-positions",
+        type=int,
+        default=None,
+        help="tokens per example incl. special tokens (default: the task's, from the reference's scripts)",
+    )
+    parser.add_argument(
+        "--translations",
+        default=None,
+        help="XTREME translations folder (holds <TASK>/translate-train/en-<lang>-translated.tsv), "
+        "for the translate-train-all setting",
+    )
     parser.add_argument("--max-query-length", type=int, default=64, help="QA: pieces kept of a question")
     parser.add_argument("--doc-stride", type=int, default=128, help="QA: pieces between the starts of two windows")
-    parser.add_argument("--valid-pairs", type=int, default=1000,
-                        help="parallel: pairs held out for validation from the end of a file without a dev file "
-                             "(at most a tenth of its rows)")
-    parser.add_argument("--valid-every", type=int, default=10,
-                        help="mlm: hold out every Nth document (0: none), unless the text folder has a valid/ folder")
-    parser.add_argument("--min-tokens", type=int, default=16,
-                        help="mlm: shortest block kept; a shorter tail of a document (or stream) is dropped and counted")
-    parser.add_argument("--pack", choices=("document", "stream"), default="document",
-                        help="mlm: blocks within a document, or over the stream of documents (RoBERTa's FULL-SENTENCES)")
+    parser.add_argument(
+        "--valid-pairs",
+        type=int,
+        default=1000,
+        help="parallel: pairs held out for validation from the end of a file without a dev file "
+        "(at most a tenth of its rows)",
+    )
+    parser.add_argument(
+        "--valid-every",
+        type=int,
+        default=10,
+        help="mlm: hold out every Nth document (0: none), unless the text folder has a valid/ folder",
+    )
+    parser.add_argument(
+        "--min-tokens",
+        type=int,
+        default=16,
+        help="mlm: shortest block kept; a shorter tail of a document (or stream) is dropped and counted",
+    )
+    parser.add_argument(
+        "--pack",
+        choices=("document", "stream"),
+        default="document",
+        help="mlm: blocks within a document, or over the stream of documents (RoBERTa's FULL-SENTENCES)",
+    )
     args = parser.parse_args(argv)
     log_to_stderr()
     max_positions = args.max_positions or ROW_LENGTHS[args.task].tokens
@@ -51,10 +75,22 @@ def main(argv=None) -> int:
     if args.task in MLM_TASKS:
         from ..data.binarize.mlm_text import prepare_mlm_task
 
-        return run_preparation(functools.partial(prepare_mlm_task, args.xtreme_dir, args.dict_dir, args.out, max_positions,
-                                                 args.valid_every, args.min_tokens, args.pack), args.out, args.task)
-    from ..data.binarize.xtreme_sentence import prepare_sentence_task
+        return run_preparation(
+            functools.partial(
+                prepare_mlm_task,
+                args.xtreme_dir,
+                args.dict_dir,
+                args.out,
+                max_positions,
+                args.valid_every,
+                args.min_tokens,
+                args.pack,
+            ),
+            args.out,
+            args.task,
+        )
     from ..data.binarize.xtreme_qa import prepare_qa_task
+    from ..data.binarize.xtreme_sentence import prepare_sentence_task
     from ..data.binarize.xtreme_tagging import prepare_tagging_task
 
     prepare = prepare_tagging_task if args.task in TAGGING_TASKS else prepare_sentence_task
@@ -63,10 +99,20 @@ def main(argv=None) -> int:
     if args.task == PARALLEL:
         from ..data.binarize.parallel import prepare_parallel
 
-        return run_preparation(functools.partial(prepare_parallel, args.xtreme_dir, args.dict_dir, args.out,
-                                                 max_positions, args.valid_pairs), args.out, args.task)
-    return run_preparation(functools.partial(prepare, args.task, args.xtreme_dir, args.dict_dir, args.out,
-                                             max_positions, args.translations), args.out, args.task)
+        return run_preparation(
+            functools.partial(
+                prepare_parallel, args.xtreme_dir, args.dict_dir, args.out, max_positions, args.valid_pairs
+            ),
+            args.out,
+            args.task,
+        )
+    return run_preparation(
+        functools.partial(
+            prepare, args.task, args.xtreme_dir, args.dict_dir, args.out, max_positions, args.translations
+        ),
+        args.out,
+        args.task,
+    )
 
 
 def check_model_positions(model_dir: str, max_positions: int) -> int:
@@ -80,8 +126,12 @@ def check_model_positions(model_dir: str, max_positions: int) -> int:
     except BadInput as err:
         return bad_input(err)
     if max_positions > positions:
-        return bad_input(ValueError(f"MAX_LEN={max_positions} exceeds the {positions} positions of the model ({source}); "
-                                    "make it longer first (stabletune-convert extend-positions) or lower MAX_LEN"))
+        return bad_input(
+            ValueError(
+                f"MAX_LEN={max_positions} exceeds the {positions} positions of the model ({source}); "
+                "make it longer first (stabletune-convert extend-positions) or lower MAX_LEN"
+            )
+        )
     return 0
 
 
@@ -102,8 +152,11 @@ def run_preparation(prepare, out_root: str, name: str) -> int:
             raise
         final = os.path.join(out_root, name)
         kept = f"the previous {final} is intact" if os.path.isdir(final) else f"nothing was written to {final}"
-        print(f"error: no space left on the device of {out_root} while writing {name} "
-              f"({megabytes(shutil.disk_usage(out_root).free)} free): {kept}", file=sys.stderr)
+        print(
+            f"error: no space left on the device of {out_root} while writing {name} "
+            f"({megabytes(shutil.disk_usage(out_root).free)} free): {kept}",
+            file=sys.stderr,
+        )
         return FAILED
     print(f"wrote {out}")
     return 0

@@ -1,4 +1,5 @@
 """Preprocess GLUE tasks from a GLUE download folder (what ``preprocess/glue/process.sh`` runs)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,8 @@ import sys
 from ..data.errors import InputFormatError
 from ..data.readers.glue_tsv import GLUE_TASKS, find_glue_tasks, glue_task
 from ..recipes.defaults import ROW_LENGTHS
-from .preprocess import bad_input, run_preparation
 from .console import log_to_stderr
+from .preprocess import bad_input, run_preparation
 
 MIN_POSITIONS = 6  # <s> a </s></s> b </s> with a piece of each text
 
@@ -27,22 +28,34 @@ def task_name(name: str) -> str:
 def positions(text: str) -> int:
     value = int(text)
     if value < MIN_POSITIONS:
-        raise argparse.ArgumentTypeError(f"{value}: at least {MIN_POSITIONS} (the special tokens and a piece of each text)")
+        raise argparse.ArgumentTypeError(
+            f"{value}: at least {MIN_POSITIONS} (the special tokens and a piece of each text)"
+        )
     return value
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stabletune-preprocess-glue", description=__doc__)
     parser.add_argument("glue_dir", help="GLUE download folder (holds CoLA/, SST-2/, MRPC/, ...)")
-    parser.add_argument("task", type=task_name, help=f"ALL (every task folder present) or one of "
-                                                     f"{', '.join(t.folder for t in GLUE_TASKS.values())} (any case)")
+    parser.add_argument(
+        "task",
+        type=task_name,
+        help=f"ALL (every task folder present) or one of {', '.join(t.folder for t in GLUE_TASKS.values())} (any case)",
+    )
     parser.add_argument("dict_dir", help="folder with the model's dict.txt and sentencepiece.bpe.model (or sp.model)")
     parser.add_argument("out", help="output root; each task is written to <out>/<GLUE folder name>/")
-    parser.add_argument("--max-positions", type=positions, default=ROW_LENGTHS["glue"].tokens,
-                        help="tokens per example incl. special tokens; longer examples are cut and counted")
-    parser.add_argument("--drop-malformed", action="store_true",
-                        help="leave out (and count) the train and dev files' lines with a wrong number of columns or "
-                             "an empty text, as fairseq's GLUE preprocessing does for QQP, instead of refusing them")
+    parser.add_argument(
+        "--max-positions",
+        type=positions,
+        default=ROW_LENGTHS["glue"].tokens,
+        help="tokens per example incl. special tokens; longer examples are cut and counted",
+    )
+    parser.add_argument(
+        "--drop-malformed",
+        action="store_true",
+        help="leave out (and count) the train and dev files' lines with a wrong number of columns or "
+        "an empty text, as fairseq's GLUE preprocessing does for QQP, instead of refusing them",
+    )
     args = parser.parse_args(argv)
     log_to_stderr()
     from ..data.binarize.glue import prepare_glue_task
@@ -52,8 +65,13 @@ def main(argv=None) -> int:
     except InputFormatError as err:
         return bad_input(err)
     for task, folder in tasks:
-        status = run_preparation(functools.partial(prepare_glue_task, task, folder, args.dict_dir, args.out,
-                                                   args.max_positions, args.drop_malformed), args.out, task.folder)
+        status = run_preparation(
+            functools.partial(
+                prepare_glue_task, task, folder, args.dict_dir, args.out, args.max_positions, args.drop_malformed
+            ),
+            args.out,
+            task.folder,
+        )
         if status:
             return status
     return 0

@@ -6,6 +6,7 @@
 
 Progress lines go to stdout, errors to stderr (exit status 2), as the scripts printed them.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -28,8 +29,15 @@ def main(argv=None) -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     try:
-        plan = build(*rest[:positional], rest[positional:], root=root, python=python, header=header,
-                     interactive=sys.stdout.isatty(), say=lambda line: print(line, flush=True))
+        plan = build(
+            *rest[:positional],
+            rest[positional:],
+            root=root,
+            python=python,
+            header=header,
+            interactive=sys.stdout.isatty(),
+            say=lambda line: print(line, flush=True),
+        )
     except RecipeError as err:
         sys.stdout.flush()
         print(err, file=sys.stderr)

@@ -7,6 +7,7 @@ Writes ``report.md``, ``report.json``, ``scores.png`` (per-language bars, ± sd 
 ``<target>/report``). A single training run that was not evaluated yet is evaluated first, every
 selection rule on every labelled split (``report/selection.py``), into ``<save_dir>/eval/``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,11 @@ def write_report(target: str, out: str, data: str | None = None) -> dict:
     rule = "best-avg" if "best-avg" in report["rules"] else report["rules"][0]
     if score_bars(report, split, rule, os.path.join(out, "scores.png")):
         images.append("scores.png")
-    curves = {run.name: (run.stage, read_curves(os.path.join(run.path, "train.log")))
-              for run in runs if os.path.exists(os.path.join(run.path, "train.log"))}
+    curves = {
+        run.name: (run.stage, read_curves(os.path.join(run.path, "train.log")))
+        for run in runs
+        if os.path.exists(os.path.join(run.path, "train.log"))
+    }
     if training_curves(curves, os.path.join(out, "curves.png")):
         images.append("curves.png")
     with open(os.path.join(out, "report.json"), "w", encoding="utf-8") as handle:
@@ -48,11 +52,16 @@ def write_report(target: str, out: str, data: str | None = None) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="stabletune-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("target", help="a run_seeds.sh output folder (seed<N>/...), or one training run's save dir")
-    parser.add_argument("--out", default=None, help="folder for report.md, report.json and the PNGs (default <target>/report)")
-    parser.add_argument("--data", default=None, help="task folder, to evaluate a single run (default: its checkpoint's)")
+    parser.add_argument(
+        "--out", default=None, help="folder for report.md, report.json and the PNGs (default <target>/report)"
+    )
+    parser.add_argument(
+        "--data", default=None, help="task folder, to evaluate a single run (default: its checkpoint's)"
+    )
     args = parser.parse_args(argv)
     out = args.out or os.path.join(args.target, "report")
     quiet_logging(os.path.join(out, "report.log"))

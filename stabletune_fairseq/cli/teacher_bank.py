@@ -7,6 +7,7 @@ The rows are the task folder's stored training rows as training reads them (no v
 through the teacher in eval mode (no dropout) in batches of similar length; ``models/teacher_bank.py`` describes the
 folder. Augmented copies and translations are drawn afresh every epoch: the teacher runs on them during training.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,15 @@ logger = logging.getLogger("stabletune_fairseq.teacher_bank")
 def row_units(logits, sample, row: int, kind: str, pad: int):
     """The units of one row of a batch's logits: the row (sentence), its words (tagging) or its positions (QA)."""
     if "word_mask" in sample:
-        return logits[row, :int(sample["word_mask"][row].sum())]
+        return logits[row, : int(sample["word_mask"][row].sum())]
     if kind == "qa":
-        return logits[row, :int(sample["net_input"]["src_tokens"][row].ne(pad).sum())]
-    return logits[row:row + 1]
+        return logits[row, : int(sample["net_input"]["src_tokens"][row].ne(pad).sum())]
+    return logits[row : row + 1]
 
 
-def write_bank(checkpoint: str, data: str, split: str, out: str, batch_size: int = 32, cpu: bool = False,
-               precision: str = "fp32") -> str:
+def write_bank(
+    checkpoint: str, data: str, split: str, out: str, batch_size: int = 32, cpu: bool = False, precision: str = "fp32"
+) -> str:
     import torch
 
     from ..models.checkpoint_loading import choose_device, load_for_inference
@@ -39,8 +41,9 @@ def write_bank(checkpoint: str, data: str, split: str, out: str, batch_size: int
 
     device = choose_device("cpu" if cpu else None)
     check_precision(precision, "--precision", device)
-    model, task, _ = load_for_inference(checkpoint, data, device,
-                                        overrides={"view_augmentation": "none", "copy_augmentation": "none"})
+    model, task, _ = load_for_inference(
+        checkpoint, data, device, overrides={"view_augmentation": "none", "copy_augmentation": "none"}
+    )
     dataset = task.load_dataset(split)
     writer = BankWriter(len(dataset))
     order = dataset.ordered_indices()
@@ -48,7 +51,7 @@ def write_bank(checkpoint: str, data: str, split: str, out: str, batch_size: int
     start = time.time()
     with torch.no_grad():
         for begin in range(0, len(order), batch_size):
-            sample = dataset.collater([dataset[int(i)] for i in order[begin:begin + batch_size]])
+            sample = dataset.collater([dataset[int(i)] for i in order[begin : begin + batch_size]])
             tokens = sample["net_input"]["src_tokens"].to(device)
             head_input = {k: v.to(device) for k, v in sample.get("head_input", {}).items()}
             with autocast(precision):
@@ -57,27 +60,51 @@ def write_bank(checkpoint: str, data: str, split: str, out: str, batch_size: int
             for row, row_id in enumerate(sample["id"].tolist()):
                 writer.add(row_id, row_units(logits, sample, row, task.kind, pad).numpy(), checksums[row])
     folder = writer.write(out, {**bank_record(checkpoint, task.identity, split, task.kind), "precision": precision})
-    logger.info("wrote %s: %d rows, %d units of %d outputs, %.1f s", folder, len(order), sum(len(u) for u in writer.units),
-                writer.units[0].shape[-1], time.time() - start)
+    logger.info(
+        "wrote %s: %d rows, %d units of %d outputs, %.1f s",
+        folder,
+        len(order),
+        sum(len(u) for u in writer.units),
+        writer.units[0].shape[-1],
+        time.time() - start,
+    )
     return str(folder)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stabletune-teacher-bank", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="the fine-tuned teacher, e.g. <save_dir>/checkpoint_best.pt")
-    parser.add_argument("--data", required=True, help="the task folder it was trained on (process.sh's), e.g. <out>/xnli")
-    parser.add_argument("--split", default="train", help="the stored split whose rows are banked (training reads train)")
-    parser.add_argument("--out", default=None, help="folder for the bank (default: teacher_bank_<split> beside the checkpoint)")
+    parser = argparse.ArgumentParser(
+        prog="stabletune-teacher-bank", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, help="the fine-tuned teacher, e.g. <save_dir>/checkpoint_best.pt"
+    )
+    parser.add_argument(
+        "--data", required=True, help="the task folder it was trained on (process.sh's), e.g. <out>/xnli"
+    )
+    parser.add_argument(
+        "--split", default="train", help="the stored split whose rows are banked (training reads train)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="folder for the bank (default: teacher_bank_<split> beside the checkpoint)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     add_precision_option(parser)
     args = parser.parse_args(argv)
     log_to_stderr()
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), f"teacher_bank_{args.split}")
-    folder, status = bad_input_as_one_line("stabletune-teacher-bank", write_bank, args.checkpoint, args.data, args.split,
-                                           out, args.batch_size, args.cpu, args.precision,
-                                           also=(FileNotFoundError, ValueError))
+    folder, status = bad_input_as_one_line(
+        "stabletune-teacher-bank",
+        write_bank,
+        args.checkpoint,
+        args.data,
+        args.split,
+        out,
+        args.batch_size,
+        args.cpu,
+        args.precision,
+        also=(FileNotFoundError, ValueError),
+    )
     if status:
         return status
     print(f"wrote {folder} (bank.json, logits.npy, offsets.npy, tokens.npy)")

@@ -6,6 +6,7 @@ either fp32 (dtype 0) or 4-bit blocks (dtype 1: 32 weights with one fp16 scale, 
 ``fp16 scale, 16 bytes``; byte j holds weight j in its low nibble and weight j+16 in its high nibble,
 value = (nibble - 8) * scale).
 """
+
 from __future__ import annotations
 
 import dataclasses

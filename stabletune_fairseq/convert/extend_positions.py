@@ -10,6 +10,7 @@ settings get the new ``max_positions`` so that the model builds with the longer 
 official-format release (``model.pt``, ``dict.txt``, ``sentencepiece.bpe.model``) for ``run_xtreme.sh``, which
 reads the length from the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,10 @@ def extended_table(table: torch.Tensor, max_positions: int) -> torch.Tensor:
 def positions_key(state: dict, source: str) -> str:
     keys = [key for key in state if key.endswith(POSITIONS_KEY)]
     if len(keys) != 1:
-        raise WrongCheckpoint(f"{source}: not an XLM-R/RoBERTa checkpoint with one learned position table "
-                              f"(found {len(keys)} *.{POSITIONS_KEY})")
+        raise WrongCheckpoint(
+            f"{source}: not an XLM-R/RoBERTa checkpoint with one learned position table "
+            f"(found {len(keys)} *.{POSITIONS_KEY})"
+        )
     return keys[0]
 
 
@@ -52,9 +55,22 @@ def _model_config(state: dict, max_positions: int, source: str) -> dict:
     cfg = state.get("cfg") or {}
     model = dict(cfg.get("model") or {}) if isinstance(cfg, dict) else {}
     if not model and isinstance(state.get("args"), argparse.Namespace):
-        model = {k: v for k, v in vars(state["args"]).items()
-                 if k.startswith(("encoder_", "activation_", "max_positions", "arch", "dropout", "attention_",
-                                  "pooler_", "untie_weights"))}
+        model = {
+            k: v
+            for k, v in vars(state["args"]).items()
+            if k.startswith(
+                (
+                    "encoder_",
+                    "activation_",
+                    "max_positions",
+                    "arch",
+                    "dropout",
+                    "attention_",
+                    "pooler_",
+                    "untie_weights",
+                )
+            )
+        }
     # fairseq's RoBERTa reads max_positions (and builds max_positions + 2 rows); tokens_per_sample is a task setting
     model["max_positions"] = max_positions
     model["source"] = f"stabletune-convert extend-positions of {os.path.abspath(source)}"
@@ -76,8 +92,10 @@ def extend_positions(model: str | Path, out_dir: str | Path, max_positions: int)
     if trained < 1:
         raise WrongCheckpoint(f"{model}: its position table {key} has {old.size(0)} rows, no trained position")
     if max_positions <= trained:
-        raise ValueError(f"{model}: --max-positions {max_positions} is not longer than the model's {trained} "
-                         "positions (extend-positions only makes the table longer)")
+        raise ValueError(
+            f"{model}: --max-positions {max_positions} is not longer than the model's {trained} "
+            "positions (extend-positions only makes the table longer)"
+        )
     if out_dir.resolve() == model.parent.resolve():
         raise ValueError(f"{out_dir}: the folder of {model} itself; write the extended model to another folder")
     dictionary, sentencepiece = model_files(_vocabulary_folder(model, state))
@@ -85,8 +103,12 @@ def extend_positions(model: str | Path, out_dir: str | Path, max_positions: int)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(dictionary, out_dir / "dict.txt")
     shutil.copyfile(sentencepiece, out_dir / "sentencepiece.bpe.model")
-    extra = {"extended_from": str(model.resolve()), "max_positions": max_positions, "trained_positions": trained,
-             "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    extra = {
+        "extended_from": str(model.resolve()),
+        "max_positions": max_positions,
+        "trained_positions": trained,
+        "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+    }
     write_checkpoint(out_dir, weights, _model_config(state, max_positions, str(model)), extra)
     logger.info("wrote %s: %d positions (the %d trained rows repeated) from %s", out_dir, max_positions, trained, model)
     return out_dir

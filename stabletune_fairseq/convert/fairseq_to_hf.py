@@ -10,6 +10,7 @@ A fine-tuned checkpoint becomes the HF model class whose head computes ours (``h
 whose ids are sentencepiece's + 1: exported only when ``dict.txt`` is in that order (XLM-R's and e5's are).
 Needs ``transformers`` (``bash install.sh --hf``) at export time only.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ from .release_files import FAIRSEQ_SPECIALS
 from .sentencepiece_proto import precompiled_charsmap
 
 logger = logging.getLogger(__name__)
+
 
 class NotExportable(BadInput, ValueError):
     """A checkpoint (or its data folder) that has no exact Hugging Face equivalent."""
@@ -54,8 +56,10 @@ def _vocabulary_folder(checkpoint: Path, saved: dict, task_dir: str | None) -> P
     for folder in candidates:
         if (folder / "dict.txt").is_file() and (folder / "sentencepiece.bpe.model").is_file():
             return folder
-    raise NotExportable(f"{checkpoint}: no dict.txt and sentencepiece.bpe.model in {' or '.join(map(str, candidates))}; "
-                        "name the data folder with --task-dir")
+    raise NotExportable(
+        f"{checkpoint}: no dict.txt and sentencepiece.bpe.model in {' or '.join(map(str, candidates))}; "
+        "name the data folder with --task-dir"
+    )
 
 
 def tokenizer_vocabulary(folder: Path) -> tuple[list[tuple[str, float]], bytes]:
@@ -69,9 +73,11 @@ def tokenizer_vocabulary(folder: Path) -> tuple[list[tuple[str, float]], bytes]:
         words = [line.rstrip("\n").rsplit(" ", 1)[0] for line in handle if line.strip()]
     if words != pieces:
         first = next((i for i, (a, b) in enumerate(zip(words, pieces)) if a != b), min(len(words), len(pieces)))
-        raise NotExportable(f"{folder}/dict.txt is not the sentencepiece model's pieces in order (first difference at "
-                            f"line {first + 1}; {len(words)} lines, {len(pieces)} pieces): HF's XLM-R tokenizer "
-                            "assumes fairseq id = sentencepiece id + 1")
+        raise NotExportable(
+            f"{folder}/dict.txt is not the sentencepiece model's pieces in order (first difference at "
+            f"line {first + 1}; {len(words)} lines, {len(pieces)} pieces): HF's XLM-R tokenizer "
+            "assumes fairseq id = sentencepiece id + 1"
+        )
     vocab = [(s, 0.0) for s in FAIRSEQ_SPECIALS] + [(p, sp.get_score(i + 3)) for i, p in enumerate(pieces)]
     charsmap = precompiled_charsmap((folder / "sentencepiece.bpe.model").read_bytes())
     return vocab + [("<mask>", 0.0)], charsmap
@@ -87,8 +93,10 @@ def _head(state: dict, cfg) -> tuple[str | None, str | None]:
         raise NotExportable(f"heads {names}: one head of {sorted(head_kinds)} can be exported")
     kind = head_kinds[names[0]]
     if kind == "word" and _section(cfg, "task").get("pooling", "first") != "first":
-        raise NotExportable("trained with --pooling sum: a word is tagged from the sum of its pieces' states, which "
-                            "HF's token classification does not compute (it tags each piece); train with --pooling first")
+        raise NotExportable(
+            "trained with --pooling sum: a word is tagged from the sum of its pieces' states, which "
+            "HF's token classification does not compute (it tags each piece); train with --pooling first"
+        )
     return names[0], kind
 
 
@@ -96,12 +104,18 @@ def _shape(state: dict, cfg) -> dict:
     model = _section(cfg, "model")
     layers = len({k.split(".")[3] for k in state if k.startswith(OURS + "layers.")})
     hidden = state[OURS + "embed_tokens.weight"].shape[1]
-    return {"layers": layers, "hidden": hidden, "ffn": state[f"{OURS}layers.0.fc1.weight"].shape[0],
-            "heads": model.get("encoder_attention_heads") or hidden // 64,
-            "vocab_size": state[OURS + "embed_tokens.weight"].shape[0],
-            "positions": state[OURS + "embed_positions.weight"].shape[0],
-            "activation": model.get("activation_fn", "gelu"), "dropout": model.get("dropout", 0.1),
-            "attention_dropout": model.get("attention_dropout", 0.1), "head_dropout": model.get("head_dropout", 0.1)}
+    return {
+        "layers": layers,
+        "hidden": hidden,
+        "ffn": state[f"{OURS}layers.0.fc1.weight"].shape[0],
+        "heads": model.get("encoder_attention_heads") or hidden // 64,
+        "vocab_size": state[OURS + "embed_tokens.weight"].shape[0],
+        "positions": state[OURS + "embed_positions.weight"].shape[0],
+        "activation": model.get("activation_fn", "gelu"),
+        "dropout": model.get("dropout", 0.1),
+        "attention_dropout": model.get("attention_dropout", 0.1),
+        "head_dropout": model.get("head_dropout", 0.1),
+    }
 
 
 def export_hf(checkpoint: str | Path, out_dir: str | Path, task_dir: str | None = None) -> Path:
@@ -117,13 +131,16 @@ def export_hf(checkpoint: str | Path, out_dir: str | Path, task_dir: str | None 
     head, kind = _head(state, cfg)
     labels = list(record.get("labels") or []) if kind in ("sentence", "word") else None
     if kind in ("sentence", "word") and not labels:
-        raise NotExportable(f"{checkpoint}: records no label list (written by an older version?); cannot name the outputs")
+        raise NotExportable(
+            f"{checkpoint}: records no label list (written by an older version?); cannot name the outputs"
+        )
     vocab_folder = _vocabulary_folder(checkpoint, saved, task_dir)
     vocab, charsmap = tokenizer_vocabulary(vocab_folder)
     shape = _shape(state, cfg)
     if len(vocab) != shape["vocab_size"]:
-        raise NotExportable(f"{checkpoint}: {shape['vocab_size']} embedding rows, but {vocab_folder} has a vocabulary "
-                            f"of {len(vocab)}")
+        raise NotExportable(
+            f"{checkpoint}: {shape['vocab_size']} embedding rows, but {vocab_folder} has a vocabulary of {len(vocab)}"
+        )
     config = hf_config(**shape, labels=labels)
     class_name = HF_HEADS[kind][0] if kind else "XLMRobertaModel"
     config.architectures = [class_name]
@@ -132,11 +149,19 @@ def export_hf(checkpoint: str | Path, out_dir: str | Path, task_dir: str | None 
     missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
-        raise NotExportable(f"{checkpoint}: weights do not map one to one (missing {missing[:4]}, unexpected {unexpected[:4]})")
-    tokenizer = transformers.XLMRobertaTokenizer(vocab=vocab, _spm_precompiled_charsmap=charsmap or None,
-                                                 model_max_length=shape["positions"] - 2)
-    record_out = {"exported_from": str(checkpoint.resolve()), "class": class_name, "task": record.get("task"),
-                  "labels": labels, "vocabulary": str(vocab_folder.resolve())}
+        raise NotExportable(
+            f"{checkpoint}: weights do not map one to one (missing {missing[:4]}, unexpected {unexpected[:4]})"
+        )
+    tokenizer = transformers.XLMRobertaTokenizer(
+        vocab=vocab, _spm_precompiled_charsmap=charsmap or None, model_max_length=shape["positions"] - 2
+    )
+    record_out = {
+        "exported_from": str(checkpoint.resolve()),
+        "class": class_name,
+        "task": record.get("task"),
+        "labels": labels,
+        "vocabulary": str(vocab_folder.resolve()),
+    }
     with atomic_output_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -148,4 +173,3 @@ def export_hf(checkpoint: str | Path, out_dir: str | Path, task_dir: str | None 
             path.chmod(0o666 & ~umask)
     logger.info("wrote %s (%s%s)", out_dir, class_name, f", {len(labels)} labels" if labels else "")
     return out_dir
-

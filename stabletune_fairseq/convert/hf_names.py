@@ -5,6 +5,7 @@ importer (``hf_to_fairseq``) and the benchmark's twin model. HF nests the encode
 its task models (``bert.`` in BERT-layout checkpoints such as multilingual-e5) and under nothing in a bare
 ``XLMRobertaModel``; the names below the prefix are the same in both families.
 """
+
 from __future__ import annotations
 
 OURS = "encoder.sentence_encoder."
@@ -16,10 +17,14 @@ _EMBEDDINGS = {
     "layernorm_embedding.bias": "embeddings.LayerNorm.bias",
 }
 _LAYER = {
-    "self_attn.q_proj": "attention.self.query", "self_attn.k_proj": "attention.self.key",
-    "self_attn.v_proj": "attention.self.value", "self_attn.out_proj": "attention.output.dense",
-    "self_attn_layer_norm": "attention.output.LayerNorm", "fc1": "intermediate.dense",
-    "fc2": "output.dense", "final_layer_norm": "output.LayerNorm",
+    "self_attn.q_proj": "attention.self.query",
+    "self_attn.k_proj": "attention.self.key",
+    "self_attn.v_proj": "attention.self.value",
+    "self_attn.out_proj": "attention.output.dense",
+    "self_attn_layer_norm": "attention.output.LayerNorm",
+    "fc1": "intermediate.dense",
+    "fc2": "output.dense",
+    "final_layer_norm": "output.LayerNorm",
 }
 # fairseq RoBERTa's masked-LM head (kept in releases that have one) and HF's two spellings of it.
 LM_HEAD = {
@@ -32,8 +37,10 @@ LM_HEAD = {
 }
 # Our head kinds (models/heads.py) -> the HF model class whose head computes the same function, and its names.
 HF_HEADS = {
-    "sentence": ("XLMRobertaForSequenceClassification",
-                 {"dense": "classifier.dense", "out_proj": "classifier.out_proj"}),
+    "sentence": (
+        "XLMRobertaForSequenceClassification",
+        {"dense": "classifier.dense", "out_proj": "classifier.out_proj"},
+    ),
     "word": ("XLMRobertaForTokenClassification", {"out_proj": "classifier"}),
     "span": ("XLMRobertaForQuestionAnswering", {"out_proj": "qa_outputs"}),
 }
@@ -67,22 +74,36 @@ def head_names(kind: str, head: str) -> dict[str, str]:
     return {f"heads.{head}.{ours}.{p}": f"{theirs}.{p}" for ours, theirs in layers.items() for p in ("weight", "bias")}
 
 
-def hf_state_from_ours(state: dict, layers: int, head_kind: str | None = None, head: str | None = None,
-                       prefix: str = "roberta.") -> dict:
+def hf_state_from_ours(
+    state: dict, layers: int, head_kind: str | None = None, head: str | None = None, prefix: str = "roberta."
+) -> dict:
     """Our encoder (and head) weights under HF's names; a zero type-0 embedding (XLM-R uses none)."""
     import torch
 
     out = {prefix + theirs: state[ours] for ours, theirs in encoder_names(layers).items()}
     hidden = state[OURS + "embed_tokens.weight"].shape[1]
-    out[prefix + "embeddings.token_type_embeddings.weight"] = torch.zeros(1, hidden, dtype=state[OURS + "embed_tokens.weight"].dtype)
+    out[prefix + "embeddings.token_type_embeddings.weight"] = torch.zeros(
+        1, hidden, dtype=state[OURS + "embed_tokens.weight"].dtype
+    )
     if head_kind is not None:
         out.update({theirs: state[ours] for ours, theirs in head_names(head_kind, head).items()})
     return out
 
 
-def hf_config(layers: int, hidden: int, ffn: int, heads: int, vocab_size: int, positions: int,
-              activation: str = "gelu", dropout: float = 0.1, attention_dropout: float = 0.1,
-              head_dropout: float = 0.1, labels: list[str] | None = None, **extra):
+def hf_config(
+    layers: int,
+    hidden: int,
+    ffn: int,
+    heads: int,
+    vocab_size: int,
+    positions: int,
+    activation: str = "gelu",
+    dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    head_dropout: float = 0.1,
+    labels: list[str] | None = None,
+    **extra,
+):
     """Our model's shape in HF's terms: LayerNorm eps 1e-5 as fairseq's, padding index 1, ``positions``
     rows of the position table (ours has the same two offset rows as HF's)."""
     XLMRobertaConfig = import_transformers().XLMRobertaConfig
@@ -90,10 +111,27 @@ def hf_config(layers: int, hidden: int, ffn: int, heads: int, vocab_size: int, p
         raise ValueError(f"activation {activation!r} has no Hugging Face equivalent")
     label_maps = {}
     if labels is not None:
-        label_maps = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                      "label2id": {label: i for i, label in enumerate(labels)}}
+        label_maps = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
     return XLMRobertaConfig(
-        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=ffn, max_position_embeddings=positions, type_vocab_size=1, layer_norm_eps=1e-5,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=attention_dropout, classifier_dropout=head_dropout,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, hidden_act=ACTIVATIONS[activation], **label_maps, **extra)
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        max_position_embeddings=positions,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=attention_dropout,
+        classifier_dropout=head_dropout,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_act=ACTIVATIONS[activation],
+        **label_maps,
+        **extra,
+    )

@@ -11,6 +11,7 @@ so its type-0 vector is folded into the position table. BERT-layout checkpoints 
 shifted by two rows. The masked-LM head is kept when present; a pooler or task head is dropped, counted
 and recorded. Nothing is written unless the whole conversion succeeds.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,10 @@ def _config(folder: Path) -> dict:
         raise NotConvertible(f"{path}: not JSON ({err})") from None
     kind = config.get("model_type")
     if kind not in MODEL_TYPES:
-        raise NotConvertible(f"{path}: model_type {kind!r} ({', '.join(config.get('architectures') or [])}) is not an "
-                             f"XLM-R/RoBERTa encoder; convertible: {', '.join(MODEL_TYPES)}")
+        raise NotConvertible(
+            f"{path}: model_type {kind!r} ({', '.join(config.get('architectures') or [])}) is not an "
+            f"XLM-R/RoBERTa encoder; convertible: {', '.join(MODEL_TYPES)}"
+        )
     if config.get("position_embedding_type", "absolute") != "absolute" or config.get("is_decoder"):
         raise NotConvertible(f"{path}: relative positions or a decoder: not an XLM-R encoder")
     if config.get("hidden_act", "gelu") not in {v: k for k, v in ACTIVATIONS.items()}:
@@ -58,7 +61,9 @@ def _load_safetensors(path: Path) -> dict:
     try:
         from safetensors.torch import load_file
     except ImportError:
-        raise NotConvertible(f"{path}: reading safetensors needs the safetensors package: bash install.sh --hf") from None
+        raise NotConvertible(
+            f"{path}: reading safetensors needs the safetensors package: bash install.sh --hf"
+        ) from None
 
     try:
         return load_file(str(path))
@@ -95,8 +100,9 @@ def _vocabulary(folder: Path) -> tuple[list[str], Path | None, list[float] | Non
             raise NotConvertible(f"{model}: not a sentencepiece model ({err})") from None
         spm_specials = [sp.id_to_piece(i) for i in range(3)]
         if spm_specials != ["<unk>", "<s>", "</s>"]:
-            raise NotConvertible(f"{model}: not XLM-R's sentencepiece model (ids 0-2 are {spm_specials}, "
-                                 "expected <unk> <s> </s>)")
+            raise NotConvertible(
+                f"{model}: not XLM-R's sentencepiece model (ids 0-2 are {spm_specials}, expected <unk> <s> </s>)"
+            )
         pieces = list(FAIRSEQ_SPECIALS) + [sp.id_to_piece(i) for i in range(3, sp.get_piece_size())] + ["<mask>"]
         return pieces, model, None
     path = folder / "tokenizer.json"
@@ -117,7 +123,7 @@ def _positions(state: dict, prefix: str, first: int) -> torch.Tensor:
     types = state.pop(prefix + "embeddings.token_type_embeddings.weight", None)
     if types is not None:
         table = table.clone()
-        table[PAD_IDX + 1:] += types[0]
+        table[PAD_IDX + 1 :] += types[0]
     return table
 
 
@@ -132,8 +138,9 @@ def fairseq_state(config: dict, weights: dict) -> tuple[dict, list[str]]:
         if ours.endswith("embed_positions.weight"):
             continue
         if prefix + theirs not in state:
-            raise NotConvertible(f"weight {prefix + theirs} is missing (config.json says "
-                                 f"{config['num_hidden_layers']} layers)")
+            raise NotConvertible(
+                f"weight {prefix + theirs} is missing (config.json says {config['num_hidden_layers']} layers)"
+            )
         out[ours] = state.pop(prefix + theirs)
     if any(spelling in state for spellings in LM_HEAD.values() for spelling in spellings):
         for ours, spellings in LM_HEAD.items():
@@ -153,8 +160,12 @@ def _model_config(config: dict) -> dict:
     shape = (config["num_hidden_layers"], config["hidden_size"])
     arch = ARCHITECTURE_SHAPES.get(shape, "stabletune_xlmr")
     return {
-        "_name": "stabletune_xlmr", "arch": arch, "encoder_layers": shape[0], "encoder_embed_dim": shape[1],
-        "encoder_ffn_embed_dim": config["intermediate_size"], "encoder_attention_heads": config["num_attention_heads"],
+        "_name": "stabletune_xlmr",
+        "arch": arch,
+        "encoder_layers": shape[0],
+        "encoder_embed_dim": shape[1],
+        "encoder_ffn_embed_dim": config["intermediate_size"],
+        "encoder_attention_heads": config["num_attention_heads"],
         "max_positions": config["max_position_embeddings"] - MODEL_TYPES[config["model_type"]],
         "activation_fn": {v: k for k, v in ACTIVATIONS.items()}[config.get("hidden_act", "gelu")],
     }
@@ -172,16 +183,27 @@ def convert_hf(folder: str | Path, out_dir: str | Path) -> Path:
     state, dropped = fairseq_state(config, _weights(folder))
     rows = state[OURS + "embed_tokens.weight"].shape[0]
     if rows != len(pieces) or config.get("vocab_size", rows) != rows:
-        raise NotConvertible(f"{folder}: the vocabulary has {len(pieces)} pieces in XLM-R's layout (with <pad> and "
-                             f"<mask>), but the word embeddings have {rows} rows (config vocab_size "
-                             f"{config.get('vocab_size')}): not XLM-R's vocabulary")
+        raise NotConvertible(
+            f"{folder}: the vocabulary has {len(pieces)} pieces in XLM-R's layout (with <pad> and "
+            f"<mask>), but the word embeddings have {rows} rows (config vocab_size "
+            f"{config.get('vocab_size')}): not XLM-R's vocabulary"
+        )
     if abs(config.get("layer_norm_eps", 1e-5) - 1e-5) > 1e-9:
-        logger.warning("%s: LayerNorm eps %g; fairseq's is 1e-5 (outputs differ slightly)", folder, config["layer_norm_eps"])
+        logger.warning(
+            "%s: LayerNorm eps %g; fairseq's is 1e-5 (outputs differ slightly)", folder, config["layer_norm_eps"]
+        )
     if dropped:
-        logger.warning("dropped %d weights fairseq's encoder has no place for: %s", len(dropped), ", ".join(dropped[:6]))
-    extra = {"converted_from": str(folder.resolve()), "model_type": config["model_type"],
-             "architectures": config.get("architectures"), "lm_head": "encoder.lm_head.weight" in state,
-             "dropped_weights": dropped, "layer_norm_eps": config.get("layer_norm_eps")}
+        logger.warning(
+            "dropped %d weights fairseq's encoder has no place for: %s", len(dropped), ", ".join(dropped[:6])
+        )
+    extra = {
+        "converted_from": str(folder.resolve()),
+        "model_type": config["model_type"],
+        "architectures": config.get("architectures"),
+        "lm_head": "encoder.lm_head.weight" in state,
+        "dropped_weights": dropped,
+        "layer_norm_eps": config.get("layer_norm_eps"),
+    }
     with atomic_output_dir(out_dir) as tmp:
         if sentencepiece_model is not None:
             shutil.copyfile(sentencepiece_model, tmp / "sentencepiece.bpe.model")
@@ -189,6 +211,11 @@ def convert_hf(folder: str | Path, out_dir: str | Path) -> Path:
         else:
             write_vocabulary(tmp, pieces, scores)
         write_checkpoint(tmp, state, _model_config(config), extra)
-    logger.info("wrote %s (vocab %d, %d layers%s)", out_dir, rows, config["num_hidden_layers"],
-                ", with its LM head" if extra["lm_head"] else "")
+    logger.info(
+        "wrote %s (vocab %d, %d layers%s)",
+        out_dir,
+        rows,
+        config["num_hidden_layers"],
+        ", with its LM head" if extra["lm_head"] else "",
+    )
     return out_dir

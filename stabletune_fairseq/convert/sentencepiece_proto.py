@@ -8,6 +8,7 @@ fields, so we encode them by hand instead of depending on ``protobuf``:
 The normaliser spec (with its precompiled character map) is taken from a throw-away model that
 sentencepiece itself trains with the requested rule, so the normalisation is sentencepiece's own.
 """
+
 from __future__ import annotations
 
 import io
@@ -74,8 +75,12 @@ def normalizer_spec_for(rule_name: str) -> bytes:
     model = io.BytesIO()
     corpus = ["a b c d e f g h i j k l m n o p q r s t u v w x y z"] * 10
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus), model_writer=model, vocab_size=30, hard_vocab_limit=False,
-        normalization_rule_name=rule_name, minloglevel=2,
+        sentence_iterator=iter(corpus),
+        model_writer=model,
+        vocab_size=30,
+        hard_vocab_limit=False,
+        normalization_rule_name=rule_name,
+        minloglevel=2,
     )
     for number, _, value in _read_fields(model.getvalue()):
         if number == 3:

@@ -6,11 +6,12 @@ chosen layers are kept, renumbered 0..k-1 in the order given, everything else (t
 LM head) is left out. The result is an official-format release (``model.pt``, ``dict.txt``, sentencepiece model)
 for ``run_xtreme.sh``'s ``<model.pt>``: its task heads are created afresh when it is fine-tuned.
 """
+
 from __future__ import annotations
 
 import hashlib
-import os
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -58,9 +59,20 @@ def _model_config(state: dict, source: str, layers: int) -> dict:
     cfg = state.get("cfg") or {}
     model = dict(cfg.get("model") or {}) if isinstance(cfg, dict) else {}
     if not model and state.get("args") is not None:  # an old-style checkpoint with an argparse Namespace
-        model = {k: v for k, v in vars(state["args"]).items() if k.startswith(("encoder_", "activation_fn", "max_positions", "arch"))}
-    keep = ("_name", "arch", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads", "max_positions",
-            "activation_fn")
+        model = {
+            k: v
+            for k, v in vars(state["args"]).items()
+            if k.startswith(("encoder_", "activation_fn", "max_positions", "arch"))
+        }
+    keep = (
+        "_name",
+        "arch",
+        "encoder_embed_dim",
+        "encoder_ffn_embed_dim",
+        "encoder_attention_heads",
+        "max_positions",
+        "activation_fn",
+    )
     out = {k: model[k] for k in keep if k in model}
     out["encoder_layers"] = layers
     out["source"] = f"stabletune-convert shrink of {os.path.abspath(source)}"
@@ -89,8 +101,11 @@ def shrink(model: str | Path, out_dir: str | Path, layers: list[int]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(dictionary, out_dir / "dict.txt")
     shutil.copyfile(sentencepiece, out_dir / "sentencepiece.bpe.model")
-    extra = {"shrunk_from": str(model.resolve()), "layers": layers,
-             "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    extra = {
+        "shrunk_from": str(model.resolve()),
+        "layers": layers,
+        "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+    }
     write_checkpoint(out_dir, student, _model_config(state, str(model), len(layers)), extra)
     logger.info("wrote %s: layers %s of %s", out_dir, layers, model)
     return out_dir

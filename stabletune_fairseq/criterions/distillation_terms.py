@@ -13,6 +13,7 @@ a row (projected, normalised) should be closer to the teacher's state of the sam
 states of the other rows of the batch with another label (in-batch negatives), an InfoNCE loss with temperature
 ``tau``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,17 +23,19 @@ from ..models.precision import full_precision
 from .kl_terms import kl_to_target
 
 
-def soft_target_kd(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
-                   class_mean: bool = False) -> torch.Tensor:
+def soft_target_kd(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, class_mean: bool = False
+) -> torch.Tensor:
     """``T^2 * KL(p_teacher^T || p_student^T)`` for every unit (the last dimension holds the classes).
     ``class_mean``: the KL divided by the number of classes, as ``nn.KLDivLoss(reduction="mean")`` in the PKD
     reference code takes it."""
     kl = kl_to_target(student.float() / temperature, teacher.float() / temperature)
-    return kl * temperature ** 2 / (student.size(-1) if class_mean else 1)
+    return kl * temperature**2 / (student.size(-1) if class_mean else 1)
 
 
-def span_soft_target_kd(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
-                        class_mean: bool = False) -> torch.Tensor:
+def span_soft_target_kd(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, class_mean: bool = False
+) -> torch.Tensor:
     """QA: soft-target KD of the start and of the end distributions (batch x time x 2 logits) per window, their
     mean. Masked positions (-1e4) carry no mass on either side."""
     per_boundary = lambda logits: logits.transpose(1, 2).reshape(-1, logits.size(1))
@@ -47,8 +50,9 @@ def patient_hidden_loss(student_states: torch.Tensor, teacher_states: torch.Tens
     return F.mse_loss(student, teacher, reduction="mean")
 
 
-def contrastive_distillation(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None,
-                             temperature: float) -> torch.Tensor:
+def contrastive_distillation(
+    student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None, temperature: float
+) -> torch.Tensor:
     """InfoNCE per row: the student's state (batch x hidden, projected to the teacher's width) against the
     teacher's state of the same row (positive) and of the rows with another label (negatives; every other row
     when ``labels`` is None), cosine similarities divided by ``temperature``. Rows with no negative give 0."""

@@ -9,6 +9,7 @@ R1 (example consistency) = KL(p_aug || sg p_orig) + KL(p_orig || sg p_aug), i.e.
 ``kl_to_target(orig, aug) + kl_to_target(aug, orig)``; R2 (model consistency) = KL(p_teacher || p_student)
 on the augmented view, ``kl_to_target(student, teacher)``.
 """
+
 from __future__ import annotations
 
 import torch

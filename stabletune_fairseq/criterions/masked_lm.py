@@ -6,6 +6,7 @@ per masked token, summed over every masked token of the subset and divided by th
 is per masked *token* (sentencepiece piece), not per character. ``masked_lm_sums`` is shared with
 ``stabletune-mlm-eval``, so both measure the same thing.
 """
+
 import math
 
 import torch
@@ -31,8 +32,12 @@ def masked_lm_sums(model, sample, padding_idx: int) -> tuple[torch.Tensor, int]:
 class StabletuneMLMCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         loss, count = masked_lm_sums(model, sample, self.padding_idx)
-        logging_output = {"loss": loss.detach(), "ntokens": sample["ntokens"], "nsentences": sample["nsentences"],
-                          "sample_size": count}
+        logging_output = {
+            "loss": loss.detach(),
+            "ntokens": sample["ntokens"],
+            "nsentences": sample["nsentences"],
+            "sample_size": count,
+        }
         return loss, count, logging_output
 
     @staticmethod

@@ -31,8 +31,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
 from ..embeddings.encoder import load_encoder
-from ..models.pooling_head import pool_states
-from ..models.pooling_head import embed
+from ..models.pooling_head import embed, pool_states
 from ..models.precision import full_precision
 from ..models.teacher import freeze_teacher
 from ..reliability.checkpoint_safety import WrongCheckpoint
@@ -43,15 +42,29 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class SentenceDistillationCriterionConfig(FairseqDataclass):
-    teacher: Optional[str] = field(default=None, metadata={
-        "help": "the frozen teacher: a sentence encoder with the data's vocabulary (a release model.pt with dict.txt "
-                "and the sentencepiece model beside it, e.g. the embedded e5-small, or a fine-tuned checkpoint)"})
-    contrastive_weight: float = field(default=0.0, metadata={
-        "help": "weight of the in-batch InfoNCE between the student's source and target embeddings (the multi-stage "
-                "framework's contrastive stage); 0: MSE distillation alone, as Reimers & Gurevych"})
-    contrastive_temperature: float = field(default=0.05, metadata={
-        "help": "temperature of the InfoNCE over cosine similarities (0.05: sentence-transformers' "
-                "MultipleNegativesRankingLoss scale 20)"})
+    teacher: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "the frozen teacher: a sentence encoder with the data's vocabulary (a release model.pt with "
+            "dict.txt "
+            "and the sentencepiece model beside it, e.g. the embedded e5-small, or a fine-tuned checkpoint)"
+        },
+    )
+    contrastive_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the in-batch InfoNCE between the student's source and target embeddings (the "
+            "multi-stage "
+            "framework's contrastive stage); 0: MSE distillation alone, as Reimers & Gurevych"
+        },
+    )
+    contrastive_temperature: float = field(
+        default=0.05,
+        metadata={
+            "help": "temperature of the InfoNCE over cosine similarities (0.05: sentence-transformers' "
+            "MultipleNegativesRankingLoss scale 20)"
+        },
+    )
 
 
 def embedding_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -79,14 +92,22 @@ def load_embedding_teacher(path: str, task):
     loaded = load_encoder(path, torch.device("cpu"))
     teacher_vocabulary, data_vocabulary = vocabulary_hash(str(loaded.vocabulary)), vocabulary_hash(task.cfg.data)
     if teacher_vocabulary != data_vocabulary:
-        raise WrongCheckpoint(f"teacher {path}: its vocabulary ({loaded.vocabulary}/dict.txt {teacher_vocabulary}) is "
-                              f"not the data's ({task.cfg.data}/dict.txt {data_vocabulary}): teacher and student read "
-                              "the same tokens; preprocess with the teacher's dict.txt and sentencepiece model")
+        raise WrongCheckpoint(
+            f"teacher {path}: its vocabulary ({loaded.vocabulary}/dict.txt {teacher_vocabulary}) is "
+            f"not the data's ({task.cfg.data}/dict.txt {data_vocabulary}): teacher and student read "
+            "the same tokens; preprocess with the teacher's dict.txt and sentencepiece model"
+        )
     if loaded.max_positions < task.max_positions():
-        raise WrongCheckpoint(f"teacher {path}: reads {loaded.max_positions} tokens, the task feeds up to "
-                              f"{task.max_positions()} (--max-positions)")
-    logger.info("teacher: %s (%s, %d layers, frozen, eval mode; runs live on every source sentence)", path,
-                loaded.kind, len(loaded.encoder.sentence_encoder.layers))
+        raise WrongCheckpoint(
+            f"teacher {path}: reads {loaded.max_positions} tokens, the task feeds up to "
+            f"{task.max_positions()} (--max-positions)"
+        )
+    logger.info(
+        "teacher: %s (%s, %d layers, frozen, eval mode; runs live on every source sentence)",
+        path,
+        loaded.kind,
+        len(loaded.encoder.sentence_encoder.layers),
+    )
     return freeze_teacher(loaded.encoder)
 
 
@@ -95,8 +116,10 @@ class SentenceDistillationCriterion(FairseqCriterion):
     def __init__(self, task, teacher=None, contrastive_weight=0.0, contrastive_temperature=0.05):
         super().__init__(task)
         if contrastive_weight < 0 or contrastive_temperature <= 0:
-            raise ValueError(f"--contrastive-weight must be >= 0 and --contrastive-temperature > 0 (got "
-                             f"{contrastive_weight}, {contrastive_temperature})")
+            raise ValueError(
+                f"--contrastive-weight must be >= 0 and --contrastive-temperature > 0 (got "
+                f"{contrastive_weight}, {contrastive_temperature})"
+            )
         self.contrastive_weight, self.contrastive_temperature = contrastive_weight, contrastive_temperature
         self.pooling = str(task.cfg.pooling)
         object.__setattr__(self, "teacher", load_embedding_teacher(teacher, task))  # not a submodule: never saved
@@ -104,7 +127,9 @@ class SentenceDistillationCriterion(FairseqCriterion):
         student_width = task.trained_model_cfg.encoder_embed_dim
         self.projection = nn.Linear(student_width, teacher_width) if student_width != teacher_width else None
         if self.projection is not None:
-            logger.info("student width %d, teacher %d: a learned projection compares them", student_width, teacher_width)
+            logger.info(
+                "student width %d, teacher %d: a learned projection compares them", student_width, teacher_width
+            )
 
     @torch.no_grad()
     def teacher_embeddings(self, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -133,9 +158,17 @@ class SentenceDistillationCriterion(FairseqCriterion):
                 contrastive = in_batch_infonce(student_src[pairs], student_tgt, self.contrastive_temperature).mean()
         # fairseq divides by the sample size (the rows): MSE terms become means over rows, CON stays a pair mean
         loss = mse_src.sum() + mse_tgt + self.contrastive_weight * contrastive * n_rows
-        logging_output = {"loss": loss.data, "mse_src": mse_src.sum().data, "mse_tgt": mse_tgt.data,
-                          "contrastive": contrastive.data * n_pairs, "rows": n_rows, "pairs": n_pairs,
-                          "nsentences": n_rows, "ntokens": sample["ntokens"], "sample_size": n_rows}
+        logging_output = {
+            "loss": loss.data,
+            "mse_src": mse_src.sum().data,
+            "mse_tgt": mse_tgt.data,
+            "contrastive": contrastive.data * n_pairs,
+            "rows": n_rows,
+            "pairs": n_pairs,
+            "nsentences": n_rows,
+            "ntokens": sample["ntokens"],
+            "sample_size": n_rows,
+        }
         return loss, n_rows, logging_output
 
     @staticmethod

@@ -9,6 +9,7 @@ in the view, -1 padded). The probability of every other position (perturbed word
 hold different pieces) is folded into one bucket, so both distributions live on the same K + 1 outcomes
 and their KL is defined (docs/method.md).
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,13 +44,17 @@ def fold_to_support(logits: torch.Tensor, positions: torch.Tensor) -> torch.Tens
     return torch.cat([kept, rest], dim=1).transpose(1, 2)
 
 
-def span_consistency(row_logits: torch.Tensor, view_logits: torch.Tensor, support: torch.Tensor,
-                     stop_gradient: bool = True) -> torch.Tensor:
+def span_consistency(
+    row_logits: torch.Tensor, view_logits: torch.Tensor, support: torch.Tensor, stop_gradient: bool = True
+) -> torch.Tensor:
     """R1 per row: symmetric KL of the folded start distributions and of the end ones, their mean."""
     rows = fold_to_support(row_logits, support[:, 0])
     views = fold_to_support(view_logits, support[:, 1])
-    return symmetric_consistency(rows.reshape(-1, rows.size(-1)), views.reshape(-1, views.size(-1)),
-                                 stop_gradient).view(-1, 2).mean(1)
+    return (
+        symmetric_consistency(rows.reshape(-1, rows.size(-1)), views.reshape(-1, views.size(-1)), stop_gradient)
+        .view(-1, 2)
+        .mean(1)
+    )
 
 
 def span_teacher_term(student: torch.Tensor, teacher: torch.Tensor, hard_labels: bool) -> torch.Tensor:

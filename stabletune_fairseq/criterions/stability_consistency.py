@@ -13,7 +13,8 @@ takes them, per batch: the task loss is the mean over the labelled units (transl
 labels), R1 the mean over every unit, R2 the mean over the units of the augmented rows only (the rows the
 teacher sees); each per-unit quantity is a KL summed over classes. fairseq divides the loss by the
 sample size (every unit of the batch), so the task and R2 sums are scaled by units / labelled units and
-units / teacher units before it does. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's argmax (PAN-X). QA's unit is a
+units / teacher units before it does. ``--r2-hard-labels`` replaces R2's KL by cross-entropy on the teacher's
+argmax (PAN-X). QA's unit is a
 window: its terms are the means of the start- and end-position terms, R1 over the common support of the
 window and its view (``span_terms.py``).
 
@@ -25,7 +26,8 @@ predictions as R1.
 R-Drop and R3F are R1 with views that keep the row's tokens (``--view-augmentation dropout`` / ``noise``); their
 references differ from xTune's R1 in two ways, each an option here: the KL's gradient flows through both sides
 (``--r1-full-gradient``), and R-Drop trains the task loss on both passes (``--task-loss-on-views``: the mean of the
-row's and the view's task loss). docs/glue.md gives each reference's formula and the lambda that matches it. The reference implementation averages KL over classes too
+row's and the view's task loss). docs/glue.md gives each reference's formula and the lambda that matches it. The
+reference implementation averages KL over classes too
 (``kl_div(reduction="mean")``), so its lambda corresponds to ``lambda / number of classes`` here;
 run_xtreme.sh applies that conversion to the reference defaults. With both lambdas 0 the views are not
 even computed: the step is exactly plain fine-tuning.
@@ -35,6 +37,7 @@ each) and owns its metrics: the criterion puts the task's ``metric_counts`` of e
 and the task's ``reduce_metrics`` logs them (accuracy, entity F1, EM/F1, GLUE's scores) after the loss terms logged
 here.
 """
+
 import logging
 import math
 from dataclasses import dataclass, field
@@ -58,17 +61,41 @@ FAMILY_TERMS = {"labels": "_label_terms", "regression": "_regression_terms", "sp
 
 @dataclass
 class StabilityConsistencyConfig(FairseqDataclass):
-    r1_lambda: float = field(default=0.0, metadata={"help": "weight of R1, the symmetric KL between a row's two views (summed over classes, mean over every unit)"})
-    r2_lambda: float = field(default=0.0, metadata={"help": "weight of R2, KL from the frozen teacher (summed over classes, mean over the units of the augmented rows)"})
-    teacher: Optional[str] = field(default=None, metadata={"help": "checkpoint of the frozen teacher (stage-1 best) for R2"})
+    r1_lambda: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of R1, the symmetric KL between a row's two views (summed over classes, mean over every "
+            "unit)"
+        },
+    )
+    r2_lambda: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of R2, KL from the frozen teacher (summed over classes, mean over the units of the "
+            "augmented rows)"
+        },
+    )
+    teacher: Optional[str] = field(
+        default=None, metadata={"help": "checkpoint of the frozen teacher (stage-1 best) for R2"}
+    )
     r2_hard_labels: bool = field(
-        default=False, metadata={"help": "R2 as cross-entropy on the teacher's argmax instead of KL (the reference's PAN-X choice)"})
-    r1_full_gradient: bool = field(default=False, metadata={
-        "help": "R1's gradient flows through both distributions, as R-Drop and R3F (default: stop-gradient on the "
-                "target side of each KL, as xTune)"})
-    task_loss_on_views: bool = field(default=False, metadata={
-        "help": "the task loss is the mean over a row and its view, as R-Drop trains both passes (only with views "
-                "that keep the row's tokens: --view-augmentation dropout or noise)"})
+        default=False,
+        metadata={"help": "R2 as cross-entropy on the teacher's argmax instead of KL (the reference's PAN-X choice)"},
+    )
+    r1_full_gradient: bool = field(
+        default=False,
+        metadata={
+            "help": "R1's gradient flows through both distributions, as R-Drop and R3F (default: stop-gradient on the "
+            "target side of each KL, as xTune)"
+        },
+    )
+    task_loss_on_views: bool = field(
+        default=False,
+        metadata={
+            "help": "the task loss is the mean over a row and its view, as R-Drop trains both passes (only with views "
+            "that keep the row's tokens: --view-augmentation dropout or noise)"
+        },
+    )
 
 
 def trim_padding(tokens: torch.Tensor, pad: int) -> torch.Tensor:
@@ -81,7 +108,7 @@ def select_rows(tokens: torch.Tensor, head_input: dict, rows, pad: int) -> tuple
     """``rows`` of the batch, without the columns that are padding in all of them; per-token head
     inputs (e.g. ``word_index``) are cut alike."""
     tokens = trim_padding(tokens[rows], pad)
-    return tokens, {k: v[rows][:, :tokens.size(1)] for k, v in head_input.items()}
+    return tokens, {k: v[rows][:, : tokens.size(1)] for k, v in head_input.items()}
 
 
 def log_terms(logging_outputs, keys, decimals: int) -> None:
@@ -94,19 +121,31 @@ def log_terms(logging_outputs, keys, decimals: int) -> None:
 
 @register_criterion("stability_consistency", dataclass=StabilityConsistencyConfig)
 class StabilityConsistencyCriterion(FairseqCriterion):
-    def __init__(self, task, r1_lambda: float = 0.0, r2_lambda: float = 0.0, teacher: Optional[str] = None,
-                 r2_hard_labels: bool = False, r1_full_gradient: bool = False, task_loss_on_views: bool = False):
+    def __init__(
+        self,
+        task,
+        r1_lambda: float = 0.0,
+        r2_lambda: float = 0.0,
+        teacher: Optional[str] = None,
+        r2_hard_labels: bool = False,
+        r1_full_gradient: bool = False,
+        task_loss_on_views: bool = False,
+    ):
         super().__init__(task)
         if getattr(task, "loss_family", None) not in FAMILY_TERMS:
-            raise ValueError(f"--criterion stability_consistency trains the XTREME and GLUE tasks (loss_family one of "
-                             f"{', '.join(FAMILY_TERMS)}): {type(task).__name__} has none")
+            raise ValueError(
+                f"--criterion stability_consistency trains the XTREME and GLUE tasks (loss_family one of "
+                f"{', '.join(FAMILY_TERMS)}): {type(task).__name__} has none"
+            )
         if r1_lambda and not getattr(task, "uses_views", False):
             raise ValueError("--r1-lambda needs a second view: set the task's --view-augmentation")
         if r2_lambda and not teacher:
             raise ValueError("--r2-lambda needs --teacher (the stage-1 checkpoint)")
         if task_loss_on_views and not (r1_lambda and getattr(task, "views_are_rows", False)):
-            raise ValueError("--task-loss-on-views trains on views that keep the row's tokens: it needs "
-                             "--view-augmentation dropout or noise and a positive --r1-lambda")
+            raise ValueError(
+                "--task-loss-on-views trains on views that keep the row's tokens: it needs "
+                "--view-augmentation dropout or noise and a positive --r1-lambda"
+            )
         self.r1_lambda, self.r2_lambda, self.r2_hard_labels = r1_lambda, r2_lambda, r2_hard_labels
         self.r1_stop_gradient, self.task_loss_on_views = not r1_full_gradient, task_loss_on_views
         self.weights = {"task_loss": 1.0, "r1": r1_lambda, "r2": r2_lambda}  # loss = sum of weight * term
@@ -129,8 +168,14 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         n_rows = sample["target"].size(0)
         if sample.get("has_views", False) and self.r1_lambda > 0:
             noise_rows = torch.arange(tokens.size(0), device=tokens.device) >= n_rows
-            logits = model(tokens, head=self.task.head_name, noise=self.task.embedding_noise, noise_rows=noise_rows,
-                           layer_states=layer_states, **head_input)
+            logits = model(
+                tokens,
+                head=self.task.head_name,
+                noise=self.task.embedding_noise,
+                noise_rows=noise_rows,
+                layer_states=layer_states,
+                **head_input,
+            )
             return logits[:n_rows], logits[n_rows:]
         row_tokens, row_input = select_rows(tokens, head_input, slice(0, n_rows), self.padding_idx)
         return model(row_tokens, head=self.task.head_name, layer_states=layer_states, **row_input), None
@@ -144,7 +189,7 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         teacher = self._teacher_logits(model, tokens, head_input)
         student = row_logits[rows]
         if self.task.loss_family == "spans":
-            student = student[:, :teacher.size(1)]  # the same positions: padding columns trimmed alike
+            student = student[:, : teacher.size(1)]  # the same positions: padding columns trimmed alike
         return student, teacher
 
     @staticmethod
@@ -168,8 +213,11 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         # Unlabelled units (and dev tags never seen in training) are predicted and regularised, not trained on.
         labelled = (unit_targets >= 0) & (unit_targets < unit_logits.size(-1))
         zero = unit_logits.float().sum() * 0.0  # float: an fp16 sum can overflow, and inf * 0 is nan
-        task_loss = lambda logits: (F.cross_entropy(logits[labelled].float(), unit_targets[labelled], reduction="sum")
-                                    if labelled.any() else zero)
+        task_loss = lambda logits: (
+            F.cross_entropy(logits[labelled].float(), unit_targets[labelled], reduction="sum")
+            if labelled.any()
+            else zero
+        )
         terms = {"task_loss": task_loss(unit_logits), "r1": zero, "r2": zero}
         if view_logits is not None:
             terms["r1"] = symmetric_consistency(unit_logits, per_unit(view_logits), self.r1_stop_gradient).sum()
@@ -180,8 +228,11 @@ class StabilityConsistencyCriterion(FairseqCriterion):
             if units is not None:
                 rows = sample["teacher_rows"]
                 student, teacher = student[units[rows]], teacher[units[rows]]
-            terms["r2"] = (F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum") if self.r2_hard_labels
-                           else kl_to_target(student, teacher).sum())
+            terms["r2"] = (
+                F.cross_entropy(student.float(), teacher.argmax(-1), reduction="sum")
+                if self.r2_hard_labels
+                else kl_to_target(student, teacher).sum()
+            )
         teacher_units = self._teacher_units(sample)
         return terms, unit_targets.numel(), {"task_loss": int(labelled.sum()), "r2": teacher_units}
 
@@ -234,7 +285,9 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         row_logits, view_logits = self._row_and_view_logits(model, sample, layer_states)
         terms, n_units, denominators = self.unit_terms(model, sample, row_logits, view_logits)
         counts = self.task.metric_counts(row_logits.detach().float(), sample, model.training)  # what its metrics sum up
-        counts.update(self._extra_terms(model, sample, row_logits, view_logits, layer_states, terms, denominators, n_units))
+        counts.update(
+            self._extra_terms(model, sample, row_logits, view_logits, layer_states, terms, denominators, n_units)
+        )
         for key, denominator in denominators.items():
             if 0 < denominator < n_units:  # a mean over these units once fairseq divides by n_units
                 terms[key] = terms[key] * (n_units / denominator)
@@ -244,9 +297,14 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         if skipped:
             loss, terms = self._skip_batch(model, sample, terms)
         logging_output = {
-            "loss": loss.data, **{k: v.data for k, v in terms.items()},
-            "ntokens": sample["ntokens"], "nsentences": sample["nsentences"], "sample_size": n_units,
-            "views_truncated": sample.get("views_truncated", 0), "nonfinite_skipped": int(skipped), **counts,
+            "loss": loss.data,
+            **{k: v.data for k, v in terms.items()},
+            "ntokens": sample["ntokens"],
+            "nsentences": sample["nsentences"],
+            "sample_size": n_units,
+            "views_truncated": sample.get("views_truncated", 0),
+            "nonfinite_skipped": int(skipped),
+            **counts,
         }
         return loss, n_units, logging_output
 
@@ -255,8 +313,11 @@ class StabilityConsistencyCriterion(FairseqCriterion):
         """A non-finite loss is reported with its examples and replaced by a zero that still touches every
         trainable parameter (so every rank of a distributed run reduces the same gradients: all zero)."""
         values = {k: float(v.detach()) for k, v in terms.items()}
-        logger.warning("non-finite loss %s in the batch of examples %s: batch skipped (zero gradient)", values,
-                       sample["id"].tolist())
+        logger.warning(
+            "non-finite loss %s in the batch of examples %s: batch skipped (zero gradient)",
+            values,
+            sample["id"].tolist(),
+        )
         zero = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
         return zero, {k: zero.detach() for k in terms}
 

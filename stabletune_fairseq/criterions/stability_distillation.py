@@ -39,29 +39,61 @@ TEACHER_COUNTS = ("teacher_banked", "teacher_live")  # training rows whose teach
 
 @dataclass
 class StabilityDistillationConfig(StabilityConsistencyConfig):
-    kd_alpha: float = field(default=0.5, metadata={
-        "help": "weight of the soft-target KD term; the task loss gets 1 - alpha (Hinton et al.; 0.5 as the BERT "
-                "distillation recipes start)"})
-    kd_temperature: float = field(default=10.0, metadata={"help": "temperature T of both softmaxes; KD is scaled by T^2"})
-    kd_class_mean: bool = field(default=False, metadata={
-        "help": "KD's KL divided by the number of classes, as the PKD reference code's nn.KLDivLoss(reduction='mean') "
-                "takes it (default: the KL summed over classes, as the formula)"})
-    pkd_mu: float = field(default=0.0, metadata={
-        "help": "weight of Patient KD: MSE between L2-normalised <s> states of student layers and their teacher "
-                "layers (mean over batch x layers x hidden; the BERT recipes use 100 to 500)"})
-    pkd_layers: str = field(default="skip", metadata={
-        "help": "student:teacher layer pairs, 1-based, e.g. '1:2,2:4,3:6,4:8,5:10'; 'skip': every student layer but "
-                "the last against teacher layer k * teacher_layers / student_layers (PKD-skip), 'last': "
-                "the last k-1 teacher layers before the top (PKD-last)"})
-    contrastive_weight: float = field(default=0.0, metadata={
-        "help": "weight of contrastive distillation on the last layer's <s> states (InfoNCE: the teacher's state of "
-                "the same row against those of rows with another label in the batch)"})
+    kd_alpha: float = field(
+        default=0.5,
+        metadata={
+            "help": "weight of the soft-target KD term; the task loss gets 1 - alpha (Hinton et al.; 0.5 as the BERT "
+            "distillation recipes start)"
+        },
+    )
+    kd_temperature: float = field(
+        default=10.0, metadata={"help": "temperature T of both softmaxes; KD is scaled by T^2"}
+    )
+    kd_class_mean: bool = field(
+        default=False,
+        metadata={
+            "help": "KD's KL divided by the number of classes, as the PKD reference code's "
+            "nn.KLDivLoss(reduction='mean') "
+            "takes it (default: the KL summed over classes, as the formula)"
+        },
+    )
+    pkd_mu: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of Patient KD: MSE between L2-normalised <s> states of student layers and their teacher "
+            "layers (mean over batch x layers x hidden; the BERT recipes use 100 to 500)"
+        },
+    )
+    pkd_layers: str = field(
+        default="skip",
+        metadata={
+            "help": "student:teacher layer pairs, 1-based, e.g. '1:2,2:4,3:6,4:8,5:10'; 'skip': every student layer "
+            "but "
+            "the last against teacher layer k * teacher_layers / student_layers (PKD-skip), 'last': "
+            "the last k-1 teacher layers before the top (PKD-last)"
+        },
+    )
+    contrastive_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of contrastive distillation on the last layer's <s> states (InfoNCE: the teacher's "
+            "state of "
+            "the same row against those of rows with another label in the batch)"
+        },
+    )
     contrastive_temperature: float = field(default=0.07, metadata={"help": "temperature of the contrastive term"})
-    kd_on_views: bool = field(default=True, metadata={
-        "help": "with R1 views, distil the views too (the teacher's outputs for the view's text)"})
-    teacher_bank: Optional[str] = field(default=None, metadata={
-        "help": "folder written by stabletune-teacher-bank: the teacher's outputs of the stored training rows, read "
-                "instead of running the teacher for them"})
+    kd_on_views: bool = field(
+        default=True,
+        metadata={"help": "with R1 views, distil the views too (the teacher's outputs for the view's text)"},
+    )
+    teacher_bank: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "folder written by stabletune-teacher-bank: the teacher's outputs of the stored training rows, "
+            "read "
+            "instead of running the teacher for them"
+        },
+    )
 
 
 def layer_pairs(spec: str, student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
@@ -69,8 +101,10 @@ def layer_pairs(spec: str, student_layers: int, teacher_layers: int) -> list[tup
     k = student_layers - 1
     if spec == "skip":
         if teacher_layers % student_layers:
-            raise ValueError(f"--pkd-layers skip maps {student_layers} student layers onto {teacher_layers} teacher "
-                             "layers only when the second is a multiple of the first: give the pairs")
+            raise ValueError(
+                f"--pkd-layers skip maps {student_layers} student layers onto {teacher_layers} teacher "
+                "layers only when the second is a multiple of the first: give the pairs"
+            )
         step = teacher_layers // student_layers
         return [(i, i * step) for i in range(1, k + 1)]
     if spec == "last":
@@ -81,27 +115,49 @@ def layer_pairs(spec: str, student_layers: int, teacher_layers: int) -> list[tup
         raise ValueError(f"--pkd-layers {spec!r}: 'skip', 'last' or student:teacher pairs such as 1:2,2:4") from None
     for s, t in pairs:
         if not (1 <= s <= student_layers and 1 <= t <= teacher_layers):
-            raise ValueError(f"--pkd-layers {s}:{t}: the student has layers 1..{student_layers}, the teacher "
-                             f"1..{teacher_layers}")
+            raise ValueError(
+                f"--pkd-layers {s}:{t}: the student has layers 1..{student_layers}, the teacher 1..{teacher_layers}"
+            )
     return pairs
 
 
 @register_criterion("stability_distillation", dataclass=StabilityDistillationConfig)
 class StabilityDistillationCriterion(StabilityConsistencyCriterion):
-    def __init__(self, task, r1_lambda=0.0, r2_lambda=0.0, teacher=None, r2_hard_labels=False, r1_full_gradient=False,
-                 task_loss_on_views=False, kd_alpha=0.5, kd_temperature=10.0, kd_class_mean=False, pkd_mu=0.0,
-                 pkd_layers="skip", contrastive_weight=0.0, contrastive_temperature=0.07, kd_on_views=True,
-                 teacher_bank=None):
+    def __init__(
+        self,
+        task,
+        r1_lambda=0.0,
+        r2_lambda=0.0,
+        teacher=None,
+        r2_hard_labels=False,
+        r1_full_gradient=False,
+        task_loss_on_views=False,
+        kd_alpha=0.5,
+        kd_temperature=10.0,
+        kd_class_mean=False,
+        pkd_mu=0.0,
+        pkd_layers="skip",
+        contrastive_weight=0.0,
+        contrastive_temperature=0.07,
+        kd_on_views=True,
+        teacher_bank=None,
+    ):
         super().__init__(task, r1_lambda, r2_lambda, teacher, r2_hard_labels, r1_full_gradient, task_loss_on_views)
         if not 0 <= kd_alpha <= 1 or kd_temperature <= 0:
-            raise ValueError(f"--kd-alpha must be in [0, 1] and --kd-temperature positive (got {kd_alpha}, {kd_temperature})")
+            raise ValueError(
+                f"--kd-alpha must be in [0, 1] and --kd-temperature positive (got {kd_alpha}, {kd_temperature})"
+            )
         hidden_terms = pkd_mu > 0 or contrastive_weight > 0
         if not teacher and (hidden_terms or not teacher_bank or r2_lambda):
-            raise ValueError("distillation needs the teacher: --teacher <fine-tuned checkpoint> (a --teacher-bank alone "
-                             "serves KD on the stored rows only, without views, copies, PKD or the contrastive term)")
+            raise ValueError(
+                "distillation needs the teacher: --teacher <fine-tuned checkpoint> (a --teacher-bank alone "
+                "serves KD on the stored rows only, without views, copies, PKD or the contrastive term)"
+            )
         self.kd_alpha, self.kd_temperature, self.kd_class_mean = kd_alpha, kd_temperature, kd_class_mean
         self.kd_on_views, self.contrastive_temperature = kd_on_views, contrastive_temperature
-        self.weights.update({"task_loss": 1 - kd_alpha, "kd": kd_alpha, "pkd": pkd_mu, "contrastive": contrastive_weight})
+        self.weights.update(
+            {"task_loss": 1 - kd_alpha, "kd": kd_alpha, "pkd": pkd_mu, "contrastive": contrastive_weight}
+        )
         if teacher and self.teacher is None:  # the base class loads it for R2 only
             object.__setattr__(self, "teacher", load_teacher(teacher, task))
         self.bank = TeacherBank(teacher_bank) if teacher_bank else None
@@ -144,7 +200,9 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
         """float32 outputs shaped like ``logits``, each position ``_fill`` until written."""
         return torch.full_like(logits.detach(), self._fill, dtype=torch.float32)
 
-    def _run_teacher(self, model, sample, part: slice, rows: torch.Tensor, out: torch.Tensor, layer_states=None) -> None:
+    def _run_teacher(
+        self, model, sample, part: slice, rows: torch.Tensor, out: torch.Tensor, layer_states=None
+    ) -> None:
         """Run the teacher on ``rows`` (boolean) of the batch's ``part`` (its rows, or its views) and write its logits
         into ``out``; a QA or tagging output narrower than ``out`` (trimmed padding) leaves the rest as it is."""
         tokens = sample["net_input"]["src_tokens"][part]
@@ -184,8 +242,13 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
             return row_teacher
         n_rows = view_logits.size(0)
         out = self._blank_like(view_logits)
-        self._run_teacher(model, sample, slice(n_rows, 2 * n_rows), torch.ones(n_rows, dtype=torch.bool,
-                                                                               device=view_logits.device), out)
+        self._run_teacher(
+            model,
+            sample,
+            slice(n_rows, 2 * n_rows),
+            torch.ones(n_rows, dtype=torch.bool, device=view_logits.device),
+            out,
+        )
         return out
 
     # --- the terms ------------------------------------------------------------------------------
@@ -193,8 +256,9 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
         """Summed KD over the units of ``student`` (rows or views) against the teacher's logits, by task family."""
         family = self.task.loss_family
         if family == "spans":
-            return span_soft_target_kd(student[:, :teacher.size(1)], teacher[:, :student.size(1)], self.kd_temperature,
-                                       self.kd_class_mean).sum()
+            return span_soft_target_kd(
+                student[:, : teacher.size(1)], teacher[:, : student.size(1)], self.kd_temperature, self.kd_class_mean
+            ).sum()
         if family == "regression":
             return (student.float() - teacher).pow(2).sum()
         units = sample.get("word_mask")
@@ -213,13 +277,17 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
         kd = self._kd(row_logits, teacher, sample)
         views_run = view_logits is not None and self.kd_on_views and not self.task.views_are_rows
         if view_logits is not None and self.kd_on_views:
-            kd = (kd + self._kd(view_logits, self._teacher_view_outputs(model, sample, view_logits, teacher), sample)) / 2
+            kd = (
+                kd + self._kd(view_logits, self._teacher_view_outputs(model, sample, view_logits, teacher), sample)
+            ) / 2
         terms["kd"] = kd
         zero = kd * 0.0
         terms["pkd"], terms["contrastive"] = zero, zero
         # rows the teacher was run for (views of another text count as rows too) and rows read from the bank
-        counts = {"teacher_banked": self._banked_rows,
-                  "teacher_live": n_rows - self._banked_rows + (n_rows if views_run else 0)}
+        counts = {
+            "teacher_banked": self._banked_rows,
+            "teacher_live": n_rows - self._banked_rows + (n_rows if views_run else 0),
+        }
         if not self.wants_layer_states:
             return counts
         student_states = [states[:n_rows] for states in layer_states]  # the rows' (views come after them)
@@ -230,8 +298,9 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
             terms["pkd"] = patient_hidden_loss(s, t) * n_units  # a batch mean once fairseq divides by n_units
         if self.weights["contrastive"] > 0:
             labels = sample["target"] if sample["target"].dim() == 1 and self.task.loss_family == "labels" else None
-            per_row = contrastive_distillation(project(student_states[-1]), teacher_states[-1], labels,
-                                               self.contrastive_temperature)
+            per_row = contrastive_distillation(
+                project(student_states[-1]), teacher_states[-1], labels, self.contrastive_temperature
+            )
             terms["contrastive"] = per_row.sum() * (n_units / n_rows)  # a mean over rows, after fairseq's division
         return counts
 

@@ -4,6 +4,7 @@ Ids go through piece strings (sentencepiece id -> piece -> dictionary index), co
 table, so any dictionary works, not only one whose order happens to be sentencepiece's plus one.
 Encoded texts keep their words recoverable: a word starts at every piece that begins with ``▁``.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,8 @@ import numpy as np
 import sentencepiece as spm
 from fairseq.data import Dictionary
 
-from .words import word_groups, word_text
 from .errors import InputFormatError
-
+from .words import word_groups, word_text
 
 SENTENCEPIECE_NAMES = ("sentencepiece.bpe.model", "sp.model")  # an XLM-R release's name, AMOS's name
 

@@ -1,5 +1,6 @@
 """``metadata.json`` of a preprocessed task folder: labels, languages, and per split its source file,
 number of examples, truncations and unknown pieces. Tasks, evaluation and recipes read it from here."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,9 @@ def load_metadata(data_dir: str | Path) -> dict:
         raise FileNotFoundError(f"{path} not found: is {data_dir} a folder written by preprocess/xtreme/process.sh?")
     meta = json.loads(path.read_text(encoding="utf-8"))
     if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}; re-run process.sh")
+        raise ValueError(
+            f"{path}: format version {meta.get('format_version')}, this code reads {FORMAT_VERSION}; re-run process.sh"
+        )
     return meta
 
 

@@ -9,6 +9,7 @@ pieces. A word without a piece (a lone zero-width space) becomes ``<unk>`` cover
 the pieces' surfaces (see ``_encode_with_offsets``), the same with every sentencepiece version.
 Text without spaces (Chinese, Japanese) is one long word whose pieces still carry their own characters.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,8 +60,13 @@ def encode_texts(encoder, texts: list[str]) -> tuple[list[EncodedText], int]:
                 ids.append(int(encoder.id_table[piece_id]))
                 char_spans.append((begin + piece_begin, begin + piece_end))
             counts.append(len(pieces))
-        out.append(EncodedText(np.asarray(ids, dtype=np.int64), np.asarray(counts, dtype=np.int64),
-                               np.asarray(char_spans, dtype=np.int64).reshape(-1, 2)))
+        out.append(
+            EncodedText(
+                np.asarray(ids, dtype=np.int64),
+                np.asarray(counts, dtype=np.int64),
+                np.asarray(char_spans, dtype=np.int64).reshape(-1, 2),
+            )
+        )
     return out, unk_words
 
 

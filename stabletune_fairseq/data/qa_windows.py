@@ -5,6 +5,7 @@ A window holds ``<s> question </s> </s> context part </s>``: with a question of 
 end, so every context piece is in at least one window; the decoder picks an answer's start only in
 the window where that piece has the most context on both sides.
 """
+
 from __future__ import annotations
 
 QA_SPECIAL_TOKENS = 4  # <s> question </s> </s> context </s>

@@ -12,6 +12,7 @@ an answer (when no n-best pair is valid, every pair is searched). A span made on
 is no answer. Every answer carries BERT's null odds, null score - best span score (the span of that every-pair
 search when the n-best has none; +inf when the context has no span at all): SQuAD 2.0's ``na_prob``.
 """
+
 from __future__ import annotations
 
 import math
@@ -163,4 +164,4 @@ def max_context_mask(window_starts: list[int], window_lengths: list[int], n_cont
     scores = 100 * np.minimum(tokens - starts[:, None], ends - 1 - tokens) + lengths[:, None]
     scores = np.where(covered, scores, -1)  # any covered score is >= 0
     owner = scores.argmax(axis=0) if len(starts) else np.zeros(n_context_tokens, dtype=np.int64)
-    return [owner[s:s + length] == w for w, (s, length) in enumerate(zip(starts.tolist(), lengths.tolist()))]
+    return [owner[s : s + length] == w for w, (s, length) in enumerate(zip(starts.tolist(), lengths.tolist()))]

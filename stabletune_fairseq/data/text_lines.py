@@ -1,4 +1,5 @@
 """Line-by-line reading of UTF-8 text files with precise errors (BOM, CRLF and bad bytes handled)."""
+
 from __future__ import annotations
 
 import gzip

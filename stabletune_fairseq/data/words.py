@@ -1,4 +1,5 @@
 """Words of an encoded text: groups of dictionary ids, a new group at each piece starting with ``▁``."""
+
 from __future__ import annotations
 
 WORD_START = "\u2581"

@@ -7,6 +7,7 @@ A sentence is tokenised as preprocessing does (``PieceEncoder``: sentencepiece, 
 its states over every non-padding token, ``<s>`` and ``</s>`` included (as multilingual-e5 pools), or the ``<s>``
 state. Batches hold sentences of similar length (sorted), which is what makes CPU runs affordable.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,13 @@ from ..models.precision import autocast, check_precision
 
 logger = logging.getLogger(__name__)
 
-FINE_TUNING_TASKS = ("xtreme_sentence", "xtreme_tagging", "xtreme_qa", "glue",
-                     "sentence_distillation")  # our registered fairseq tasks
+FINE_TUNING_TASKS = (
+    "xtreme_sentence",
+    "xtreme_tagging",
+    "xtreme_qa",
+    "glue",
+    "sentence_distillation",
+)  # our registered fairseq tasks
 SPECIAL_TOKENS = 2  # <s> and </s>
 PROGRESS_BATCHES = 50  # a progress line every this many batches (BUCC embeds ~10k sentences a side)
 
@@ -33,6 +39,7 @@ class EmbeddingSettings:
     """``layer``: 0 is the embedding layer's output, 1..N the transformer layers, None the last; ``prefix``: text put
     before every sentence before tokenising (multilingual-e5 expects "query: " or "passage: "); ``precision``: fp32, or
     bf16 (the encoder under CPU autocast, the pooling in float32: ``models/precision.py``)."""
+
     layer: int | None = None
     pooling: str = "mean"
     prefix: str = ""
@@ -44,6 +51,7 @@ class EmbeddingSettings:
 class LoadedEncoder:
     """The encoder of a checkpoint (``XLMREncoder``, eval mode), the piece encoder of its vocabulary, how many
     tokens it reads, and what the checkpoint was (``kind``: "release" or "fine-tuned")."""
+
     encoder: torch.nn.Module
     pieces: object
     max_positions: int
@@ -74,9 +82,14 @@ def _load_release(path: Path, device: torch.device) -> LoadedEncoder:
     architecture_of(str(path), str(dictionary_file))  # a clear error for a vocabulary or shape that does not fit
     shape = encoder_shape(read_release(str(path)))
     dictionary = load_xlmr_dictionary(str(dictionary_file))
-    cfg = StabletuneXLMRConfig(encoder_layers=shape.layers, encoder_embed_dim=shape.hidden,
-                               encoder_ffn_embed_dim=shape.ffn, encoder_attention_heads=shape.heads,
-                               max_positions=shape.positions, save_dir="")
+    cfg = StabletuneXLMRConfig(
+        encoder_layers=shape.layers,
+        encoder_embed_dim=shape.hidden,
+        encoder_ffn_embed_dim=shape.ffn,
+        encoder_attention_heads=shape.heads,
+        max_positions=shape.positions,
+        save_dir="",
+    )
     model = StabletuneXLMRModel.build_model(cfg, SimpleNamespace(source_dictionary=dictionary))
     load_pretrained_encoder(model, str(path))
     pieces = PieceEncoder(str(sentencepiece_file), dictionary)
@@ -100,8 +113,14 @@ def load_encoder(checkpoint: str | Path, device: torch.device) -> LoadedEncoder:
     path = Path(checkpoint)
     state = open_checkpoint(str(path), "model")
     loaded = _load_fine_tuned(path, state, device) if is_fine_tuned(state) else _load_release(path, device)
-    logger.info("%s: %s encoder, %d layers, vocabulary from %s, up to %d tokens a sentence", path, loaded.kind,
-                len(loaded.encoder.sentence_encoder.layers), loaded.vocabulary, loaded.max_positions)
+    logger.info(
+        "%s: %s encoder, %d layers, vocabulary from %s, up to %d tokens a sentence",
+        path,
+        loaded.kind,
+        len(loaded.encoder.sentence_encoder.layers),
+        loaded.vocabulary,
+        loaded.max_positions,
+    )
     return loaded
 
 
@@ -117,8 +136,9 @@ class SentenceEmbedder:
         self.layers = len(loaded.encoder.sentence_encoder.layers)
         self.layer = self.layers if settings.layer is None else settings.layer
         if not 0 <= self.layer <= self.layers:
-            raise ValueError(f"--layer {settings.layer}: the model has layers 0 (the embedding layer's output) to "
-                             f"{self.layers}")
+            raise ValueError(
+                f"--layer {settings.layer}: the model has layers 0 (the embedding layer's output) to {self.layers}"
+            )
         dictionary = loaded.pieces.dictionary
         self.bos, self.eos, self.pad = dictionary.bos(), dictionary.eos(), dictionary.pad()
         self.hidden = loaded.encoder.sentence_encoder.embed_tokens.embedding_dim
@@ -135,8 +155,12 @@ class SentenceEmbedder:
         pieces = self.loaded.pieces.encode([self.settings.prefix + s for s in sentences])
         cut = sum(len(p) > limit for p in pieces)
         if cut:
-            logger.warning("%d of %d sentences are longer than %d tokens and were cut", cut, len(sentences),
-                           self.loaded.max_positions)
+            logger.warning(
+                "%d of %d sentences are longer than %d tokens and were cut",
+                cut,
+                len(sentences),
+                self.loaded.max_positions,
+            )
         self.truncated += cut
         self.embedded += len(sentences)
         return [np.concatenate([[self.bos], p[:limit], [self.eos]]).astype(np.int64) for p in pieces]
@@ -146,7 +170,9 @@ class SentenceEmbedder:
         if self.layer == self.layers:
             return self.loaded.encoder(tokens)
         out = self.loaded.encoder.sentence_encoder(tokens, return_all_hiddens=True)
-        return out["encoder_states"][self.layer].transpose(0, 1)  # [embedding output, layer 1, ..., layer N], time first
+        return out["encoder_states"][self.layer].transpose(
+            0, 1
+        )  # [embedding output, layer 1, ..., layer N], time first
 
     def _pool(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         return pool_states(states, tokens, self.pad, self.settings.pooling)
@@ -158,10 +184,10 @@ class SentenceEmbedder:
         order = np.argsort([len(t) for t in tokens], kind="stable")
         size = max(1, self.settings.batch_size)
         for start in range(0, len(order), size):
-            rows = order[start:start + size]
+            rows = order[start : start + size]
             batch = torch.full((len(rows), max(len(tokens[r]) for r in rows)), self.pad, dtype=torch.long)
             for i, row in enumerate(rows):
-                batch[i, :len(tokens[row])] = torch.from_numpy(tokens[row])
+                batch[i, : len(tokens[row])] = torch.from_numpy(tokens[row])
             batch = batch.to(self.device)
             with autocast(self.settings.precision):
                 states = self._layer_states(batch)
@@ -172,10 +198,21 @@ class SentenceEmbedder:
 
     def describe(self) -> dict:
         """What the results record about the model and the settings."""
-        return {"model": {"kind": self.loaded.kind, "layers": self.layers, "hidden": self.hidden,
-                          "max_tokens": self.loaded.max_positions, "vocabulary": str(self.loaded.vocabulary)},
-                "settings": {"layer": self.layer, "pooling": self.settings.pooling, "prefix": self.settings.prefix,
-                             "batch_size": self.settings.batch_size, "device": str(self.device),
-                             "precision": self.settings.precision},
-                "truncated": {"sentences": self.truncated, "of": self.embedded,
-                              "max_tokens": self.loaded.max_positions}}
+        return {
+            "model": {
+                "kind": self.loaded.kind,
+                "layers": self.layers,
+                "hidden": self.hidden,
+                "max_tokens": self.loaded.max_positions,
+                "vocabulary": str(self.loaded.vocabulary),
+            },
+            "settings": {
+                "layer": self.layer,
+                "pooling": self.settings.pooling,
+                "prefix": self.settings.prefix,
+                "batch_size": self.settings.batch_size,
+                "device": str(self.device),
+                "precision": self.settings.precision,
+            },
+            "truncated": {"sentences": self.truncated, "of": self.embedded, "max_tokens": self.loaded.max_positions},
+        }

@@ -6,6 +6,7 @@ the tests). Results share one shape: ``metrics`` (the names, the first is the ma
 ``per_track`` (one row of metrics and counts each), ``average`` (over the scored rows), ``skipped`` (rows left out of
 the scores, counted, by reason) and ``notes`` (what a reader of the numbers must know).
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,9 +41,11 @@ def _average(rows: dict, metrics: list[str]) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- reading
 
+
 @dataclass
 class BuccData:
     """The split to score and, for a test split, the dev split of the same language (its threshold)."""
+
     splits: list[BuccSplit]
     dev: dict[str, BuccSplit]
 
@@ -60,11 +63,17 @@ def read_task(task: str, folder: str | Path, split: str = "dev"):
         raise InputFormatError(folder, None, "not a folder (the BUCC 2018 folder: <xx>-en.<split>.{<xx>,en,gold})")
     languages = bucc_languages(folder, split)
     if not languages:
-        raise InputFormatError(folder, None, f"no BUCC files of the {split} split: expected <xx>-en.{split}.<xx> and "
-                                             f"<xx>-en.{split}.en (XTREME's layout)")
+        raise InputFormatError(
+            folder,
+            None,
+            f"no BUCC files of the {split} split: expected <xx>-en.{split}.<xx> and "
+            f"<xx>-en.{split}.en (XTREME's layout)",
+        )
     dev_languages = set(bucc_languages(folder, "dev")) if split == "test" else set()
-    return BuccData([read_bucc(folder, lang, split) for lang in languages],
-                    {lang: read_bucc(folder, lang, "dev") for lang in languages if lang in dev_languages})
+    return BuccData(
+        [read_bucc(folder, lang, split) for lang in languages],
+        {lang: read_bucc(folder, lang, "dev") for lang in languages if lang in dev_languages},
+    )
 
 
 def evaluate(task: str, embedder, data, out_dir: str | Path, k: int = 4) -> dict:
@@ -91,16 +100,23 @@ def evaluate_tatoeba(embedder, data: TatoebaData, out_dir: Path) -> dict:
         source, english = embedder.embed(pair.source), embedder.embed(pair.english)
         predicted = nearest(source, english)
         (out_dir / "predictions" / f"tatoeba.{pair.language}.txt").write_text(
-            "".join(f"{i}\n" for i in predicted.tolist()), encoding="utf-8")
+            "".join(f"{i}\n" for i in predicted.tolist()), encoding="utf-8"
+        )
         row = {"n": len(pair.source), "english": len(pair.english)}
         if data.gold_aligned:
             accuracy = retrieval_accuracy(source, english)
             row.update({name: _round(getattr(accuracy, name)) for name in TATOEBA_METRICS})
         rows[pair.language] = row
-    return {"task": "tatoeba", "layout": data.layout, "gold_aligned": data.gold_aligned,
-            "metrics": TATOEBA_METRICS if data.gold_aligned else [], "per_language": rows,
-            "average": _average(rows, TATOEBA_METRICS) if data.gold_aligned else {}, "skipped": {},
-            "notes": [data.description]}
+    return {
+        "task": "tatoeba",
+        "layout": data.layout,
+        "gold_aligned": data.gold_aligned,
+        "metrics": TATOEBA_METRICS if data.gold_aligned else [],
+        "per_language": rows,
+        "average": _average(rows, TATOEBA_METRICS) if data.gold_aligned else {},
+        "skipped": {},
+        "notes": [data.description],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- BUCC
@@ -112,6 +128,7 @@ BUCC_METRICS = ["f1", "precision", "recall"]
 class Mined:
     """A split's forward candidates: ``pairs[i]`` = (source id, English id), with its margin; ``correct[i]``: a gold
     pair (all False without gold)."""
+
     split: BuccSplit
     pairs: list[tuple[str, str]]
     margin: np.ndarray
@@ -120,8 +137,9 @@ class Mined:
 
 
 def mine(embedder, split: BuccSplit, k: int) -> Mined:
-    logger.info("bucc %s-en %s: %d sentences, %d English", split.language, split.split, len(split.source),
-                len(split.english))
+    logger.info(
+        "bucc %s-en %s: %d sentences, %d English", split.language, split.split, len(split.source), len(split.english)
+    )
     candidates = margin_candidates(embedder.embed(split.source), embedder.embed(split.english), k)
     pairs = [(split.source_ids[i], split.english_ids[j]) for i, j in enumerate(candidates.target.tolist())]
     correct = np.array([split.gold is not None and pair in split.gold for pair in pairs], dtype=bool)
@@ -133,12 +151,16 @@ def _write_bucc_predictions(mined: Mined, threshold: float | None, out_dir: Path
     ``<xx>-en.<split>.pairs.tsv``: the pairs kept by the threshold, in BUCC's gold format."""
     stem = out_dir / "predictions" / f"{mined.split.language}-en.{mined.split.split}"
     order = np.argsort(-mined.margin, kind="stable")
-    Path(f"{stem}.candidates.tsv").write_text("".join(
-        f"{mined.pairs[i][0]}\t{mined.pairs[i][1]}\t{mined.margin[i]:.6f}\t{mined.cosine[i]:.6f}\n" for i in order),
-        encoding="utf-8")
+    Path(f"{stem}.candidates.tsv").write_text(
+        "".join(
+            f"{mined.pairs[i][0]}\t{mined.pairs[i][1]}\t{mined.margin[i]:.6f}\t{mined.cosine[i]:.6f}\n" for i in order
+        ),
+        encoding="utf-8",
+    )
     kept = [] if threshold is None else [i for i in order if mined.margin[i] >= threshold]
-    Path(f"{stem}.pairs.tsv").write_text("".join(f"{mined.pairs[i][0]}\t{mined.pairs[i][1]}\n" for i in kept),
-                                         encoding="utf-8")
+    Path(f"{stem}.pairs.tsv").write_text(
+        "".join(f"{mined.pairs[i][0]}\t{mined.pairs[i][1]}\n" for i in kept), encoding="utf-8"
+    )
 
 
 def _threshold(embedder, data: BuccData, mined: Mined, k: int, row: dict):
@@ -155,7 +177,10 @@ def _threshold(embedder, data: BuccData, mined: Mined, k: int, row: dict):
     chosen = best_threshold(mined.margin, mined.correct, len(split.gold))
     if split.split == "dev":
         return chosen.threshold, "best F1 on this dev split itself (dev-optimal: optimistic)"
-    return chosen.threshold, "best F1 on this test split itself (no dev split with gold: an upper bound, not a fair score)"
+    return (
+        chosen.threshold,
+        "best F1 on this test split itself (no dev split with gold: an upper bound, not a fair score)",
+    )
 
 
 def evaluate_bucc(embedder, data: BuccData, out_dir: Path, k: int = 4) -> dict:
@@ -167,23 +192,42 @@ def evaluate_bucc(embedder, data: BuccData, out_dir: Path, k: int = 4) -> dict:
         threshold, source = _threshold(embedder, data, mined, k, row)
         if split.gold is not None:
             scored = scores_at(threshold, mined.margin, mined.correct, len(split.gold))
-            row.update({"f1": _round(scored.f1), "precision": _round(scored.precision), "recall": _round(scored.recall),
-                        "gold_pairs": len(split.gold), "predicted": scored.predicted, "correct": scored.correct,
-                        "gold_among_candidates": int(mined.correct.sum())})
+            row.update(
+                {
+                    "f1": _round(scored.f1),
+                    "precision": _round(scored.precision),
+                    "recall": _round(scored.recall),
+                    "gold_pairs": len(split.gold),
+                    "predicted": scored.predicted,
+                    "correct": scored.correct,
+                    "gold_among_candidates": int(mined.correct.sum()),
+                }
+            )
         else:
-            notes.append(f"{split.language}-en.{split.split}: no gold file: predictions only"
-                         + ("" if threshold is not None else " (candidates; no threshold without a dev split)"))
+            notes.append(
+                f"{split.language}-en.{split.split}: no gold file: predictions only"
+                + ("" if threshold is not None else " (candidates; no threshold without a dev split)")
+            )
         row.update({"threshold": None if threshold is None else round(threshold, 6), "threshold_from": source})
         _write_bucc_predictions(mined, threshold, out_dir)
         for part in (split, data.dev.get(split.language) if source == "the dev split's best F1" else None):
             if part is not None and part.skipped:
                 skipped[f"{split.language} {part.split}"] = part.skipped
         rows[split.language] = row
-    notes.append(f"margin: ratio margin with k={k} nearest neighbours (Artetxe & Schwenk 2019); forward candidates "
-                 "(each source sentence's best English sentence); a pair is predicted when its margin >= threshold")
+    notes.append(
+        f"margin: ratio margin with k={k} nearest neighbours (Artetxe & Schwenk 2019); forward candidates "
+        "(each source sentence's best English sentence); a pair is predicted when its margin >= threshold"
+    )
     scored_rows = {lang: row for lang, row in rows.items() if "f1" in row}
-    return {"task": "bucc", "split": data.splits[0].split, "metrics": BUCC_METRICS if scored_rows else [],
-            "per_language": rows, "average": _average(scored_rows, BUCC_METRICS), "skipped": skipped, "notes": notes}
+    return {
+        "task": "bucc",
+        "split": data.splits[0].split,
+        "metrics": BUCC_METRICS if scored_rows else [],
+        "per_language": rows,
+        "average": _average(scored_rows, BUCC_METRICS),
+        "skipped": skipped,
+        "notes": notes,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- STS
@@ -201,11 +245,21 @@ def evaluate_sts(embedder, sets: list[StsSet], out_dir: Path) -> dict:
         first, second = unit_rows(embedder.embed(set_.first)), unit_rows(embedder.embed(set_.second))
         cosine = (first * second).sum(axis=1).astype(np.float64)
         (out_dir / "predictions" / (FILE_NAME_UNSAFE.sub("-", set_.name) + ".txt")).write_text(
-            "".join(f"{c:.6f}\n" for c in cosine.tolist()), encoding="utf-8")
-        rows[set_.name] = {"spearman": _round(spearman(cosine, set_.scores)),
-                           "pearson": _round(pearson(cosine, set_.scores)), "n": len(set_.scores)}
+            "".join(f"{c:.6f}\n" for c in cosine.tolist()), encoding="utf-8"
+        )
+        rows[set_.name] = {
+            "spearman": _round(spearman(cosine, set_.scores)),
+            "pearson": _round(pearson(cosine, set_.scores)),
+            "n": len(set_.scores),
+        }
         if set_.skipped:
             skipped[set_.name] = set_.skipped
         notes += set_.notes
-    return {"task": "sts", "metrics": STS_METRICS, "per_track": rows,
-            "average": _average(rows, STS_METRICS), "skipped": skipped, "notes": notes}
+    return {
+        "task": "sts",
+        "metrics": STS_METRICS,
+        "per_track": rows,
+        "average": _average(rows, STS_METRICS),
+        "skipped": skipped,
+        "notes": notes,
+    }

@@ -13,6 +13,7 @@ out of the scores, counted in ``skipped`` and reported.
 - STS: SemEval 2017 (``STS.input.<track>.txt`` pairs, ``STS.gs.<track>.txt`` one score a line, anywhere under the
   folder) and the STS Benchmark's ``sts-{dev,test}.csv`` (tab-separated, no header, quoting off).
 """
+
 from __future__ import annotations
 
 import re
@@ -36,6 +37,7 @@ XTREME_SOURCE = re.compile(r"([a-z]{2})-en\.\1")
 @dataclass
 class TatoebaLanguage:
     """One language against English: ``source[i]`` translates ``english[i]`` when the layout is gold-aligned."""
+
     language: str
     source: list[str]
     english: list[str]
@@ -47,6 +49,7 @@ class TatoebaLanguage:
 class TatoebaData:
     """``layout``: "laser" (line i of both sides aligned: accuracy can be computed) or "xtreme" (the English side
     sorted by XTREME to hide the gold: predictions only); ``gold_aligned`` says which of the two."""
+
     folder: Path
     layout: str
     gold_aligned: bool
@@ -56,8 +59,10 @@ class TatoebaData:
     def description(self) -> str:
         if self.gold_aligned:
             return "LASER's layout (tatoeba.<xxx>-eng.*): line i of both files is the gold pair; accuracy is computed"
-        return ("XTREME's processed layout (<xx>-en.*): XTREME sorted each English file to hide the gold, so only "
-                "predictions are written, no accuracy")
+        return (
+            "XTREME's processed layout (<xx>-en.*): XTREME sorted each English file to hide the gold, so only "
+            "predictions are written, no accuracy"
+        )
 
 
 def read_tatoeba(folder: str | Path) -> TatoebaData:
@@ -69,11 +74,19 @@ def read_tatoeba(folder: str | Path) -> TatoebaData:
     laser = [m.group(1) for m in map(LASER_SOURCE.fullmatch, names) if m]
     xtreme = [m.group(1) for m in map(XTREME_SOURCE.fullmatch, names) if m and m.group(1) != "en"]
     if laser and xtreme:
-        raise InputFormatError(folder, None, f"holds both LASER's layout ({len(laser)} tatoeba.<xxx>-eng.<xxx> files) and "
-                                             f"XTREME's ({len(xtreme)} <xx>-en.<xx> files): give one folder per layout")
+        raise InputFormatError(
+            folder,
+            None,
+            f"holds both LASER's layout ({len(laser)} tatoeba.<xxx>-eng.<xxx> files) and "
+            f"XTREME's ({len(xtreme)} <xx>-en.<xx> files): give one folder per layout",
+        )
     if not laser and not xtreme:
-        raise InputFormatError(folder, None, "no Tatoeba files: expected tatoeba.<xxx>-eng.<xxx> with tatoeba.<xxx>-eng.eng "
-                                             "(LASER's layout) or <xx>-en.<xx> with <xx>-en.en (XTREME's)")
+        raise InputFormatError(
+            folder,
+            None,
+            "no Tatoeba files: expected tatoeba.<xxx>-eng.<xxx> with tatoeba.<xxx>-eng.eng "
+            "(LASER's layout) or <xx>-en.<xx> with <xx>-en.en (XTREME's)",
+        )
     languages = []
     for code in laser or xtreme:
         source_path = folder / (f"tatoeba.{code}-eng.{code}" if laser else f"{code}-en.{code}")
@@ -82,8 +95,12 @@ def read_tatoeba(folder: str | Path) -> TatoebaData:
             raise InputFormatError(english_path, None, f"file not found (the English side of {source_path.name})")
         source, english = _lines(source_path), _lines(english_path)
         if laser and len(source) != len(english):
-            raise InputFormatError(source_path, None, f"{len(source)} lines, but its English side {english_path} has "
-                                                      f"{len(english)}: line i of both must be a translation pair")
+            raise InputFormatError(
+                source_path,
+                None,
+                f"{len(source)} lines, but its English side {english_path} has "
+                f"{len(english)}: line i of both must be a translation pair",
+            )
         languages.append(TatoebaLanguage(code, source, english, source_path, english_path))
     return TatoebaData(folder, "laser" if laser else "xtreme", bool(laser), languages)
 
@@ -97,6 +114,7 @@ BUCC_SPLITS = ("dev", "test")
 class BuccSplit:
     """One language pair's split: sentences with their ids, and the gold pairs (None when the split has no gold
     file, as BUCC's test split is distributed). ``skipped``: gold lines repeated (kept once), counted."""
+
     language: str
     split: str
     source_ids: list[str]
@@ -111,7 +129,9 @@ class BuccSplit:
 def bucc_languages(folder: str | Path, split: str) -> list[str]:
     """The languages of ``folder`` with a ``<xx>-en.<split>.<xx>`` file."""
     pattern = re.compile(rf"([a-z]{{2}})-en\.{re.escape(split)}\.\1")
-    return sorted(m.group(1) for m in (pattern.fullmatch(p.name) for p in Path(folder).iterdir()) if m and m.group(1) != "en")
+    return sorted(
+        m.group(1) for m in (pattern.fullmatch(p.name) for p in Path(folder).iterdir()) if m and m.group(1) != "en"
+    )
 
 
 def _id_sentences(path: Path) -> tuple[list[str], list[str]]:
@@ -154,7 +174,9 @@ def read_bucc(folder: str | Path, language: str, split: str) -> BuccSplit:
     english_ids, english = _id_sentences(paths["english"])
     gold, skipped = None, {}
     if paths["gold"].is_file():
-        gold, repeated = _gold_pairs(paths["gold"], set(source_ids), set(english_ids), paths["source"], paths["english"])
+        gold, repeated = _gold_pairs(
+            paths["gold"], set(source_ids), set(english_ids), paths["source"], paths["english"]
+        )
         if repeated:
             skipped["repeated gold lines (counted once)"] = repeated
     return BuccSplit(language, split, source_ids, source, english_ids, english, gold, paths, skipped)
@@ -174,6 +196,7 @@ TRACKS_WITH_UNSCORED_TAIL = re.compile(r"track6(\.|$)")
 class StsSet:
     """Scored pairs: ``first[i]``, ``second[i]`` with gold ``scores[i]`` (0-5). ``skipped``: input pairs left out
     of the scores and why (an unscored tail of track 6, blank gold lines), counted."""
+
     name: str
     first: list[str]
     second: list[str]
@@ -208,14 +231,22 @@ def read_sts2017_track(input_path: Path, gold_path: Path) -> StsSet:
     gold = list(read_lines(gold_path))
     set_ = StsSet(name, [], [], [], input_path, gold_path)
     if len(gold) > len(pairs):
-        raise InputFormatError(gold_path, None, f"{len(gold)} gold scores, but {input_path} has only {len(pairs)} pairs")
+        raise InputFormatError(
+            gold_path, None, f"{len(gold)} gold scores, but {input_path} has only {len(pairs)} pairs"
+        )
     if len(gold) < len(pairs):
         if not TRACKS_WITH_UNSCORED_TAIL.match(name):
-            raise InputFormatError(gold_path, None, f"{len(gold)} gold scores for the {len(pairs)} pairs of {input_path}: "
-                                                    "each pair needs its score (only track 6 has unscored pairs)")
+            raise InputFormatError(
+                gold_path,
+                None,
+                f"{len(gold)} gold scores for the {len(pairs)} pairs of {input_path}: "
+                "each pair needs its score (only track 6 has unscored pairs)",
+            )
         set_.skipped["unscored pairs after the last gold line (track 6)"] = len(pairs) - len(gold)
-        set_.notes.append(f"{input_path.name}: {len(pairs)} pairs, {len(gold)} gold scores; gold line i scores pair i, "
-                          f"pairs {len(gold) + 1}-{len(pairs)} are unscored")
+        set_.notes.append(
+            f"{input_path.name}: {len(pairs)} pairs, {len(gold)} gold scores; gold line i scores pair i, "
+            f"pairs {len(gold) + 1}-{len(pairs)} are unscored"
+        )
     blank = 0
     for (number, text), (first, second) in zip(gold, pairs):
         if not text.strip():
@@ -239,15 +270,21 @@ def read_stsb(path: Path) -> StsSet:
     for number, text in read_lines(path):
         fields = text.split("\t")
         if len(fields) < STSB_COLUMNS:
-            raise InputFormatError(path, number, f"{len(fields)} tab-separated columns, expected {STSB_COLUMNS} (genre, "
-                                                 "file, year, id, score, sentence1, sentence2)")
+            raise InputFormatError(
+                path,
+                number,
+                f"{len(fields)} tab-separated columns, expected {STSB_COLUMNS} (genre, "
+                "file, year, id, score, sentence1, sentence2)",
+            )
         extra_columns += len(fields) > STSB_COLUMNS
         set_.scores.append(_score(fields[4], path, number))
         set_.first.append(fields[5])
         set_.second.append(fields[6])
     if extra_columns:
-        set_.notes.append(f"{path.name}: {extra_columns} rows have more than {STSB_COLUMNS} columns (the text's source); "
-                          "columns 5 and 6 were read as the sentences")
+        set_.notes.append(
+            f"{path.name}: {extra_columns} rows have more than {STSB_COLUMNS} columns (the text's source); "
+            "columns 5 and 6 were read as the sentences"
+        )
     return set_
 
 
@@ -261,11 +298,15 @@ def read_sts(folder: str | Path) -> list[StsSet]:
     golds = {}
     for path in sorted(folder.rglob("STS.gs.*.txt")):
         if path.name in golds:
-            raise InputFormatError(path, None, f"a second gold file of that name (the first: {golds[path.name]}): "
-                                               "give a folder with one copy of each track")
+            raise InputFormatError(
+                path,
+                None,
+                f"a second gold file of that name (the first: {golds[path.name]}): "
+                "give a folder with one copy of each track",
+            )
         golds[path.name] = path
     for input_path in inputs:
-        gold_name = "STS.gs." + input_path.name[len("STS.input."):]
+        gold_name = "STS.gs." + input_path.name[len("STS.input.") :]
         if gold_name not in golds:
             raise InputFormatError(input_path, None, f"no gold file {gold_name} under {folder}")
         sets.append(read_sts2017_track(input_path, golds[gold_name]))
@@ -275,6 +316,10 @@ def read_sts(folder: str | Path) -> list[StsSet]:
             if any(other.name == sets[-1].name for other in sets[:-1]):  # two STS-B copies: name them by folder
                 sets[-1].name += f" ({path.parent.relative_to(folder)})"
     if not sets:
-        raise InputFormatError(folder, None, "no STS files: expected STS.input.<track>.txt with STS.gs.<track>.txt "
-                                             "(SemEval 2017) or sts-dev.csv / sts-test.csv (STS Benchmark)")
+        raise InputFormatError(
+            folder,
+            None,
+            "no STS files: expected STS.input.<track>.txt with STS.gs.<track>.txt "
+            "(SemEval 2017) or sts-dev.csv / sts-test.csv (STS Benchmark)",
+        )
     return sets

@@ -10,6 +10,7 @@
 Similarities of large sets (BUCC: ~10k x ~10k sentences) are computed a block of rows at a time, so memory stays at
 ``block`` x targets floats instead of the whole matrix.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,9 +43,11 @@ def nearest(queries: np.ndarray, keys: np.ndarray, block: int = BLOCK) -> np.nda
 
 # ---------------------------------------------------------------------------------------------------- retrieval
 
+
 @dataclass
 class RetrievalScores:
     """Accuracies in percent: ``x_to_en`` (XTREME's Tatoeba metric), ``en_to_x``, their ``mean``."""
+
     x_to_en: float
     en_to_x: float
     mean: float
@@ -62,6 +65,7 @@ def retrieval_accuracy(source: np.ndarray, english: np.ndarray, block: int = BLO
 
 
 # ---------------------------------------------------------------------------------------------------- margin mining
+
 
 def top_k_mean(queries: np.ndarray, keys: np.ndarray, k: int, block: int = BLOCK) -> np.ndarray:
     """For each query row, the mean cosine to its ``k`` nearest key rows (all keys when there are fewer)."""
@@ -88,6 +92,7 @@ def margin_matrix(similarity: np.ndarray, k: int) -> np.ndarray:
 @dataclass
 class Candidates:
     """Forward candidates: source row i's best target row ``target[i]``, its ``margin[i]`` and ``cosine[i]``."""
+
     target: np.ndarray
     margin: np.ndarray
     cosine: np.ndarray
@@ -114,6 +119,7 @@ def margin_candidates(source: np.ndarray, target: np.ndarray, k: int = 4, block:
 class ThresholdScores:
     """Pairs with a margin >= ``threshold`` are predicted (None: none is); precision, recall and F1 in percent
     against the gold pairs."""
+
     threshold: float | None
     precision: float
     recall: float

@@ -3,6 +3,7 @@
 masks, dropout off, and the criterion's own sums (``criterions/masked_lm.py``); a checkpoint without an LM head gets
 a new one (``lm_head_seed``), which says nothing about the encoder.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,11 @@ def model_config(state: dict, weights: dict):
     from ..release import encoder_shape, positions_of, stored_settings
 
     stored = stored_settings(state)
-    known = {f.name for f in dataclasses.fields(StabletuneXLMRConfig)} - {"pretrained_encoder", "save_dir",
-                                                                          "freeze_embeddings"}
+    known = {f.name for f in dataclasses.fields(StabletuneXLMRConfig)} - {
+        "pretrained_encoder",
+        "save_dir",
+        "freeze_embeddings",
+    }
     cfg = StabletuneXLMRConfig(**{k: v for k, v in stored.items() if k in known and v is not None})
     shape = encoder_shape(weights, stored)
     cfg.encoder_embed_dim, cfg.encoder_layers = shape.hidden, shape.layers
@@ -42,8 +46,10 @@ def load_for_mlm(checkpoint: str, task, lm_head_seed: int = 1, attention_window:
     if attention_window is not None:
         cfg.attention_window = attention_window
     if task.max_positions() > cfg.max_positions:
-        raise WrongCheckpoint(f"checkpoint {checkpoint}: {cfg.max_positions} positions, but {task.cfg.data} holds blocks "
-                              f"of {task.max_positions()} tokens")
+        raise WrongCheckpoint(
+            f"checkpoint {checkpoint}: {cfg.max_positions} positions, but {task.cfg.data} holds blocks "
+            f"of {task.max_positions()} tokens"
+        )
     model = StabletuneXLMRModel(cfg, XLMREncoder(cfg, task.dictionary))
     load_pretrained_encoder(model, checkpoint)
     torch.manual_seed(lm_head_seed)  # a new head, when needed, is the same every time
@@ -52,8 +58,16 @@ def load_for_mlm(checkpoint: str, task, lm_head_seed: int = 1, attention_window:
     return model.eval(), "loaded" if found else f"initialised (seed {lm_head_seed}; the checkpoint has none)"
 
 
-def evaluate_mlm(checkpoint: str, data: str, split: str = "valid", mask_seed: int = 1, batch_size: int = 8,
-                 cpu: bool = False, lm_head_seed: int = 1, attention_window: int | None = None) -> dict:
+def evaluate_mlm(
+    checkpoint: str,
+    data: str,
+    split: str = "valid",
+    mask_seed: int = 1,
+    batch_size: int = 8,
+    cpu: bool = False,
+    lm_head_seed: int = 1,
+    attention_window: int | None = None,
+) -> dict:
     import torch
     from fairseq import utils
 
@@ -76,7 +90,18 @@ def evaluate_mlm(checkpoint: str, data: str, split: str = "valid", mask_seed: in
             loss, count = masked_lm_sums(model, sample, task.dictionary.pad())
             total, masked, tokens = total + float(loss), masked + count, tokens + int(sample["ntokens"])
     nats = total / max(masked, 1)
-    return {"checkpoint": str(checkpoint), "data": str(data), "split": split, "mask_seed": mask_seed,
-            "blocks": len(dataset), "tokens": tokens, "masked_tokens": masked, "loss_nats": total,
-            "nats_per_masked_token": nats, "bits_per_masked_token": nats / math.log(2), "perplexity": math.exp(nats),
-            "lm_head": head, "attention_window": model.encoder.attention_window}
+    return {
+        "checkpoint": str(checkpoint),
+        "data": str(data),
+        "split": split,
+        "mask_seed": mask_seed,
+        "blocks": len(dataset),
+        "tokens": tokens,
+        "masked_tokens": masked,
+        "loss_nats": total,
+        "nats_per_masked_token": nats,
+        "bits_per_masked_token": nats / math.log(2),
+        "perplexity": math.exp(nats),
+        "lm_head": head,
+        "attention_window": model.encoder.attention_window,
+    }

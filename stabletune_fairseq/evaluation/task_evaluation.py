@@ -1,6 +1,7 @@
 """Score a fine-tuned checkpoint on every language of a split of its task folder: ``results.json``, ``results.md``
 and ``predictions/`` in an output folder (what ``stabletune-evaluate`` writes; its page is docs/xtreme-tasks.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,12 @@ logger = logging.getLogger("stabletune_fairseq.evaluate")
 def markdown_table(results: dict) -> str:
     names = results["metrics"]
     precision = ", bf16" if results.get("precision") == "bf16" else ""
-    lines = [f"# {results['task']} {results['split']} ({results['checkpoint']}{precision})", "",
-             "| language | " + " | ".join(names) + " | n |", "|---|" + "---|" * (len(names) + 1)]
+    lines = [
+        f"# {results['task']} {results['split']} ({results['checkpoint']}{precision})",
+        "",
+        "| language | " + " | ".join(names) + " | n |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
     for lang, row in results["per_language"].items():
         cells = [str(row.get(name, "no labels")) for name in names]
         lines.append(f"| {lang} | " + " | ".join(cells) + f" | {row['n']} |")
@@ -24,13 +29,21 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int = 64, cpu: bool = False,
-             null_threshold: float = 0.0, precision: str = "fp32") -> dict:
+def evaluate(
+    checkpoint: str,
+    data: str,
+    split: str,
+    out: str,
+    batch_size: int = 64,
+    cpu: bool = False,
+    null_threshold: float = 0.0,
+    precision: str = "fp32",
+) -> dict:
     """``precision``: fp32, or bf16 on the CPU (``models/precision.py``); the scores are those of that precision."""
     from ..data.metadata import split_languages
+    from ..inference.predictors import PREDICTORS
     from ..models.checkpoint_loading import choose_device, load_for_inference
     from ..models.precision import check_precision
-    from ..inference.predictors import PREDICTORS
 
     device = choose_device("cpu" if cpu else None)
     check_precision(precision, "--precision", device)  # before the checkpoint is read
@@ -54,10 +67,18 @@ def evaluate(checkpoint: str, data: str, split: str, out: str, batch_size: int =
             (out_dir / predictor.submission_name(f"{split}_{lang}")).write_text(text, encoding="utf-8")
         logger.info("%s %s: %s", split, lang, per_language[lang])
     scored = [row for row in per_language.values() if row.get("labelled", True)]
-    average = {name: round(sum(row[name] for row in scored) / len(scored), 2) for name in predictor.metrics} if scored else {}
+    average = (
+        {name: round(sum(row[name] for row in scored) / len(scored), 2) for name in predictor.metrics} if scored else {}
+    )
     results = {
-        "task": task.metadata["task"], "split": split, "metric": predictor.metrics[0], "metrics": list(predictor.metrics),
-        "checkpoint": str(checkpoint), "data_check": data_check, "precision": precision, "per_language": per_language,
+        "task": task.metadata["task"],
+        "split": split,
+        "metric": predictor.metrics[0],
+        "metrics": list(predictor.metrics),
+        "checkpoint": str(checkpoint),
+        "data_check": data_check,
+        "precision": precision,
+        "per_language": per_language,
         "average": {**average, "languages": len(scored)} if scored else {},
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")

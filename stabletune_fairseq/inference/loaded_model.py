@@ -12,6 +12,7 @@ the same row. One result per input, in input order:
   and its score, the start and end logits summed (a span's score in decoding, not a probability); the
   input's ``"id"`` when it has one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,9 @@ class LoadedModel:
     """``kind``: the task family (``sentence_pair``, ``tagging``, ``qa``); ``labels``: the head's labels, in the
     order of its outputs; ``predict(inputs)``: one result dict per input (see the module's doc)."""
 
-    def __init__(self, checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32,
-                 precision: str = "fp32"):
+    def __init__(
+        self, checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32, precision: str = "fp32"
+    ):
         from .predictors import PREDICTORS
 
         self.task_dir = str(task_dir) if task_dir is not None else recorded_task_folder(checkpoint)
@@ -45,8 +47,15 @@ class LoadedModel:
         self.predictor = PREDICTORS[self.kind](self.task, self.model, self.device, batch_size)
         self.predictor.precision = precision
         self.encoder = task_encoder(self.task)
-        logger.info("%s: %s (%s, %d labels) on %s, task folder %s", checkpoint, self.task.metadata["task"], self.kind,
-                    len(self.labels), self.device, self.task_dir)
+        logger.info(
+            "%s: %s (%s, %d labels) on %s, task folder %s",
+            checkpoint,
+            self.task.metadata["task"],
+            self.kind,
+            len(self.labels),
+            self.device,
+            self.task_dir,
+        )
 
     def predict(self, inputs) -> list[dict]:
         items = check_inputs(self.kind, self.task.metadata["task"], inputs)
@@ -61,8 +70,13 @@ class LoadedModel:
         for row in logits:
             probabilities = torch.softmax(row, -1).tolist()
             best = int(row.argmax())
-            results.append({"label": self.labels[best], "score": round(probabilities[best], DIGITS),
-                            "scores": {label: round(p, DIGITS) for label, p in zip(self.labels, probabilities)}})
+            results.append(
+                {
+                    "label": self.labels[best],
+                    "score": round(probabilities[best], DIGITS),
+                    "scores": {label: round(p, DIGITS) for label, p in zip(self.labels, probabilities)},
+                }
+            )
         return results
 
     def _tag(self, sentences) -> list[dict]:
@@ -74,8 +88,13 @@ class LoadedModel:
             logits = torch.stack([word_logits for word_logits, _ in predicted])
             best = logits.argmax(-1)
             probabilities = torch.softmax(logits, -1).gather(1, best[:, None])[:, 0]
-            results.append({"words": words, "tags": [self.labels[t] for t in best.tolist()],
-                            "scores": [round(p, DIGITS) for p in probabilities.tolist()]})
+            results.append(
+                {
+                    "words": words,
+                    "tags": [self.labels[t] for t in best.tolist()],
+                    "scores": [round(p, DIGITS) for p in probabilities.tolist()],
+                }
+            )
         return results
 
     def _answer(self, questions) -> list[dict]:
@@ -83,17 +102,22 @@ class LoadedModel:
         for record, _, answer in self.predictor.outputs(qa_dataset(self.task, self.encoder, questions)):
             row = int(record["id"])  # raw_datasets numbers the questions
             found = answer.char_begin >= 0
-            results[row] = {**({"id": questions[row]["id"]} if "id" in questions[row] else {}), "answer": answer.text,
-                            "score": round(answer.score, DIGITS), "start": answer.char_begin if found else None,
-                            "end": answer.char_end if found else None}
+            results[row] = {
+                **({"id": questions[row]["id"]} if "id" in questions[row] else {}),
+                "answer": answer.text,
+                "score": round(answer.score, DIGITS),
+                "start": answer.char_begin if found else None,
+                "end": answer.char_end if found else None,
+            }
         missing = sum(r is None for r in results)
         if missing:
             raise RuntimeError(f"{missing} of {len(questions)} questions got no answer")
         return results
 
 
-def load_model(checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32,
-               precision: str = "fp32") -> LoadedModel:
+def load_model(
+    checkpoint: str, task_dir: str | None = None, device=None, batch_size: int = 32, precision: str = "fp32"
+) -> LoadedModel:
     """The fine-tuned ``checkpoint`` (e.g. ``<save_dir>/checkpoint_best.pt``) ready to predict on raw text.
 
     ``task_dir``: the task folder process.sh wrote (default: the one the checkpoint was trained on, from its

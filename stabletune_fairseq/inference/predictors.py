@@ -5,6 +5,7 @@ for a split without labels) and the prediction file's text, in input order. What
 dataset of the task (a stored split, or raw text encoded the same way: ``inference/``) comes from
 ``outputs(dataset)``, so evaluation and prediction on raw text run the model one way.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import torch
 from seqeval.metrics import f1_score
 
 from ..data.datasets.word_chunks import merge_chunk_predictions
-from ..metrics.entities import f1_score as f1_from_counts
 from ..metrics.correlation import pearson, spearman
+from ..metrics.entities import f1_score as f1_from_counts
 from ..metrics.glue_scores import matthews
 from ..metrics.qa_scores import score_questions
 from ..metrics.squad_v2 import evaluate_v2
@@ -27,13 +28,18 @@ from ..models.precision import autocast
 def eval_batches(task, dataset, batch_size: int):
     # Not cached by the task: a long-lived process predicting many inputs would keep every dataset alive.
     return task.get_batch_iterator(
-        dataset, max_sentences=batch_size, max_positions=task.max_positions(), ignore_invalid_inputs=False,
-        num_workers=0, disable_iterator_cache=True,
+        dataset,
+        max_sentences=batch_size,
+        max_positions=task.max_positions(),
+        ignore_invalid_inputs=False,
+        num_workers=0,
+        disable_iterator_cache=True,
     ).next_epoch_itr(shuffle=False)
 
 
 class SentencePredictor:
     """Sentence tasks: one label per input line; accuracy."""
+
     metrics = ("accuracy",)
     suffix = ".tsv"  # of the prediction files
     precision = "fp32"  # of the forward passes (models/precision.py): --precision of the commands
@@ -50,7 +56,8 @@ class SentencePredictor:
             return self.model(tokens, head=self.task.head_name, **inputs).float()
 
     def outputs(self, dataset) -> tuple[list[torch.Tensor], list[int]]:
-        """Per example of ``dataset``, in its order: the head's logits over the labels (on the CPU) and the gold label."""
+        """Per example of ``dataset``, in its order: the head's logits over the labels (on the CPU) and the gold
+        label."""
         logits_of, gold = [None] * len(dataset), [None] * len(dataset)
         with torch.no_grad():
             for sample in eval_batches(self.task, dataset, self.batch_size):
@@ -66,8 +73,11 @@ class SentencePredictor:
         logits, gold = self.outputs(self.task.load_dataset(split))
         predictions = [int(row.argmax()) for row in logits]
         labelled = [(p, g) for p, g in zip(predictions, gold) if g >= 0]
-        scores = ({"accuracy": round(100.0 * sum(p == g for p, g in labelled) / len(labelled), 2), "n": len(labelled)}
-                  if labelled else {"n": len(predictions), "labelled": False})
+        scores = (
+            {"accuracy": round(100.0 * sum(p == g for p, g in labelled) / len(labelled), 2), "n": len(labelled)}
+            if labelled
+            else {"n": len(predictions), "labelled": False}
+        )
         return scores, "".join(self.task.labels[p] + "\n" for p in predictions)
 
 
@@ -75,6 +85,7 @@ class TaggingPredictor(SentencePredictor):
     """Tagging tasks: chunks merged back into sentences, one tag per word read; seqeval F1 (entity level,
     as XTREME scores UD-POS and PAN-X) and word accuracy; predictions as ``word<TAB>tag`` lines with a
     blank line after each sentence."""
+
     metrics = ("f1", "accuracy")
 
     def outputs(self, dataset) -> dict[tuple[int, int], list[tuple[torch.Tensor, int]]]:
@@ -93,8 +104,10 @@ class TaggingPredictor(SentencePredictor):
     def predict(self, split: str) -> tuple[dict, str]:
         chunks = self.outputs(self.task.load_dataset(split))
         words = self._words(split)
-        merged = [[(int(logits.argmax()), gold) for logits, gold in sentence]
-                  for sentence in merge_chunk_predictions([len(w) for w in words], chunks)]
+        merged = [
+            [(int(logits.argmax()), gold) for logits, gold in sentence]
+            for sentence in merge_chunk_predictions([len(w) for w in words], chunks)
+        ]
         predicted = [[self.task.labels[p] for p, _ in sentence] for sentence in merged]
         text = "".join("".join(f"{w}\t{t}\n" for w, t in zip(ws, ts)) + "\n" for ws, ts in zip(words, predicted))
         n_words = sum(len(s) for s in merged)
@@ -102,8 +115,12 @@ class TaggingPredictor(SentencePredictor):
             return {"n": n_words, "sentences": len(merged), "labelled": False}, text
         gold = [[self.task.tag_names[g] for _, g in sentence] for sentence in merged]
         correct = sum(p == g for ps, gs in zip(predicted, gold) for p, g in zip(ps, gs))
-        scores = {"f1": round(100.0 * f1_score(gold, predicted), 2), "accuracy": round(100.0 * correct / n_words, 2),
-                  "n": n_words, "sentences": len(merged)}
+        scores = {
+            "f1": round(100.0 * f1_score(gold, predicted), 2),
+            "accuracy": round(100.0 * correct / n_words, 2),
+            "n": n_words,
+            "sentences": len(merged),
+        }
         return scores, text
 
     def _words(self, split: str) -> list[list[str]]:
@@ -121,6 +138,7 @@ class QAPredictor(SentencePredictor):
     (null score - best span score, BERT's ``null_odds.json``) as its ``na_prob`` and ``null_threshold`` as the
     threshold, so ``exact``/``f1`` are those of the predictions written; and ``side_files[split]``, the na_prob
     file's text (``{question id: null odds}``) for ``.na_prob.json``."""
+
     metrics = ("f1", "exact_match")
     suffix = ".json"
     null_threshold = 0.0  # stabletune-evaluate --null-threshold
@@ -166,7 +184,9 @@ class QAPredictor(SentencePredictor):
         """The official v2.0 keys (percentages rounded to 2 decimals, thresholds as found), ``exact_match`` and
         ``n`` (the other tasks' names for ``exact`` and ``total``) and the threshold the predictions were made with."""
         official = evaluate_v2(golds, predictions, na_probs, na_prob_thresh=self.null_threshold)
-        scores = {key: value if key.endswith(("_thresh", "total")) else round(value, 2) for key, value in official.items()}
+        scores = {
+            key: value if key.endswith(("_thresh", "total")) else round(value, 2) for key, value in official.items()
+        }
         return {**scores, "exact_match": scores["exact"], "n": scores["total"], "null_threshold": self.null_threshold}
 
 
@@ -177,11 +197,25 @@ class GluePredictor(SentencePredictor):
     """GLUE: GLUE's metrics for the task (accuracy; also F1 of class 1 for MRPC and QQP, Matthews correlation for
     CoLA; Pearson and Spearman x100 for STS-B, on the 0-5 scale) and predictions in GLUE's submission format,
     ``index<TAB>prediction`` under that header, the index being the input file's own."""
-    TASK_METRICS = {"cola": ("mcc", "accuracy"), "mrpc": ("f1", "accuracy"), "qqp": ("f1", "accuracy"),
-                    "stsb": ("pearson", "spearman")}
+
+    TASK_METRICS = {
+        "cola": ("mcc", "accuracy"),
+        "mrpc": ("f1", "accuracy"),
+        "qqp": ("f1", "accuracy"),
+        "stsb": ("pearson", "spearman"),
+    }
     # GLUE's submission file of each test set (MNLI's two test sets: subsets m and mm)
-    SUBMISSION = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "qqp": "QQP", "stsb": "STS-B", "mnli": "MNLI",
-                  "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
+    SUBMISSION = {
+        "cola": "CoLA",
+        "sst2": "SST-2",
+        "mrpc": "MRPC",
+        "qqp": "QQP",
+        "stsb": "STS-B",
+        "mnli": "MNLI",
+        "qnli": "QNLI",
+        "rte": "RTE",
+        "wnli": "WNLI",
+    }
 
     def __init__(self, task, model, device, batch_size: int):
         super().__init__(task, model, device, batch_size)
@@ -201,8 +235,11 @@ class GluePredictor(SentencePredictor):
             predicted = [float(row[0]) * scale for row in logits]
             labelled = [(p, g * scale) for p, g in zip(predicted, gold) if not math.isnan(g)]
             shown = [f"{p:.3f}" for p in predicted]
-            scores = ({"pearson": round(pearson(*zip(*labelled)), 2), "spearman": round(spearman(*zip(*labelled)), 2)}
-                      if labelled else {})
+            scores = (
+                {"pearson": round(pearson(*zip(*labelled)), 2), "spearman": round(spearman(*zip(*labelled)), 2)}
+                if labelled
+                else {}
+            )
         else:
             predicted = [int(row.argmax()) for row in logits]
             labelled = [(p, g) for p, g in zip(predicted, gold) if g >= 0]

@@ -8,6 +8,7 @@ at once and names the place (``<file>:<line>``, or ``inputs[i]`` from Python) an
 middle of prediction; nothing is dropped: a blank line is refused, since the output (one line per input)
 must stay aligned with the input. Texts are stripped as the XTREME readers strip them.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,11 @@ from typing import Iterable
 
 from ..data.errors import InputFormatError
 
-LINE_FORMATS = {"sentence_pair": "text_a<TAB>text_b", "tagging": "one sentence, its words separated by whitespace",
-                "qa": 'a JSON object {"question": ..., "context": ...}'}
+LINE_FORMATS = {
+    "sentence_pair": "text_a<TAB>text_b",
+    "tagging": "one sentence, its words separated by whitespace",
+    "qa": 'a JSON object {"question": ..., "context": ...}',
+}
 
 
 def read_inputs(kind: str, task: str, lines: Iterable[tuple[int, str]], name: str) -> list:
@@ -24,8 +28,9 @@ def read_inputs(kind: str, task: str, lines: Iterable[tuple[int, str]], name: st
     inputs = []
     for number, line in lines:
         if not line.strip():
-            raise InputFormatError(name, number, f"blank line: every line is one input ({LINE_FORMATS[kind]}); "
-                                                 "remove it")
+            raise InputFormatError(
+                name, number, f"blank line: every line is one input ({LINE_FORMATS[kind]}); remove it"
+            )
         try:
             item = _parse_line(kind, task, line)
         except ValueError as err:
@@ -62,6 +67,7 @@ def _parse_line(kind: str, task: str, line: str):
 def check_input(kind: str, task: str, item, path: str, line: int | None):
     """One input, normalised (stripped texts, a list of words, a question dict); ``InputFormatError`` at
     ``path``/``line`` if it is not one."""
+
     def fail(reason: str):
         return InputFormatError(path, line, reason)
 

@@ -6,6 +6,7 @@ definition of ``scipy.stats.spearmanr``). With a constant side a correlation is 
 it. Checkpoint selection cannot compare NaN (fairseq would keep it as the best for ever), so GLUE's validation
 logs an undefined correlation as 0 (``glue_scores.py``); everything else reports the NaN.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -12,6 +12,7 @@ sentences can count differently. ``stabletune-evaluate`` calls seqeval's ``f1_sc
 subset, in file order, as XTREME does. (seqeval also merges consecutive equal UPOS tags into one
 "entity": UD-POS F1 is XTREME's metric; word accuracy is reported beside it.)
 """
+
 from __future__ import annotations
 
 import warnings

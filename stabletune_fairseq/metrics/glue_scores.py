@@ -13,6 +13,7 @@
 
 A subset is what the per-language code calls a language: ``en`` for a GLUE dev set, ``m``/``mm`` for MNLI.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,12 +64,12 @@ def log_glue_scores(logging_outputs) -> None:
     """MCC for binary GLUE tasks (the counts themselves are logged by accuracy and F1); the correlations for
     regression. Nothing for other tasks."""
     if any(BINARY_MARK in log for log in logging_outputs):
-        languages = sorted({k[len(TOTAL):] for log in logging_outputs for k in log if k.startswith(TOTAL)})
+        languages = sorted({k[len(TOTAL) :] for log in logging_outputs for k in log if k.startswith(TOTAL)})
         for name in languages:
             metrics.log_derived(f"mcc_{name}", lambda m, n=name: round(_mcc(m, n), 3))
         if languages:
             metrics.log_derived("mcc_avg", lambda m: round(mean_over_languages(m, TOTAL, _mcc), 3))
-    languages = sorted({k[len(PRED):] for log in logging_outputs for k in log if k.startswith(PRED)})
+    languages = sorted({k[len(PRED) :] for log in logging_outputs for k in log if k.startswith(PRED)})
     present = []
     for name in languages:
         predicted = [v for log in logging_outputs for v in log.get(PRED + name, [])]
@@ -103,5 +104,5 @@ def _correlation(meters, name: str, score) -> float:
 
 
 def _mean_correlation(meters, score) -> float:
-    names = [k[len(PRED):] for k in meters if k.startswith(PRED)]
+    names = [k[len(PRED) :] for k in meters if k.startswith(PRED)]
     return sum(_correlation(meters, name, score) for name in names) / len(names)

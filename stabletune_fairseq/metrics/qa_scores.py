@@ -29,6 +29,7 @@ have no gold answer (the MLQA script has none of these); such a question scores 
 answer that normalises to nothing and 0 for any other. In ``style="squad"`` two empty token lists have
 F1 1, and an empty answer against a non-empty gold scores 0.
 """
+
 from __future__ import annotations
 
 import re

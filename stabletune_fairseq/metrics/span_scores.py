@@ -5,8 +5,8 @@ step that sees it; the steps log ``em_sum_<lang>``, ``f1_sum_<lang>`` and ``nque
 ``em_<lang>``/``f1_<lang>`` and their averages ``em_avg``/``f1_avg`` are derived from the sums over
 the whole subset (distributed runs sum them across ranks), exactly as scoring the subset at once.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from .per_language import log_language_sums
 
@@ -26,8 +26,9 @@ def span_score_counts(scores: dict[str, list[tuple[float, float]]], languages: l
 
 
 def log_span_scores(logging_outputs) -> None:
-    log_language_sums(logging_outputs, COUNT, (EM, F1),
-                      {"em": lambda m, n: _mean(m, EM, n), "f1": lambda m, n: _mean(m, F1, n)})
+    log_language_sums(
+        logging_outputs, COUNT, (EM, F1), {"em": lambda m, n: _mean(m, EM, n), "f1": lambda m, n: _mean(m, F1, n)}
+    )
 
 
 def _mean(meters, key: str, name: str) -> float:

@@ -26,6 +26,7 @@ Sums run in the order of the questions, so the numbers are the official script's
 Command line, as the official script's: ``python -m stabletune_fairseq.metrics.squad_v2 data.json pred.json
 [--na-prob-file na_prob.json] [--na-prob-thresh 1.0] [--out-file eval.json]`` prints the results as JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,9 @@ def apply_threshold(scores: dict, na_probs: Mapping[str, float], has_answer: dic
     return {qid: float(not has_answer[qid]) if na_probs[qid] > threshold else score for qid, score in scores.items()}
 
 
-def best_threshold(predictions: Mapping[str, str], scores: dict, na_probs: Mapping[str, float],
-                   has_answer: dict) -> tuple[float, float]:
+def best_threshold(
+    predictions: Mapping[str, str], scores: dict, na_probs: Mapping[str, float], has_answer: dict
+) -> tuple[float, float]:
     """(best score in percent, its threshold) over all thresholds, from the raw ``scores`` (module docstring)."""
     current = best = sum(not answered for answered in has_answer.values())
     threshold = 0.0
@@ -82,12 +84,19 @@ def best_threshold(predictions: Mapping[str, str], scores: dict, na_probs: Mappi
 
 
 def _averages(exact: dict, f1_scores: dict, qids: list[str]) -> tuple[float, float, int]:
-    return (100.0 * sum(exact[q] for q in qids) / len(qids), 100.0 * sum(f1_scores[q] for q in qids) / len(qids),
-            len(qids))
+    return (
+        100.0 * sum(exact[q] for q in qids) / len(qids),
+        100.0 * sum(f1_scores[q] for q in qids) / len(qids),
+        len(qids),
+    )
 
 
-def evaluate_v2(golds: Mapping[str, list[str]], predictions: Mapping[str, str],
-                na_probs: Mapping[str, float] | None = None, na_prob_thresh: float = DEFAULT_NA_PROB_THRESH) -> dict:
+def evaluate_v2(
+    golds: Mapping[str, list[str]],
+    predictions: Mapping[str, str],
+    na_probs: Mapping[str, float] | None = None,
+    na_prob_thresh: float = DEFAULT_NA_PROB_THRESH,
+) -> dict:
     """The official SQuAD v2.0 results (module docstring) of ``predictions`` (id -> answer text) against ``golds``
     (id -> the texts of its ``answers``, ``[]`` for an unanswerable question), with the keys in the official order."""
     if not golds:
@@ -114,20 +123,37 @@ def read_golds(path: str) -> dict[str, list[str]]:
     official script reads it (``is_impossible`` and ``plausible_answers`` play no part)."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)["data"]
-    return {qa["id"]: [answer["text"] for answer in qa["answers"]]
-            for article in data for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+    return {
+        qa["id"]: [answer["text"] for answer in qa["answers"]]
+        for article in data
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stabletune_fairseq.metrics.squad_v2",
-                                     description="The official SQuAD v2.0 evaluation (evaluate-v2.0.py), re-implemented.")
+    parser = argparse.ArgumentParser(
+        prog="python -m stabletune_fairseq.metrics.squad_v2",
+        description="The official SQuAD v2.0 evaluation (evaluate-v2.0.py), re-implemented.",
+    )
     parser.add_argument("data_file", metavar="data.json", help="SQuAD-format data with the gold answers")
     parser.add_argument("pred_file", metavar="pred.json", help="predictions: {question id: answer text}")
-    parser.add_argument("--out-file", "-o", metavar="eval.json", help="write the results there instead of printing them")
-    parser.add_argument("--na-prob-file", "-n", metavar="na_prob.json",
-                        help="{question id: no-answer score}; stabletune-evaluate writes predictions/<split>-<lang>.na_prob.json")
-    parser.add_argument("--na-prob-thresh", "-t", type=float, default=DEFAULT_NA_PROB_THRESH,
-                        help='predict "" if the no-answer score exceeds this (default 1.0)')
+    parser.add_argument(
+        "--out-file", "-o", metavar="eval.json", help="write the results there instead of printing them"
+    )
+    parser.add_argument(
+        "--na-prob-file",
+        "-n",
+        metavar="na_prob.json",
+        help="{question id: no-answer score}; stabletune-evaluate writes predictions/<split>-<lang>.na_prob.json",
+    )
+    parser.add_argument(
+        "--na-prob-thresh",
+        "-t",
+        type=float,
+        default=DEFAULT_NA_PROB_THRESH,
+        help='predict "" if the no-answer score exceeds this (default 1.0)',
+    )
     args = parser.parse_args(argv)
     with open(args.pred_file, encoding="utf-8") as f:
         predictions = json.load(f)

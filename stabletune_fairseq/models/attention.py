@@ -19,6 +19,7 @@ Two exact implementations of the windowed pattern (equal up to float rounding, t
 - ``blocked``: queries in blocks of W/2, each against the keys of its own and the two neighbouring blocks plus the
   global keys; the global queries separately against all keys. Scores grow linearly with the length.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class AttentionPattern:
     ``padding``: batch x time, True at padding (None: no padding). ``window``: 0 for full attention, else the
     total window W (W/2 on each side). ``global_mask``: batch x time, True at global tokens (window > 0 only).
     """
+
     padding: Optional[Tensor]
     window: int = 0
     global_mask: Optional[Tensor] = None
@@ -43,15 +45,22 @@ class AttentionPattern:
     first_global: bool = True
 
     @classmethod
-    def build(cls, tokens: Tensor, padding: Optional[Tensor], window: int = 0,
-              global_positions: Optional[Tensor] = None, implementation: str = "auto",
-              first_global: bool = True) -> "AttentionPattern":
+    def build(
+        cls,
+        tokens: Tensor,
+        padding: Optional[Tensor],
+        window: int = 0,
+        global_positions: Optional[Tensor] = None,
+        implementation: str = "auto",
+        first_global: bool = True,
+    ) -> "AttentionPattern":
         """The pattern of ``tokens`` (batch x time, right-padded; ``padding`` its padding or None)."""
         if window < 0 or window % 2:
             raise ValueError(f"attention window {window}: an even number of tokens (W/2 on each side), or 0 for full")
         if global_positions is not None and global_positions.shape != tokens.shape:
-            raise ValueError(f"global_positions has shape {tuple(global_positions.shape)}, the tokens "
-                             f"{tuple(tokens.shape)}")
+            raise ValueError(
+                f"global_positions has shape {tuple(global_positions.shape)}, the tokens {tuple(tokens.shape)}"
+            )
         length = tokens.size(1)
         if window == 0 or length - 1 <= window // 2:  # every token within every window: that is full attention
             return cls(padding)
@@ -93,8 +102,11 @@ def _heads(mha, projection, x: Tensor) -> Tensor:
 def split_heads(mha, x: Tensor, queries_of: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
     """Queries (of ``queries_of``, default ``x``), keys and values of ``x`` through fairseq ``MultiheadAttention``
     ``mha``'s projections, each batch x heads x time x head_dim."""
-    return (_heads(mha, mha.q_proj, x if queries_of is None else queries_of), _heads(mha, mha.k_proj, x),
-            _heads(mha, mha.v_proj, x))
+    return (
+        _heads(mha, mha.q_proj, x if queries_of is None else queries_of),
+        _heads(mha, mha.k_proj, x),
+        _heads(mha, mha.v_proj, x),
+    )
 
 
 def self_attention(mha, x: Tensor, pattern: AttentionPattern, first_position_only: bool = False) -> Tensor:
@@ -149,8 +161,13 @@ def blocked_window_attention(q: Tensor, k: Tensor, v: Tensor, pattern: Attention
     def fold(z):
         return z.transpose(1, 2).reshape(b * blocks, h, z.size(3), d)
 
-    out = F.scaled_dot_product_attention(fold(query_blocks), fold(keys), fold(values),
-                                         attn_mask=allowed.view(b * blocks, 1, w, 3 * w + count), dropout_p=dropout)
+    out = F.scaled_dot_product_attention(
+        fold(query_blocks),
+        fold(keys),
+        fold(values),
+        attn_mask=allowed.view(b * blocks, 1, w, 3 * w + count),
+        dropout_p=dropout,
+    )
     out = out.view(b, blocks, h, w, d).transpose(1, 2).reshape(b, h, padded, d)
     if count == 0:  # no global token at all (masked-LM without <s> global)
         return out[:, :, :t]

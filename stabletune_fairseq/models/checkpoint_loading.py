@@ -5,6 +5,7 @@ A checkpoint is only usable with the task folder it was trained on (its labels a
 is found from the checkpoint itself (its run record, else its fairseq ``--data``), so a user names one file,
 and a folder named instead is checked before fairseq reads either.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,14 @@ def check_checkpoint_against_data(checkpoint: str, data: str) -> str:
     if recorded is not None:
         return check_identity(checkpoint, "checkpoint", recorded, data_identity(data, metadata)) or "same data"
     # Written by an older version or by plain fairseq: the head and the vocabulary must at least fit.
-    check_shapes(checkpoint, "checkpoint", state["model"], HEAD_OF_KIND[metadata["kind"]][0], metadata["labels"],
-                 os.path.join(data, "dict.txt"))
+    check_shapes(
+        checkpoint,
+        "checkpoint",
+        state["model"],
+        HEAD_OF_KIND[metadata["kind"]][0],
+        metadata["labels"],
+        os.path.join(data, "dict.txt"),
+    )
     logger.warning("%s records no task: only the shapes of its head and vocabulary were checked", checkpoint)
     return "no record in the checkpoint: shapes checked"
 
@@ -49,11 +56,15 @@ def recorded_task_folder(checkpoint: str, state: dict | None = None) -> str:
         data = (settings.get("task") or {}).get("data") if isinstance(settings, dict) else None
         data = data or getattr(state.get("args"), "data", None)
     if not data:
-        raise WrongCheckpoint(f"checkpoint {checkpoint}: records no task folder; name the folder process.sh wrote "
-                              "(--task-dir, or task_dir= of load_model)")
+        raise WrongCheckpoint(
+            f"checkpoint {checkpoint}: records no task folder; name the folder process.sh wrote "
+            "(--task-dir, or task_dir= of load_model)"
+        )
     if not os.path.isfile(os.path.join(data, "metadata.json")):
-        raise FileNotFoundError(f"checkpoint {checkpoint} was trained on the task folder {data}, which is not there "
-                                "(any more): name the folder process.sh wrote (--task-dir, or task_dir= of load_model)")
+        raise FileNotFoundError(
+            f"checkpoint {checkpoint} was trained on the task folder {data}, which is not there "
+            "(any more): name the folder process.sh wrote (--task-dir, or task_dir= of load_model)"
+        )
     return str(data)
 
 
@@ -76,5 +87,6 @@ def load_for_inference(checkpoint: str, data: str, device: torch.device, overrid
     data_check = check_checkpoint_against_data(checkpoint, data)  # before fairseq reads either
     with fairseq_types_allowed():  # fairseq's own torch.load: an older fairseq's checkpoint holds args, numpy values
         models, _, task = checkpoint_utils.load_model_ensemble_and_task(
-            [str(checkpoint)], arg_overrides={"data": str(data), "cpu_precision": "fp32", **(overrides or {})})
+            [str(checkpoint)], arg_overrides={"data": str(data), "cpu_precision": "fp32", **(overrides or {})}
+        )
     return models[0].to(device).eval(), task, data_check

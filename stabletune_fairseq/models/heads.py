@@ -1,4 +1,5 @@
 """Prediction heads on top of the XLM-R encoder's final hidden states."""
+
 from __future__ import annotations
 
 import torch
@@ -55,6 +56,7 @@ class SpanHead(nn.Module):
     context); the others get a large negative logit, so they carry no probability yet stay finite
     (fp16 included). Returns batch x time x 2 (start, end).
     """
+
     MASKED = -1e4
     # under --attention-window the question (the tokens before the first </s>) gets global attention, as Longformer
     # does for QA: every context token then sees the whole question however long the passage
@@ -83,7 +85,9 @@ class TiedOutput(nn.Module):
 
     def tie(self, embeddings: nn.Parameter) -> None:
         if embeddings.shape[0] != self.out_features:
-            raise ValueError(f"an LM head of {self.out_features} outputs cannot be tied to {embeddings.shape[0]} embeddings")
+            raise ValueError(
+                f"an LM head of {self.out_features} outputs cannot be tied to {embeddings.shape[0]} embeddings"
+            )
         self.weight = embeddings
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

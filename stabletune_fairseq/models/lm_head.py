@@ -8,6 +8,7 @@ Their ``weight`` (the output projection) is the token embeddings themselves and 
 A checkpoint without one (the embedded e5-small, a fine-tuned task checkpoint) gets a new head: dense and layer
 norm initialised as BERT's, bias zero, output tied to the embeddings; a log line says so.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,15 +42,20 @@ def load_lm_head(model, model_state: dict, source: str) -> bool:
     weights, prefix = stored_lm_head(model_state)
     head = model.heads[HEAD]
     if weights is None:
-        logger.info("%s has no LM head: a new one is initialised (dense and layer norm as BERT's, bias 0), its output "
-                    "tied to the token embeddings", source)
+        logger.info(
+            "%s has no LM head: a new one is initialised (dense and layer norm as BERT's, bias 0), its output "
+            "tied to the token embeddings",
+            source,
+        )
         return False
     with torch.no_grad():
         for part, value in weights.items():
             target = head.get_parameter(part)
             if tuple(target.shape) != tuple(value.shape):
-                raise ValueError(f"{source}: {prefix}{part} has shape {tuple(value.shape)}, the model's LM head needs "
-                                 f"{tuple(target.shape)}")
+                raise ValueError(
+                    f"{source}: {prefix}{part} has shape {tuple(value.shape)}, the model's LM head needs "
+                    f"{tuple(target.shape)}"
+                )
             target.copy_(value)
     logger.info("loaded the LM head of %s (%s*; output tied to the token embeddings)", source, prefix)
     return True

@@ -4,6 +4,7 @@ Kept in ``model.heads`` so that training calls the model's own ``forward`` (as f
 need) and gets the embeddings; being parameterless, it adds nothing to a checkpoint, which stays an encoder that
 ``stabletune-embed-eval`` reads with the same pooling (``pool_states``, below).
 """
+
 from __future__ import annotations
 
 import torch

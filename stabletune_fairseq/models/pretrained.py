@@ -1,5 +1,6 @@
 """Initialise our encoder from an official-format XLM-R ``model.pt`` (read by ``release.py``); skip that when
 a run resumes from its own checkpoint."""
+
 from __future__ import annotations
 
 import logging
@@ -24,19 +25,26 @@ def load_pretrained_encoder(model, path: str) -> None:
     own.pop(ENCODER_PREFIX + "version", None)
     missing = sorted(set(own) - set(weights))
     if missing:
-        raise WrongCheckpoint(f"pretrained model {path}: {len(missing)} encoder weights missing, e.g. {missing[:3]} "
-                              "(another architecture than --arch?)")
+        raise WrongCheckpoint(
+            f"pretrained model {path}: {len(missing)} encoder weights missing, e.g. {missing[:3]} "
+            "(another architecture than --arch?)"
+        )
     embeddings = ENCODER_PREFIX + "embed_tokens.weight"
-    check_vocabulary(path, "pretrained model", weights[embeddings].shape[0], own[embeddings].shape[0],
-                     "the task's dictionary")
+    check_vocabulary(
+        path, "pretrained model", weights[embeddings].shape[0], own[embeddings].shape[0], "the task's dictionary"
+    )
     for key, value in own.items():
         if weights[key].shape != value.shape:
-            raise WrongCheckpoint(f"pretrained model {path}: {key} has shape {tuple(weights[key].shape)}, the model "
-                                  f"needs {tuple(value.shape)} (another architecture than --arch?)")
+            raise WrongCheckpoint(
+                f"pretrained model {path}: {key} has shape {tuple(weights[key].shape)}, the model "
+                f"needs {tuple(value.shape)} (another architecture than --arch?)"
+            )
     unused = sorted(k for k in set(weights) - set(own) if not k.endswith((".version", "._float_tensor")))
     if unused:  # e.g. layers the model does not have: a 12-layer checkpoint loaded into a 6-layer model
-        raise WrongCheckpoint(f"pretrained model {path}: {len(unused)} encoder weights have no place in the model, "
-                              f"e.g. {unused[:3]} (another architecture than --arch?)")
+        raise WrongCheckpoint(
+            f"pretrained model {path}: {len(unused)} encoder weights have no place in the model, "
+            f"e.g. {unused[:3]} (another architecture than --arch?)"
+        )
     model.load_state_dict({**model.state_dict(), **{k: weights[k] for k in own}}, strict=True)
     logger.info("loaded pretrained encoder from %s (%d tensors; LM head ignored)", path, len(own))
 

@@ -39,6 +39,7 @@ class EmbeddingNoise:
     ``detached``: the noised rows' embeddings are cut from the graph first, so they do not train the embeddings
     (R3F adds its noise to ``embeddings.detach()``). ``rows``: boolean, the rows that get noise (None: every row).
     """
+
     scale: float
     kind: str = "normal"
     detached: bool = False
@@ -61,28 +62,38 @@ class StabletuneXLMRConfig(FairseqDataclass):
     encoder_embed_dim: int = field(default=768, metadata={"help": "hidden size"})
     encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "feed-forward inner size"})
     encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads per layer"})
-    max_positions: int = field(default=512, metadata={"help": "rows of the learned position table (without the 2 offset rows)"})
-    activation_fn: ChoiceEnum(["gelu", "relu", "gelu_accurate"]) = field(default="gelu", metadata={"help": "feed-forward activation"})
+    max_positions: int = field(
+        default=512, metadata={"help": "rows of the learned position table (without the 2 offset rows)"}
+    )
+    activation_fn: ChoiceEnum(["gelu", "relu", "gelu_accurate"]) = field(
+        default="gelu", metadata={"help": "feed-forward activation"}
+    )
     dropout: float = field(default=0.1, metadata={"help": "dropout on hidden states"})
     attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the feed-forward activation"})
     head_dropout: float = field(default=0.1, metadata={"help": "dropout inside the task heads"})
     attention_window: int = field(
         default=0,
-        metadata={"help": "0: full attention. W > 0 (even): Longformer-style sliding-window attention, each token "
-                          "attends to the tokens within W/2 on each side and to the global tokens (<s>, and what the "
-                          "task marks global, e.g. a QA question); global tokens attend to every token. Memory then "
-                          "grows linearly with the input length (docs/long-context.md)"},
+        metadata={
+            "help": "0: full attention. W > 0 (even): Longformer-style sliding-window attention, each token "
+            "attends to the tokens within W/2 on each side and to the global tokens (<s>, and what the "
+            "task marks global, e.g. a QA question); global tokens attend to every token. Memory then "
+            "grows linearly with the input length (docs/long-context.md)"
+        },
     )
     freeze_embeddings: bool = field(
         default=False,
-        metadata={"help": "keep the word embeddings fixed: a quarter of XLM-R base's parameters (most of a small "
-                          "model's) are then not updated, which is much cheaper on CPU"},
+        metadata={
+            "help": "keep the word embeddings fixed: a quarter of XLM-R base's parameters (most of a small "
+            "model's) are then not updated, which is much cheaper on CPU"
+        },
     )
     pretrained_encoder: Optional[str] = field(
         default=None,
-        metadata={"help": "official-format XLM-R model.pt whose encoder initialises the model; used only when "
-                          "the save dir holds no checkpoint_last.pt, so re-running a command resumes instead"},
+        metadata={
+            "help": "official-format XLM-R model.pt whose encoder initialises the model; used only when "
+            "the save dir holds no checkpoint_last.pt, so re-running a command resumes instead"
+        },
     )
     save_dir: str = II("checkpoint.save_dir")
 
@@ -139,12 +150,22 @@ class XLMREncoder(FairseqEncoder):
         # "dense" / "blocked" force one (benchmarks/long_attention.py compares them)
         self.attention_implementation = "auto"
         if self.attention_window < 0 or self.attention_window % 2:
-            raise ValueError(f"--attention-window {self.attention_window}: an even number of tokens (W/2 on each "
-                             "side of a token), or 0 for full attention")
+            raise ValueError(
+                f"--attention-window {self.attention_window}: an even number of tokens (W/2 on each "
+                "side of a token), or 0 for full attention"
+            )
 
-    def forward(self, src_tokens, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
-                first_position_only: bool = False, layer_states: Optional[list] = None,
-                global_positions: Optional[torch.Tensor] = None, first_global: bool = True, **unused) -> torch.Tensor:
+    def forward(
+        self,
+        src_tokens,
+        noise: Optional[EmbeddingNoise] = None,
+        noise_rows=None,
+        first_position_only: bool = False,
+        layer_states: Optional[list] = None,
+        global_positions: Optional[torch.Tensor] = None,
+        first_global: bool = True,
+        **unused,
+    ) -> torch.Tensor:
         """Final hidden states, batch x time x hidden. ``noise`` is added to the token embeddings of every row,
         or only of the rows where the boolean ``noise_rows`` is true.
         ``first_position_only``: batch x 1 x hidden, the ``<s>`` state alone: the last layer is computed for
@@ -161,8 +182,14 @@ class XLMREncoder(FairseqEncoder):
         padding = src_tokens.eq(encoder.padding_idx)
         x, _ = encoder.forward_embedding(src_tokens, embeddings)
         x = (x * (1 - padding.unsqueeze(-1).type_as(x))).transpose(0, 1)  # time first, padding zeroed as fairseq does
-        pattern = AttentionPattern.build(src_tokens, padding if padding.any() else None, self.attention_window,
-                                         global_positions, self.attention_implementation, first_global)
+        pattern = AttentionPattern.build(
+            src_tokens,
+            padding if padding.any() else None,
+            self.attention_window,
+            global_positions,
+            self.attention_implementation,
+            first_global,
+        )
         last = len(encoder.layers) - 1
         for i, layer in enumerate(encoder.layers):
             x = _post_norm_layer(layer, x, pattern, first_position_only and i == last)
@@ -191,29 +218,49 @@ class StabletuneXLMRModel(FairseqEncoderModel):
         """Create head ``name`` (a ``HEAD_TYPES`` kind) unless an identical one exists."""
         if name in self.heads:
             if self.heads[name].out_proj.out_features != num_outputs:
-                raise ValueError(f"head {name!r} exists with {self.heads[name].out_proj.out_features} outputs, not {num_outputs}")
+                raise ValueError(
+                    f"head {name!r} exists with {self.heads[name].out_proj.out_features} outputs, not {num_outputs}"
+                )
             return
         head = HEAD_TYPES[kind](self.cfg.encoder_embed_dim, num_outputs, self.cfg.head_dropout)
         head.apply(init_bert_params)
         self.heads[name] = head
 
-    def forward(self, src_tokens, head: str, noise: Optional[EmbeddingNoise] = None, noise_rows=None,
-                layer_states: Optional[list] = None, global_positions: Optional[torch.Tensor] = None,
-                **kwargs) -> torch.Tensor:
+    def forward(
+        self,
+        src_tokens,
+        head: str,
+        noise: Optional[EmbeddingNoise] = None,
+        noise_rows=None,
+        layer_states: Optional[list] = None,
+        global_positions: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> torch.Tensor:
         """Logits of ``head`` for a right-padded batch of ``src_tokens`` (see ``XLMREncoder.forward`` for noise,
         ``layer_states`` and ``global_positions``)."""
         first_position_only = getattr(self.heads[head], "reads_first_position_only", False)
-        if (global_positions is None and self.encoder.attention_window
-                and getattr(self.heads[head], "global_first_segment", False)):
+        if (
+            global_positions is None
+            and self.encoder.attention_window
+            and getattr(self.heads[head], "global_first_segment", False)
+        ):
             global_positions = first_segment(src_tokens, self.encoder.dictionary.eos())
         # the head says whether <s> is global under a window (every head but the masked-LM one: heads.py)
         first_global = getattr(self.heads[head], "global_first_token", True)
-        features = self.encoder(src_tokens, noise=noise, noise_rows=noise_rows, first_position_only=first_position_only,
-                                layer_states=layer_states, global_positions=global_positions, first_global=first_global)
+        features = self.encoder(
+            src_tokens,
+            noise=noise,
+            noise_rows=noise_rows,
+            first_position_only=first_position_only,
+            layer_states=layer_states,
+            global_positions=global_positions,
+            first_global=first_global,
+        )
         return self.heads[head](features, **kwargs)
 
-    def extract_features(self, src_tokens, noise: Optional[EmbeddingNoise] = None,
-                         global_positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def extract_features(
+        self, src_tokens, noise: Optional[EmbeddingNoise] = None, global_positions: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         return self.encoder(src_tokens, noise=noise, global_positions=global_positions)
 
     def max_positions(self):
@@ -241,5 +288,3 @@ def xlmr_large(cfg):
 def e5_small(cfg):
     """multilingual-e5-small, the embedded default model (README, docs/architecture.md)."""
     _set_shape(cfg, 12, 384, 1536, 12)
-
-

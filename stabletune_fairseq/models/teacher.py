@@ -1,4 +1,5 @@
 """The frozen teacher of stage 2: the stage-1 best checkpoint, in eval mode, never trained."""
+
 from __future__ import annotations
 
 import logging

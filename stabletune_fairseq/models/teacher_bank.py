@@ -14,6 +14,7 @@ A bank folder holds
 Rows are keyed by example id, the index of the stored row in the training set (``id`` of a batch). Rows drawn
 afresh every epoch (augmented copies, translations, text views) are not in the bank: the teacher runs on them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,8 +70,13 @@ class BankWriter:
         np.save(out_dir / "logits.npy", np.concatenate(self.units))
         np.save(out_dir / "offsets.npy", offsets)
         np.save(out_dir / "tokens.npy", self.tokens)
-        record = {"format": FORMAT, "rows": self.rows, "units": int(offsets[-1]),
-                  "outputs": int(self.units[0].shape[-1]), **record}
+        record = {
+            "format": FORMAT,
+            "rows": self.rows,
+            "units": int(offsets[-1]),
+            "outputs": int(self.units[0].shape[-1]),
+            **record,
+        }
         (out_dir / "bank.json").write_text(json.dumps(record, indent=1))
         return out_dir
 
@@ -85,14 +91,18 @@ class TeacherBank:
             raise WrongCheckpoint(f"teacher bank {self.folder}: no bank.json (write one with stabletune-teacher-bank)")
         self.record = json.loads(record_file.read_text())
         if self.record.get("format") != FORMAT:
-            raise WrongCheckpoint(f"teacher bank {self.folder}: format {self.record.get('format')}, this version reads {FORMAT}")
+            raise WrongCheckpoint(
+                f"teacher bank {self.folder}: format {self.record.get('format')}, this version reads {FORMAT}"
+            )
         self.logits = np.load(self.folder / "logits.npy", mmap_mode="r")
         self.offsets = np.load(self.folder / "offsets.npy")
         self.tokens = np.load(self.folder / "tokens.npy")
         self.rows = int(self.record["rows"])
         if len(self.offsets) != self.rows + 1 or self.logits.shape[0] != self.offsets[-1]:
-            raise WrongCheckpoint(f"teacher bank {self.folder}: logits.npy and offsets.npy do not agree with "
-                                  f"bank.json ({self.rows} rows): the folder is damaged; write it again")
+            raise WrongCheckpoint(
+                f"teacher bank {self.folder}: logits.npy and offsets.npy do not agree with "
+                f"bank.json ({self.rows} rows): the folder is damaged; write it again"
+            )
 
     def check_run(self, identity: dict, outputs: int, teacher: str | None) -> None:
         """Refuse a bank made for another task folder, split or head size, or by another teacher than
@@ -102,15 +112,21 @@ class TeacherBank:
             if made_for.get(key) != identity.get(key):
                 raise WrongCheckpoint(
                     f"teacher bank {self.folder}: made for other data than {identity['data']} ({key} differs: the bank "
-                    f"was written for {made_for.get('data')}); write a bank for this task folder")
+                    f"was written for {made_for.get('data')}); write a bank for this task folder"
+                )
         if self.record["split"] != "train":
-            raise WrongCheckpoint(f"teacher bank {self.folder}: holds the {self.record['split']} split, training reads train")
+            raise WrongCheckpoint(
+                f"teacher bank {self.folder}: holds the {self.record['split']} split, training reads train"
+            )
         if self.record["outputs"] != outputs:
-            raise WrongCheckpoint(f"teacher bank {self.folder}: {self.record['outputs']} outputs per unit, the task's "
-                                  f"head has {outputs}")
+            raise WrongCheckpoint(
+                f"teacher bank {self.folder}: {self.record['outputs']} outputs per unit, the task's head has {outputs}"
+            )
         if teacher is not None and file_sha256(teacher) != self.record["teacher_sha256"]:
-            raise WrongCheckpoint(f"teacher bank {self.folder}: written by the teacher {self.record['teacher']}, not by "
-                                  f"{teacher} (their checksums differ); write the bank with this teacher")
+            raise WrongCheckpoint(
+                f"teacher bank {self.folder}: written by the teacher {self.record['teacher']}, not by "
+                f"{teacher} (their checksums differ); write the bank with this teacher"
+            )
 
     def covers(self, ids: torch.Tensor, copies: torch.Tensor | None) -> torch.Tensor:
         """Boolean per row: the row is a stored training row (not an augmented copy or translation)."""
@@ -129,18 +145,24 @@ class TeacherBank:
             raise WrongCheckpoint(
                 f"teacher bank {self.folder}: training row {row} is not the row the bank holds (length "
                 f"{seen[wrong[0], 0]} against {stored[wrong[0], 0]}, or other tokens; {len(wrong)} rows of this batch "
-                "differ): the bank was made for other data or another preprocessing; write it again")
+                "differ): the bank was made for other data or another preprocessing; write it again"
+            )
         out = torch.full(like.shape, fill, dtype=torch.float32)
         for i, row in enumerate(ids_np):
-            units = torch.from_numpy(np.array(self.logits[self.offsets[row]:self.offsets[row + 1]]))
+            units = torch.from_numpy(np.array(self.logits[self.offsets[row] : self.offsets[row + 1]]))
             if like.dim() == 2:
                 out[i] = units[0]
             else:
-                out[i, :len(units)] = units[:like.size(1)]
+                out[i, : len(units)] = units[: like.size(1)]
         return out.to(device=like.device, dtype=like.dtype)
 
 
 def bank_record(teacher: str, identity: dict, split: str, kind: str) -> dict:
     """What bank.json records of its making (the task's kind says what a unit is)."""
-    return {"teacher": os.path.abspath(teacher), "teacher_sha256": file_sha256(teacher), "data_identity": identity,
-            "split": split, "kind": kind}
+    return {
+        "teacher": os.path.abspath(teacher),
+        "teacher_sha256": file_sha256(teacher),
+        "data_identity": identity,
+        "split": split,
+        "kind": kind,
+    }

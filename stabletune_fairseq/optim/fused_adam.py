@@ -7,6 +7,7 @@ on CPU and CUDA. The update is the same rule as fairseq's ``adam`` (decoupled we
 correction); the only difference is where eps enters: torch divides by ``sqrt(v / (1 - beta2^t)) + eps``,
 fairseq by ``(sqrt(v) + eps) / sqrt(1 - beta2^t)``.
 """
+
 import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ class FusedAdamW(FairseqOptimizer):
     @property
     def optimizer_config(self):
         betas, lr = self.cfg.adam_betas, self.cfg.lr
-        return {"lr": float(lr[0] if isinstance(lr, Sequence) else lr),
-                "betas": ast.literal_eval(betas) if isinstance(betas, str) else tuple(betas),
-                "eps": self.cfg.adam_eps, "weight_decay": self.cfg.weight_decay}
+        return {
+            "lr": float(lr[0] if isinstance(lr, Sequence) else lr),
+            "betas": ast.literal_eval(betas) if isinstance(betas, str) else tuple(betas),
+            "eps": self.cfg.adam_eps,
+            "weight_decay": self.cfg.weight_decay,
+        }

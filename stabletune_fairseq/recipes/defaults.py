@@ -7,6 +7,7 @@ microsoft/AMOS ``fairseq/README.md``.
 
 Standard library only: ``python stabletune_fairseq/recipes/defaults.py squad2`` prints run_squad.sh's settings.
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,6 +22,7 @@ TEN_PERCENT_WARMUP = "--warmup_steps -1, read as a 10% warm-up (run_tag.py:752-7
 @dataclass(frozen=True)
 class TaskDefaults:
     """One task of run_xtreme.sh (XTREME's, SQuAD's or GLUE's)."""
+
     fairseq_task: str
     metric: str  # the selection metric; GLUE's names its dev subset too (acc_en, MNLI's acc_m)
     epochs_base: int
@@ -43,6 +45,7 @@ class TaskDefaults:
 @dataclass(frozen=True)
 class XtuneDefaults:
     """xTune's two stages for one task and setting: the augmentations, their probability, lambda2."""
+
     stage1_view: str
     view_prob: float | None  # the views' probability (stage 1's and stage 2's); None for translation views
     stage2_copy: str
@@ -53,22 +56,47 @@ class XtuneDefaults:
 
 
 def _xtreme(task, metric, epochs, lrs, warmup, validate, pooling, script, lines, warmup_source):
-    return TaskDefaults(task, metric, epochs[0], epochs[1], lrs[0], lrs[1], 32, warmup, validate, pooling,
-                        f"{XTUNE}cross-lingual-transfer/train_{script}.sh:{lines}; batch 32; {warmup_source}")
+    return TaskDefaults(
+        task,
+        metric,
+        epochs[0],
+        epochs[1],
+        lrs[0],
+        lrs[1],
+        32,
+        warmup,
+        validate,
+        pooling,
+        f"{XTUNE}cross-lingual-transfer/train_{script}.sh:{lines}; batch 32; {warmup_source}",
+    )
 
 
 def _glue(metric, epochs, lr, batch, warmup, note=""):
-    return TaskDefaults("glue", metric, epochs, epochs, lr, lr, batch, warmup, "half", None,
-                        f"{AMOS_TABLE}{note}; validation twice an epoch as AMOS's run_glue.sh")
+    return TaskDefaults(
+        "glue",
+        metric,
+        epochs,
+        epochs,
+        lr,
+        lr,
+        batch,
+        warmup,
+        "half",
+        None,
+        f"{AMOS_TABLE}{note}; validation twice an epoch as AMOS's run_glue.sh",
+    )
 
 
 @dataclass(frozen=True)
 class TokenCap:
     """GLUE's batches as AMOS makes them: at most ``per_16 * BSZ / 16`` tokens (padding included) as well as BSZ
     rows, so batches of long pairs hold fewer rows; batch sizes not rounded to a multiple of 8."""
+
     per_16: int = 2200
-    source: str = ("AMOS fairseq/run_glue.sh:34 (MAX_TOKENS=2200), :118 (MAX_TOKENS*BSZ/16), :138-139 "
-                   "(--max-sentences $BSZ --max-tokens $MAX_TOKENS), :143 (--required-batch-size-multiple 1)")
+    source: str = (
+        "AMOS fairseq/run_glue.sh:34 (MAX_TOKENS=2200), :118 (MAX_TOKENS*BSZ/16), :138-139 "
+        "(--max-sentences $BSZ --max-tokens $MAX_TOKENS), :143 (--required-batch-size-multiple 1)"
+    )
 
     def tokens(self, batch: int, longest_row: int) -> int:
         """The cap for ``batch`` rows a process, raised to ``longest_row`` so that every row fits a batch (AMOS's
@@ -80,20 +108,34 @@ GLUE_TOKEN_CAP = TokenCap()
 
 _QA = ("f1", (4, 4), ("3e-5", "1.5e-5"), 0.1, "0", None)
 TASKS: dict[str, TaskDefaults] = {
-    "XNLI": _xtreme("xtreme_sentence", "acc", (10, 10), ("7e-6", "5e-6"), 0.0, "5000", None, "xnli", "29-43",
-                    NO_WARMUP),
-    "PAWSX": _xtreme("xtreme_sentence", "acc", (10, 10), ("1e-5", "1e-5"), 0.0, "1000", None, "pawsx", "29-43",
-                     NO_WARMUP),
-    "UDPOS": _xtreme("xtreme_tagging", "f1", (10, 10), ("2e-5", "5e-6"), 0.1, "500", "sum", "udpos", "28-44",
-                     TEN_PERCENT_WARMUP),
-    "PANX": _xtreme("xtreme_tagging", "f1", (10, 10), ("1e-5", "7e-6"), 0.1, "1000", "first", "panx", "28-44",
-                    TEN_PERCENT_WARMUP),
+    "XNLI": _xtreme(
+        "xtreme_sentence", "acc", (10, 10), ("7e-6", "5e-6"), 0.0, "5000", None, "xnli", "29-43", NO_WARMUP
+    ),
+    "PAWSX": _xtreme(
+        "xtreme_sentence", "acc", (10, 10), ("1e-5", "1e-5"), 0.0, "1000", None, "pawsx", "29-43", NO_WARMUP
+    ),
+    "UDPOS": _xtreme(
+        "xtreme_tagging", "f1", (10, 10), ("2e-5", "5e-6"), 0.1, "500", "sum", "udpos", "28-44", TEN_PERCENT_WARMUP
+    ),
+    "PANX": _xtreme(
+        "xtreme_tagging", "f1", (10, 10), ("1e-5", "7e-6"), 0.1, "1000", "first", "panx", "28-44", TEN_PERCENT_WARMUP
+    ),
     "XQUAD": _xtreme("xtreme_qa", *_QA, "xquad", "32-48 (no EVALUATE_STEPS: epoch ends)", TEN_PERCENT_WARMUP),
     "MLQA": _xtreme("xtreme_qa", *_QA, "mlqa", "34-50 (no EVALUATE_STEPS: epoch ends)", TEN_PERCENT_WARMUP),
     # SQuAD as XQuAD's training set (run_squad.sh overrides these with AMOS's SQuAD 2.0 settings, SQUAD2 below)
     "SQUAD": _xtreme("xtreme_qa", *_QA, "xquad", "32-48 (XQuAD trains on SQuAD)", TEN_PERCENT_WARMUP),
-    "TYDIQA": _xtreme("xtreme_qa", "f1", (20, 10), ("3e-5", "1.5e-5"), 0.1, "0", None, "tydiqa",
-                      "31-48 (EPOCH 20 base, 10 large)", TEN_PERCENT_WARMUP),
+    "TYDIQA": _xtreme(
+        "xtreme_qa",
+        "f1",
+        (20, 10),
+        ("3e-5", "1.5e-5"),
+        0.1,
+        "0",
+        None,
+        "tydiqa",
+        "31-48 (EPOCH 20 base, 10 large)",
+        TEN_PERCENT_WARMUP,
+    ),
     "MNLI": _glue("acc_m", 3, "1e-5", 32, 0.0625, " (MNLI-m; mm's best is kept too)"),
     "QQP": _glue("acc_en", 5, "2e-5", 32, 0.0625),
     "QNLI": _glue("acc_en", 3, "2e-5", 32, 0.0625),
@@ -125,10 +167,12 @@ XTUNE_STAGES: dict[tuple[str, str], XtuneDefaults] = {
     ("PAWSX", TTA): _xtune(MT, None, MT, MT, 1.0, "translate-train-all/train_pawsx", "33-34, 110, 115"),
     ("UDPOS", TTA): _xtune(SS, 0.5, MT, SS, 0.3, "translate-train-all/train_udpos", "32-36, 129, 135"),
     ("PANX", TTA): _xtune(SS, 0.3, MT, SS, 1.0, "translate-train-all/train_panx", "32-36, 127, 133, 137", True),
-    ("XQUAD", CLT): _QA_CLT, ("SQUAD", CLT): _QA_CLT,
+    ("XQUAD", CLT): _QA_CLT,
+    ("SQUAD", CLT): _QA_CLT,
     ("MLQA", CLT): _xtune(CS, 0.3, SS, SS, 5.0, "cross-lingual-transfer/train_mlqa", "40-42, 85, 123, 130"),
     ("TYDIQA", CLT): _xtune(SS, 0.3, SS, SS, 5.0, "cross-lingual-transfer/train_tydiqa", "33-37, 122, 129"),
-    ("XQUAD", TTA): _QA_TTA, ("SQUAD", TTA): _QA_TTA,
+    ("XQUAD", TTA): _QA_TTA,
+    ("SQUAD", TTA): _QA_TTA,
     ("MLQA", TTA): _xtune(CS, 0.3, MT, SS, 0.5, "translate-train-all/train_mlqa", "40-42, 85, 123, 130"),
     ("TYDIQA", TTA): _xtune(SS, 0.3, MT, SS, 0.3, "translate-train-all/train_tydiqa", "33-37, 122, 129"),
 }
@@ -144,8 +188,16 @@ class Optimizer:
     source: str
 
     def args(self) -> list[str]:
-        return ["--adam-betas", self.adam_betas, "--adam-eps", self.adam_eps, "--weight-decay", self.weight_decay,
-                "--clip-norm", self.clip_norm]
+        return [
+            "--adam-betas",
+            self.adam_betas,
+            "--adam-eps",
+            self.adam_eps,
+            "--weight-decay",
+            self.weight_decay,
+            "--clip-norm",
+            self.clip_norm,
+        ]
 
 
 OPTIMIZERS = {
@@ -169,6 +221,7 @@ class RegulariserDefaults:
 @dataclass(frozen=True)
 class DistillationDefaults:
     """run_xtreme.sh DISTILL=: soft targets, Patient KD, contrastive distillation (docs/distillation.md)."""
+
     kd_temperature: str = "10"
     kd_alpha: str = "0.5"
     pkd_mu: str = "0"  # 100: Patient KD
@@ -185,6 +238,7 @@ DISTILLATION = DistillationDefaults()
 @dataclass(frozen=True)
 class Squad2Defaults:
     """run_squad.sh: AMOS's SQuAD 2.0 settings on top of run_xtreme.sh SQUAD."""
+
     epochs: int = 3
     batch: int = 16
     lr: str = "2e-5"
@@ -194,8 +248,14 @@ class Squad2Defaults:
     source: str = "AMOS fairseq/README.md (SQuAD 2.0: BSZ 16, LR 2e-5, EPOCH 3, WARMUP 10) and fairseq/run_squad.sh"
 
     def settings(self) -> list[str]:
-        return [f"EPOCHS={self.epochs}", f"BSZ={self.batch}", f"LR={self.lr}", f"WARMUP_RATIO={self.warmup_ratio}",
-                f"VALIDATE_INTERVAL_UPDATES={self.validate_interval}", f"OPTIM={self.optim}"]
+        return [
+            f"EPOCHS={self.epochs}",
+            f"BSZ={self.batch}",
+            f"LR={self.lr}",
+            f"WARMUP_RATIO={self.warmup_ratio}",
+            f"VALIDATE_INTERVAL_UPDATES={self.validate_interval}",
+            f"OPTIM={self.optim}",
+        ]
 
 
 SQUAD2 = Squad2Defaults()
@@ -205,6 +265,7 @@ SQUAD2 = Squad2Defaults()
 class MlmDefaults:
     """run_mlm.sh: continued masked-LM training, after Longformer's conversion recipe (3000 updates, lr 3e-5,
     500 warm-up, 64 blocks a batch); RoBERTa's AdamW."""
+
     max_update: str = "3000"
     lr: str = "3e-5"
     warmup: str = "500"
@@ -220,6 +281,7 @@ class EmbeddingDistillationDefaults:
     """run_distill_embeddings.sh: Reimers & Gurevych 2020 (MSE, AdamW lr 2e-5, batch 64, 10k warm-up steps) and
     sentence-transformers' make_multilingual recipe (weight decay 0.01, clip 1.0, 5 epochs, evaluation every 1000
     steps)."""
+
     lr: str = "2e-5"
     batch: str = "64"
     epochs: str = "5"
@@ -241,6 +303,7 @@ EMBEDDING_DISTILLATION = EmbeddingDistillationDefaults()
 class RowLength:
     """The tokens a stored row (or MLM block) holds by default, special tokens included: what ``process.sh`` cuts to
     (its ``MAX_LEN=``). Not the model's positions (``release.py``), which bound it."""
+
     tokens: int
     source: str
 

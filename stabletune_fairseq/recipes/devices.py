@@ -1,4 +1,5 @@
 """The model and machine facts a recipe builds its command from: the architecture of model.pt, the GPUs."""
+
 from __future__ import annotations
 
 import socket
@@ -14,13 +15,15 @@ CPU_MESSAGE = "no GPU found: training on CPU in fp32 (--fp16 needs CUDA)"
 def gpu_count() -> int:
     try:
         import torch
+
         return torch.cuda.device_count()
     except Exception:  # a broken CUDA set-up trains on CPU, as a machine without one
         return 0
 
 
-def inspect_model(model: str, dictionary: str, failure: str, show_traceback: bool = False
-                  ) -> tuple[str, int, int | None]:
+def inspect_model(
+    model: str, dictionary: str, failure: str, show_traceback: bool = False
+) -> tuple[str, int, int | None]:
     """model.pt -> (architecture, layers, positions when not XLM-R's 512). ``failure``: the recipe's message when
     it cannot be read, after the reason (``error: ...``; for a file torch cannot read, its traceback if asked)."""
     try:
@@ -48,6 +51,14 @@ def free_port() -> int:
 
 def cpu_rank_args(world: int) -> list[str]:
     """CPU ranks: one process per rank, gloo, legacy_ddp (bash starts the ranks)."""
-    return ["--distributed-world-size", str(world), "--distributed-init-method", f"tcp://127.0.0.1:{free_port()}",
-            "--distributed-no-spawn", "--ddp-backend", "legacy_ddp", "--distributed-backend", "gloo"]
-
+    return [
+        "--distributed-world-size",
+        str(world),
+        "--distributed-init-method",
+        f"tcp://127.0.0.1:{free_port()}",
+        "--distributed-no-spawn",
+        "--ddp-backend",
+        "legacy_ddp",
+        "--distributed-backend",
+        "gloo",
+    ]

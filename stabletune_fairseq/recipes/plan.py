@@ -1,5 +1,6 @@
 """What a recipe's Python half hands back to its bash half: the command, the info line, a few values bash
 needs for running it (run dir, processes), and the settings parsing all recipes share."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,7 @@ class Plan:
     def write(self, path: str) -> None:
         """NUL-terminated fields: ``NAME=value`` for each value, ``INFO=<line>``, then ``--`` and the command
         (bash: ``mapfile -d ''``), so that no quoting stands between Python's words and bash's."""
-        fields = [f"{name}={value}" for name, value in self.values.items()] + [f"INFO={self.info}", "--",
-                                                                              *self.command]
+        fields = [f"{name}={value}" for name, value in self.values.items()] + [f"INFO={self.info}", "--", *self.command]
         with open(path, "w", encoding="utf-8") as out:
             out.write("".join(f + "\0" for f in fields))
 
@@ -32,7 +32,7 @@ def parse_settings(words: list[str], defaults: dict[str, str], script: str, head
     settings, extra = dict(defaults), []
     for i, word in enumerate(words):
         if word == "--":
-            extra = words[i + 1:]
+            extra = words[i + 1 :]
             break
         key, sep, value = word.partition("=")
         if not sep or key not in defaults:

@@ -8,6 +8,7 @@ Standard library only: run_seeds.sh runs this file by path (no fairseq import pe
     python run_record.py same <status.json> -- <train command>  # exit 0: same settings, 1: other settings
     python run_record.py write <status.json> <status> <exit> <wall_s> <command line> -- <train command>
 """
+
 from __future__ import annotations
 
 import json
@@ -26,19 +27,24 @@ def settings_record(command: list[str]) -> dict | None:
     if not scripts or len(command) < scripts[0] + 5:
         return None
     start = scripts[0]
-    task, model, data, save_dir = command[start + 1:start + 5]
+    task, model, data, save_dir = command[start + 1 : start + 5]
     settings, fairseq_args = {}, []
-    rest = command[start + 5:]
+    rest = command[start + 5 :]
     for i, word in enumerate(rest):
         if word == "--":
-            fairseq_args = rest[i + 1:]
+            fairseq_args = rest[i + 1 :]
             break
         key, _, value = word.partition("=")
         settings[key] = value
-    return {"recipe": os.path.basename(command[start]), "task": task.upper().replace("-", ""),
-            "model": os.path.normpath(model), "data": os.path.normpath(data), "save_dir": os.path.normpath(save_dir),
-            "settings": {k: settings[k] for k in sorted(settings) if k not in NOT_SETTINGS},
-            "fairseq_args": fairseq_args}
+    return {
+        "recipe": os.path.basename(command[start]),
+        "task": task.upper().replace("-", ""),
+        "model": os.path.normpath(model),
+        "data": os.path.normpath(data),
+        "save_dir": os.path.normpath(save_dir),
+        "settings": {k: settings[k] for k in sorted(settings) if k not in NOT_SETTINGS},
+        "fairseq_args": fairseq_args,
+    }
 
 
 def recorded_settings(status: dict) -> dict | None:
@@ -62,8 +68,13 @@ def read_status(path: str) -> dict | None:
 
 def write_status(path: str, status: str, exit_code: int, wall_s: int, command_line: str, command: list[str]) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    record = {"status": status, "exit": exit_code, "wall_s": wall_s, "command": command_line,
-              "settings": settings_record(command)}
+    record = {
+        "status": status,
+        "exit": exit_code,
+        "wall_s": wall_s,
+        "command": command_line,
+        "settings": settings_record(command),
+    }
     with open(path + ".tmp", "w", encoding="utf-8") as out:
         json.dump(record, out, indent=1)
     os.replace(path + ".tmp", path)

@@ -1,5 +1,6 @@
 """run_distill_embeddings.sh's command: multilingual distillation of sentence embeddings (docs/embeddings.md),
 defaults from ``defaults.EMBEDDING_DISTILLATION``."""
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,30 @@ DEFAULT_PREFIX = "__default__"  # "query: " when the teacher is multilingual-e5,
 
 
 def setting_defaults() -> dict[str, str]:
-    return {"TEACHER": "", "LR": D.lr, "BSZ": D.batch, "EPOCHS": D.epochs, "MAX_UPDATE": "", "WARMUP": "",
-            "WEIGHT_DECAY": D.weight_decay, "CLIP": D.clip, "SEED": "1", "UPDATE_FREQ": "1", "NPROC": "", "ARCH": "",
-            "POOLING": D.pooling, "PREFIX": DEFAULT_PREFIX, "CON_WEIGHT": D.contrastive_weight,
-            "CON_T": D.contrastive_temperature, "EVAL_STS": "", "EVAL_TATOEBA": "", "SELECT": "",
-            "VALIDATE_INTERVAL_UPDATES": D.validate_interval, "FREEZE_EMBEDDINGS": "0", "DRY_RUN": "0"}
+    return {
+        "TEACHER": "",
+        "LR": D.lr,
+        "BSZ": D.batch,
+        "EPOCHS": D.epochs,
+        "MAX_UPDATE": "",
+        "WARMUP": "",
+        "WEIGHT_DECAY": D.weight_decay,
+        "CLIP": D.clip,
+        "SEED": "1",
+        "UPDATE_FREQ": "1",
+        "NPROC": "",
+        "ARCH": "",
+        "POOLING": D.pooling,
+        "PREFIX": DEFAULT_PREFIX,
+        "CON_WEIGHT": D.contrastive_weight,
+        "CON_T": D.contrastive_temperature,
+        "EVAL_STS": "",
+        "EVAL_TATOEBA": "",
+        "SELECT": "",
+        "VALIDATE_INTERVAL_UPDATES": D.validate_interval,
+        "FREEZE_EMBEDDINGS": "0",
+        "DRY_RUN": "0",
+    }
 
 
 def fail(message: str) -> RecipeError:
@@ -37,8 +57,18 @@ def _is_e5(teacher: str) -> bool:
         return False
 
 
-def build(model: str, data: str, save_dir: str, words: list[str], *, root: str, python: str, header: str,
-          interactive: bool = False, say: Callable[[str], None] = print) -> Plan:
+def build(
+    model: str,
+    data: str,
+    save_dir: str,
+    words: list[str],
+    *,
+    root: str,
+    python: str,
+    header: str,
+    interactive: bool = False,
+    say: Callable[[str], None] = print,
+) -> Plan:
     """``run_distill_embeddings.sh <student.pt> <data_dir> <save_dir> TEACHER=<teacher.pt> [KEY=VALUE ...]
     [-- fairseq args]``."""
     s, extra = parse_settings(words, setting_defaults(), SCRIPT, header)
@@ -51,8 +81,10 @@ def build(model: str, data: str, save_dir: str, words: list[str], *, root: str, 
         raise fail(f"TEACHER={teacher}: no such file")
     metadata = os.path.join(data, "metadata.json")
     if not os.path.isfile(metadata):
-        raise fail(f"'{data}' has no metadata.json (run: bash preprocess/xtreme/process.sh <folder> parallel "
-                   "<model-dir> <out>)")
+        raise fail(
+            f"'{data}' has no metadata.json (run: bash preprocess/xtreme/process.sh <folder> parallel "
+            "<model-dir> <out>)"
+        )
     with open(metadata, encoding="utf-8", errors="replace") as handle:
         if '"kind": "parallel_sentences"' not in handle.read():
             raise fail(f"{data} is not parallel sentences (process.sh <folder> parallel ...)")
@@ -75,8 +107,11 @@ def build(model: str, data: str, save_dir: str, words: list[str], *, root: str, 
 
     arch, arch_args = s["ARCH"], []
     if not arch:  # the student's architecture and depth from model.pt, its vocabulary checked against the data's
-        arch, layers, _ = inspect_model(model, os.path.join(data, "dict.txt"),
-                                        f"{SCRIPT}: cannot use {model} as the student (see above; or set ARCH=)")
+        arch, layers, _ = inspect_model(
+            model,
+            os.path.join(data, "dict.txt"),
+            f"{SCRIPT}: cannot use {model} as the student (see above; or set ARCH=)",
+        )
         arch_args = depth_args(arch, layers)
     ngpu = gpu_count()
     batch, update_freq = positive_int(s, "BSZ", SCRIPT), positive_int(s, "UPDATE_FREQ", SCRIPT)
@@ -96,33 +131,97 @@ def build(model: str, data: str, save_dir: str, words: list[str], *, root: str, 
         optional.append("--freeze-embeddings")
     every = s["VALIDATE_INTERVAL_UPDATES"]
     if every != "0":
-        optional += ["--validate-interval-updates", every, "--save-interval-updates", every, "--keep-interval-updates",
-                     "2"]
+        optional += [
+            "--validate-interval-updates",
+            every,
+            "--save-interval-updates",
+            every,
+            "--keep-interval-updates",
+            "2",
+        ]
     stop_args = ["--max-epoch", s["EPOCHS"]] + (["--max-update", s["MAX_UPDATE"]] if s["MAX_UPDATE"] else [])
     train_args = [
-        data, "--user-dir", os.path.join(root, "stabletune_fairseq"),
-        "--task", "sentence_distillation", "--prefix", prefix, "--pooling", s["POOLING"], *optional,
-        "--arch", arch, *arch_args, "--pretrained-encoder", model,
-        "--criterion", "sentence_distillation", "--teacher", teacher, "--contrastive-weight", s["CON_WEIGHT"],
-        "--contrastive-temperature", s["CON_T"],
-        "--batch-size", s["BSZ"], "--update-freq", s["UPDATE_FREQ"], "--seed", s["SEED"],
-        "--optimizer", "fused_adamw", "--adam-betas", "(0.9,0.999)", "--adam-eps", "1e-8",
-        "--weight-decay", s["WEIGHT_DECAY"], "--clip-norm", s["CLIP"],
-        "--lr", s["LR"], "--lr-scheduler", "polynomial_decay", "--end-learning-rate", "0.0", *stop_args,
-        "--valid-subset", "valid", "--best-checkpoint-metric", select, *maximize,
-        "--save-dir", save_dir, "--no-epoch-checkpoints", "--log-format", "simple", "--log-interval", "10",
-        *device_args, *extra]
+        data,
+        "--user-dir",
+        os.path.join(root, "stabletune_fairseq"),
+        "--task",
+        "sentence_distillation",
+        "--prefix",
+        prefix,
+        "--pooling",
+        s["POOLING"],
+        *optional,
+        "--arch",
+        arch,
+        *arch_args,
+        "--pretrained-encoder",
+        model,
+        "--criterion",
+        "sentence_distillation",
+        "--teacher",
+        teacher,
+        "--contrastive-weight",
+        s["CON_WEIGHT"],
+        "--contrastive-temperature",
+        s["CON_T"],
+        "--batch-size",
+        s["BSZ"],
+        "--update-freq",
+        s["UPDATE_FREQ"],
+        "--seed",
+        s["SEED"],
+        "--optimizer",
+        "fused_adamw",
+        "--adam-betas",
+        "(0.9,0.999)",
+        "--adam-eps",
+        "1e-8",
+        "--weight-decay",
+        s["WEIGHT_DECAY"],
+        "--clip-norm",
+        s["CLIP"],
+        "--lr",
+        s["LR"],
+        "--lr-scheduler",
+        "polynomial_decay",
+        "--end-learning-rate",
+        "0.0",
+        *stop_args,
+        "--valid-subset",
+        "valid",
+        "--best-checkpoint-metric",
+        select,
+        *maximize,
+        "--save-dir",
+        save_dir,
+        "--no-epoch-checkpoints",
+        "--log-format",
+        "simple",
+        "--log-interval",
+        "10",
+        *device_args,
+        *extra,
+    ]
     if s["DRY_RUN"] == "0":
         try:
             check_free(save_dir)
         except SaveDirInUse as err:
             raise RecipeError(f"error: {err}") from None
-    rows, per_epoch, total = count_for_recipe(train_args, f"{SCRIPT}: cannot count the training batches of {data} "
-                                                          "(see above)")
+    rows, per_epoch, total = count_for_recipe(
+        train_args, f"{SCRIPT}: cannot count the training batches of {data} (see above)"
+    )
     warmup = s["WARMUP"] or str(min(total // 10, D.warmup_max))
-    command = [os.path.join(os.path.dirname(python), "fairseq-train"), *train_args,
-               "--total-num-update", str(total), "--warmup-updates", warmup]
-    info = (f"{SCRIPT}: {rows} training rows, {shown_per_epoch(per_epoch)} updates per epoch, {total} updates (warm-up "
-            f"{warmup}), effective batch {batch * update_freq * world}, prefix '{prefix}', {s['POOLING']} pooling, "
-            f"checkpoint selection by {select}")
+    command = [
+        os.path.join(os.path.dirname(python), "fairseq-train"),
+        *train_args,
+        "--total-num-update",
+        str(total),
+        "--warmup-updates",
+        warmup,
+    ]
+    info = (
+        f"{SCRIPT}: {rows} training rows, {shown_per_epoch(per_epoch)} updates per epoch, {total} updates (warm-up "
+        f"{warmup}), effective batch {batch * update_freq * world}, prefix '{prefix}', {s['POOLING']} pooling, "
+        f"checkpoint selection by {select}"
+    )
     return Plan(command, info, {"NGPU": str(ngpu), "DRY_RUN": s["DRY_RUN"]})

@@ -7,6 +7,7 @@ set batched exactly as fairseq's trainer does (same batch size, length grouping,
 of a distributed run, update frequency), for every epoch up to ``--max-epoch`` (a dataset whose items change
 from epoch to epoch is batched anew for each).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,10 +38,17 @@ def count_updates(argv: list[str]) -> tuple[int, list[int], int]:
     per_epoch, rows = [], len(dataset)
     for epoch in range(1, epochs + 1):
         iterator = task.get_batch_iterator(
-            dataset=dataset, max_tokens=cfg.dataset.max_tokens, max_sentences=cfg.dataset.batch_size,
-            max_positions=task.max_positions(), ignore_invalid_inputs=True,
-            required_batch_size_multiple=cfg.dataset.required_batch_size_multiple, seed=cfg.common.seed,
-            num_shards=world, shard_id=0, epoch=epoch)
+            dataset=dataset,
+            max_tokens=cfg.dataset.max_tokens,
+            max_sentences=cfg.dataset.batch_size,
+            max_positions=task.max_positions(),
+            ignore_invalid_inputs=True,
+            required_batch_size_multiple=cfg.dataset.required_batch_size_multiple,
+            seed=cfg.common.seed,
+            num_shards=world,
+            shard_id=0,
+            epoch=epoch,
+        )
         # Every rank gets ceil(batches / world) batches (shards are padded); updates group update_freq of them.
         per_epoch.append(math.ceil(len(iterator) / update_freq))
         if getattr(dataset, "can_reuse_epoch_itr_across_epochs", False):

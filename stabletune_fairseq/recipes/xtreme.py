@@ -2,6 +2,7 @@
 ``fairseq-train`` argv, the info line, and what bash needs to run it (docs/xtreme-tasks.md, docs/method.md).
 
 Defaults come from ``defaults.py``; every check and message is the recipe's (``run_xtreme.sh: ...``)."""
+
 from __future__ import annotations
 
 import os
@@ -14,23 +15,54 @@ from .plan import Plan, RecipeError, parse_settings, positive_int, read_metadata
 from .updates import count_for_recipe, shown_per_epoch
 
 SCRIPT = "run_xtreme.sh"
-KNOWN_TASKS = ("known: XNLI PAWSX UDPOS PANX XQUAD MLQA TYDIQA SQUAD, GLUE's COLA SST2 MRPC QQP STSB MNLI QNLI RTE "
-               "WNLI")
+KNOWN_TASKS = "known: XNLI PAWSX UDPOS PANX XQUAD MLQA TYDIQA SQUAD, GLUE's COLA SST2 MRPC QQP STSB MNLI QNLI RTE WNLI"
 
 
 def setting_defaults(task: table.TaskDefaults, interactive: bool) -> dict[str, str]:
     """Every KEY= run_xtreme.sh takes, with its default ("": chosen later, from the model or the task)."""
     reg, kd = table.REGULARISERS, table.DISTILLATION
     return {
-        "SEED": "1", "LR": "", "EPOCHS": "", "MAX_UPDATE": "", "BSZ": "", "UPDATE_FREQ": "1", "NPROC": "",
-        "SELECT": "avg", "ARCH": "", "VALID_LANGS": "", "FREEZE_EMBEDDINGS": "0", "SAVE_INTERVAL_UPDATES": "0",
-        "WARMUP_RATIO": str(task.warmup_ratio), "VALIDATE_INTERVAL_UPDATES": task.validate_interval, "DRY_RUN": "0",
-        "PROGRESS": "1" if interactive else "0", "STAGE": "0", "SETTING": table.CLT, "DICT_DIR": "",
-        "DICT_LANGS": "", "TEACHER": "", "R1_LAMBDA": str(table.R1_LAMBDA), "R2_LAMBDA": "", "TENSORBOARD": "",
-        "WANDB": "", "OPTIM": "", "REG": "none", "RDROP_ALPHA": reg.rdrop_alpha, "R3F_LAMBDA": reg.r3f_lambda,
-        "R3F_EPS": reg.r3f_eps, "R3F_NOISE": reg.r3f_noise, "DISTILL": "", "KD_T": kd.kd_temperature,
-        "KD_ALPHA": kd.kd_alpha, "PKD_MU": kd.pkd_mu, "PKD_LAYERS": kd.pkd_layers, "CON_WEIGHT": kd.contrastive_weight,
-        "CON_T": kd.contrastive_temperature, "BANK": "", "MAX_TOKENS": "", "RDROP_SCALE": reg.rdrop_scale,
+        "SEED": "1",
+        "LR": "",
+        "EPOCHS": "",
+        "MAX_UPDATE": "",
+        "BSZ": "",
+        "UPDATE_FREQ": "1",
+        "NPROC": "",
+        "SELECT": "avg",
+        "ARCH": "",
+        "VALID_LANGS": "",
+        "FREEZE_EMBEDDINGS": "0",
+        "SAVE_INTERVAL_UPDATES": "0",
+        "WARMUP_RATIO": str(task.warmup_ratio),
+        "VALIDATE_INTERVAL_UPDATES": task.validate_interval,
+        "DRY_RUN": "0",
+        "PROGRESS": "1" if interactive else "0",
+        "STAGE": "0",
+        "SETTING": table.CLT,
+        "DICT_DIR": "",
+        "DICT_LANGS": "",
+        "TEACHER": "",
+        "R1_LAMBDA": str(table.R1_LAMBDA),
+        "R2_LAMBDA": "",
+        "TENSORBOARD": "",
+        "WANDB": "",
+        "OPTIM": "",
+        "REG": "none",
+        "RDROP_ALPHA": reg.rdrop_alpha,
+        "R3F_LAMBDA": reg.r3f_lambda,
+        "R3F_EPS": reg.r3f_eps,
+        "R3F_NOISE": reg.r3f_noise,
+        "DISTILL": "",
+        "KD_T": kd.kd_temperature,
+        "KD_ALPHA": kd.kd_alpha,
+        "PKD_MU": kd.pkd_mu,
+        "PKD_LAYERS": kd.pkd_layers,
+        "CON_WEIGHT": kd.contrastive_weight,
+        "CON_T": kd.contrastive_temperature,
+        "BANK": "",
+        "MAX_TOKENS": "",
+        "RDROP_SCALE": reg.rdrop_scale,
     }
 
 
@@ -59,13 +91,26 @@ def _augmentation_args(kind: str, prob, s: dict, meta: dict) -> list[str]:
     if kind == table.SS:
         return ["--subword-sampling-prob", str(prob)]
     if kind == table.MT and not meta.get("translations"):
-        raise RecipeError(f"{SCRIPT}: SETTING=translate-train-all needs translations: run process.sh with "
-                          "TRANSLATIONS=<xtreme_translations>")
+        raise RecipeError(
+            f"{SCRIPT}: SETTING=translate-train-all needs translations: run process.sh with "
+            "TRANSLATIONS=<xtreme_translations>"
+        )
     return []
 
 
-def build(task_word: str, model: str, data: str, save_dir: str, words: list[str], *, root: str, python: str,
-          header: str, interactive: bool = False, say: Callable[[str], None] = print) -> Plan:
+def build(
+    task_word: str,
+    model: str,
+    data: str,
+    save_dir: str,
+    words: list[str],
+    *,
+    root: str,
+    python: str,
+    header: str,
+    interactive: bool = False,
+    say: Callable[[str], None] = print,
+) -> Plan:
     """The command of ``run_xtreme.sh TASK <model.pt> <data_dir> <save_dir> [KEY=VALUE ...] [-- fairseq args]``.
     ``header``: the script as invoked; ``say``: the recipe's progress lines (stdout)."""
     task_name = task_word.upper().replace("-", "")  # STS-B, sts-b: STSB
@@ -78,38 +123,47 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
 
     if s["WANDB"]:
         import importlib.util
+
         if importlib.util.find_spec("wandb") is None:
-            raise RecipeError(f"{SCRIPT}: WANDB={s['WANDB']} needs the wandb package, which is not installed "
-                              f"({python} -m pip install wandb)")
+            raise RecipeError(
+                f"{SCRIPT}: WANDB={s['WANDB']} needs the wandb package, which is not installed "
+                f"({python} -m pip install wandb)"
+            )
     if not os.path.exists(model):
         raise RecipeError(f"{SCRIPT}: pretrained model '{model}' not found")
     if not os.path.isfile(os.path.join(data, "metadata.json")):
-        raise RecipeError(f"{SCRIPT}: '{data}' has no metadata.json (run preprocess/xtreme/process.sh or "
-                          "preprocess/glue/process.sh first)")
+        raise RecipeError(
+            f"{SCRIPT}: '{data}' has no metadata.json (run preprocess/xtreme/process.sh or "
+            "preprocess/glue/process.sh first)"
+        )
     if s["SELECT"] not in ("avg", "en"):
         raise RecipeError(f"{SCRIPT}: SELECT must be avg or en")
     if s["DISTILL"] and s["STAGE"] == "2":
-        raise RecipeError(f"{SCRIPT}: DISTILL= with STAGE=2: stage 2's teacher is the stage-1 model; distil with "
-                          "STAGE=0 or 1")
+        raise RecipeError(
+            f"{SCRIPT}: DISTILL= with STAGE=2: stage 2's teacher is the stage-1 model; distil with STAGE=0 or 1"
+        )
     meta, meta_text = read_metadata(data, SCRIPT)
     if glue:  # a GLUE folder of another task would train with this task's settings and metric
         held = meta.get("task") if meta.get("kind") == "glue" else meta.get("kind")
         if str(held) != task_name.lower():
-            raise RecipeError(f"{SCRIPT}: {data} holds {held} data, not GLUE's {task_name} (give the task's folder, "
-                              f"e.g. <out>/{task_name})")
+            raise RecipeError(
+                f"{SCRIPT}: {data} holds {held} data, not GLUE's {task_name} (give the task's folder, "
+                f"e.g. <out>/{task_name})"
+            )
         select = "task"  # GLUE: the task's own metric
     else:
         select = s["SELECT"]
         if select == "en" and '"valid_en"' not in meta_text:
-            raise RecipeError(f"{SCRIPT}: SELECT=en needs an English dev set, and {data} has no valid_en "
-                              "(dev-en.tsv)")
+            raise RecipeError(f"{SCRIPT}: SELECT=en needs an English dev set, and {data} has no valid_en (dev-en.tsv)")
 
     arch_args = []
     arch = s["ARCH"]
     if not arch:  # the architecture of model.pt; a shrunk student's depth; a longer position table
         arch, layers, positions = inspect_model(
-            model, os.path.join(data, "dict.txt"),
-            f"{SCRIPT}: cannot read the architecture of {model} (see above; or set ARCH=)")
+            model,
+            os.path.join(data, "dict.txt"),
+            f"{SCRIPT}: cannot read the architecture of {model} (see above; or set ARCH=)",
+        )
         arch_args = depth_args(arch, layers) + (["--max-positions", str(positions)] if positions else [])
     ngpu = gpu_count()
     lr = s["LR"] or (table.DISTILLATION.lr if s["DISTILL"] else task.lr(arch))
@@ -128,8 +182,9 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
     batch_args = ["--batch-size", str(batch)] + _token_cap_args(s, glue, batch, meta)
 
     if "train" not in meta["splits"]:
-        raise RecipeError(f"{SCRIPT}: {os.path.join(data, 'metadata.json')} has no training split (prepared for "
-                          "evaluation only)")
+        raise RecipeError(
+            f"{SCRIPT}: {os.path.join(data, 'metadata.json')} has no training split (prepared for evaluation only)"
+        )
     # Without a labelled dev set (TyDiQA-GoldP: XTREME ships its dev answers blanked) there is no validation:
     # the last checkpoint is the result, and stage 2's teacher.
     selected = task.metric if select == "task" else f"{task.metric}_{select}"
@@ -169,13 +224,16 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
     optional += _regulariser_args(s, bool(meta.get("regression")), batch)
     stage = s["STAGE"]
     if stage != "0" and glue:
-        raise RecipeError(f"{SCRIPT}: xTune's stages are for XTREME's cross-lingual tasks; GLUE takes STAGE=0 (with "
-                          "REG= for a regulariser)")
+        raise RecipeError(
+            f"{SCRIPT}: xTune's stages are for XTREME's cross-lingual tasks; GLUE takes STAGE=0 (with "
+            "REG= for a regulariser)"
+        )
     if stage != "0":
         method = table.XTUNE_STAGES.get((task_name, s["SETTING"]))
         if method is None:
-            raise RecipeError(f"{SCRIPT}: unknown SETTING '{s['SETTING']}' (cross-lingual-transfer or "
-                              "translate-train-all)")
+            raise RecipeError(
+                f"{SCRIPT}: unknown SETTING '{s['SETTING']}' (cross-lingual-transfer or translate-train-all)"
+            )
         # QA: the KL is over a window's positions, not classes; the reference lambdas are passed on as they are.
         classes = 1 if qa else len(meta["labels"])
 
@@ -183,20 +241,35 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
             return str(number(value, key) / classes)
 
         if stage == "1":
-            optional += ["--view-augmentation", method.stage1_view,
-                         *_augmentation_args(method.stage1_view, method.view_prob, s, meta),
-                         "--r1-lambda", per_class(s["R1_LAMBDA"], "R1_LAMBDA")]
+            optional += [
+                "--view-augmentation",
+                method.stage1_view,
+                *_augmentation_args(method.stage1_view, method.view_prob, s, meta),
+                "--r1-lambda",
+                per_class(s["R1_LAMBDA"], "R1_LAMBDA"),
+            ]
         elif stage == "2":
             if qa:  # the reference's QA recipes take the last stage-1 model as teacher; the others its best
                 best = "checkpoint_last.pt"
             teacher = s["TEACHER"] or f"{save_dir}/{best}"
             if not os.path.exists(teacher):
-                raise RecipeError(f"{SCRIPT}: stage 2 needs the stage-1 teacher, and {teacher} does not exist (run "
-                                  "STAGE=1 first, or set TEACHER=)")
+                raise RecipeError(
+                    f"{SCRIPT}: stage 2 needs the stage-1 teacher, and {teacher} does not exist (run "
+                    "STAGE=1 first, or set TEACHER=)"
+                )
             run_dir = f"{save_dir}/stage2"
             view_args = _augmentation_args(method.stage2_view, method.view_prob, s, meta)
-            optional += ["--copy-augmentation", method.stage2_copy, "--view-augmentation", method.stage2_view,
-                         *view_args, "--r1-lambda", per_class(s["R1_LAMBDA"], "R1_LAMBDA"), "--teacher", teacher]
+            optional += [
+                "--copy-augmentation",
+                method.stage2_copy,
+                "--view-augmentation",
+                method.stage2_view,
+                *view_args,
+                "--r1-lambda",
+                per_class(s["R1_LAMBDA"], "R1_LAMBDA"),
+                "--teacher",
+                teacher,
+            ]
             if method.stage2_copy == table.MT:
                 _augmentation_args(table.MT, None, s, meta)
             lambda2 = s["R2_LAMBDA"] or str(method.lambda2)
@@ -215,9 +288,22 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
         if s["BANK"] and not os.path.isfile(os.path.join(s["BANK"], "bank.json")):
             raise RecipeError(f"{SCRIPT}: BANK={s['BANK']} has no bank.json (write it with stabletune-teacher-bank)")
         criterion = "stability_distillation"
-        optional += ["--teacher", s["DISTILL"], "--kd-alpha", s["KD_ALPHA"], "--kd-temperature", s["KD_T"],
-                     "--pkd-mu", s["PKD_MU"], "--pkd-layers", s["PKD_LAYERS"], "--contrastive-weight",
-                     s["CON_WEIGHT"], "--contrastive-temperature", s["CON_T"]]
+        optional += [
+            "--teacher",
+            s["DISTILL"],
+            "--kd-alpha",
+            s["KD_ALPHA"],
+            "--kd-temperature",
+            s["KD_T"],
+            "--pkd-mu",
+            s["PKD_MU"],
+            "--pkd-layers",
+            s["PKD_LAYERS"],
+            "--contrastive-weight",
+            s["CON_WEIGHT"],
+            "--contrastive-temperature",
+            s["CON_T"],
+        ]
         if s["BANK"]:
             optional += ["--teacher-bank", s["BANK"]]
 
@@ -226,15 +312,45 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
     if optim not in table.OPTIMIZERS:
         raise RecipeError(f"{SCRIPT}: OPTIM must be xtune or amos (got '{optim}')")
     train_args = [
-        data, "--user-dir", os.path.join(root, "stabletune_fairseq"),
-        "--task", task.fairseq_task, "--arch", arch, *arch_args, "--criterion", criterion,
-        "--pretrained-encoder", model, *optional,
-        *batch_args, "--update-freq", s["UPDATE_FREQ"], "--seed", s["SEED"],
-        "--optimizer", "fused_adamw", *table.OPTIMIZERS[optim].args(),
-        "--lr", lr, "--lr-scheduler", "polynomial_decay", "--end-learning-rate", "0.0", *stop_args,
+        data,
+        "--user-dir",
+        os.path.join(root, "stabletune_fairseq"),
+        "--task",
+        task.fairseq_task,
+        "--arch",
+        arch,
+        *arch_args,
+        "--criterion",
+        criterion,
+        "--pretrained-encoder",
+        model,
+        *optional,
+        *batch_args,
+        "--update-freq",
+        s["UPDATE_FREQ"],
+        "--seed",
+        s["SEED"],
+        "--optimizer",
+        "fused_adamw",
+        *table.OPTIMIZERS[optim].args(),
+        "--lr",
+        lr,
+        "--lr-scheduler",
+        "polynomial_decay",
+        "--end-learning-rate",
+        "0.0",
+        *stop_args,
         *valid_args,
-        "--save-dir", run_dir, "--no-epoch-checkpoints",
-        "--log-format", "simple", "--log-interval", "10", *device_args, *extra]
+        "--save-dir",
+        run_dir,
+        "--no-epoch-checkpoints",
+        "--log-format",
+        "simple",
+        "--log-interval",
+        "10",
+        *device_args,
+        *extra,
+    ]
     # One run per save dir: refuse a dir in use before touching it (fairseq-train takes the lock, in its first rank).
     if s["DRY_RUN"] == "0":
         try:
@@ -244,10 +360,17 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
     # The schedule is sized from the dataset this run trains on (stage 2: rows and their copies; QA: windows),
     # batched as fairseq will batch it.
     rows, per_epoch, total = count_for_recipe(
-        train_args, f"{SCRIPT}: cannot count the training batches of {data} (see above)")
+        train_args, f"{SCRIPT}: cannot count the training batches of {data} (see above)"
+    )
     warmup = int(total * number(s["WARMUP_RATIO"], "WARMUP_RATIO"))
-    command = [os.path.join(os.path.dirname(python), "fairseq-train"), *train_args,
-               "--total-num-update", str(total), "--warmup-updates", str(warmup)]
+    command = [
+        os.path.join(os.path.dirname(python), "fairseq-train"),
+        *train_args,
+        "--total-num-update",
+        str(total),
+        "--warmup-updates",
+        str(warmup),
+    ]
     if validate == "half" and valid_args[0] != "--disable-validation":
         half = max(per_epoch[0] // 2, 1)
         if save_interval == "0":
@@ -257,11 +380,23 @@ def build(task_word: str, model: str, data: str, save_dir: str, words: list[str]
     # Interval checkpoints: keep the newest two, so a sound one remains if the newest copy is damaged by a crash.
     if save_interval != "0":
         command += ["--keep-interval-updates", "2"]
-    info = (f"{SCRIPT}: {task_name} stage {stage} ({s['SETTING']}) on {rows} training rows, "
-            f"{shown_per_epoch(per_epoch)} updates per epoch, {total} updates (warm-up {warmup}), effective batch "
-            f"{batch * update_freq * world}, checkpoint selection by {selected}")
-    return Plan(command, info, {"RUN_DIR": run_dir, "NGPU": str(ngpu), "WORLD": str(world), "DRY_RUN": s["DRY_RUN"],
-                                "PROGRESS": s["PROGRESS"], "WANDB": s["WANDB"]})
+    info = (
+        f"{SCRIPT}: {task_name} stage {stage} ({s['SETTING']}) on {rows} training rows, "
+        f"{shown_per_epoch(per_epoch)} updates per epoch, {total} updates (warm-up {warmup}), effective batch "
+        f"{batch * update_freq * world}, checkpoint selection by {selected}"
+    )
+    return Plan(
+        command,
+        info,
+        {
+            "RUN_DIR": run_dir,
+            "NGPU": str(ngpu),
+            "WORLD": str(world),
+            "DRY_RUN": s["DRY_RUN"],
+            "PROGRESS": s["PROGRESS"],
+            "WANDB": s["WANDB"],
+        },
+    )
 
 
 def _token_cap_args(s: dict, glue: bool, batch: int, meta: dict) -> list[str]:
@@ -292,16 +427,31 @@ def _regulariser_args(s: dict, regression: bool, batch: int) -> list[str]:
     if reg not in ("rdrop", "r3f"):
         raise RecipeError(f"{SCRIPT}: REG must be none, rdrop or r3f (got '{reg}')")
     if s["STAGE"] != "0":
-        raise RecipeError(f"{SCRIPT}: REG={reg} is a regulariser of plain fine-tuning (STAGE=0), not of xTune's "
-                          "stages")
+        raise RecipeError(f"{SCRIPT}: REG={reg} is a regulariser of plain fine-tuning (STAGE=0), not of xTune's stages")
     if reg == "rdrop" and regression:  # one scale for regression: RDROP_SCALE is checked, alpha passed as it is
         rdrop_lambda(1.0, s["RDROP_SCALE"], batch)
         return ["--view-augmentation", "dropout", "--r1-full-gradient", "--r1-lambda", s["RDROP_ALPHA"]]
     if reg == "rdrop":
-        return ["--view-augmentation", "dropout", "--r1-full-gradient", "--task-loss-on-views",
-                "--r1-lambda", str(rdrop_lambda(number(s["RDROP_ALPHA"], "RDROP_ALPHA"), s["RDROP_SCALE"], batch))]
-    return ["--view-augmentation", "noise", "--noise-type", s["R3F_NOISE"], "--noise-std", s["R3F_EPS"],
-            "--noise-detached", "--r1-full-gradient", "--r1-lambda", s["R3F_LAMBDA"]]
+        return [
+            "--view-augmentation",
+            "dropout",
+            "--r1-full-gradient",
+            "--task-loss-on-views",
+            "--r1-lambda",
+            str(rdrop_lambda(number(s["RDROP_ALPHA"], "RDROP_ALPHA"), s["RDROP_SCALE"], batch)),
+        ]
+    return [
+        "--view-augmentation",
+        "noise",
+        "--noise-type",
+        s["R3F_NOISE"],
+        "--noise-std",
+        s["R3F_EPS"],
+        "--noise-detached",
+        "--r1-full-gradient",
+        "--r1-lambda",
+        s["R3F_LAMBDA"],
+    ]
 
 
 def rdrop_lambda(alpha: float, scale: str, batch: int) -> float:

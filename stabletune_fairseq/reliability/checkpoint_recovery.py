@@ -9,6 +9,7 @@ CRC of every member of torch's zip format), and when it is missing or damaged wh
 exist, put the newest sound one in its place, saying so; the damaged file is kept aside, never deleted.
 (``models/pretrained.py`` then opens ``checkpoint_last.pt`` weights-only and checks what it was trained on.)
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,6 @@ import re
 import shutil
 import time
 import zipfile
-
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,10 @@ def recover_last_checkpoint(save_dir: str, is_master: bool = True) -> str | None
             break
         logger.warning("%s is damaged too (%s)", candidate, problem)
     else:
-        raise CheckpointDamaged(f"{reason}, and no sound checkpoint to resume from in {save_dir} "
-                                f"(looked at {len(candidates)}). Move the damaged file away to start over.")
+        raise CheckpointDamaged(
+            f"{reason}, and no sound checkpoint to resume from in {save_dir} "
+            f"(looked at {len(candidates)}). Move the damaged file away to start over."
+        )
     logger.warning("%s: resuming from %s instead", reason, candidate)
     if is_master:
         if os.path.exists(last):

@@ -11,6 +11,7 @@ torch's process-wide list; only fairseq-train under the plugin (``train_guard``)
 call it, for the loads fairseq does itself (``checkpoint_utils.load_checkpoint_to_cpu`` uses torch's default,
 ``weights_only=True``: ``--restore-file`` or ``--finetune-from-model`` of an official release needs the types).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,8 +88,10 @@ def load_checkpoint_safely(path: str, mmap: bool = True) -> dict:
         with open(path, "rb") as f:
             head = f.read(4)
         if head.startswith(b"PK"):
-            raise NotACheckpoint(f"{path}: not a torch checkpoint: a zip archive cut short or damaged (a "
-                                 "checkpoint whose writing was interrupted?)")
+            raise NotACheckpoint(
+                f"{path}: not a torch checkpoint: a zip archive cut short or damaged (a "
+                "checkpoint whose writing was interrupted?)"
+            )
         if head[:1] != b"\x80":  # a legacy torch file is a pickle (protocol 2 or later)
             what = "an empty file" if not head else "neither torch's zip format nor its legacy pickle format"
             raise NotACheckpoint(f"{path}: not a torch checkpoint ({what})")
@@ -96,8 +99,10 @@ def load_checkpoint_safely(path: str, mmap: bool = True) -> dict:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
         if not any(name.endswith("data.pkl") for name in names):
-            raise NotACheckpoint(f"{path}: not a torch checkpoint: a zip archive of other files "
-                                 f"(e.g. {', '.join(names[:3]) or 'nothing'})")
+            raise NotACheckpoint(
+                f"{path}: not a torch checkpoint: a zip archive of other files "
+                f"(e.g. {', '.join(names[:3]) or 'nothing'})"
+            )
     try:
         with fairseq_types_allowed():
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipped)
@@ -108,11 +113,14 @@ def load_checkpoint_safely(path: str, mmap: bool = True) -> dict:
         detail = next((line for line in lines if "global" in line.lower()), None)
         if detail is None:  # no object asked for: the pickle itself is broken (e.g. cut short)
             unpickler = next((line for line in lines if "WeightsUnpickler error" not in line), str(err))
-            raise NotACheckpoint(f"{path}: not a readable torch checkpoint (its pickle is broken: {unpickler})") from None
+            raise NotACheckpoint(
+                f"{path}: not a readable torch checkpoint (its pickle is broken: {unpickler})"
+            ) from None
         raise UnsafeCheckpoint(
             f"{path}: refusing to load this checkpoint: its pickle holds Python objects that are not weights "
             f"({detail}). Only tensors, containers, numpy values and argparse.Namespace are read; nothing in the "
-            "file was executed.") from None
+            "file was executed."
+        ) from None
 
 
 HF_WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors", "tf_model.h5", "flax_model.msgpack")
@@ -122,8 +130,10 @@ HF_KEY_PREFIXES = ("roberta.", "bert.", "xlm_roberta.", "embeddings.", "encoder.
 def _what_folder(path: str) -> str:
     names = set(os.listdir(path))
     if "config.json" in names and names & set(HF_WEIGHT_FILES) or any(n.startswith("pytorch_model-") for n in names):
-        return ("a Hugging Face model folder, not a fairseq checkpoint file (this plugin reads fairseq checkpoints: an "
-                "XLM-R release's model.pt, stabletune-convert's output, or a checkpoint it wrote)")
+        return (
+            "a Hugging Face model folder, not a fairseq checkpoint file (this plugin reads fairseq checkpoints: an "
+            "XLM-R release's model.pt, stabletune-convert's output, or a checkpoint it wrote)"
+        )
     checkpoints = sorted(n for n in names if n.startswith("checkpoint") and n.endswith(".pt"))
     if checkpoints:
         pick = "checkpoint_best.pt" if "checkpoint_best.pt" in names else checkpoints[0]
@@ -138,8 +148,10 @@ def _what_instead(state) -> str:
         keys = sorted(state)
         hf = [k for k in keys if k.startswith(HF_KEY_PREFIXES)]
         if hf and all(isinstance(v, torch.Tensor) for v in state.values()):
-            return (f"a Hugging Face state dict (keys like '{hf[0]}'), not a fairseq checkpoint (this plugin reads "
-                    "fairseq checkpoints with a 'model' entry)")
+            return (
+                f"a Hugging Face state dict (keys like '{hf[0]}'), not a fairseq checkpoint (this plugin reads "
+                "fairseq checkpoints with a 'model' entry)"
+            )
         return f"a torch file, but not a fairseq checkpoint (no 'model' entry; it holds {', '.join(keys[:4])})"
     return f"a torch file, but not a fairseq checkpoint (it holds a {type(state).__name__}, not a dict with 'model')"
 

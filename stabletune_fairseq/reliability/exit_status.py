@@ -6,6 +6,7 @@ SIGUSR1 arrived, checkpoint_last.pt holds the last update: re-run the same comma
 ``EX_TEMPFAIL`` of sysexits.h, "try again later". Needs nothing but the standard library: the shell
 recipes' helpers import it by path.
 """
+
 DONE = 0
 FAILED = 1
 BAD_INPUT = 2

@@ -8,6 +8,7 @@ ranks, the ranks agree (a max all-reduce of one number per update, negligible ne
 all of them stop after the same update even when the signal reached only some: a rank that stopped alone
 would leave the others waiting for it in the next collective.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,10 @@ _received: str | None = None
 class Preempted(Exception):
     def __init__(self, update: int, checkpoint: str):
         self.update, self.checkpoint = update, checkpoint
-        super().__init__(f"preempted by {_received or 'a signal'} after update {update}: {checkpoint} holds it; "
-                         "re-run the same command to resume")
+        super().__init__(
+            f"preempted by {_received or 'a signal'} after update {update}: {checkpoint} holds it; "
+            "re-run the same command to resume"
+        )
 
 
 def _on_signal(number, frame) -> None:
@@ -36,8 +39,11 @@ def _on_signal(number, frame) -> None:
     if _received is not None:
         return  # a scheduler signals every process, and run_xtreme.sh passes it on too: one is enough
     _received = signal.Signals(number).name
-    logger.warning("%s received: finishing the current update, then saving checkpoint_last.pt and exiting with "
-                   "status 75 (preempted)", _received)
+    logger.warning(
+        "%s received: finishing the current update, then saving checkpoint_last.pt and exiting with "
+        "status 75 (preempted)",
+        _received,
+    )
     for child in multiprocessing.active_children():  # fairseq's own GPU ranks, when it spawned them
         os.kill(child.pid, signal.SIGUSR1)
 

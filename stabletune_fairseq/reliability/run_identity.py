@@ -10,6 +10,7 @@ would be garbage even when the shapes agree (two tag sets of 7). Another fingerp
 labels, other data, e.g. a re-preprocessed test set) is only a warning, and so is another QA dataset (a
 TyDiQA-GoldP model scored on XQuAD: the same span labels).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,13 @@ KEY = "stabletune_run"
 
 def data_fingerprint(metadata: dict) -> str:
     """A hash of the metadata that says what the data is (task, labels, splits and their counts), not where."""
-    content = {**metadata, "splits": {name: {k: v for k, v in split.items() if k != "source"}
-                                       for name, split in metadata.get("splits", {}).items()}}
+    content = {
+        **metadata,
+        "splits": {
+            name: {k: v for k, v in split.items() if k != "source"}
+            for name, split in metadata.get("splits", {}).items()
+        },
+    }
     content.pop("translations", None)  # where translate-train files came from, not what is evaluated
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
@@ -51,15 +57,22 @@ def check_vocabulary(path: str, role: str, rows: int, needed: int, dictionary: s
     """The one check that a model's embedding rows are those of the data's dictionary (``needed`` rows, from
     ``dictionary``: a file, or words saying which)."""
     if rows != needed:
-        raise WrongCheckpoint(f"{role} {path}: a vocabulary of {rows} tokens, but the data was preprocessed with "
-                              f"another dictionary ({dictionary}: {needed} tokens); preprocess with this model's "
-                              "dict.txt and sentencepiece model")
+        raise WrongCheckpoint(
+            f"{role} {path}: a vocabulary of {rows} tokens, but the data was preprocessed with "
+            f"another dictionary ({dictionary}: {needed} tokens); preprocess with this model's "
+            "dict.txt and sentencepiece model"
+        )
 
 
 def data_identity(data_dir: str, metadata: dict) -> dict:
-    return {"task": metadata["task"], "kind": metadata["kind"], "labels": list(metadata["labels"]),
-            "vocabulary": vocabulary_hash(data_dir), "data": os.path.abspath(data_dir),
-            "fingerprint": data_fingerprint(metadata)}
+    return {
+        "task": metadata["task"],
+        "kind": metadata["kind"],
+        "labels": list(metadata["labels"]),
+        "vocabulary": vocabulary_hash(data_dir),
+        "data": os.path.abspath(data_dir),
+        "fingerprint": data_fingerprint(metadata),
+    }
 
 
 def recorded_identity(checkpoint: dict) -> dict | None:
@@ -84,22 +97,32 @@ def check_identity(path: str, role: str, recorded: dict | None, current: dict) -
     # trained on one and scored on another is XTREME's zero-shot protocol, so that is only a warning.
     other_qa_data = recorded["kind"] == current["kind"] == "qa"
     if recorded["kind"] != current["kind"] or not (same_task or other_qa_data):
-        raise WrongCheckpoint(f"{role} {path}: fine-tuned on {recorded['task']} ({_labels(recorded['labels'])}), but "
-                              f"{data} holds {current['task']} ({_labels(current['labels'])})")
+        raise WrongCheckpoint(
+            f"{role} {path}: fine-tuned on {recorded['task']} ({_labels(recorded['labels'])}), but "
+            f"{data} holds {current['task']} ({_labels(current['labels'])})"
+        )
     if recorded["labels"] != current["labels"]:
-        raise WrongCheckpoint(f"{role} {path}: fine-tuned on {recorded['task']} with {_labels(recorded['labels'])}, "
-                              f"but {data} has {_labels(current['labels'])}: its outputs would be read as other labels")
+        raise WrongCheckpoint(
+            f"{role} {path}: fine-tuned on {recorded['task']} with {_labels(recorded['labels'])}, "
+            f"but {data} has {_labels(current['labels'])}: its outputs would be read as other labels"
+        )
     if recorded["vocabulary"] != current["vocabulary"]:
-        raise WrongCheckpoint(f"{role} {path}: trained with another vocabulary (dict.txt {recorded['vocabulary']}) than "
-                              f"{data} was preprocessed with ({current['vocabulary']}): preprocess with the model's dict.txt")
+        raise WrongCheckpoint(
+            f"{role} {path}: trained with another vocabulary (dict.txt {recorded['vocabulary']}) than "
+            f"{data} was preprocessed with ({current['vocabulary']}): preprocess with the model's dict.txt"
+        )
     if not same_task:
-        warning = (f"{role} {path} was trained on {recorded['task']} ({recorded['data']}); {data} holds "
-                   f"{current['task']}: another QA dataset with the same span labels (zero-shot transfer)")
+        warning = (
+            f"{role} {path} was trained on {recorded['task']} ({recorded['data']}); {data} holds "
+            f"{current['task']}: another QA dataset with the same span labels (zero-shot transfer)"
+        )
         logger.warning("%s", warning)
         return warning
     if recorded["fingerprint"] != current["fingerprint"]:
-        warning = (f"{role} {path} was trained on {recorded['data']} (fingerprint {recorded['fingerprint']}); {data} "
-                   f"is other data of the same task and labels (fingerprint {current['fingerprint']})")
+        warning = (
+            f"{role} {path} was trained on {recorded['data']} (fingerprint {recorded['fingerprint']}); {data} "
+            f"is other data of the same task and labels (fingerprint {current['fingerprint']})"
+        )
         logger.warning("%s", warning)
         return warning
     return None
@@ -112,8 +135,10 @@ def check_shapes(path: str, role: str, model_state: dict, head: str, labels: lis
         check_vocabulary(path, role, embeddings.shape[0], vocabulary_rows(dictionary_file), dictionary_file)
     heads = sorted({k.split(".")[1] for k in model_state if k.startswith("heads.")})
     if head not in heads:
-        raise WrongCheckpoint(f"{role} {path}: has no {head!r} head (heads: {', '.join(heads) or 'none'}): a checkpoint "
-                              "of another task family, or a pretrained model that was never fine-tuned")
+        raise WrongCheckpoint(
+            f"{role} {path}: has no {head!r} head (heads: {', '.join(heads) or 'none'}): a checkpoint "
+            "of another task family, or a pretrained model that was never fine-tuned"
+        )
     outputs = model_state[f"heads.{head}.out_proj.weight"].shape[0]
     if outputs != len(labels):
         raise WrongCheckpoint(f"{role} {path}: its {head!r} head has {outputs} outputs, the data has {_labels(labels)}")
@@ -127,13 +152,17 @@ def check_fits_model(path: str, role: str, checkpoint: dict, model) -> None:
     hint = f"trained as {trained_as}; another --arch, model option or save dir?"
     for key, value in own.items():
         if key in stored and tuple(stored[key].shape) != tuple(value.shape):
-            raise WrongCheckpoint(f"{role} {path}: {key} has shape {tuple(stored[key].shape)}, this run's model needs "
-                                  f"{tuple(value.shape)} ({hint})")
+            raise WrongCheckpoint(
+                f"{role} {path}: {key} has shape {tuple(stored[key].shape)}, this run's model needs "
+                f"{tuple(value.shape)} ({hint})"
+            )
     missing = [key for key, _ in model.named_parameters() if key not in stored]
     if missing:
-        raise WrongCheckpoint(f"{role} {path}: has no {missing[0]} ({len(missing)} weights of this run's model are "
-                              f"missing; {hint})")
+        raise WrongCheckpoint(
+            f"{role} {path}: has no {missing[0]} ({len(missing)} weights of this run's model are missing; {hint})"
+        )
     unused = sorted(key for key in stored if key not in own)
     if unused:
-        raise WrongCheckpoint(f"{role} {path}: {len(unused)} weights have no place in this run's model, e.g. "
-                              f"{unused[0]} ({hint})")
+        raise WrongCheckpoint(
+            f"{role} {path}: {len(unused)} weights have no place in this run's model, e.g. {unused[0]} ({hint})"
+        )

@@ -8,6 +8,7 @@ Standard library only: ``run_mlm.sh`` runs this file by path (the other recipes 
 busy save dir before it touches the dir (``python save_dir_lock.py <save_dir>``: exit 2 and the holder when it is
 in use).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -43,13 +44,17 @@ def _holder(handle) -> dict:
 def _describe(holder: dict) -> str:
     if not holder:
         return "another process"
-    return (f"process {holder.get('pid')} on {holder.get('host')} (since {holder.get('started')}: "
-            f"{holder.get('command', '')[:200]})")
+    return (
+        f"process {holder.get('pid')} on {holder.get('host')} (since {holder.get('started')}: "
+        f"{holder.get('command', '')[:200]})"
+    )
 
 
 def _in_use(save_dir: str, handle) -> SaveDirInUse:
-    return SaveDirInUse(f"save dir {save_dir} is in use by {_describe(_holder(handle))}: one run per save dir (wait "
-                        "for it to end, or choose another save dir)")
+    return SaveDirInUse(
+        f"save dir {save_dir} is in use by {_describe(_holder(handle))}: one run per save dir (wait "
+        "for it to end, or choose another save dir)"
+    )
 
 
 class SaveDirLock:
@@ -84,8 +89,16 @@ class SaveDirLock:
             logger.warning("%s was left by %s, which is no longer running: taking it over", self.path, _describe(stale))
         self.handle.seek(0)
         self.handle.truncate()
-        self.handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                      "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}))
+        self.handle.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "command": " ".join(sys.argv),
+                }
+            )
+        )
         self.handle.flush()
         return self
 

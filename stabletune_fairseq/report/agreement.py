@@ -8,6 +8,7 @@ between the two answers (SQuAD normalisation): across scripts only names, number
 match, so read it as a lower bound, comparable between stages, not between languages. Tagging sets
 (UD-POS, PAN-X) are not parallel: no agreement; nor is there any without English and another language (GLUE).
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ the dev score the run selects its best checkpoint by (fairseq's ``best_<metric>`
 (``f1_avg`` where logged, else ``acc_avg``). A resumed run repeats the updates after its last checkpoint:
 the later line for an update wins.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,16 +32,16 @@ def read_curves(log_file: str) -> dict:
     train, valid, metric = {}, {}, None
     with open(log_file, encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            if (match := TRAIN.search(line)):
+            if match := TRAIN.search(line):
                 values = _numbers(match["pairs"], ",")
                 if "num_updates" in values:
                     train[int(values["num_updates"])] = values
-            elif (match := VALID.search(line)):
+            elif match := VALID.search(line):
                 values = _numbers(match["pairs"], "|")
                 if "num_updates" in values:
                     valid[int(values["num_updates"])] = values
                     # fairseq logs the selection metric's best so far as best_<metric> (from the 2nd validation on)
-                    metric = metric or next((k[len("best_"):] for k in values if k.startswith("best_")), None)
+                    metric = metric or next((k[len("best_") :] for k in values if k.startswith("best_")), None)
     if metric is None:  # the average: F1 for tagging and QA (they log accuracy or EM too)
         averages = [k for values in valid.values() for k in values if k.endswith("_avg")]
         metric = next((k for k in ("f1_avg", "acc_avg") if k in averages), averages[0] if averages else None)

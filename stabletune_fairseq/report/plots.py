@@ -1,4 +1,5 @@
 """The report's pictures (PNG, matplotlib's Agg backend: no display needed)."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -8,8 +9,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .runs import STAGE_TITLES  # noqa: E402
 
-COLOURS = {"plain": "#7f7f7f", "stage1": "#1f77b4", "stage2": "#d62728", "rdrop": "#2ca02c", "r3f": "#ff7f0e", "kd": "#9467bd",
-           "run": "#1f77b4"}
+COLOURS = {
+    "plain": "#7f7f7f",
+    "stage1": "#1f77b4",
+    "stage2": "#d62728",
+    "rdrop": "#2ca02c",
+    "r3f": "#ff7f0e",
+    "kd": "#9467bd",
+    "run": "#1f77b4",
+}
 DPI = 100
 
 
@@ -30,17 +38,34 @@ def score_bars(report: dict, split: str, rule: str, path: str) -> bool:
         means = [cells[c]["mean"] for c in columns if c in cells]
         errors = [cells[c]["sd"] or 0.0 for c in columns if c in cells]
         n = max(cells[c]["n"] for c in columns if c in cells)
-        axes.bar(xs, means, width, yerr=errors, capsize=3, color=COLOURS.get(stage), label=f"{STAGE_TITLES[stage]} (n={n})")
-    low = min(cells[c]["mean"] - (cells[c]["sd"] or 0) for s in stages for cells in [scores[s][metric]] for c in cells if c in columns)
-    high = max(cells[c]["mean"] + (cells[c]["sd"] or 0) for s in stages for cells in [scores[s][metric]] for c in cells if c in columns)
+        axes.bar(
+            xs, means, width, yerr=errors, capsize=3, color=COLOURS.get(stage), label=f"{STAGE_TITLES[stage]} (n={n})"
+        )
+    low = min(
+        cells[c]["mean"] - (cells[c]["sd"] or 0)
+        for s in stages
+        for cells in [scores[s][metric]]
+        for c in cells
+        if c in columns
+    )
+    high = max(
+        cells[c]["mean"] + (cells[c]["sd"] or 0)
+        for s in stages
+        for cells in [scores[s][metric]]
+        for c in cells
+        if c in columns
+    )
     margin = max(1.0, 0.15 * (high - low))
     # differences of a few points stay visible; room at the top for the legend; below 0 only for a score that
     # can be negative (a Matthews or Pearson correlation)
     axes.set_ylim(low - margin if low < 0 else max(0.0, low - margin), high + 3 * margin)
     axes.set_xticks(range(len(columns)), columns)
     axes.set_ylabel(f"{split} {metric}")
-    axes.set_title(f"{report['task']}: {split} {metric}, {report['rule_titles'][rule]}"
-                   + (", mean ± sd over seeds" if len(report["seeds"]) > 1 else ""), fontsize=10)
+    axes.set_title(
+        f"{report['task']}: {split} {metric}, {report['rule_titles'][rule]}"
+        + (", mean ± sd over seeds" if len(report["seeds"]) > 1 else ""),
+        fontsize=10,
+    )
     axes.grid(axis="y", alpha=0.3)
     axes.legend(loc="upper center", ncol=len(stages), fontsize=8)
     figure.tight_layout()
@@ -64,9 +89,16 @@ def training_curves(curves: dict[str, tuple[str, dict]], path: str) -> bool:
             if not points:
                 continue
             label = STAGE_TITLES[stage] if stage not in shown else None
-            axes.plot([u for u, _ in points], [v for _, v in points], color=COLOURS.get(stage), alpha=0.8,
-                      marker="o" if key == "valid" or len(points) == 1 else None, markersize=3, linewidth=1.2,
-                      label=label)  # a single point is no line: without a marker it would not show
+            axes.plot(
+                [u for u, _ in points],
+                [v for _, v in points],
+                color=COLOURS.get(stage),
+                alpha=0.8,
+                marker="o" if key == "valid" or len(points) == 1 else None,
+                markersize=3,
+                linewidth=1.2,
+                label=label,
+            )  # a single point is no line: without a marker it would not show
         shown.add(stage)
     metric = next((run["valid_metric"] for _, run in curves.values() if run["valid_metric"]), "dev average")
     for axes, (key, title) in zip(grid.flat, panels):

@@ -1,12 +1,17 @@
 """report.md from report.json (``summary.py``): the tables a person reads, and what each number is."""
+
 from __future__ import annotations
 
 from .runs import STAGE_TITLES
 from .statistics import format_difference, format_summary
 
-RULE_NOTES = {"best-avg": "uses every language's dev set (not zero-shot)", "best-en": "only English dev (true zero-shot transfer)",
-              "best": "the task's own dev metric, on the dev set reported here (optimistic)",
-              "best-mm": "MNLI's mismatched dev accuracy", "last": "none"}
+RULE_NOTES = {
+    "best-avg": "uses every language's dev set (not zero-shot)",
+    "best-en": "only English dev (true zero-shot transfer)",
+    "best": "the task's own dev metric, on the dev set reported here (optimistic)",
+    "best-mm": "MNLI's mismatched dev accuracy",
+    "last": "none",
+}
 
 
 def _row(label: str, cells: dict, columns: list[str], fmt) -> str:
@@ -25,8 +30,13 @@ def score_columns(report: dict) -> list[str]:
     """The languages (GLUE: its dev sets, ``en``; MNLI ``m``, ``mm``), then ``average`` where there are several
     and ``gap`` where any run has one (English and another language)."""
     langs = report["languages"]
-    has_gap = any("gap" in cells for by_rule in report["scores"].values() for by_stage in by_rule.values()
-                  for by_metric in by_stage.values() for cells in by_metric.values())
+    has_gap = any(
+        "gap" in cells
+        for by_rule in report["scores"].values()
+        for by_stage in by_rule.values()
+        for by_metric in by_stage.values()
+        for cells in by_metric.values()
+    )
     return [*langs, *(["average"] if len(langs) > 1 else []), *(["gap"] if has_gap else [])]
 
 
@@ -35,14 +45,29 @@ def markdown(report: dict, images: list[str]) -> str:
     columns = score_columns(report)
     seeds = report["seeds"]
     many = len(seeds) > 1
-    lines = [f"# {report['task']}: {metric}" + (f" over {len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else ""),
-             "", f"Runs under `{report['target']}`."]
-    lines += ["", "How to read it: each cell is the mean ± sample standard deviation over seeds (just the value "
-              "for one run)" + ("; **average** is the mean over languages" if "average" in columns else "")
-              + ("; **gap** is English minus the mean of the other languages (the cross-lingual transfer gap: "
-                 "smaller is better)" if "gap" in columns else "") + "."]
+    lines = [
+        f"# {report['task']}: {metric}" + (f" over {len(seeds)} seeds ({', '.join(map(str, seeds))})" if seeds else ""),
+        "",
+        f"Runs under `{report['target']}`.",
+    ]
+    lines += [
+        "",
+        "How to read it: each cell is the mean ± sample standard deviation over seeds (just the value "
+        "for one run)"
+        + ("; **average** is the mean over languages" if "average" in columns else "")
+        + (
+            "; **gap** is English minus the mean of the other languages (the cross-lingual transfer gap: "
+            "smaller is better)"
+            if "gap" in columns
+            else ""
+        )
+        + ".",
+    ]
     if report["differences"]:
-        lines += [f"Differences from plain fine-tuning are per seed (same seed, same rule), shown as mean [95% interval]: {report['interval']}. An interval that contains 0 is no evidence of a difference."]
+        lines += [
+            f"Differences from plain fine-tuning are per seed (same seed, same rule), shown as mean [95% interval]: "
+            f"{report['interval']}. An interval that contains 0 is no evidence of a difference."
+        ]
     if report["wall_s"]:
         walls = ", ".join(f"{STAGE_TITLES[s]} {format_summary(w, 0)} s" for s, w in report["wall_s"].items())
         lines += ["", f"Wall time per run (training and its evaluation): {walls}."]
@@ -53,20 +78,35 @@ def markdown(report: dict, images: list[str]) -> str:
                 continue
             lines += ["", f"## {split}, {report['rule_titles'][rule]} (`{rule}`)"]
             for m in report["metrics"]:
-                rows = [_row(f"{STAGE_TITLES[s]} (n={_n(v[m])})", v[m], columns, format_summary) for s, v in scores.items()]
+                rows = [
+                    _row(f"{STAGE_TITLES[s]} (n={_n(v[m])})", v[m], columns, format_summary) for s, v in scores.items()
+                ]
                 lines += ["", f"{m}:", "", *_table(columns, ["run", *columns], rows)]
                 diffs = report["differences"].get(split, {}).get(rule, {})
                 if diffs:
-                    rows = [_row(f"{STAGE_TITLES[s]} − plain (n={_n(v[m])})", v[m], columns, format_difference)
-                            for s, v in diffs.items()]
-                    lines += ["", f"{m}, difference from plain fine-tuning:", "", *_table(columns, ["run", *columns], rows)]
+                    rows = [
+                        _row(f"{STAGE_TITLES[s]} − plain (n={_n(v[m])})", v[m], columns, format_difference)
+                        for s, v in diffs.items()
+                    ]
+                    lines += [
+                        "",
+                        f"{m}, difference from plain fine-tuning:",
+                        "",
+                        *_table(columns, ["run", *columns], rows),
+                    ]
     lines += _rules_side_by_side(report)
     lines += _agreement(report)
     if report["checkpoints"]:
         lines += ["", "## Which checkpoint each rule chose (update, per seed)", ""]
         rules = report["rules"]
-        rows = [f"| {STAGE_TITLES[s]} | " + " | ".join(", ".join(f"{seed}: {u}" if many else str(u) for seed, u in chosen.get(r, {}).items())
-                                                     for r in rules) + " |" for s, chosen in report["checkpoints"].items()]
+        rows = [
+            f"| {STAGE_TITLES[s]} | "
+            + " | ".join(
+                ", ".join(f"{seed}: {u}" if many else str(u) for seed, u in chosen.get(r, {}).items()) for r in rules
+            )
+            + " |"
+            for s, chosen in report["checkpoints"].items()
+        ]
         lines += _table(rules, ["run", *rules], rows)
     if report["missing"]:
         lines += ["", "## Missing or failed", "", *[f"- {m}" for m in report["missing"]]]
@@ -86,8 +126,14 @@ def _rules_side_by_side(report: dict) -> list[str]:
     rows = [_row(STAGE_TITLES[s], cells(s), rules, format_summary) for s in stages]
     ways = ", ".join(f"`{r}` {RULE_NOTES[r]}" for r in rules)
     what = f"average {report['metric']}" if len(report["languages"]) > 1 else report["metric"]
-    return ["", f"## Selection rules side by side ({split}, {what})", "",
-            f"The same runs, {len(rules)} ways to pick the checkpoint: {ways}.", "", *_table(rules, ["run", *rules], rows)]
+    return [
+        "",
+        f"## Selection rules side by side ({split}, {what})",
+        "",
+        f"The same runs, {len(rules)} ways to pick the checkpoint: {ways}.",
+        "",
+        *_table(rules, ["run", *rules], rows),
+    ]
 
 
 def _agreement(report: dict) -> list[str]:
@@ -100,14 +146,29 @@ def _agreement(report: dict) -> list[str]:
     columns = [*[lang for lang in report["languages"] if lang != "en"], "mean"]
     rows = [_row(STAGE_TITLES[s], v, columns, format_summary) for s, v in stages.items()]
     qa = report["metric"] in ("f1", "exact_match") and report["task"] not in ("udpos", "panx")
-    what = ("token F1 between the language's answer and the English answer to the same question (a lower bound "
-            "across scripts)") if qa else "percent of examples whose prediction equals the English prediction of the same example"
-    lines = ["", f"## Cross-lingual agreement with English ({split}, `{rule}`)", "",
-             f"Per language: {what}; mean ± sd over seeds. Consistency regularisation claims to raise it.", "",
-             *_table(columns, ["run", *columns], rows)]
+    what = (
+        (
+            "token F1 between the language's answer and the English answer to the same question (a lower bound "
+            "across scripts)"
+        )
+        if qa
+        else "percent of examples whose prediction equals the English prediction of the same example"
+    )
+    lines = [
+        "",
+        f"## Cross-lingual agreement with English ({split}, `{rule}`)",
+        "",
+        f"Per language: {what}; mean ± sd over seeds. Consistency regularisation claims to raise it.",
+        "",
+        *_table(columns, ["run", *columns], rows),
+    ]
     diffs = report["agreement_differences"].get(split, {}).get(rule, {})
     if diffs:
         rows = [_row(f"{STAGE_TITLES[s]} − plain", v, columns, format_difference) for s, v in diffs.items()]
-        lines += ["", "Agreement, difference from plain fine-tuning (same seed; mean [95% interval]):", "",
-                  *_table(columns, ["run", *columns], rows)]
+        lines += [
+            "",
+            "Agreement, difference from plain fine-tuning (same seed; mean [95% interval]):",
+            "",
+            *_table(columns, ["run", *columns], rows),
+        ]
     return lines

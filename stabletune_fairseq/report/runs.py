@@ -7,6 +7,7 @@ fairseq save dir with ``eval/<rule>-<split>/results.json`` (and
 predictions), ``train.log`` and ``valid_history.jsonl``; ``seed<N>/status/<stage>.json`` holds each run's
 exit status and wall time. A single training run is one such save dir.
 """
+
 from __future__ import annotations
 
 import glob
@@ -15,10 +16,23 @@ import os
 import re
 from dataclasses import dataclass, field
 
-STAGE_DIRS = {"plain": "plain", "stage1": "xtune", "stage2": os.path.join("xtune", "stage2"), "rdrop": "rdrop", "r3f": "r3f",
-              "kd": "kd"}
-STAGE_TITLES = {"plain": "plain fine-tuning", "stage1": "xTune stage 1", "stage2": "xTune stage 2", "rdrop": "R-Drop",
-                "r3f": "R3F", "kd": "distilled", "run": "this run"}
+STAGE_DIRS = {
+    "plain": "plain",
+    "stage1": "xtune",
+    "stage2": os.path.join("xtune", "stage2"),
+    "rdrop": "rdrop",
+    "r3f": "r3f",
+    "kd": "kd",
+}
+STAGE_TITLES = {
+    "plain": "plain fine-tuning",
+    "stage1": "xTune stage 1",
+    "stage2": "xTune stage 2",
+    "rdrop": "R-Drop",
+    "r3f": "R3F",
+    "kd": "distilled",
+    "run": "this run",
+}
 
 
 @dataclass
@@ -49,8 +63,9 @@ def load_results(run: Run) -> Run:
 
 
 def is_seed_folder(target: str) -> bool:
-    return any(re.fullmatch(r"seed\d+", name) and os.path.isdir(os.path.join(target, name))
-               for name in os.listdir(target))
+    return any(
+        re.fullmatch(r"seed\d+", name) and os.path.isdir(os.path.join(target, name)) for name in os.listdir(target)
+    )
 
 
 def find_runs(target: str) -> list[Run]:
@@ -58,9 +73,13 @@ def find_runs(target: str) -> list[Run]:
     if not os.path.isdir(target):
         raise FileNotFoundError(f"{target}: no such folder")
     if not is_seed_folder(target):
-        if not (os.path.exists(os.path.join(target, "checkpoint_last.pt")) or os.path.isdir(os.path.join(target, "eval"))):
-            raise ValueError(f"{target}: neither a run_seeds.sh output folder (seed<N>/) nor a training run "
-                             "(checkpoint_last.pt or eval/)")
+        if not (
+            os.path.exists(os.path.join(target, "checkpoint_last.pt")) or os.path.isdir(os.path.join(target, "eval"))
+        ):
+            raise ValueError(
+                f"{target}: neither a run_seeds.sh output folder (seed<N>/) nor a training run "
+                "(checkpoint_last.pt or eval/)"
+            )
         return [load_results(Run(None, "run", target))]
     runs = []
     seeds = sorted(int(name[4:]) for name in os.listdir(target) if re.fullmatch(r"seed\d+", name))

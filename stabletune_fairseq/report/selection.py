@@ -14,6 +14,7 @@ writes ``<run_dir>/eval/<rule>-<split>/`` (``stabletune-evaluate``'s results.jso
 predictions/) for every rule and split, skipping what is already evaluated, and logs to
 ``<run_dir>/eval/evaluate.log``.
 """
+
 from __future__ import annotations
 
 import glob
@@ -27,9 +28,13 @@ from ..models.checkpoint_loading import recorded_task_folder
 from ..tasks.checkpoint_selection import best_file, best_update, read_history
 
 RULES = ("best-avg", "best-en", "best", "best-mm", "last")
-RULE_TITLES = {"best-avg": "best by average dev", "best-en": "best by English dev (zero-shot)",
-               "best": "best by the task's dev metric", "best-mm": "best by mismatched dev accuracy (MNLI-mm)",
-               "last": "last checkpoint"}
+RULE_TITLES = {
+    "best-avg": "best by average dev",
+    "best-en": "best by English dev (zero-shot)",
+    "best": "best by the task's dev metric",
+    "best-mm": "best by mismatched dev accuracy (MNLI-mm)",
+    "last": "last checkpoint",
+}
 GLUE_EXTRA = {"acc_mm": "best-mm"}  # GLUE's checkpoint_best_<metric>.pt -> its rule
 logger = logging.getLogger("stabletune_fairseq.report")
 
@@ -57,7 +62,7 @@ def _xtreme_rules(run_dir: str, history: list[dict]) -> dict[str, dict]:
     rules = {}
     extra = sorted(glob.glob(os.path.join(run_dir, "checkpoint_best_*_*.pt")))
     for path in extra:  # checkpoint_best_<metric>_<avg|en>.pt: the other rule; checkpoint_best.pt: SELECT's
-        metric, other = os.path.basename(path)[len("checkpoint_best_"):-3].rsplit("_", 1)
+        metric, other = os.path.basename(path)[len("checkpoint_best_") : -3].rsplit("_", 1)
         if other not in ("avg", "en"):
             continue
         select = "en" if other == "avg" else "avg"
@@ -74,7 +79,9 @@ def _xtreme_rules(run_dir: str, history: list[dict]) -> dict[str, dict]:
 def _glue_rules(run_dir: str, history: list[dict]) -> dict[str, dict]:
     """``best``: checkpoint_best.pt, by the metric fairseq selected with, which its validations record as
     ``best_<metric>`` (from the second validation on); with one validation every checkpoint holds its update."""
-    selected = next((key[len("best_"):] for record in reversed(history) for key in record if key.startswith("best_")), None)
+    selected = next(
+        (key[len("best_") :] for record in reversed(history) for key in record if key.startswith("best_")), None
+    )
     only = history[0]["num_updates"] if len(history) == 1 else None
     rules = {}
     best = os.path.join(run_dir, "checkpoint_best.pt")
@@ -90,8 +97,11 @@ def _glue_rules(run_dir: str, history: list[dict]) -> dict[str, dict]:
 def labelled_splits(data: str) -> list[str]:
     """valid, and test where the task folder has a labelled test split (XTREME ships most without labels)."""
     splits = load_metadata(data)["splits"]
-    return [split for split in ("valid", "test")
-            if any(name.startswith(split + "_") and info.get("labelled", True) for name, info in splits.items())]
+    return [
+        split
+        for split in ("valid", "test")
+        if any(name.startswith(split + "_") and info.get("labelled", True) for name, info in splits.items())
+    ]
 
 
 def evaluate_rules(run_dir: str, data: str | None = None, splits: list[str] | None = None) -> dict[str, dict]:
@@ -112,13 +122,20 @@ def evaluate_rules(run_dir: str, data: str | None = None, splits: list[str] | No
             folder = os.path.join(run_dir, "eval", f"{rule}-{split}")
             results_file = os.path.join(folder, "results.json")
             key = (chosen["num_updates"], split) if chosen["num_updates"] is not None else (chosen["checkpoint"], split)
-            if os.path.exists(results_file) and os.path.getmtime(results_file) >= os.path.getmtime(chosen["checkpoint"]):
+            if os.path.exists(results_file) and os.path.getmtime(results_file) >= os.path.getmtime(
+                chosen["checkpoint"]
+            ):
                 logger.info("%s %s: already evaluated (%s)", rule, split, results_file)
             elif key in done:
                 shutil.rmtree(folder, ignore_errors=True)
                 shutil.copytree(done[key], folder)
-                logger.info("%s %s: the checkpoint of %s (update %s), results copied", rule, split,
-                            os.path.basename(done[key]), chosen["num_updates"])
+                logger.info(
+                    "%s %s: the checkpoint of %s (update %s), results copied",
+                    rule,
+                    split,
+                    os.path.basename(done[key]),
+                    chosen["num_updates"],
+                )
             else:
                 logger.info("%s %s: evaluating %s", rule, split, chosen["checkpoint"])
                 evaluate(chosen["checkpoint"], data, split, folder)

@@ -2,6 +2,7 @@
 two principal components (PCA by SVD, numpy only), one column per model (a teacher and its student), coloured
 by label in the top row and by language in the bottom one (the picture the BERT distillation recipes draw).
 """
+
 from __future__ import annotations
 
 import matplotlib
@@ -24,7 +25,9 @@ def first_position_states(model, task, dataset, batch_size: int, device) -> tupl
         for sample in eval_batches(task, dataset, batch_size):
             collected: list = []
             head_input = {k: v.to(device) for k, v in sample.get("head_input", {}).items()}
-            model(sample["net_input"]["src_tokens"].to(device), head=task.head_name, layer_states=collected, **head_input)
+            model(
+                sample["net_input"]["src_tokens"].to(device), head=task.head_name, layer_states=collected, **head_input
+            )
             target = sample["target"] if sample["target"].dim() == 1 else None
             for row, i in enumerate(sample["id"].tolist()):
                 states[i] = collected[-1][row].float().cpu().numpy()
@@ -38,7 +41,7 @@ def principal_components(states: np.ndarray, k: int = 2) -> tuple[np.ndarray, np
     """(n x k projection onto the first ``k`` principal components, the share of variance each explains)."""
     centred = states - states.mean(0, keepdims=True)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-    variance = singular ** 2
+    variance = singular**2
     return centred @ vt[:k].T, variance[:k] / variance.sum()
 
 

@@ -1,4 +1,5 @@
 """Mean, sample standard deviation and n over seeds; paired differences with a 95% t interval."""
+
 from __future__ import annotations
 
 import math
@@ -6,9 +7,33 @@ import statistics
 
 # Two-sided 95% quantiles of Student's t (0.975 quantile) by degrees of freedom; between the rows the
 # next smaller df is used (a slightly wider, conservative interval), beyond the last the normal's 1.960.
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
-         20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+T_975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    11: 2.201,
+    12: 2.179,
+    13: 2.160,
+    14: 2.145,
+    15: 2.131,
+    16: 2.120,
+    17: 2.110,
+    18: 2.101,
+    19: 2.093,
+    20: 2.086,
+    25: 2.060,
+    30: 2.042,
+    40: 2.021,
+    60: 2.000,
+    120: 1.980,
+}
 
 
 def t_975(df: int) -> float:
@@ -23,8 +48,12 @@ def summarize(values: list[float]) -> dict:
     """``{"mean", "sd", "n", "values"}``; ``sd`` is the sample deviation (n - 1), None for one value."""
     if not values:
         raise ValueError("no values to summarize")
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
-            "n": len(values), "values": list(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else None,
+        "n": len(values),
+        "values": list(values),
+    }
 
 
 def paired_difference(values: list[float], baseline: list[float]) -> dict:

@@ -13,13 +13,14 @@ language: GLUE's single ``en`` dev set, MNLI's ``m``/``mm``). ``average`` is the
 ``stabletune-evaluate`` reports. Stages: ``plain``, ``stage1``, ``stage2``, ``rdrop``, ``r3f`` (``runs.py``);
 every stage but ``plain`` is compared with ``plain``.
 """
+
 from __future__ import annotations
 
 import statistics
 
 from .agreement import agreement
 from .runs import Run
-from .selection import RULES, RULE_TITLES
+from .selection import RULE_TITLES, RULES
 from .statistics import cross_lingual_gap, paired_difference, summarize
 
 INTERVAL = "95% t interval over seeds: mean ± t(0.975, n−1)·sd/√n of the per-seed differences (paired by seed)"
@@ -47,10 +48,26 @@ def build_report(runs: list[Run], target: str) -> dict:
     keys = sorted({key for run in evaluated for key in run.results})
     splits = sorted({key.rsplit("-", 1)[1] for key in keys}, key=["valid", "test"].index)
     rules = [rule for rule in RULES if any(key.rsplit("-", 1)[0] == rule for key in keys)]  # "best" is no "best-en"
-    report = {"target": target, "task": first["task"], "metric": first["metric"], "metrics": first["metrics"],
-              "languages": list(first["per_language"]), "seeds": seeds, "stages": stages, "rules": rules,
-              "rule_titles": {r: RULE_TITLES[r] for r in rules}, "splits": splits, "interval": INTERVAL,
-              "scores": {}, "differences": {}, "agreement": {}, "agreement_differences": {}, "checkpoints": {}, "wall_s": {}, "missing": []}
+    report = {
+        "target": target,
+        "task": first["task"],
+        "metric": first["metric"],
+        "metrics": first["metrics"],
+        "languages": list(first["per_language"]),
+        "seeds": seeds,
+        "stages": stages,
+        "rules": rules,
+        "rule_titles": {r: RULE_TITLES[r] for r in rules},
+        "splits": splits,
+        "interval": INTERVAL,
+        "scores": {},
+        "differences": {},
+        "agreement": {},
+        "agreement_differences": {},
+        "checkpoints": {},
+        "wall_s": {},
+        "missing": [],
+    }
     by_stage = {stage: [run for run in runs if run.stage == stage] for stage in stages}
     agreements = {}  # (split, rule, stage) -> {seed: {lang | "mean": percent}}
     for run in runs:
@@ -73,18 +90,26 @@ def build_report(runs: list[Run], target: str) -> dict:
                 found = {seed: a for seed, a in found.items() if a}
                 if found:
                     langs = [lang for lang in next(iter(found.values())) if all(lang in a for a in found.values())]
-                    per_seed = {seed: {**{lang: a[lang]["agreement"] for lang in langs},
-                                       "mean": statistics.fmean(a[lang]["agreement"] for lang in langs)} for seed, a in found.items()}
+                    per_seed = {
+                        seed: {
+                            **{lang: a[lang]["agreement"] for lang in langs},
+                            "mean": statistics.fmean(a[lang]["agreement"] for lang in langs),
+                        }
+                        for seed, a in found.items()
+                    }
                     agreements[(split, rule, stage)] = per_seed
                     report["agreement"].setdefault(split, {}).setdefault(rule, {})[stage] = {
-                        name: summarize([cells[name] for cells in per_seed.values()]) for name in [*langs, "mean"]}
+                        name: summarize([cells[name] for cells in per_seed.values()]) for name in [*langs, "mean"]
+                    }
             _differences(report, by_stage, split, rule)
             _agreement_differences(report, agreements, split, rule)
     for stage, stage_runs in by_stage.items():
         for run in stage_runs:
             for key, results in run.results.items():
                 rule = key.rsplit("-", 1)[0]
-                report["checkpoints"].setdefault(stage, {}).setdefault(rule, {})[str(run.seed)] = results.get("num_updates")
+                report["checkpoints"].setdefault(stage, {}).setdefault(rule, {})[str(run.seed)] = results.get(
+                    "num_updates"
+                )
         walls = [run.status["wall_s"] for run in stage_runs if run.status and run.status.get("status") == "done"]
         if walls:
             report["wall_s"][stage] = summarize(walls)
@@ -98,7 +123,9 @@ def _differences(report: dict, by_stage: dict, split: str, rule: str) -> None:
     for stage, stage_runs in by_stage.items():
         if stage == "plain":
             continue
-        pairs = [(run.results[key], baseline[run.seed]) for run in stage_runs if key in run.results and run.seed in baseline]
+        pairs = [
+            (run.results[key], baseline[run.seed]) for run in stage_runs if key in run.results and run.seed in baseline
+        ]
         if not pairs:
             continue
         out = report["differences"].setdefault(split, {}).setdefault(rule, {}).setdefault(stage, {})
@@ -120,4 +147,6 @@ def _agreement_differences(report: dict, agreements: dict, split: str, rule: str
             continue
         names = [n for n in per_seed[seeds[0]] if n in baseline[seeds[0]]]
         report["agreement_differences"].setdefault(split, {}).setdefault(rule, {})[stage] = {
-            n: paired_difference([per_seed[seed][n] for seed in seeds], [baseline[seed][n] for seed in seeds]) for n in names}
+            n: paired_difference([per_seed[seed][n] for seed in seeds], [baseline[seed][n] for seed in seeds])
+            for n in names
+        }

@@ -13,6 +13,7 @@ from the same run. The task hooks fairseq calls around each validation and save 
 The history is the state: after a resume, the best so far is read back from it, and records newer than
 the checkpoint training resumed from (a run recovered from an older interval checkpoint) are replaced.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,8 +75,9 @@ class CheckpointSelection:
         history = [r for r in read_history(save_dir) if r["num_updates"] < num_updates]
         for metric in self.metrics:
             if metric not in stats:
-                logger.warning("--extra-best-metrics %s: not a validation metric of this task (has %s)",
-                               metric, sorted(stats))
+                logger.warning(
+                    "--extra-best-metrics %s: not a validation metric of this task (has %s)", metric, sorted(stats)
+                )
                 continue
             if best_update(history + [stats], metric) == num_updates:
                 target = os.path.join(save_dir, best_file(metric))

@@ -10,6 +10,7 @@ STS-B; MNLI's two dev sets are ``m`` and ``mm`` (``acc_m``, ``acc_mm``, ``acc_av
 
 R-Drop and R3F are R1 with ``--view-augmentation dropout`` / ``noise`` (criterion options in docs/glue.md).
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,11 +21,16 @@ from ..metrics.glue_scores import binary_counts, log_glue_scores, regression_val
 from ..models.heads import HEAD_OF_KIND
 from .xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
 
+
 @dataclass
 class GlueConfig(XtremeSentenceConfig):
-    regression_scale: float = field(default=5.0, metadata={
-        "help": "regression (STS-B): gold scores are divided by this for training and predictions multiplied by "
-                "it (AMOS trains on scores / 5); the correlations do not depend on it"})
+    regression_scale: float = field(
+        default=5.0,
+        metadata={
+            "help": "regression (STS-B): gold scores are divided by this for training and predictions multiplied by "
+            "it (AMOS trains on scores / 5); the correlations do not depend on it"
+        },
+    )
 
 
 @register_task("glue", dataclass=GlueConfig)
@@ -61,8 +67,13 @@ class GlueTask(XtremeSentenceTask):
         dev set). Classification: accuracy counts and, in validation of a binary task, the positive class's (F1,
         MCC)."""
         if self.regression:
-            return {} if training else regression_values(row_logits.squeeze(-1).float(), sample["target"].float(),
-                                                         sample["lang"], self.languages)
+            return (
+                {}
+                if training
+                else regression_values(
+                    row_logits.squeeze(-1).float(), sample["target"].float(), sample["lang"], self.languages
+                )
+            )
         counts = super().metric_counts(row_logits, sample, training)
         if not training and len(self.labels) == 2:
             counts.update(binary_counts(row_logits.argmax(-1), sample["target"], sample["lang"], self.languages))

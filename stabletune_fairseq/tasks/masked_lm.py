@@ -10,6 +10,7 @@ pretrained checkpoint when it has one (official XLM-R: ``encoder.lm_head.*``), o
 Validation masks are fixed (``--valid-mask-seed``, epoch-independent), so the validation loss of every checkpoint,
 and ``stabletune-mlm-eval``'s number, are over the same masked tokens.
 """
+
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,12 +32,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StabletuneMLMConfig(StoredDataConfig):
-    data: str = field(default=MISSING, metadata={"help": "folder written by process.sh <text-folder> mlm, e.g. <out>/mlm"})
+    data: str = field(
+        default=MISSING, metadata={"help": "folder written by process.sh <text-folder> mlm, e.g. <out>/mlm"}
+    )
     mask_prob: float = field(default=0.15, metadata={"help": "share of a block's pieces chosen for prediction"})
     leave_unmasked_prob: float = field(default=0.1, metadata={"help": "share of the chosen pieces left as they are"})
-    random_token_prob: float = field(default=0.1, metadata={"help": "share of the chosen pieces replaced by a random token"})
-    valid_mask_seed: int = field(default=1, metadata={
-        "help": "seed of the validation masks, which never change: every checkpoint is measured on the same tokens"})
+    random_token_prob: float = field(
+        default=0.1, metadata={"help": "share of the chosen pieces replaced by a random token"}
+    )
+    valid_mask_seed: int = field(
+        default=1,
+        metadata={
+            "help": "seed of the validation masks, which never change: every checkpoint is measured on the same tokens"
+        },
+    )
     seed: int = II("common.seed")
 
 
@@ -53,11 +62,18 @@ class StabletuneMLMTask(StoredDataTask):
     def setup_task(cls, cfg: StabletuneMLMConfig, **kwargs):
         metadata = load_metadata(cfg.data)
         if metadata.get("kind") != cls.kind:
-            raise ValueError(f"{cfg.data} holds a {metadata.get('kind')} task, not plain text for masked-LM training "
-                             "(process.sh <text-folder> mlm ...)")
+            raise ValueError(
+                f"{cfg.data} holds a {metadata.get('kind')} task, not plain text for masked-LM training "
+                "(process.sh <text-folder> mlm ...)"
+            )
         dictionary = load_xlmr_dictionary(os.path.join(cfg.data, "dict.txt"))
-        logger.info("masked LM on %s: blocks of up to %d tokens, dictionary of %d types; held out: %s", cfg.data,
-                    metadata["max_positions"], len(dictionary), metadata["valid_rule"])
+        logger.info(
+            "masked LM on %s: blocks of up to %d tokens, dictionary of %d types; held out: %s",
+            cfg.data,
+            metadata["max_positions"],
+            len(dictionary),
+            metadata["valid_rule"],
+        )
         return cls(cfg, dictionary, metadata)
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
@@ -68,8 +84,15 @@ class StabletuneMLMTask(StoredDataTask):
             raise FileNotFoundError(f"missing blocks/{split}.bin in {self.cfg.data}")
         training = split == "train"
         self.datasets[split] = masked_block_dataset(
-            blocks, self.dictionary, self.cfg.seed if training else self.cfg.valid_mask_seed, self.cfg.mask_prob,
-            self.cfg.leave_unmasked_prob, self.cfg.random_token_prob, fixed=not training, shuffle=training)
+            blocks,
+            self.dictionary,
+            self.cfg.seed if training else self.cfg.valid_mask_seed,
+            self.cfg.mask_prob,
+            self.cfg.leave_unmasked_prob,
+            self.cfg.random_token_prob,
+            fixed=not training,
+            shuffle=training,
+        )
         logger.info("loaded %s: %d blocks, %d tokens", split, len(blocks), int(blocks.sizes.sum()) + 2 * len(blocks))
         return self.datasets[split]
 
@@ -77,6 +100,7 @@ class StabletuneMLMTask(StoredDataTask):
         model = super().build_model(cfg, from_checkpoint)
         add_lm_head(model)
         if not from_checkpoint and maybe_load_pretrained(model, cfg, self):
-            load_lm_head(model, open_checkpoint(cfg.pretrained_encoder, "pretrained model")["model"], cfg.pretrained_encoder)
+            load_lm_head(
+                model, open_checkpoint(cfg.pretrained_encoder, "pretrained model")["model"], cfg.pretrained_encoder
+            )
         return model
-

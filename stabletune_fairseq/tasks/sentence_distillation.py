@@ -27,8 +27,7 @@ from omegaconf import II, MISSING
 from ..data.datasets.parallel_pairs import ParallelPairsDataset
 from ..data.encoding import PieceEncoder, load_xlmr_dictionary
 from ..data.metadata import load_metadata
-from ..models.pooling_head import POOLINGS
-from ..models.pooling_head import add_pooling_head
+from ..models.pooling_head import POOLINGS, add_pooling_head
 from ..models.pretrained import maybe_load_pretrained
 from .stored_data import StoredDataConfig, StoredDataTask
 
@@ -39,22 +38,46 @@ KIND = "parallel_sentences"
 
 @dataclass
 class SentenceDistillationConfig(StoredDataConfig):
-    data: str = field(default=MISSING, metadata={"help": "folder written by process.sh <folder> parallel ..., e.g. <out>/parallel"})
-    prefix: str = field(default="", metadata={
-        "help": "text put before every sentence, for teacher and student alike (multilingual-e5: 'query: '); it must "
-                "end with a space, so that its pieces are those of encoding prefix + sentence"})
-    pooling: ChoiceEnum(POOLINGS) = field(default="mean", metadata={
-        "help": "sentence embedding of the last layer's states, teacher and student: mean over the tokens (e5) or "
-                "the <s> state"})
-    max_positions: int = field(default=0, metadata={
-        "help": "tokens per sentence with <s>, prefix and </s>, longer sentences cut and counted (0: the data's, "
-                "process.sh MAX_LEN, 128 by default as Reimers & Gurevych)"})
-    eval_sts: Optional[str] = field(default=None, metadata={
-        "help": "STS folder (stabletune-embed-eval --task sts): logs sts_spearman, the student's average Spearman x100, "
-                "at every validation"})
-    eval_tatoeba: Optional[str] = field(default=None, metadata={
-        "help": "Tatoeba folder in LASER's layout (stabletune-embed-eval --task tatoeba): logs tatoeba_acc, the "
-                "student's average x->en accuracy, at every validation"})
+    data: str = field(
+        default=MISSING, metadata={"help": "folder written by process.sh <folder> parallel ..., e.g. <out>/parallel"}
+    )
+    prefix: str = field(
+        default="",
+        metadata={
+            "help": "text put before every sentence, for teacher and student alike (multilingual-e5: 'query: '); it "
+            "must "
+            "end with a space, so that its pieces are those of encoding prefix + sentence"
+        },
+    )
+    pooling: ChoiceEnum(POOLINGS) = field(
+        default="mean",
+        metadata={
+            "help": "sentence embedding of the last layer's states, teacher and student: mean over the tokens (e5) or "
+            "the <s> state"
+        },
+    )
+    max_positions: int = field(
+        default=0,
+        metadata={
+            "help": "tokens per sentence with <s>, prefix and </s>, longer sentences cut and counted (0: the data's, "
+            "process.sh MAX_LEN, 128 by default as Reimers & Gurevych)"
+        },
+    )
+    eval_sts: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "STS folder (stabletune-embed-eval --task sts): logs sts_spearman, the student's average "
+            "Spearman x100, "
+            "at every validation"
+        },
+    )
+    eval_tatoeba: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Tatoeba folder in LASER's layout (stabletune-embed-eval --task tatoeba): logs tatoeba_acc, the "
+            "student's average x->en accuracy, at every validation"
+        },
+    )
     eval_batch_size: int = field(default=64, metadata={"help": "sentences per batch of the STS/Tatoeba evaluation"})
     seed: int = II("common.seed")
 
@@ -64,8 +87,10 @@ class SentenceDistillationTask(StoredDataTask):
     def __init__(self, cfg: SentenceDistillationConfig, dictionary, metadata: dict):
         super().__init__(cfg)
         if cfg.prefix and not cfg.prefix[-1].isspace():
-            raise ValueError(f"--prefix {cfg.prefix!r} must end with a space (multilingual-e5: 'query: '), or its "
-                             "last word would be segmented together with the sentence's first")
+            raise ValueError(
+                f"--prefix {cfg.prefix!r} must end with a space (multilingual-e5: 'query: '), or its "
+                "last word would be segmented together with the sentence's first"
+            )
         self.dictionary, self.metadata = dictionary, metadata
         self.pieces = PieceEncoder(os.path.join(cfg.data, "sentencepiece.bpe.model"), dictionary)
         self.prefix_pieces = self.pieces.encode([cfg.prefix])[0] if cfg.prefix else np.zeros(0, dtype=np.int64)
@@ -77,20 +102,31 @@ class SentenceDistillationTask(StoredDataTask):
     def setup_task(cls, cfg: SentenceDistillationConfig, **kwargs):
         metadata = load_metadata(cfg.data)
         if metadata.get("kind") != KIND:
-            raise ValueError(f"{cfg.data} holds a {metadata.get('kind')} task, not parallel sentences "
-                             "(process.sh <folder> parallel <xlmr-dir> <out>)")
+            raise ValueError(
+                f"{cfg.data} holds a {metadata.get('kind')} task, not parallel sentences "
+                "(process.sh <folder> parallel <xlmr-dir> <out>)"
+            )
         dictionary = load_xlmr_dictionary(os.path.join(cfg.data, "dict.txt"))
-        logger.info("%s: %d training rows (%d pairs), %d validation pairs; prefix %r, %s pooling", cfg.data,
-                    metadata["splits"]["train"]["examples"], metadata["splits"]["train"]["pairs"],
-                    metadata["splits"]["valid"]["pairs"], cfg.prefix, cfg.pooling)
+        logger.info(
+            "%s: %d training rows (%d pairs), %d validation pairs; prefix %r, %s pooling",
+            cfg.data,
+            metadata["splits"]["train"]["examples"],
+            metadata["splits"]["train"]["pairs"],
+            metadata["splits"]["valid"]["pairs"],
+            cfg.prefix,
+            cfg.pooling,
+        )
         return cls(cfg, dictionary, metadata)
 
     def _read_evaluations(self) -> list:
         """(task, data) of --eval-sts / --eval-tatoeba, read and checked with the valid split, before training."""
         from ..embeddings.evaluation import read_task
 
-        return [(task, read_task(task, folder)) for task, folder in (("sts", self.cfg.eval_sts),
-                                                                       ("tatoeba", self.cfg.eval_tatoeba)) if folder]
+        return [
+            (task, read_task(task, folder))
+            for task, folder in (("sts", self.cfg.eval_sts), ("tatoeba", self.cfg.eval_tatoeba))
+            if folder
+        ]
 
     def _stored(self, side: str, split: str):
         dataset = data_utils.load_indexed_dataset(os.path.join(self.cfg.data, side, split), self.dictionary)
@@ -101,11 +137,26 @@ class SentenceDistillationTask(StoredDataTask):
     def load_dataset(self, split: str, combine: bool = False, **kwargs):
         if split not in self.metadata["splits"]:
             raise FileNotFoundError(f"no split {split!r} in {self.cfg.data} (has {sorted(self.metadata['splits'])})")
-        dataset = ParallelPairsDataset(self._stored("source", split), self._stored("target", split), self.prefix_pieces,
-                                       self.dictionary.bos(), self.dictionary.eos(), self.dictionary.pad(),
-                                       self._max_positions, shuffle=split == "train", seed=self.cfg.seed)
-        logger.info("loaded %s: %d rows, %d of them pairs; sentences cut to %d tokens: %d sources, %d targets", split,
-                    len(dataset), dataset.pairs, self._max_positions, dataset.cut["source"], dataset.cut["target"])
+        dataset = ParallelPairsDataset(
+            self._stored("source", split),
+            self._stored("target", split),
+            self.prefix_pieces,
+            self.dictionary.bos(),
+            self.dictionary.eos(),
+            self.dictionary.pad(),
+            self._max_positions,
+            shuffle=split == "train",
+            seed=self.cfg.seed,
+        )
+        logger.info(
+            "loaded %s: %d rows, %d of them pairs; sentences cut to %d tokens: %d sources, %d targets",
+            split,
+            len(dataset),
+            dataset.pairs,
+            self._max_positions,
+            dataset.cut["source"],
+            dataset.cut["target"],
+        )
         self.datasets[split] = dataset
         if split == "valid" and self._evaluations is None:
             self._evaluations = self._read_evaluations()
@@ -140,8 +191,11 @@ class SentenceDistillationTask(StoredDataTask):
 
         device = next(model.parameters()).device
         loaded = LoadedEncoder(model.encoder, self.pieces, self._max_positions, "training", self.cfg.data)
-        embedder = SentenceEmbedder(loaded, EmbeddingSettings(None, str(self.cfg.pooling), self.cfg.prefix,
-                                                              self.cfg.eval_batch_size, self.precision), device)
+        embedder = SentenceEmbedder(
+            loaded,
+            EmbeddingSettings(None, str(self.cfg.pooling), self.cfg.prefix, self.cfg.eval_batch_size, self.precision),
+            device,
+        )
         scores = {}
         with torch.no_grad(), tempfile.TemporaryDirectory() as out:  # predictions are not kept
             for task, data in self._evaluations:
@@ -153,4 +207,3 @@ class SentenceDistillationTask(StoredDataTask):
 
     def max_positions(self):
         return self._max_positions
-

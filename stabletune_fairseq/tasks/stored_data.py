@@ -19,6 +19,7 @@ OPTION = "--cpu-precision"
 @dataclass
 class StoredDataConfig(FairseqDataclass):
     """The options of every task's configuration."""
+
     cpu_precision: ChoiceEnum(PRECISIONS) = field(default="fp32", metadata={"help": HELP})
 
 

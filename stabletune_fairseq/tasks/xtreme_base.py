@@ -8,6 +8,7 @@ over its whole subset, and their average).
 Metrics: every task family computes what a batch adds to its metrics (``metric_counts``, sums the criterion puts
 into the batch's logging output) and logs them in fairseq's ``reduce_metrics`` hook, after the criterion's loss terms.
 """
+
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,38 +32,62 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class XtremeTaskConfig(StoredDataConfig):
-    data: str = field(default=MISSING, metadata={"help": "task folder written by preprocess/xtreme/process.sh, e.g. <out>/xnli"})
+    data: str = field(
+        default=MISSING, metadata={"help": "task folder written by preprocess/xtreme/process.sh, e.g. <out>/xnli"}
+    )
     valid_languages: str = field(
         default="", metadata={"help": "comma-separated dev languages that make up the 'valid' split (default: all)"}
     )
     view_augmentation: ChoiceEnum(KINDS) = field(
-        default="none", metadata={"help": "augmentation of the second view of every training row, for R1 (none: no views; "
-                                          "dropout: the row itself, differing by its own dropout, as R-Drop; noise: the row "
-                                          "with noise on its token embeddings, as R3F)"})
+        default="none",
+        metadata={
+            "help": "augmentation of the second view of every training row, for R1 (none: no views; "
+            "dropout: the row itself, differing by its own dropout, as R-Drop; noise: the row "
+            "with noise on its token embeddings, as R3F)"
+        },
+    )
     copy_augmentation: ChoiceEnum([k for k in KINDS if k not in SAME_TEXT_KINDS]) = field(
-        default="none", metadata={"help": "stage 2: add one augmented copy of every example per epoch (D ∪ D_aug)"})
+        default="none", metadata={"help": "stage 2: add one augmented copy of every example per epoch (D ∪ D_aug)"}
+    )
     subword_sampling_prob: float = field(default=0.5, metadata={"help": "probability that a word is re-segmented"})
     subword_sampling_alpha: float = field(default=0.3, metadata={"help": "sentencepiece sampling smoothing alpha"})
-    subword_sampling_nbest: int = field(default=-1, metadata={"help": "-1: sample over every segmentation; n > 0: among the n best"})
+    subword_sampling_nbest: int = field(
+        default=-1, metadata={"help": "-1: sample over every segmentation; n > 0: among the n best"}
+    )
     code_switch_prob: float = field(default=0.3, metadata={"help": "probability that a word is translated"})
     dict_dir: Optional[str] = field(default=None, metadata={"help": "folder of MUSE dictionaries en-<lang>.txt"})
     dict_langs: str = field(default="", metadata={"help": "comma-separated languages to switch into"})
-    noise_std: float = field(default=0.0, metadata={
-        "help": "scale of the noise on the view's token embeddings: the std of normal noise, the half-width of uniform "
-                "noise (R3F's eps); must be > 0 with --view-augmentation noise"})
-    noise_type: ChoiceEnum(["normal", "uniform"]) = field(default="normal", metadata={
-        "help": "normal: N(0, std^2) (xTune); uniform: U(-std, std) (R3F's default)"})
-    noise_detached: bool = field(default=False, metadata={
-        "help": "the noised view's embeddings are detached first, so they do not train the embeddings (as R3F)"})
-    extra_best_metrics: str = field(default="", metadata={
-        "help": "comma-separated validation metrics (e.g. acc_en) whose best checkpoint is also kept, as "
-                "checkpoint_best_<metric>.pt (higher is better); saved validations go to valid_history.jsonl"})
+    noise_std: float = field(
+        default=0.0,
+        metadata={
+            "help": "scale of the noise on the view's token embeddings: the std of normal noise, the half-width of "
+            "uniform "
+            "noise (R3F's eps); must be > 0 with --view-augmentation noise"
+        },
+    )
+    noise_type: ChoiceEnum(["normal", "uniform"]) = field(
+        default="normal", metadata={"help": "normal: N(0, std^2) (xTune); uniform: U(-std, std) (R3F's default)"}
+    )
+    noise_detached: bool = field(
+        default=False,
+        metadata={
+            "help": "the noised view's embeddings are detached first, so they do not train the embeddings (as R3F)"
+        },
+    )
+    extra_best_metrics: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated validation metrics (e.g. acc_en) whose best checkpoint is also kept, as "
+            "checkpoint_best_<metric>.pt (higher is better); saved validations go to valid_history.jsonl"
+        },
+    )
     seed: int = II("common.seed")
 
 
 class XtremeTask(StoredDataTask):
     """Base of the XTREME tasks; subclasses set ``kind`` (metadata kind), ``head_name``, ``head_kind`` and
     ``loss_family`` (the criterion's terms: "labels", "regression" or "spans"), and give ``metric_counts``."""
+
     kind = head_name = head_kind = loss_family = None
 
     def __init__(self, cfg: XtremeTaskConfig, dictionary, metadata: dict):
@@ -75,8 +100,10 @@ class XtremeTask(StoredDataTask):
         self.selection = CheckpointSelection(cfg.extra_best_metrics)
         if cfg.view_augmentation == "noise" and not cfg.noise_std > 0:
             # With std 0 the view is the row itself, differing only by dropout: that is R-Drop, not noise.
-            raise ValueError(f"--view-augmentation noise needs a positive --noise-std (got {cfg.noise_std}); with 0 "
-                             "the view would equal its row and differ only by dropout")
+            raise ValueError(
+                f"--view-augmentation noise needs a positive --noise-std (got {cfg.noise_std}); with 0 "
+                "the view would equal its row and differ only by dropout"
+            )
 
     @classmethod
     def setup_task(cls, cfg: XtremeTaskConfig, **kwargs):
@@ -84,8 +111,13 @@ class XtremeTask(StoredDataTask):
         if metadata.get("kind") != cls.kind:
             raise ValueError(f"{cfg.data} holds a {metadata.get('kind')} task, not {cls.kind}")
         dictionary = load_xlmr_dictionary(os.path.join(cfg.data, "dict.txt"))
-        logger.info("%s: %d labels %s, dictionary of %d types", metadata["task"], len(metadata["labels"]),
-                    metadata["labels"], len(dictionary))
+        logger.info(
+            "%s: %d labels %s, dictionary of %d types",
+            metadata["task"],
+            len(metadata["labels"]),
+            metadata["labels"],
+            len(dictionary),
+        )
         return cls(cfg, dictionary, metadata)
 
     def split_names(self, split: str) -> list[str]:
@@ -124,9 +156,17 @@ class XtremeTask(StoredDataTask):
         return self._augmenters[kind]
 
     def _text_augmenter(self, kind: str) -> TextAugmenter:
-        prob = {"subword_sampling": self.cfg.subword_sampling_prob, "code_switch": self.cfg.code_switch_prob}.get(kind, 0.0)
-        settings = AugmentationSettings(kind, prob, self.cfg.subword_sampling_alpha, self.cfg.subword_sampling_nbest,
-                                        self.cfg.dict_dir, tuple(filter(None, self.cfg.dict_langs.split(","))))
+        prob = {"subword_sampling": self.cfg.subword_sampling_prob, "code_switch": self.cfg.code_switch_prob}.get(
+            kind, 0.0
+        )
+        settings = AugmentationSettings(
+            kind,
+            prob,
+            self.cfg.subword_sampling_alpha,
+            self.cfg.subword_sampling_nbest,
+            self.cfg.dict_dir,
+            tuple(filter(None, self.cfg.dict_langs.split(","))),
+        )
         encoder = PieceEncoder(os.path.join(self.cfg.data, "sentencepiece.bpe.model"), self.dictionary)
         return TextAugmenter(settings, encoder)
 
@@ -137,7 +177,9 @@ class XtremeTask(StoredDataTask):
         """Languages of the stored translate-train data; an error when process.sh was run without it."""
         available = sorted(self.metadata.get("translations") or {})
         if not available:
-            raise ValueError(f"{self.cfg.data} has no translations: run process.sh with TRANSLATIONS=<xtreme_translations>")
+            raise ValueError(
+                f"{self.cfg.data} has no translations: run process.sh with TRANSLATIONS=<xtreme_translations>"
+            )
         return available
 
     @property
@@ -169,8 +211,10 @@ class XtremeTask(StoredDataTask):
 
     def build_model(self, cfg, from_checkpoint: bool = False):
         if self.cfg.view_augmentation == "dropout" and not (cfg.dropout or cfg.attention_dropout or cfg.head_dropout):
-            raise ValueError("--view-augmentation dropout (R-Drop) needs dropout in the model: --dropout, "
-                             "--attention-dropout and --head-dropout are all 0, so the view would equal its row")
+            raise ValueError(
+                "--view-augmentation dropout (R-Drop) needs dropout in the model: --dropout, "
+                "--attention-dropout and --head-dropout are all 0, so the view would equal its row"
+            )
         model = super().build_model(cfg, from_checkpoint)
         model.add_head(self.head_name, self.head_kind, self.num_outputs)
         if not from_checkpoint:
@@ -189,4 +233,3 @@ class XtremeTask(StoredDataTask):
 
     def post_save(self, checkpoint, num_updates):
         self.selection.saved(checkpoint, num_updates)
-

@@ -13,6 +13,7 @@ support (``criterions/span_terms.py``); stage 2 adds augmented copies (``subword
 ``code_switch``) or, with ``translation``, one translated question per English question and epoch, drawn at
 random among those with its id (with their own answers).
 """
+
 import dataclasses
 import json
 import logging
@@ -24,7 +25,7 @@ import numpy as np
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
-from ..data.datasets.qa_views import QAPart, QADataset, QATranslationPool
+from ..data.datasets.qa_views import QADataset, QAPart, QATranslationPool
 from ..data.span_decoding import WindowScores, best_answer
 from ..metrics.qa_scores import exact_match, f1
 from ..metrics.span_scores import log_span_scores, span_score_counts
@@ -37,14 +38,20 @@ logger = logging.getLogger(__name__)
 @dataclass
 class XtremeQAConfig(XtremeTaskConfig):
     doc_stride: Optional[int] = field(
-        default=None, metadata={"help": "context pieces between the starts of two windows (default: process.sh's, 128)"})
+        default=None, metadata={"help": "context pieces between the starts of two windows (default: process.sh's, 128)"}
+    )
     n_best: int = field(default=20, metadata={"help": "start and end candidates per window when decoding"})
     max_answer_length: int = field(default=30, metadata={"help": "longest answer decoded, in pieces"})
     answer_boundaries: ChoiceEnum(["keep", "augment"]) = field(
-        default="keep", metadata={"help": "keep: views and copies leave the answer's first and last words as they "
-                                          "are (the reference's --keep_boundary_unchanged); augment: like any word"})
+        default="keep",
+        metadata={
+            "help": "keep: views and copies leave the answer's first and last words as they "
+            "are (the reference's --keep_boundary_unchanged); augment: like any word"
+        },
+    )
     copy_question: ChoiceEnum(["keep", "augment"]) = field(
-        default="keep", metadata={"help": "stage-2 copies: keep the question as it is (the reference), or augment it"})
+        default="keep", metadata={"help": "stage-2 copies: keep the question as it is (the reference), or augment it"}
+    )
 
 
 @register_task("xtreme_qa", dataclass=XtremeQAConfig)
@@ -56,23 +63,32 @@ class XtremeQATask(XtremeTask):
     def __init__(self, cfg, dictionary, metadata):
         super().__init__(cfg, dictionary, metadata)
         if cfg.view_augmentation == "translation":
-            raise ValueError("QA views must be word-aligned: --view-augmentation translation is not possible "
-                             "(translations come in as stage-2 copies, --copy-augmentation translation)")
+            raise ValueError(
+                "QA views must be word-aligned: --view-augmentation translation is not possible "
+                "(translations come in as stage-2 copies, --copy-augmentation translation)"
+            )
         # SQuAD 2.0 data (unanswerable questions) lets the decoder answer "no answer".
         self.allow_null = any(s.get("unanswerable", 0) for s in metadata["splits"].values())
         self.score_style = "mlqa" if metadata["task"] == "mlqa" else "squad"
         self.doc_stride = cfg.doc_stride or metadata.get("doc_stride", 128)
 
     def _part(self, folder: str, name: str, language: int, role: str, with_records: bool) -> QAPart:
-        stored = {kind: self._stored(os.path.join(folder, kind), [name])
-                  for kind in ("question", "question_words", "context", "context_words")}
+        stored = {
+            kind: self._stored(os.path.join(folder, kind), [name])
+            for kind in ("question", "question_words", "context", "context_words")
+        }
         records = None
         if with_records:
             with open(os.path.join(self.cfg.data, folder, "examples", f"{name}.jsonl"), encoding="utf-8") as f:
                 records = [json.loads(line) for line in f]
-        return QAPart(**stored, char_spans=np.load(os.path.join(self.cfg.data, folder, "char_spans", f"{name}.npy")),
-                      answers=np.load(os.path.join(self.cfg.data, folder, "answers", f"{name}.npy")),
-                      language=language, role=role, records=records)
+        return QAPart(
+            **stored,
+            char_spans=np.load(os.path.join(self.cfg.data, folder, "char_spans", f"{name}.npy")),
+            answers=np.load(os.path.join(self.cfg.data, folder, "answers", f"{name}.npy")),
+            language=language,
+            role=role,
+            records=records,
+        )
 
     def _ids(self, folder: str, name: str) -> list[str]:
         with open(os.path.join(self.cfg.data, folder, "examples", f"{name}.jsonl"), encoding="utf-8") as f:
@@ -81,13 +97,25 @@ class XtremeQATask(XtremeTask):
     def _translation_pool(self) -> QATranslationPool:
         """Stage 2 of translate-train-all: the translated questions, paired with the English ones by id."""
         languages = self.translation_languages()
-        parts = [self._part("translation", f"train_{lang}", self.languages.index(lang) if lang in self.languages else -1,
-                            "translations", with_records=False) for lang in languages]
-        pool = QATranslationPool.by_id(parts, [self._ids("translation", f"train_{lang}") for lang in languages],
-                                       self._ids("", "train"))
-        logger.info("translated copies from %s; %d English questions have no translation with their id (their copy "
-                    "is a translated question drawn at random, as the reference does)", ",".join(languages),
-                    pool.without_translation)
+        parts = [
+            self._part(
+                "translation",
+                f"train_{lang}",
+                self.languages.index(lang) if lang in self.languages else -1,
+                "translations",
+                with_records=False,
+            )
+            for lang in languages
+        ]
+        pool = QATranslationPool.by_id(
+            parts, [self._ids("translation", f"train_{lang}") for lang in languages], self._ids("", "train")
+        )
+        logger.info(
+            "translated copies from %s; %d English questions have no translation with their id (their copy "
+            "is a translated question drawn at random, as the reference does)",
+            ",".join(languages),
+            pool.without_translation,
+        )
         return pool
 
     def load_dataset(self, split: str, combine: bool = False, **kwargs):
@@ -98,18 +126,34 @@ class XtremeQATask(XtremeTask):
         if copy_kind not in ("none", "translation"):
             parts += [dataclasses.replace(part, role="copies") for part in parts]
         dataset = QADataset(
-            parts, self.dictionary, self.max_positions(), self.doc_stride, self.cfg.seed, training,
+            parts,
+            self.dictionary,
+            self.max_positions(),
+            self.doc_stride,
+            self.cfg.seed,
+            training,
             view_augmenter=self.augmenter(self.cfg.view_augmentation) if training else None,
             copy_augmenter=self.augmenter(copy_kind) if copy_kind not in ("none", "translation") else None,
             keep_answer_boundaries=self.cfg.answer_boundaries == "keep",
             augment_copy_question=self.cfg.copy_question == "augment",
-            translations=self._translation_pool() if copy_kind == "translation" else None)
+            translations=self._translation_pool() if copy_kind == "translation" else None,
+        )
         if dataset.untrainable:
-            logger.warning("%s: %d questions have no answer to train on (unlabelled, or the answer text is not in "
-                           "the context; see metadata.json) and are left out of training", split, dataset.untrainable)
-        logger.info("loaded %s: %d windows of %d questions from %s (views: %s, copies: %s)", split, len(dataset),
-                    len(np.unique(dataset.windows[:, :2], axis=0)), ", ".join(names),
-                    self.cfg.view_augmentation if training else "none", copy_kind)
+            logger.warning(
+                "%s: %d questions have no answer to train on (unlabelled, or the answer text is not in "
+                "the context; see metadata.json) and are left out of training",
+                split,
+                dataset.untrainable,
+            )
+        logger.info(
+            "loaded %s: %d windows of %d questions from %s (views: %s, copies: %s)",
+            split,
+            len(dataset),
+            len(np.unique(dataset.windows[:, :2], axis=0)),
+            ", ".join(names),
+            self.cfg.view_augmentation if training else "none",
+            copy_kind,
+        )
         if training and dataset.can_reuse_epoch_itr_across_epochs:  # (drawn translations: it orders itself)
             dataset = self._shuffled_by_length(dataset, dataset.sizes)
         self.datasets[split] = dataset
@@ -128,9 +172,14 @@ class XtremeQATask(XtremeTask):
             entry[2].append(window)
         decoded = []
         for record, lang, windows in questions.values():
-            answer = best_answer(windows, record["context"], n_best=self.cfg.n_best,
-                                 max_answer_tokens=self.cfg.max_answer_length, allow_null=self.allow_null,
-                                 null_margin=null_margin)
+            answer = best_answer(
+                windows,
+                record["context"],
+                n_best=self.cfg.n_best,
+                max_answer_tokens=self.cfg.max_answer_length,
+                allow_null=self.allow_null,
+                null_margin=null_margin,
+            )
             decoded.append((record, self.languages[lang], answer))
         return decoded
 
@@ -149,6 +198,9 @@ class XtremeQATask(XtremeTask):
             if record["answers"] or record.get("impossible"):
                 golds = record["answers"]
                 scores.setdefault(lang, []).append(
-                    (exact_match(answer.text, golds, style=self.score_style, lang=lang),
-                     f1(answer.text, golds, style=self.score_style, lang=lang)))
+                    (
+                        exact_match(answer.text, golds, style=self.score_style, lang=lang),
+                        f1(answer.text, golds, style=self.score_style, lang=lang),
+                    )
+                )
         return span_score_counts(scores, self.languages)

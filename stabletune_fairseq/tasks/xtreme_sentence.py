@@ -18,8 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from fairseq.data import (
-    AppendTokenDataset, ConcatSentencesDataset, IdDataset, NumelDataset, NumSamplesDataset, PrependTokenDataset,
-    RawLabelDataset, RightPadDataset,
+    AppendTokenDataset,
+    ConcatSentencesDataset,
+    IdDataset,
+    NumelDataset,
+    NumSamplesDataset,
+    PrependTokenDataset,
+    RawLabelDataset,
+    RightPadDataset,
 )
 from fairseq.tasks import register_task
 
@@ -49,11 +55,20 @@ class XtremeSentenceTask(XtremeTask):
         parts = []
         for lang in available:
             name = f"train_{lang}"
-            parts.append((lang, self._stored("translation/input0", [name]), self._stored("translation/input1", [name]),
-                          np.load(os.path.join(self.cfg.data, "translation", "source", f"{name}.npy"))))
+            parts.append(
+                (
+                    lang,
+                    self._stored("translation/input0", [name]),
+                    self._stored("translation/input1", [name]),
+                    np.load(os.path.join(self.cfg.data, "translation", "source", f"{name}.npy")),
+                )
+            )
         views = TranslationViews(parts, self.metadata["splits"]["train"]["examples"])
-        logger.info("translation views from %s; %d English rows have no translation (their view is themselves)",
-                    ",".join(available), views.without_translation)
+        logger.info(
+            "translation views from %s; %d English rows have no translation (their view is themselves)",
+            ",".join(available),
+            views.without_translation,
+        )
         return views
 
     def _labels(self, names: list[str]) -> np.ndarray:
@@ -69,9 +84,12 @@ class XtremeSentenceTask(XtremeTask):
             return self._load_training_views()
         names = self.split_names(split)
         labels = self._labels(names)
-        languages = np.concatenate([np.full(self.metadata["splits"][n]["examples"], self.language_of(n)) for n in names])
-        dataset = self.pair_dataset(self._stored("input0", names), self._second_texts(names), labels, languages,
-                                    f"{self.cfg.data}: {split}")
+        languages = np.concatenate(
+            [np.full(self.metadata["splits"][n]["examples"], self.language_of(n)) for n in names]
+        )
+        dataset = self.pair_dataset(
+            self._stored("input0", names), self._second_texts(names), labels, languages, f"{self.cfg.data}: {split}"
+        )
         if split == "train":
             dataset = self._shuffled_by_length(dataset, dataset.sizes[0])
         logger.info("loaded %s: %d examples from %s", split, len(dataset), ", ".join(names))
@@ -91,8 +109,10 @@ class XtremeSentenceTask(XtremeTask):
         return CompleteBatchesDataset(
             {
                 "id": IdDataset(),
-                "net_input": {"src_tokens": RightPadDataset(tokens, pad_idx=self.dictionary.pad()),
-                              "src_lengths": NumelDataset(tokens, reduce=False)},
+                "net_input": {
+                    "src_tokens": RightPadDataset(tokens, pad_idx=self.dictionary.pad()),
+                    "src_lengths": NumelDataset(tokens, reduce=False),
+                },
                 "target": RawLabelDataset(labels.tolist()),
                 "lang": RawLabelDataset(languages.tolist()),
                 "nsentences": NumSamplesDataset(),
@@ -105,14 +125,23 @@ class XtremeSentenceTask(XtremeTask):
         labels = self._labels(["train"])
         language = self.language_of("train")
         views = PairViewsDataset(
-            self._stored("input0", ["train"]), self._second_texts(["train"]), labels,
-            np.full(len(labels), language), self.dictionary, self.max_positions(), self.cfg.seed,
+            self._stored("input0", ["train"]),
+            self._second_texts(["train"]),
+            labels,
+            np.full(len(labels), language),
+            self.dictionary,
+            self.max_positions(),
+            self.cfg.seed,
             view_augmenter=self.augmenter(self.cfg.view_augmentation),
             row_augmenter=self.augmenter(self.cfg.copy_augmentation),
         )
         dataset = self._shuffled_by_length(views, views.sizes)
-        logger.info("loaded train: %d rows (views: %s, copies: %s)", len(views), self.cfg.view_augmentation,
-                    self.cfg.copy_augmentation)
+        logger.info(
+            "loaded train: %d rows (views: %s, copies: %s)",
+            len(views),
+            self.cfg.view_augmentation,
+            self.cfg.copy_augmentation,
+        )
         self.datasets["train"] = dataset
         return dataset
 

@@ -12,6 +12,7 @@ sampling, code-switching or embedding noise); stage 2 adds augmented copies (``s
 ``code_switch``) or, with ``translation``, one translation of every English sentence per epoch, drawn at
 random (unlabelled: R1/R2 only).
 """
+
 import dataclasses
 import logging
 import os
@@ -34,7 +35,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class XtremeTaggingConfig(XtremeTaskConfig):
     pooling: ChoiceEnum(POOLING) = field(
-        default="first", metadata={"help": "a word's representation: its first sub-token, or the sum of its sub-tokens"})
+        default="first", metadata={"help": "a word's representation: its first sub-token, or the sum of its sub-tokens"}
+    )
 
 
 @register_task("xtreme_tagging", dataclass=XtremeTaggingConfig)
@@ -47,8 +49,10 @@ class XtremeTaggingTask(XtremeTask):
         super().__init__(cfg, dictionary, metadata)
         self.tag_names: list[str] = self.labels + metadata.get("unseen_labels", [])  # gold tags can be unseen ones
         if cfg.view_augmentation == "translation":
-            raise ValueError("tagging views must be word-aligned: --view-augmentation translation is not possible "
-                             "(translations come in as stage-2 copies, --copy-augmentation translation)")
+            raise ValueError(
+                "tagging views must be word-aligned: --view-augmentation translation is not possible "
+                "(translations come in as stage-2 copies, --copy-augmentation translation)"
+            )
 
     def _rows(self, name: str) -> TaggedPart:
         tokens, word_pieces = self._stored("tokens", [name]), self._stored("word_pieces", [name])
@@ -60,15 +64,22 @@ class XtremeTaggingTask(XtremeTask):
         parts, sources = [], []
         for lang in self.translation_languages():
             name = f"train_{lang}"
-            tokens, word_pieces = self._stored("translation/tokens", [name]), self._stored("translation/word_pieces", [name])
+            tokens, word_pieces = (
+                self._stored("translation/tokens", [name]),
+                self._stored("translation/word_pieces", [name]),
+            )
             untagged = np.full(int(np.sum(word_pieces.sizes)), -1, dtype=np.int64)
             language = self.languages.index(lang) if lang in self.languages else -1  # -1: no dev set to count it in
             parts.append(TaggedPart(tokens, word_pieces, untagged, language, role="translations"))
             sources.append(np.load(os.path.join(self.cfg.data, "translation", "source", f"{name}.npy")))
         canonical = np.load(os.path.join(self.cfg.data, "translation", "canonical.npy"))
         pool = TranslationPool.from_sources(parts, sources, canonical)
-        logger.info("translated copies from %s; %d English sentences have no translation (their copy is themselves, "
-                    "unlabelled)", ",".join(self.translation_languages()), pool.without_translation)
+        logger.info(
+            "translated copies from %s; %d English sentences have no translation (their copy is themselves, "
+            "unlabelled)",
+            ",".join(self.translation_languages()),
+            pool.without_translation,
+        )
         return pool
 
     def load_dataset(self, split: str, combine: bool = False, **kwargs):
@@ -79,15 +90,30 @@ class XtremeTaggingTask(XtremeTask):
         if copy_kind not in ("none", "translation"):
             parts += [dataclasses.replace(part, role="copies") for part in parts]  # the same stored sentences
         dataset = TaggingDataset(
-            parts, self.dictionary, self.max_positions(), self.cfg.seed, self.cfg.pooling,
+            parts,
+            self.dictionary,
+            self.max_positions(),
+            self.cfg.seed,
+            self.cfg.pooling,
             view_augmenter=self.augmenter(self.cfg.view_augmentation) if training else None,
             copy_augmenter=self.augmenter(copy_kind) if copy_kind not in ("none", "translation") else None,
-            translations=self._translation_pool() if copy_kind == "translation" else None)
+            translations=self._translation_pool() if copy_kind == "translation" else None,
+        )
         if dataset.cut_words:
-            logger.warning("%s: %d words are longer than %d pieces alone and were cut (predicted from their first "
-                           "piece)", split, dataset.cut_words, self.max_positions())
-        logger.info("loaded %s: %d chunks from %s (views: %s, copies: %s)", split, len(dataset), ", ".join(names),
-                    self.cfg.view_augmentation if training else "none", copy_kind)
+            logger.warning(
+                "%s: %d words are longer than %d pieces alone and were cut (predicted from their first piece)",
+                split,
+                dataset.cut_words,
+                self.max_positions(),
+            )
+        logger.info(
+            "loaded %s: %d chunks from %s (views: %s, copies: %s)",
+            split,
+            len(dataset),
+            ", ".join(names),
+            self.cfg.view_augmentation if training else "none",
+            copy_kind,
+        )
         if training:
             dataset = self._shuffled_by_length(dataset, dataset.sizes)
         self.datasets[split] = dataset
@@ -116,6 +142,9 @@ class XtremeTaggingTask(XtremeTask):
             if gold[row, 0] < 0:
                 continue  # unlabelled
             sequences.setdefault(int(sample["lang"][row]), []).append(
-                ([self.tag_names[t] for t in gold[row, :n].tolist()], [self.labels[p] for p in predictions[row, :n].tolist()]))
+                (
+                    [self.tag_names[t] for t in gold[row, :n].tolist()],
+                    [self.labels[p] for p in predictions[row, :n].tolist()],
+                )
+            )
         return entity_counts(sequences, self.languages)
-

@@ -1,4 +1,5 @@
 """One configured augmentation applied to an encoded text: the single entry point tasks use."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,8 +63,9 @@ class TextAugmenter:
         groups = augment_words(ids, self.dictionary, self.settings.prob, rng, self.replace_word)
         return np.fromiter((i for g in groups for i in g), dtype=np.int64)
 
-    def augment_groups(self, groups: list[list[int]], rng: np.random.Generator,
-                       budget: Optional[int] = None, keep=frozenset()) -> tuple[list[list[int]], int]:
+    def augment_groups(
+        self, groups: list[list[int]], rng: np.random.Generator, budget: Optional[int] = None, keep=frozenset()
+    ) -> tuple[list[list[int]], int]:
         """Word-aligned augmentation of given word groups (tagging, QA), within ``budget`` pieces, the words
         numbered in ``keep`` left as they are; returns the new groups and how many replacements the budget
         refused."""

@@ -3,6 +3,7 @@
 A word is looked up lower-cased, with the punctuation around it set aside and put back after
 translation, so "dog." becomes "Hund." rather than being skipped.
 """
+
 from __future__ import annotations
 
 import unicodedata

@@ -7,6 +7,7 @@ P(segmentation) ∝ exp(alpha · Σ score), by forward filtering and backward sa
 (sentencepiece's ``nbest_size=-1``), or, with ``nbest`` > 0, among the n best segmentations with
 the same weights. The sampled pieces always spell the same word.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,10 +61,10 @@ class UnigramWordSampler:
             end = start
         return ids[::-1]
 
-
     def _sample_nbest(self, word: str, alpha: float, rng: np.random.Generator, nbest: int) -> list[int] | None:
-        candidates = [c for c in self.sp.nbest_encode(word, out_type=str, nbest_size=nbest)
-                      if all(p in self.pieces for p in c)]
+        candidates = [
+            c for c in self.sp.nbest_encode(word, out_type=str, nbest_size=nbest) if all(p in self.pieces for p in c)
+        ]
         if not candidates:
             return None
         weights = np.array([alpha * sum(self.pieces[p][1] for p in c) for c in candidates])

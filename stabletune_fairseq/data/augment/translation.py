@@ -1,5 +1,6 @@
 """Machine-translation views (translate-train-all): an English row paired with one of its translations, and a
 translated copy (stage 2) with another translation of the same example or its English original."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,12 +4,12 @@ Each word is augmented independently with probability ``prob`` and the random dr
 generator seeded by (seed, epoch, example index, text slot), so a resumed or multi-process run draws
 exactly the same views. The result keeps one word group per original word (word alignment for tagging).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..words import WORD_START, word_groups, word_text
-
 
 ROW_SLOT, VIEW_SLOT = 0, 1  # the random streams of an item: its (stage-2 copy) row, and its view
 
@@ -25,8 +25,15 @@ def augment_words(ids, dictionary, prob: float, rng: np.random.Generator, replac
     return augment_word_groups(word_groups(ids, dictionary), dictionary, prob, rng, replace_word)[0]
 
 
-def augment_word_groups(groups: list[list[int]], dictionary, prob: float, rng: np.random.Generator, replace_word,
-                        budget: int | None = None, keep=frozenset()) -> tuple[list[list[int]], int]:
+def augment_word_groups(
+    groups: list[list[int]],
+    dictionary,
+    prob: float,
+    rng: np.random.Generator,
+    replace_word,
+    budget: int | None = None,
+    keep=frozenset(),
+) -> tuple[list[list[int]], int]:
     """Augment given word groups one to one (word k of the result is word k of the input).
 
     With a ``budget`` (pieces), a replacement is refused when it would leave too little room for the

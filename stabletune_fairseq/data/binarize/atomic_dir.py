@@ -1,4 +1,5 @@
 """Build an output folder beside its final place and move it there only once it is complete."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,9 @@ def check_replaceable(final: str | Path, marker: str) -> None:
     if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / marker).is_file())):
         from ...reliability.exit_status import BadInput
 
-        raise BadInput(f"{final}: exists and is not an earlier output of this command (no {marker}); "
-                       "name a new or empty folder")
+        raise BadInput(
+            f"{final}: exists and is not an earlier output of this command (no {marker}); name a new or empty folder"
+        )
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ logged and stored per split as ``malformed_dropped`` (a key present only with th
 and the fingerprint checkpoints record, of a folder prepared without it stay as they were). Test files are
 still refused: a submission needs every row.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,14 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_dir import atomic_output_dir
-from .token_files import PAIR_SPECIAL_TOKENS, SINGLE_SPECIAL_TOKENS, write_int_array, write_token_dataset
-from .xtreme_sentence import encode_pairs
 from ..encoding import PieceEncoder, load_xlmr_dictionary, model_files
 from ..metadata import save_metadata
 from ..readers.glue_tsv import GlueRows, GlueTask, find_glue_files, read_glue_file
+from .atomic_dir import atomic_output_dir
+from .token_files import PAIR_SPECIAL_TOKENS, SINGLE_SPECIAL_TOKENS, write_int_array, write_token_dataset
+from .xtreme_sentence import encode_pairs
 
 logger = logging.getLogger(__name__)
+
 
 def encode_single(encoder: PieceEncoder, texts: list[str], budget: int) -> tuple[list[np.ndarray], int]:
     """Encoded texts cut to ``budget`` pieces, and the number of texts that were cut."""
@@ -54,8 +56,9 @@ def encode_single(encoder: PieceEncoder, texts: list[str], budget: int) -> tuple
     return [ids[:budget] for ids in encoded], truncated
 
 
-def write_split(out: Path, name: str, rows: GlueRows, task: GlueTask, encoder: PieceEncoder,
-                max_positions: int) -> tuple[int, int]:
+def write_split(
+    out: Path, name: str, rows: GlueRows, task: GlueTask, encoder: PieceEncoder, max_positions: int
+) -> tuple[int, int]:
     """One split's token, label and index files; returns (rows truncated, unknown pieces)."""
     if task.pair:
         encoded = encode_pairs(encoder, *rows.texts, max_positions - PAIR_SPECIAL_TOKENS)
@@ -85,8 +88,14 @@ def load_encoder(dict_file: Path, sentencepiece_model: Path) -> PieceEncoder:
     return _encoder(str(dict_file.resolve()), str(sentencepiece_model.resolve()), stamp)
 
 
-def prepare_glue_task(task: GlueTask, folder: str | Path, dict_dir: str | Path, out_root: str | Path,
-                      max_positions: int, drop_malformed: bool = False) -> Path:
+def prepare_glue_task(
+    task: GlueTask,
+    folder: str | Path,
+    dict_dir: str | Path,
+    out_root: str | Path,
+    max_positions: int,
+    drop_malformed: bool = False,
+) -> Path:
     """``folder`` (a GLUE task folder, see ``readers.glue_tsv.find_glue_tasks``) -> ``<out_root>/<task.folder>/``.
     Every file is read (and checked) before anything is encoded or written. ``drop_malformed``: see above."""
     dict_file, sentencepiece_model = model_files(dict_dir)
@@ -94,9 +103,15 @@ def prepare_glue_task(task: GlueTask, folder: str | Path, dict_dir: str | Path, 
     files = find_glue_files(folder, task)
     if "train" not in files:
         logger.warning("%s: no train.tsv in %s: prepared for evaluation only", task.folder, folder)
-    read = {split: read_glue_file(path, task, labels_required=not split.startswith("test_"),
-                                  drop_malformed=drop_malformed and not split.startswith("test_"))
-            for split, (_, path) in files.items()}
+    read = {
+        split: read_glue_file(
+            path,
+            task,
+            labels_required=not split.startswith("test_"),
+            drop_malformed=drop_malformed and not split.startswith("test_"),
+        )
+        for split, (_, path) in files.items()
+    }
     encoder = load_encoder(dict_file, sentencepiece_model)
     final = Path(out_root) / task.folder
     splits = {}
@@ -104,22 +119,53 @@ def prepare_glue_task(task: GlueTask, folder: str | Path, dict_dir: str | Path, 
         for split, (language, path) in files.items():
             rows = read[split]
             truncated, unk = write_split(out, split, rows, task, encoder, max_positions)
-            splits[split] = {"language": language, "source": str(path.resolve()), "examples": len(rows),
-                             "labelled": rows.labelled, "truncated": truncated, "unk_pieces": unk}
+            splits[split] = {
+                "language": language,
+                "source": str(path.resolve()),
+                "examples": len(rows),
+                "labelled": rows.labelled,
+                "truncated": truncated,
+                "unk_pieces": unk,
+            }
             if drop_malformed and not split.startswith("test_"):
                 splits[split]["malformed_dropped"] = len(rows.dropped_lines)
             if rows.dropped_lines:
                 shown = ", ".join(map(str, rows.dropped_lines[:10])) + (", ..." if len(rows.dropped_lines) > 10 else "")
-                logger.warning("%s: %d malformed lines dropped (DROP_MALFORMED=1): lines %s", path,
-                               len(rows.dropped_lines), shown)
+                logger.warning(
+                    "%s: %d malformed lines dropped (DROP_MALFORMED=1): lines %s", path, len(rows.dropped_lines), shown
+                )
             if truncated:
-                logger.warning("%s: %d of %d %s cut to %d tokens", path, truncated, len(rows),
-                               "pairs" if task.pair else "sentences", max_positions)
-            logger.info("%s -> %s/%s: %d examples (%s), %d truncated, %d unknown pieces", path, task.folder, split,
-                        len(rows), "labelled" if rows.labelled else "no labels", truncated, unk)
+                logger.warning(
+                    "%s: %d of %d %s cut to %d tokens",
+                    path,
+                    truncated,
+                    len(rows),
+                    "pairs" if task.pair else "sentences",
+                    max_positions,
+                )
+            logger.info(
+                "%s -> %s/%s: %d examples (%s), %d truncated, %d unknown pieces",
+                path,
+                task.folder,
+                split,
+                len(rows),
+                "labelled" if rows.labelled else "no labels",
+                truncated,
+                unk,
+            )
         shutil.copy(dict_file, out / "dict.txt")
         shutil.copy(sentencepiece_model, out / "sentencepiece.bpe.model")
-        save_metadata(out, {"task": task.name, "glue_task": task.folder, "kind": "glue", "labels": list(task.labels),
-                            "regression": task.regression, "pair": task.pair, "max_positions": max_positions,
-                            "splits": splits})
+        save_metadata(
+            out,
+            {
+                "task": task.name,
+                "glue_task": task.folder,
+                "kind": "glue",
+                "labels": list(task.labels),
+                "regression": task.regression,
+                "pair": task.pair,
+                "max_positions": max_positions,
+                "splits": splits,
+            },
+        )
     return final

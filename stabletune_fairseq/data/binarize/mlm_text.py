@@ -19,6 +19,7 @@ Layout of ``<out>/mlm/``: ``blocks/<split>.{bin,idx}`` (a fairseq ``mmap`` datas
 ``<s>``/``</s>``), ``dict.txt``, ``sentencepiece.bpe.model``, ``metadata.json`` with, per split: documents,
 characters, pieces, blocks (full and short), tails dropped and their pieces, pieces read as ``<unk>``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_dir import atomic_output_dir
-from .token_files import write_token_dataset
 from ..encoding import PieceEncoder, load_xlmr_dictionary, model_files
 from ..errors import InputFormatError
 from ..metadata import save_metadata
 from ..readers.plain_text import VALID_FOLDER, Document, read_folder
+from .atomic_dir import atomic_output_dir
+from .token_files import write_token_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,12 @@ def split_documents(text_dir: Path, valid_every: int) -> tuple[list[Document], l
         return documents, [], "none held out (VALID_EVERY=0)"
     held = [d for i, d in enumerate(documents) if i % valid_every == valid_every - 1]
     if not held:
-        raise InputFormatError(text_dir, None, f"{len(documents)} documents: too few to hold out every "
-                               f"{valid_every}th for validation (add a {VALID_FOLDER}/ folder, or VALID_EVERY=0)")
+        raise InputFormatError(
+            text_dir,
+            None,
+            f"{len(documents)} documents: too few to hold out every "
+            f"{valid_every}th for validation (add a {VALID_FOLDER}/ folder, or VALID_EVERY=0)",
+        )
     kept = [d for i, d in enumerate(documents) if i % valid_every != valid_every - 1]
     return kept, held, f"every {valid_every}th document in reading order (sorted files, blank-line separated)"
 
@@ -62,10 +67,13 @@ def split_documents(text_dir: Path, valid_every: int) -> tuple[list[Document], l
 def cut_blocks(sequences: list[np.ndarray], block_pieces: int, min_tokens: int) -> tuple[list[np.ndarray], dict]:
     """Blocks of ``block_pieces`` consecutive pieces of each sequence; a last part of at least ``min_tokens``
     pieces is a short block, a shorter one is dropped. Returns the blocks and their counts."""
-    blocks, counts = [], {"blocks": 0, "full_blocks": 0, "short_blocks": 0, "tails_dropped": 0, "tail_tokens_dropped": 0}
+    blocks, counts = (
+        [],
+        {"blocks": 0, "full_blocks": 0, "short_blocks": 0, "tails_dropped": 0, "tail_tokens_dropped": 0},
+    )
     for pieces in sequences:
         for start in range(0, len(pieces), block_pieces):
-            block = pieces[start:start + block_pieces]
+            block = pieces[start : start + block_pieces]
             if len(block) == block_pieces:
                 counts["full_blocks"] += 1
             elif len(block) >= min_tokens:
@@ -79,12 +87,14 @@ def cut_blocks(sequences: list[np.ndarray], block_pieces: int, min_tokens: int) 
     return blocks, counts
 
 
-def encode_documents(encoder: PieceEncoder, documents: list[Document], mask_index: int) -> tuple[list[np.ndarray], dict]:
+def encode_documents(
+    encoder: PieceEncoder, documents: list[Document], mask_index: int
+) -> tuple[list[np.ndarray], dict]:
     """Pieces of every document, and counts. A piece that is the ``<mask>`` symbol (a dictionary whose pieces hold
     it) would break masking: it is read as ``<unk>`` and counted."""
     encoded, counts = [], {"unk_pieces": 0, "mask_pieces_replaced": 0, "empty_documents": 0}
     for start in range(0, len(documents), ENCODE_BATCH):
-        for pieces in encoder.encode([d.text for d in documents[start:start + ENCODE_BATCH]]):
+        for pieces in encoder.encode([d.text for d in documents[start : start + ENCODE_BATCH]]):
             masked = pieces == mask_index
             counts["mask_pieces_replaced"] += int(masked.sum())
             pieces = np.where(masked, encoder.unk, pieces)
@@ -94,11 +104,22 @@ def encode_documents(encoder: PieceEncoder, documents: list[Document], mask_inde
     return encoded, counts
 
 
-def binarize_split(encoder: PieceEncoder, documents: list[Document], block_pieces: int, min_tokens: int,
-                   packing: str, separator: int, mask_index: int) -> tuple[list[np.ndarray], dict]:
+def binarize_split(
+    encoder: PieceEncoder,
+    documents: list[Document],
+    block_pieces: int,
+    min_tokens: int,
+    packing: str,
+    separator: int,
+    mask_index: int,
+) -> tuple[list[np.ndarray], dict]:
     pieces, counts = encode_documents(encoder, documents, mask_index)
-    counts = {"documents": len(documents), "characters": sum(len(d.text) for d in documents),
-              "pieces": int(sum(len(p) for p in pieces)), **counts}
+    counts = {
+        "documents": len(documents),
+        "characters": sum(len(d.text) for d in documents),
+        "pieces": int(sum(len(p) for p in pieces)),
+        **counts,
+    }
     if packing == "stream":  # RoBERTa's FULL-SENTENCES: </s> after every document, one stream
         stream = np.concatenate([np.append(p, separator) for p in pieces]) if pieces else np.zeros(0, np.int64)
         counts["separators"] = len(pieces)
@@ -109,15 +130,25 @@ def binarize_split(encoder: PieceEncoder, documents: list[Document], block_piece
     return blocks, counts
 
 
-def prepare_mlm_task(text_dir: str | Path, dict_dir: str | Path, out_root: str | Path, max_positions: int,
-                     valid_every: int = DEFAULT_VALID_EVERY, min_tokens: int = DEFAULT_MIN_TOKENS,
-                     packing: str = "document") -> Path:
+def prepare_mlm_task(
+    text_dir: str | Path,
+    dict_dir: str | Path,
+    out_root: str | Path,
+    max_positions: int,
+    valid_every: int = DEFAULT_VALID_EVERY,
+    min_tokens: int = DEFAULT_MIN_TOKENS,
+    packing: str = "document",
+) -> Path:
     if packing not in PACKINGS:
         raise ValueError(f"PACK={packing}: one of {', '.join(PACKINGS)}")
     block_pieces, text_dir = max_positions - BLOCK_SPECIAL_TOKENS, Path(text_dir)
     if block_pieces < 1 or not 1 <= min_tokens <= block_pieces:
-        raise InputFormatError(text_dir, None, f"MAX_LEN={max_positions}, MIN_TOKENS={min_tokens}: a block holds MAX_LEN - 2 "
-                               "pieces and MIN_TOKENS must be between 1 and that")
+        raise InputFormatError(
+            text_dir,
+            None,
+            f"MAX_LEN={max_positions}, MIN_TOKENS={min_tokens}: a block holds MAX_LEN - 2 "
+            "pieces and MIN_TOKENS must be between 1 and that",
+        )
     dict_path, sentencepiece_path = model_files(dict_dir)
     dictionary = load_xlmr_dictionary(str(dict_path))
     encoder = PieceEncoder(str(sentencepiece_path), dictionary)
@@ -128,30 +159,62 @@ def prepare_mlm_task(text_dir: str | Path, dict_dir: str | Path, out_root: str |
         for name, documents in (("train", train), ("valid", valid)):
             if not documents:
                 continue
-            blocks, counts = binarize_split(encoder, documents, block_pieces, min_tokens, packing, dictionary.eos(),
-                                            dictionary.index("<mask>"))
+            blocks, counts = binarize_split(
+                encoder, documents, block_pieces, min_tokens, packing, dictionary.eos(), dictionary.index("<mask>")
+            )
             if not blocks:
-                raise InputFormatError(text_dir, None, f"{name}: no block of at least MIN_TOKENS={min_tokens} pieces in "
-                                       f"{len(documents)} documents ({counts['pieces']} pieces)")
+                raise InputFormatError(
+                    text_dir,
+                    None,
+                    f"{name}: no block of at least MIN_TOKENS={min_tokens} pieces in "
+                    f"{len(documents)} documents ({counts['pieces']} pieces)",
+                )
             write_token_dataset(out / "blocks" / name, blocks, len(dictionary))
             splits[name] = {"source": str(text_dir.resolve()), **counts}
             _log_split(name, counts, max_positions)
         shutil.copy(dict_path, out / "dict.txt")
         shutil.copy(sentencepiece_path, out / "sentencepiece.bpe.model")
-        save_metadata(out, {"task": "mlm", "kind": "mlm", "labels": [], "max_positions": max_positions,
-                            "packing": packing, "min_tokens": min_tokens, "valid_rule": rule, "splits": splits})
+        save_metadata(
+            out,
+            {
+                "task": "mlm",
+                "kind": "mlm",
+                "labels": [],
+                "max_positions": max_positions,
+                "packing": packing,
+                "min_tokens": min_tokens,
+                "valid_rule": rule,
+                "splits": splits,
+            },
+        )
     logger.info("held out: %s", rule)
     return final
 
 
 def _log_split(name: str, c: dict, max_positions: int) -> None:
-    logger.info("%s: %d documents, %d characters, %d pieces -> %d blocks of up to %d tokens (%d full, %d short)", name,
-                c["documents"], c["characters"], c["pieces"], c["blocks"], max_positions, c["full_blocks"],
-                c["short_blocks"])
+    logger.info(
+        "%s: %d documents, %d characters, %d pieces -> %d blocks of up to %d tokens (%d full, %d short)",
+        name,
+        c["documents"],
+        c["characters"],
+        c["pieces"],
+        c["blocks"],
+        max_positions,
+        c["full_blocks"],
+        c["short_blocks"],
+    )
     if c["tails_dropped"]:
-        logger.warning("%s: %d tails shorter than MIN_TOKENS dropped (%d pieces, %.2f%% of the pieces)", name,
-                       c["tails_dropped"], c["tail_tokens_dropped"], 100 * c["tail_tokens_dropped"] / max(1, c["pieces"]))
-    for key, what in (("unk_pieces", "pieces read as <unk>"), ("empty_documents", "documents that encode to no piece"),
-                      ("mask_pieces_replaced", "<mask> pieces in the text, read as <unk>")):
+        logger.warning(
+            "%s: %d tails shorter than MIN_TOKENS dropped (%d pieces, %.2f%% of the pieces)",
+            name,
+            c["tails_dropped"],
+            c["tail_tokens_dropped"],
+            100 * c["tail_tokens_dropped"] / max(1, c["pieces"]),
+        )
+    for key, what in (
+        ("unk_pieces", "pieces read as <unk>"),
+        ("empty_documents", "documents that encode to no piece"),
+        ("mask_pieces_replaced", "<mask> pieces in the text, read as <unk>"),
+    ):
         if c[key]:
             logger.warning("%s: %d %s", name, c[key], what)

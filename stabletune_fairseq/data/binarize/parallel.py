@@ -15,6 +15,7 @@ file. Nothing is dropped: every row of every file is either a training or a vali
 Validation: a pair's ``dev`` file when it has one; otherwise its last ``valid_pairs`` rows, at most a tenth of
 the file (so a small file still trains on most of its rows). Source-only sentences are training rows only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,15 +61,25 @@ def _add_pairs(split: _Split, encoder, source, target, limit) -> dict:
     tgt, tgt_long, tgt_unk = _encode(encoder, target, limit)
     split.source += src
     split.target += tgt
-    return {"pairs": len(src), "longer_than_max_positions": {"source": src_long, "target": tgt_long},
-            "unk_pieces": src_unk + tgt_unk}
+    return {
+        "pairs": len(src),
+        "longer_than_max_positions": {"source": src_long, "target": tgt_long},
+        "unk_pieces": src_unk + tgt_unk,
+    }
 
 
-def prepare_parallel(folder: str | Path, dict_dir: str | Path, out_root: str | Path,
-                     max_positions: int, valid_pairs: int = DEFAULT_VALID_PAIRS) -> Path:
+def prepare_parallel(
+    folder: str | Path,
+    dict_dir: str | Path,
+    out_root: str | Path,
+    max_positions: int,
+    valid_pairs: int = DEFAULT_VALID_PAIRS,
+) -> Path:
     files = find_parallel_files(folder)  # every file is read and checked before anything is written
-    texts = {name: {split: read_parallel(path) if path else None for split, path in slot.items()}
-             for name, slot in files.pairs.items()}
+    texts = {
+        name: {split: read_parallel(path) if path else None for split, path in slot.items()}
+        for name, slot in files.pairs.items()
+    }
     sentences = [read_sentences(path) for path in files.sentences]
     dict_dir = Path(dict_dir)
     dictionary = load_xlmr_dictionary(str(dict_dir / "dict.txt"))
@@ -79,28 +90,47 @@ def prepare_parallel(folder: str | Path, dict_dir: str | Path, out_root: str | P
     for name, parts in texts.items():
         rows = parts["train"]
         keep = len(rows) - (0 if parts["dev"] is not None else held_out(len(rows), valid_pairs))
-        entry = {"source": str(rows.path.resolve()), "rows": len(rows),
-                 "train": _add_pairs(train, encoder, rows.source[:keep], rows.target[:keep], limit)}
+        entry = {
+            "source": str(rows.path.resolve()),
+            "rows": len(rows),
+            "train": _add_pairs(train, encoder, rows.source[:keep], rows.target[:keep], limit),
+        }
         if parts["dev"] is not None:
             dev = parts["dev"]
             entry["dev_source"] = str(dev.path.resolve())
             entry["valid"] = {"from": "dev file", **_add_pairs(valid, encoder, dev.source, dev.target, limit)}
         else:
             lines = f"lines {rows.line_numbers[keep]}-{rows.line_numbers[-1]}" if keep < len(rows) else "too few rows"
-            entry["valid"] = {"from": f"last {len(rows) - keep} rows ({lines})",
-                              **_add_pairs(valid, encoder, rows.source[keep:], rows.target[keep:], limit)}
+            entry["valid"] = {
+                "from": f"last {len(rows) - keep} rows ({lines})",
+                **_add_pairs(valid, encoder, rows.source[keep:], rows.target[keep:], limit),
+            }
         report["pairs"][name] = entry
-        logger.info("%s: %d pairs -> %d training, %d validation (%s)", rows.path, len(rows), entry["train"]["pairs"],
-                    entry["valid"]["pairs"], entry["valid"]["from"])
+        logger.info(
+            "%s: %d pairs -> %d training, %d validation (%s)",
+            rows.path,
+            len(rows),
+            entry["train"]["pairs"],
+            entry["valid"]["pairs"],
+            entry["valid"]["from"],
+        )
     for text in sentences:
         encoded, long, unk = _encode(encoder, text.source, limit)
         train.source_only += encoded
-        report["sentences"][text.path.name] = {"source": str(text.path.resolve()), "sentences": len(encoded),
-                                               "longer_than_max_positions": long, "unk_pieces": unk}
+        report["sentences"][text.path.name] = {
+            "source": str(text.path.resolve()),
+            "sentences": len(encoded),
+            "longer_than_max_positions": long,
+            "unk_pieces": unk,
+        }
         logger.info("%s: %d source-only sentences", text.path, len(encoded))
     if not valid.source:
-        raise InputFormatError(folder, None, f"no validation pairs: give a <pair>.dev.tsv, or files of at least "
-                                             f"{MAX_HELD_OUT_SHARE} pairs (the last tenth, up to {valid_pairs}, is held out)")
+        raise InputFormatError(
+            folder,
+            None,
+            f"no validation pairs: give a <pair>.dev.tsv, or files of at least "
+            f"{MAX_HELD_OUT_SHARE} pairs (the last tenth, up to {valid_pairs}, is held out)",
+        )
     final = Path(out_root) / TASK
     with atomic_output_dir(final) as out:
         for name, split in (("train", train), ("valid", valid)):
@@ -108,12 +138,31 @@ def prepare_parallel(folder: str | Path, dict_dir: str | Path, out_root: str | P
             write_token_dataset(out / "target" / name, split.target, len(dictionary))
         shutil.copy(dict_dir / "dict.txt", out / "dict.txt")
         shutil.copy(dict_dir / "sentencepiece.bpe.model", out / "sentencepiece.bpe.model")
-        save_metadata(out, {
-            "task": TASK, "kind": KIND, "labels": [], "max_positions": max_positions, "valid_pairs": valid_pairs,
-            "splits": {"train": {"examples": len(train.source) + len(train.source_only), "pairs": len(train.source),
-                                 "source_only": len(train.source_only)},
-                       "valid": {"examples": len(valid.source), "pairs": len(valid.source), "source_only": 0}},
-            "files": report})
-    logger.info("wrote %s: %d training rows (%d pairs, %d source-only), %d validation pairs", final,
-                len(train.source) + len(train.source_only), len(train.source), len(train.source_only), len(valid.source))
+        save_metadata(
+            out,
+            {
+                "task": TASK,
+                "kind": KIND,
+                "labels": [],
+                "max_positions": max_positions,
+                "valid_pairs": valid_pairs,
+                "splits": {
+                    "train": {
+                        "examples": len(train.source) + len(train.source_only),
+                        "pairs": len(train.source),
+                        "source_only": len(train.source_only),
+                    },
+                    "valid": {"examples": len(valid.source), "pairs": len(valid.source), "source_only": 0},
+                },
+                "files": report,
+            },
+        )
+    logger.info(
+        "wrote %s: %d training rows (%d pairs, %d source-only), %d validation pairs",
+        final,
+        len(train.source) + len(train.source_only),
+        len(train.source),
+        len(train.source_only),
+        len(valid.source),
+    )
     return final

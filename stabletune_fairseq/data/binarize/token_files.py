@@ -1,4 +1,5 @@
 """Write token id sequences and labels in fairseq's binarised formats."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -30,6 +30,7 @@ Counted per split and logged: questions cut to the query length, answers realign
 (see ``squad_json.py``), answers beginning or ending inside a piece, words read as ``<unk>``, and
 the windows needed at the default length. Windows themselves are planned when the data is loaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,14 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_dir import atomic_output_dir
-from .token_files import write_int_array, write_token_dataset
 from ..encoding import PieceEncoder, load_xlmr_dictionary, model_files
 from ..errors import InputFormatError
 from ..metadata import save_metadata
 from ..qa_encoding import answer_pieces, encode_texts, truncate_words
 from ..qa_windows import context_budget, plan_windows
 from ..readers.squad_json import QAFile, line_of_id, read_squad_file
+from .atomic_dir import atomic_output_dir
+from .token_files import write_int_array, write_token_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +56,22 @@ NO_ANSWER, UNANSWERABLE = -1, -2  # answers.npy: nothing to train on / trained t
 
 QA_TASKS = ("xquad", "mlqa", "tydiqa", "squad")
 SQUAD_TRAIN = ("squad/train-v1.1.json", "squad/train-v2.0.json")
-TRAIN_FILES = {"xquad": SQUAD_TRAIN, "mlqa": SQUAD_TRAIN, "squad": SQUAD_TRAIN,
-               "tydiqa": ("tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json",
-                          "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.en.train.json")}
+TRAIN_FILES = {
+    "xquad": SQUAD_TRAIN,
+    "mlqa": SQUAD_TRAIN,
+    "squad": SQUAD_TRAIN,
+    "tydiqa": (
+        "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json",
+        "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.en.train.json",
+    ),
+}
 # (folder, file pattern with the language as group 1, split prefix)
 EVAL_FILES = {
     "xquad": [("xquad", r"xquad\.([a-z]{2}(?:-[a-z]+)?)\.json", "valid")],
-    "mlqa": [("mlqa/MLQA_V1/dev", r"dev-context-([a-z]{2})-question-([a-z]{2})\.json", "valid"),
-             ("mlqa/MLQA_V1/test", r"test-context-([a-z]{2})-question-([a-z]{2})\.json", "test")],
+    "mlqa": [
+        ("mlqa/MLQA_V1/dev", r"dev-context-([a-z]{2})-question-([a-z]{2})\.json", "valid"),
+        ("mlqa/MLQA_V1/test", r"test-context-([a-z]{2})-question-([a-z]{2})\.json", "test"),
+    ],
     "tydiqa": [("tydiqa/tydiqa-goldp-v1.1-dev", r"tydiqa\.(?:goldp\.)?([a-z]{2})\.dev\.json", "valid")],
     "squad": [("squad", r"dev-v(?:1\.1|2\.0)\.json()", "valid")],
 }
@@ -114,17 +123,26 @@ def encode_file(qa: QAFile, encoder: PieceEncoder, max_query: int) -> tuple[dict
     by_context = dict(zip(contexts, encoded_contexts))
     questions, unk_question = encode_texts(encoder, [e.question for e in qa.examples])
     arrays = {"question": [], "context": [], "answers": []}
-    counts = {"examples": len(qa.examples), "duplicate_ids": len(qa.duplicate_ids), "labelled": qa.labelled, "answers_realigned": qa.answers_realigned,
-              "answers_unmatched": qa.answers_unmatched, "answers_inside_pieces": 0, "questions_truncated": 0,
-              "unanswerable": sum(e.impossible for e in qa.examples), "unk_words": unk_context + unk_question}
+    counts = {
+        "examples": len(qa.examples),
+        "duplicate_ids": len(qa.duplicate_ids),
+        "labelled": qa.labelled,
+        "answers_realigned": qa.answers_realigned,
+        "answers_unmatched": qa.answers_unmatched,
+        "answers_inside_pieces": 0,
+        "questions_truncated": 0,
+        "unanswerable": sum(e.impossible for e in qa.examples),
+        "unk_words": unk_context + unk_question,
+    }
     for example, question in zip(qa.examples, questions):
         question, cut = truncate_words(question, max_query)
         counts["questions_truncated"] += cut
         context = by_context[example.context]
         answer = (UNANSWERABLE, UNANSWERABLE) if example.impossible else (NO_ANSWER, NO_ANSWER)
         if example.answer_start >= 0:
-            s, e, exact = answer_pieces(context.char_spans, example.answer_start,
-                                        example.answer_start + len(example.answer_text))
+            s, e, exact = answer_pieces(
+                context.char_spans, example.answer_start, example.answer_start + len(example.answer_text)
+            )
             counts["answers_inside_pieces"] += not exact
             answer = (s, e)
         arrays["question"].append(question)
@@ -155,8 +173,10 @@ def split_columns(qa: QAFile, arrays: dict) -> dict:
         columns[f"{part}_words"] = [t.word_pieces for t in arrays[part]]
     columns["char_spans"] = np.concatenate([c.char_spans for c in arrays["context"]]).reshape(-1, 2).astype(np.int64)
     columns["answers"] = np.asarray(arrays["answers"], dtype=np.int64).reshape(-1, 2)
-    columns["examples"] = [{"id": e.id, "question": e.question, "context": e.context, "answers": e.answers,
-                            "impossible": e.impossible} for e in qa.examples]
+    columns["examples"] = [
+        {"id": e.id, "question": e.question, "context": e.context, "answers": e.answers, "impossible": e.impossible}
+        for e in qa.examples
+    ]
     return columns
 
 
@@ -172,9 +192,17 @@ def write_split(out: Path, name: str, qa: QAFile, arrays: dict, vocab: int) -> N
         f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in columns["examples"])
 
 
-def prepare_qa_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out_root: str | Path,
-                    max_positions: int, translations_dir: str | Path | None = None,
-                    max_query: int = DEFAULT_MAX_QUERY, stride: int = DEFAULT_STRIDE, layout: str = "xtreme") -> Path:
+def prepare_qa_task(
+    task: str,
+    xtreme_dir: str | Path,
+    dict_dir: str | Path,
+    out_root: str | Path,
+    max_positions: int,
+    translations_dir: str | Path | None = None,
+    max_query: int = DEFAULT_MAX_QUERY,
+    stride: int = DEFAULT_STRIDE,
+    layout: str = "xtreme",
+) -> Path:
     dict_path, sentencepiece_path = model_files(dict_dir)
     dictionary = load_xlmr_dictionary(str(dict_path))
     encoder = PieceEncoder(str(sentencepiece_path), dictionary)
@@ -182,8 +210,12 @@ def prepare_qa_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out
     for reason in skipped:
         logger.info("skipped %s", reason)
     if "train" not in files:
-        logger.warning("%s: no training file (%s) under %s: prepared for evaluation only", task,
-                       " or ".join(qa_file_names(task, layout)[0]), xtreme_dir)
+        logger.warning(
+            "%s: no training file (%s) under %s: prepared for evaluation only",
+            task,
+            " or ".join(qa_file_names(task, layout)[0]),
+            xtreme_dir,
+        )
     sources = {name: (language, path, read_squad_file(path)) for name, (language, path) in files.items()}
     if translations_dir is not None:
         for language, path in qa_translation_files(translations_dir, task).items():
@@ -194,22 +226,38 @@ def prepare_qa_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out
         for name, (language, path, qa) in sources.items():
             if qa.duplicate_ids and name != "train" and not name.startswith("translation_"):
                 qid = qa.duplicate_ids[0]
-                raise InputFormatError(path, line_of_id(path, qid, occurrence=2), f"question id {qid!r} occurs twice (predictions are keyed by id)")
+                raise InputFormatError(
+                    path,
+                    line_of_id(path, qid, occurrence=2),
+                    f"question id {qid!r} occurs twice (predictions are keyed by id)",
+                )
             if name.startswith("valid_") and not qa.labelled:
                 name = "test_" + language  # dev without answers: predictions only
             arrays, counts = encode_file(qa, encoder, max_query)
             counts["windows"], counts["long_contexts"] = count_windows(arrays, max_positions, stride)
-            folder, stored = (out / "translation", f"train_{language}") if name.startswith("translation_") \
-                else (out, name)
+            folder, stored = (
+                (out / "translation", f"train_{language}") if name.startswith("translation_") else (out, name)
+            )
             write_split(folder, stored, qa, arrays, len(dictionary))
             report = {"language": language, "source": str(Path(path).resolve()), **counts}
             (translations if folder != out else splits)[language if folder != out else name] = report
             _log_split(path, name, report, max_positions)
         shutil.copy(dict_path, out / "dict.txt")
         shutil.copy(sentencepiece_path, out / "sentencepiece.bpe.model")  # also when the model folder calls it sp.model
-        save_metadata(out, {"task": task, "kind": "qa", "labels": ["start", "end"], "max_positions": max_positions,
-                            "max_query_length": max_query, "doc_stride": stride, "splits": splits,
-                            "skipped_files": skipped, "translations": translations})
+        save_metadata(
+            out,
+            {
+                "task": task,
+                "kind": "qa",
+                "labels": ["start", "end"],
+                "max_positions": max_positions,
+                "max_query_length": max_query,
+                "doc_stride": stride,
+                "splits": splits,
+                "skipped_files": skipped,
+                "translations": translations,
+            },
+        )
     return final
 
 
@@ -218,20 +266,31 @@ def qa_translation_files(translations_dir: str | Path, task: str) -> dict[str, P
     folder = Path(translations_dir) / TRANSLATION_FOLDERS[task] / "translate-train"
     if not folder.is_dir():
         raise InputFormatError(folder, None, "translate-train folder not found")
-    files = {m.group(1): p for p in sorted(folder.iterdir()) if (m := re.search(r"en-([a-z]{2}(?:-[a-z]+)?)\.json$", p.name))}
+    files = {
+        m.group(1): p for p in sorted(folder.iterdir()) if (m := re.search(r"en-([a-z]{2}(?:-[a-z]+)?)\.json$", p.name))
+    }
     if not files:
         raise InputFormatError(folder, None, "no *en-<lang>.json translate-train file")
     return files
 
 
 def _log_split(path, name: str, c: dict, max_positions: int) -> None:
-    logger.info("%s -> %s: %d questions (%s), %d windows of %d tokens, %d contexts need several", path, name,
-                c["examples"], "with answers" if c["labelled"] else "no answers", c["windows"], max_positions,
-                c["long_contexts"])
-    for key, what in (("answers_unmatched", "answers whose text is not in the context (scored, not trained on)"),
-                      ("answers_realigned", "answers found near, not at, their offset"),
-                      ("answers_inside_pieces", "answers beginning or ending inside a piece"),
-                      ("questions_truncated", "questions cut to the maximum query length"),
-                      ("unk_words", "words read as <unk>")):
+    logger.info(
+        "%s -> %s: %d questions (%s), %d windows of %d tokens, %d contexts need several",
+        path,
+        name,
+        c["examples"],
+        "with answers" if c["labelled"] else "no answers",
+        c["windows"],
+        max_positions,
+        c["long_contexts"],
+    )
+    for key, what in (
+        ("answers_unmatched", "answers whose text is not in the context (scored, not trained on)"),
+        ("answers_realigned", "answers found near, not at, their offset"),
+        ("answers_inside_pieces", "answers beginning or ending inside a piece"),
+        ("questions_truncated", "questions cut to the maximum query length"),
+        ("unk_words", "words read as <unk>"),
+    ):
         if c[key]:
             logger.warning("%s: %d %s", path, c[key], what)

@@ -17,19 +17,20 @@ translate-train files and XNLI-MT say ``contradictory`` for ``contradiction``) i
 counted: ``"labels_remapped": {"contradictory->contradiction": N}`` in that split's or translation's
 report, present only where N > 0.
 """
+
 from __future__ import annotations
 
 import logging
 import shutil
 from pathlib import Path
 
-from .atomic_dir import atomic_output_dir
-from .token_files import PAIR_SPECIAL_TOKENS, truncate_pair, write_int_array, write_token_dataset
 from ..encoding import PieceEncoder, load_xlmr_dictionary
 from ..metadata import save_metadata
-from ..readers.xtreme_tsv import read_sentence_pairs
 from ..readers.xtreme_split_files import find_split_files
 from ..readers.xtreme_translations import match_translations, translation_files
+from ..readers.xtreme_tsv import read_sentence_pairs
+from .atomic_dir import atomic_output_dir
+from .token_files import PAIR_SPECIAL_TOKENS, truncate_pair, write_int_array, write_token_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,9 @@ def prepare_translations(out: Path, task: str, translations_dir, train, labels, 
     """Binarise every translate-train file, paired with the English training rows; return its metadata."""
     report = {}
     for language, path in translation_files(translations_dir, task).items():
-        matched = match_translations(path, language, train.text_a, train.text_b, train.labels, labels,
-                                     aliases=label_aliases(task))
+        matched = match_translations(
+            path, language, train.text_a, train.text_b, train.labels, labels, aliases=label_aliases(task)
+        )
         first, second, truncated = encode_pairs(encoder, matched.text_a, matched.text_b, budget)
         name = f"train_{language}"
         write_token_dataset(out / "translation" / "input0" / name, first, len(encoder.dictionary))
@@ -83,18 +85,40 @@ def prepare_translations(out: Path, task: str, translations_dir, train, labels, 
         if matched.unmatched:
             with open(out / "translation" / f"unmatched_{language}.tsv", "w", encoding="utf-8") as f:
                 f.writelines(f"{path}:{line}\t{reason}\n" for line, reason in matched.unmatched)
-            logger.warning("%s: %d rows not paired with an English training row (see translation/unmatched_%s.tsv), "
-                           "first at line %d: %s", path, len(matched.unmatched), language, *matched.unmatched[0])
-        report[language] = {"source": str(path.resolve()), "pairs": len(matched.source_rows),
-                            "unmatched": len(matched.unmatched), "truncated": truncated,
-                            **remap_report(path, matched.remapped)}
-        logger.info("%s -> translation/%s: %d pairs, %d unmatched, %d truncated", path, name,
-                    len(matched.source_rows), len(matched.unmatched), truncated)
+            logger.warning(
+                "%s: %d rows not paired with an English training row (see translation/unmatched_%s.tsv), "
+                "first at line %d: %s",
+                path,
+                len(matched.unmatched),
+                language,
+                *matched.unmatched[0],
+            )
+        report[language] = {
+            "source": str(path.resolve()),
+            "pairs": len(matched.source_rows),
+            "unmatched": len(matched.unmatched),
+            "truncated": truncated,
+            **remap_report(path, matched.remapped),
+        }
+        logger.info(
+            "%s -> translation/%s: %d pairs, %d unmatched, %d truncated",
+            path,
+            name,
+            len(matched.source_rows),
+            len(matched.unmatched),
+            truncated,
+        )
     return report
 
 
-def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Path, out_root: str | Path,
-                          max_positions: int, translations_dir: str | Path | None = None) -> Path:
+def prepare_sentence_task(
+    task: str,
+    xtreme_dir: str | Path,
+    dict_dir: str | Path,
+    out_root: str | Path,
+    max_positions: int,
+    translations_dir: str | Path | None = None,
+) -> Path:
     labels = LABELS[task]
     dict_dir = Path(dict_dir)
     dictionary = load_xlmr_dictionary(str(dict_dir / "dict.txt"))
@@ -105,8 +129,9 @@ def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Pat
     splits = {}
     with atomic_output_dir(final) as out:
         for name, (language, path) in files.items():
-            pairs = read_sentence_pairs(path, labels, labels_required=not name.startswith("test_"),
-                                        aliases=label_aliases(task))
+            pairs = read_sentence_pairs(
+                path, labels, labels_required=not name.startswith("test_"), aliases=label_aliases(task)
+            )
             if name == "train":
                 train = pairs
             text_a, text_b, truncated = encode_pairs(encoder, pairs.text_a, pairs.text_b, budget)
@@ -114,18 +139,41 @@ def prepare_sentence_task(task: str, xtreme_dir: str | Path, dict_dir: str | Pat
             write_token_dataset(out / "input1" / name, text_b, len(dictionary))
             write_int_array(out / "label" / f"{name}.npy", pairs.labels)
             unk = int(sum((t == encoder.unk).sum() for t in text_a + text_b))
-            splits[name] = {"language": language, "source": str(path.resolve()), "examples": len(pairs),
-                            "labelled": pairs.labelled, "truncated": truncated, "unk_pieces": unk,
-                            **remap_report(path, pairs.remapped)}
+            splits[name] = {
+                "language": language,
+                "source": str(path.resolve()),
+                "examples": len(pairs),
+                "labelled": pairs.labelled,
+                "truncated": truncated,
+                "unk_pieces": unk,
+                **remap_report(path, pairs.remapped),
+            }
             if truncated:
                 logger.warning("%s: %d of %d pairs cut to %d tokens", path, truncated, len(pairs), max_positions)
-            logger.info("%s -> %s: %d pairs (%s), %d truncated, %d unknown pieces", path, name, len(pairs),
-                        "labelled" if pairs.labelled else "no labels", truncated, unk)
+            logger.info(
+                "%s -> %s: %d pairs (%s), %d truncated, %d unknown pieces",
+                path,
+                name,
+                len(pairs),
+                "labelled" if pairs.labelled else "no labels",
+                truncated,
+                unk,
+            )
         translations = {}
         if translations_dir is not None:
             translations = prepare_translations(out, task, translations_dir, train, labels, encoder, budget)
         shutil.copy(dict_dir / "dict.txt", out / "dict.txt")
         shutil.copy(dict_dir / "sentencepiece.bpe.model", out / "sentencepiece.bpe.model")
-        save_metadata(out, {"task": task, "kind": "sentence_pair", "labels": labels, "label_aliases": label_aliases(task),
-                            "max_positions": max_positions, "splits": splits, "translations": translations})
+        save_metadata(
+            out,
+            {
+                "task": task,
+                "kind": "sentence_pair",
+                "labels": labels,
+                "label_aliases": label_aliases(task),
+                "max_positions": max_positions,
+                "splits": splits,
+                "translations": translations,
+            },
+        )
     return final

@@ -5,6 +5,7 @@ multiple of ``--required-batch-size-multiple`` (default 8): up to 7 dev or test 
 would never be evaluated, and as many training examples never seen. We keep fairseq's batching and put
 that remainder back as a final batch.
 """
+
 from __future__ import annotations
 
 import numpy as np

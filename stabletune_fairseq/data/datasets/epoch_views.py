@@ -5,6 +5,7 @@ epoch lives in shared memory: fairseq keeps data-loader workers alive across epo
 attribute set by ``set_epoch`` would never reach them. Batches stay the same across epochs (only the
 views change), so fairseq may reuse its epoch iterator.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -12,6 +12,7 @@ indices, or float scores for a regression task (STS-B).
 Random draws are seeded by (seed, epoch, item, slot), so a resumed or multi-process run draws the same
 views (the epoch is shared with data-loader workers, see ``epoch_views.py``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,18 @@ from .epoch_views import EpochViewsDataset
 
 
 class PairViewsDataset(EpochViewsDataset):
-    def __init__(self, first, second, labels, languages, dictionary, max_positions: int, seed: int,
-                 view_augmenter=None, row_augmenter=None):
+    def __init__(
+        self,
+        first,
+        second,
+        labels,
+        languages,
+        dictionary,
+        max_positions: int,
+        seed: int,
+        view_augmenter=None,
+        row_augmenter=None,
+    ):
         super().__init__()
         self.first, self.second = first, second
         self.labels, self.languages = np.asarray(labels), np.asarray(languages)
@@ -69,8 +80,14 @@ class PairViewsDataset(EpochViewsDataset):
             else:
                 row = self._text_views(self.row_augmenter, a, b, rng)
         tokens, row_cut = self._assemble(*row)
-        item = {"id": index, "tokens": tokens, "target": self._label(self.labels[base]), "lang": int(self.languages[base]),
-                "teacher": is_copy, "truncated": int(row_cut and is_copy)}
+        item = {
+            "id": index,
+            "tokens": tokens,
+            "target": self._label(self.labels[base]),
+            "lang": int(self.languages[base]),
+            "teacher": is_copy,
+            "truncated": int(row_cut and is_copy),
+        }
         if self.view_augmenter is not None:
             # The view is drawn from the example itself, independently of its copy (as the reference does);
             # a translated copy's view is another translation of the example, or its English original.

@@ -6,6 +6,7 @@ for a prefix ending in a space they are what encoding ``prefix + sentence`` woul
 ``net_input.src_tokens`` (every row's source), ``target_tokens`` (the targets of the rows that have one) and
 ``target_rows`` (which rows those are).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,18 @@ class ParallelPairsDataset(FairseqDataset):
     """``sources``: a token dataset of every row (pairs first); ``targets``: the pairs' targets (row i < len(targets)
     has target i). ``shuffle``: random order among rows of equal length, re-drawn every epoch (training)."""
 
-    def __init__(self, sources, targets, prefix: np.ndarray, bos: int, eos: int, pad: int, max_positions: int,
-                 shuffle: bool = False, seed: int = 1):
+    def __init__(
+        self,
+        sources,
+        targets,
+        prefix: np.ndarray,
+        bos: int,
+        eos: int,
+        pad: int,
+        max_positions: int,
+        shuffle: bool = False,
+        seed: int = 1,
+    ):
         if len(targets) > len(sources):
             raise ValueError(f"{len(targets)} targets for {len(sources)} sources")
         self.sources, self.targets = sources, targets
@@ -32,7 +43,7 @@ class ParallelPairsDataset(FairseqDataset):
         self.shuffle, self.seed, self.epoch = shuffle, seed, 1
         source_sizes = np.asarray(sources.sizes, dtype=np.int64)
         target_sizes = np.zeros_like(source_sizes)
-        target_sizes[:len(targets)] = np.asarray(targets.sizes, dtype=np.int64)
+        target_sizes[: len(targets)] = np.asarray(targets.sizes, dtype=np.int64)
         self.cut = {"source": int((source_sizes > self.limit).sum()), "target": int((target_sizes > self.limit).sum())}
         extra = SPECIAL_TOKENS + len(prefix)
         self.sizes = np.minimum(np.maximum(source_sizes, target_sizes), self.limit) + extra
@@ -45,7 +56,7 @@ class ParallelPairsDataset(FairseqDataset):
         return len(self.sources)
 
     def _wrap(self, pieces: torch.Tensor) -> torch.Tensor:
-        pieces = pieces[:self.limit].long()
+        pieces = pieces[: self.limit].long()
         return torch.cat([pieces.new_tensor([self.bos]), self.prefix, pieces, pieces.new_tensor([self.eos])])
 
     def __getitem__(self, index: int) -> dict:
@@ -61,8 +72,10 @@ class ParallelPairsDataset(FairseqDataset):
             "id": torch.tensor([s["id"] for s in samples]),
             "nsentences": len(samples),
             "ntokens": sum(len(t) for t in sources + targets),
-            "net_input": {"src_tokens": data_utils.collate_tokens(sources, self.pad),
-                          "src_lengths": torch.tensor([len(t) for t in sources])},
+            "net_input": {
+                "src_tokens": data_utils.collate_tokens(sources, self.pad),
+                "src_lengths": torch.tensor([len(t) for t in sources]),
+            },
             "target_rows": torch.tensor([s["target"] is not None for s in samples]),
         }
         if targets:

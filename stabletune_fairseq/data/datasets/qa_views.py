@@ -20,6 +20,7 @@ Evaluation batches keep all windows of a question together, and every row carrie
 (the window's characters and max-context positions, the question's context and gold answers), so a
 validation step scores whole questions (EM/F1 summed over the subset, exact).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,10 +31,10 @@ import torch
 from fairseq.data import data_utils
 
 from ..augment.views import ROW_SLOT, VIEW_SLOT, view_rng
-from .epoch_views import EpochViewsDataset
+from ..binarize.xtreme_qa import NO_ANSWER
 from ..qa_windows import QA_SPECIAL_TOKENS, context_budget, plan_windows
 from ..span_decoding import max_context_mask
-from ..binarize.xtreme_qa import NO_ANSWER
+from .epoch_views import EpochViewsDataset
 
 
 @dataclass
@@ -58,6 +59,7 @@ class QAPart:
 @dataclass
 class WindowInfo:
     """What decoding needs of one row (picklable: it travels from data-loader workers)."""
+
     question: tuple  # (part, question index): the key of the question
     char_spans: np.ndarray  # (tokens, 2) context characters of each position, -1 elsewhere
     max_context: np.ndarray  # (tokens,) bool
@@ -74,6 +76,7 @@ class QATranslationPool:
     English training question, the translated questions that carry its id (XTREME keeps SQuAD's ids).
     Every epoch each English question gets one copy: one of its translations drawn at random, or, when it
     has none, a translated question drawn at random from all of them (the reference's fallback)."""
+
     parts: list[QAPart]
     options: list[list[tuple[int, int]]]  # per English question: (part, question) of its translations
     everything: list[tuple[int, int]]  # every trainable translated question
@@ -103,9 +106,20 @@ class QATranslationPool:
 
 
 class QADataset(EpochViewsDataset):
-    def __init__(self, parts: list[QAPart], dictionary, max_positions: int, stride: int, seed: int,
-                 training: bool, view_augmenter=None, copy_augmenter=None, keep_answer_boundaries: bool = True,
-                 augment_copy_question: bool = False, translations: Optional[QATranslationPool] = None):
+    def __init__(
+        self,
+        parts: list[QAPart],
+        dictionary,
+        max_positions: int,
+        stride: int,
+        seed: int,
+        training: bool,
+        view_augmenter=None,
+        copy_augmenter=None,
+        keep_answer_boundaries: bool = True,
+        augment_copy_question: bool = False,
+        translations: Optional[QATranslationPool] = None,
+    ):
         super().__init__()
         self.keep_answer_boundaries, self.augment_copy_question = keep_answer_boundaries, augment_copy_question
         self.parts, self.max_positions, self.seed, self.training = parts, max_positions, seed, training
@@ -207,7 +221,7 @@ class QADataset(EpochViewsDataset):
             begin = ends[k] - counts[k]
             if begin >= start + length:
                 break
-            groups.append(pieces[max(begin, start):min(ends[k], start + length)].tolist())
+            groups.append(pieces[max(begin, start) : min(ends[k], start + length)].tolist())
         return question, groups
 
     def _encode(self, question, context):
@@ -216,7 +230,7 @@ class QADataset(EpochViewsDataset):
         tokens += [i for g in context for i in g] + [self.eos]
         mask = np.zeros(len(tokens), dtype=bool)
         mask[0] = True
-        mask[offset:len(tokens) - 1] = True
+        mask[offset : len(tokens) - 1] = True
         return torch.tensor(tokens, dtype=torch.long), torch.from_numpy(mask), offset
 
     def _target(self, part, q, start, length, offset, before, after) -> torch.Tensor:
@@ -248,20 +262,31 @@ class QADataset(EpochViewsDataset):
             keep = self._kept_words(part, q, start, length, 0, whole_answer=whole)
             if self.augment_copy_question:
                 both, refused = self.copy_augmenter.augment_groups(
-                    question + context, rng, budget, frozenset(len(question) + k for k in keep))
-                question, context = both[:len(question)], both[len(question):]
+                    question + context, rng, budget, frozenset(len(question) + k for k in keep)
+                )
+                question, context = both[: len(question)], both[len(question) :]
             else:  # the reference trains on copies whose question is as it is
                 context, refused = self.copy_augmenter.augment_groups(
-                    context, rng, budget - sum(len(g) for g in question), keep)
+                    context, rng, budget - sum(len(g) for g in question), keep
+                )
         tokens, mask, offset = self._encode(question, context)
-        item = {"id": index, "lang": part.language, "teacher": part.role != "rows", "tokens": tokens, "span_mask": mask,
-                "target": self._target(part, q, start, length, offset, stored_context, context)}
+        item = {
+            "id": index,
+            "lang": part.language,
+            "teacher": part.role != "rows",
+            "tokens": tokens,
+            "span_mask": mask,
+            "target": self._target(part, q, start, length, offset, stored_context, context),
+        }
         if self.view_augmenter is not None:
             # Drawn from the stored window, independently of its copy (the reference's choice).
             both, view_refused = self.view_augmenter.augment_groups(
-                stored_question + stored_context, view_rng(self.seed, self.epoch, index, VIEW_SLOT), budget,
-                self._kept_words(part, q, start, length, len(stored_question)))
-            view_question, view_context = both[:len(question)], both[len(question):]
+                stored_question + stored_context,
+                view_rng(self.seed, self.epoch, index, VIEW_SLOT),
+                budget,
+                self._kept_words(part, q, start, length, len(stored_question)),
+            )
+            view_question, view_context = both[: len(question)], both[len(question) :]
             item["view"], item["view_span_mask"], view_offset = self._encode(view_question, view_context)
             item["support"] = self._support(context, view_context, offset, view_offset)
             refused += view_refused
@@ -300,13 +325,13 @@ class QADataset(EpochViewsDataset):
     def _window_info(self, part, number, q, start, length, offset, n_tokens) -> WindowInfo:
         spans = np.full((n_tokens, 2), -1, dtype=np.int64)
         first = part.span_offsets[q] + start
-        spans[offset:offset + length] = part.char_spans[first:first + length]
+        spans[offset : offset + length] = part.char_spans[first : first + length]
         key = (number << 32) | q
         first, last = np.searchsorted(self._question_keys, [key, key + 1])
         starts, lengths = self.windows[first:last, 2].tolist(), self.windows[first:last, 3].tolist()
         masks = max_context_mask(starts, lengths, int(part.context.sizes[q]))
         max_context = np.zeros(n_tokens, dtype=bool)
-        max_context[offset:offset + length] = masks[starts.index(start)]
+        max_context[offset : offset + length] = masks[starts.index(start)]
         return WindowInfo((number, q), spans, max_context, part.records[q] if part.records is not None else None)
 
     def collater(self, samples):
@@ -329,8 +354,9 @@ class QADataset(EpochViewsDataset):
         }
         if views:
             width = max(s["support"].size(1) for s in samples)
-            batch["support"] = torch.stack([torch.nn.functional.pad(s["support"], (0, width - s["support"].size(1)),
-                                                                    value=-1) for s in samples])
+            batch["support"] = torch.stack(
+                [torch.nn.functional.pad(s["support"], (0, width - s["support"].size(1)), value=-1) for s in samples]
+            )
         if "info" in samples[0]:
             batch["windows"] = [s["info"] for s in samples]
         return batch

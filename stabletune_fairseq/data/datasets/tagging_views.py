@@ -16,6 +16,7 @@ view is compared with word k of its row; a copy's view is drawn from the stored 
 copy (as the reference draws it). Random draws are seeded by (seed, epoch, item, slot), with the
 epoch shared with data-loader workers (see ``epoch_views.py``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class TaggedPart:
 class TranslationPool:
     """Translations of the English training sentences: ``parts`` (one per language) and, per English
     sentence, its translations as (part, sentence) pairs."""
+
     parts: list[TaggedPart]
     options: list[list[tuple[int, int]]]
 
@@ -70,8 +72,17 @@ class TranslationPool:
 
 
 class TaggingDataset(EpochViewsDataset):
-    def __init__(self, parts: list[TaggedPart], dictionary, max_positions: int, seed: int, pooling: str = "first",
-                 view_augmenter=None, copy_augmenter=None, translations: TranslationPool | None = None):
+    def __init__(
+        self,
+        parts: list[TaggedPart],
+        dictionary,
+        max_positions: int,
+        seed: int,
+        pooling: str = "first",
+        view_augmenter=None,
+        copy_augmenter=None,
+        translations: TranslationPool | None = None,
+    ):
         super().__init__()
         if pooling not in POOLING:
             raise ValueError(f"unknown pooling {pooling!r} (known: {', '.join(POOLING)})")
@@ -87,18 +98,22 @@ class TaggingDataset(EpochViewsDataset):
             chunks, cut = plan_chunks(lengths, self.budget)
             self.cut_words += cut
             plans.append(np.column_stack([np.full(len(chunks), number), chunks]))
-            sizes += [min(int(lengths[s][first:first + count].sum()), self.budget) for s, first, count in chunks]
+            sizes += [min(int(lengths[s][first : first + count].sum()), self.budget) for s, first, count in chunks]
         self.translations = translations
         if translations is not None:  # one copy slot per English sentence: part -1
             if len(translations.options) != len(parts[0].word_pieces):
-                raise ValueError(f"{len(translations.options)} English sentences have translation options, "
-                                 f"but the training part holds {len(parts[0].word_pieces)}")
+                raise ValueError(
+                    f"{len(translations.options)} English sentences have translation options, "
+                    f"but the training part holds {len(parts[0].word_pieces)}"
+                )
             slots = np.arange(len(translations.options))
             plans.append(np.column_stack([np.full(len(slots), -1), slots, np.zeros_like(slots), np.zeros_like(slots)]))
             # Batched by the longest of its translations (the one drawn changes every epoch).
             pieces = lambda part, i: min(int(part.word_pieces[i].numpy().sum()), self.budget)  # noqa: E731
-            sizes += [max([pieces(translations.parts[p], i) for p, i in options] or [pieces(parts[0], english)])
-                      for english, options in enumerate(translations.options)]
+            sizes += [
+                max([pieces(translations.parts[p], i) for p, i in options] or [pieces(parts[0], english)])
+                for english, options in enumerate(translations.options)
+            ]
         self.chunks = np.concatenate(plans)  # part, sentence, first word, word count (part -1: a translation slot)
         self._sizes = np.asarray(sizes, dtype=np.int64) + SPECIAL_TOKENS
 
@@ -112,9 +127,9 @@ class TaggingDataset(EpochViewsDataset):
         pieces = stored.tokens[sentence].numpy()
         lengths = stored.word_pieces[sentence].numpy()
         ends = np.cumsum(lengths)
-        groups = np.split(pieces, ends[:-1])[first:first + count]
+        groups = np.split(pieces, ends[:-1])[first : first + count]
         if count == 1 and len(groups[0]) > self.budget:
-            groups = [groups[0][:self.budget]]  # a single word longer than the model (counted in cut_words)
+            groups = [groups[0][: self.budget]]  # a single word longer than the model (counted in cut_words)
         return groups
 
     def _encode(self, groups) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,7 +139,7 @@ class TaggingDataset(EpochViewsDataset):
         position = 1
         for k, group in enumerate(groups):
             if self.pooling == "sum":
-                word_of[position:position + len(group)] = k
+                word_of[position : position + len(group)] = k
             else:
                 word_of[position] = k
             position += len(group)
@@ -138,14 +153,16 @@ class TaggingDataset(EpochViewsDataset):
             part = self.translations.parts[number]
         else:
             part, sentence = self.parts[0], english
-        groups = [g.tolist() for g in np.split(part.tokens[sentence].numpy(),
-                                               np.cumsum(part.word_pieces[sentence].numpy())[:-1])]
+        groups = [
+            g.tolist()
+            for g in np.split(part.tokens[sentence].numpy(), np.cumsum(part.word_pieces[sentence].numpy())[:-1])
+        ]
         kept, used = 0, 0
         while kept < len(groups) and used + len(groups[kept]) <= self.budget:
             used, kept = used + len(groups[kept]), kept + 1
         kept = max(kept, 1)
         if len(groups[0]) > self.budget:
-            groups[0] = groups[0][:self.budget]
+            groups[0] = groups[0][: self.budget]
         return groups[:kept], part.language, len(groups) - kept
 
     def __getitem__(self, index):
@@ -153,18 +170,31 @@ class TaggingDataset(EpochViewsDataset):
         part_number, sentence, first, count = (int(v) for v in self.chunks[index])
         if part_number < 0:
             groups, language, cut = self._translated_copy(sentence, view_rng(self.seed, epoch, index, ROW_SLOT))
-            item = {"id": index, "sentence": sentence, "first_word": 0, "lang": language, "teacher": True,
-                    "target": torch.full((len(groups),), -1, dtype=torch.long)}
+            item = {
+                "id": index,
+                "sentence": sentence,
+                "first_word": 0,
+                "lang": language,
+                "teacher": True,
+                "target": torch.full((len(groups),), -1, dtype=torch.long),
+            }
             return self._with_view(item, groups, groups, epoch, index, cut)
         part = self.parts[part_number]
         groups = stored = [g.tolist() for g in self.word_groups(index)]
         refused = 0
         if part.role == "copies":
-            groups, refused = self.copy_augmenter.augment_groups(groups, view_rng(self.seed, epoch, index, ROW_SLOT),
-                                                                 self.budget)
+            groups, refused = self.copy_augmenter.augment_groups(
+                groups, view_rng(self.seed, epoch, index, ROW_SLOT), self.budget
+            )
         start = part.tag_offsets[sentence] + first
-        item = {"id": index, "sentence": sentence, "first_word": first, "lang": part.language,
-                "teacher": part.role != "rows", "target": torch.from_numpy(part.tags[start:start + count].astype(np.int64))}
+        item = {
+            "id": index,
+            "sentence": sentence,
+            "first_word": first,
+            "lang": part.language,
+            "teacher": part.role != "rows",
+            "target": torch.from_numpy(part.tags[start : start + count].astype(np.int64)),
+        }
         return self._with_view(item, groups, stored, epoch, index, refused)
 
     def _with_view(self, item, groups, stored, epoch, index, refused):
@@ -173,7 +203,8 @@ class TaggingDataset(EpochViewsDataset):
             # Drawn from the stored sentence, independently of its copy (the reference's choice); a translated
             # copy's view from the translation itself (not word-aligned with the English sentence).
             view, view_refused = self.view_augmenter.augment_groups(
-                stored, view_rng(self.seed, epoch, index, VIEW_SLOT), self.budget)
+                stored, view_rng(self.seed, epoch, index, VIEW_SLOT), self.budget
+            )
             item["view"], item["view_word_of"] = self._encode(view)
             refused += view_refused
         item["refused"] = refused
@@ -189,8 +220,9 @@ class TaggingDataset(EpochViewsDataset):
         word_index = data_utils.collate_tokens(word_of, -1, left_pad=False)
         word_index[word_index < 0] = width
         target = data_utils.collate_tokens([s["target"] for s in samples], -1, left_pad=False)
-        word_mask = data_utils.collate_tokens([torch.ones(len(s["target"]), dtype=torch.bool) for s in samples],
-                                              False, left_pad=False)
+        word_mask = data_utils.collate_tokens(
+            [torch.ones(len(s["target"]), dtype=torch.bool) for s in samples], False, left_pad=False
+        )
         return {
             "id": torch.tensor([s["id"] for s in samples]),
             "sentence": torch.tensor([s["sentence"] for s in samples]),

@@ -5,6 +5,7 @@ every word exactly once, so merging chunk predictions by (sentence, first word) 
 per word read. A single word longer than the budget becomes a chunk of its own whose pieces are cut
 (its prediction still comes from its first piece); such words are counted.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,10 +36,12 @@ def merge_chunk_predictions(word_counts: list[int], chunk_predictions: dict[tupl
     merged = [[None] * n for n in word_counts]
     for (sentence, first), predictions in chunk_predictions.items():
         row = merged[sentence]
-        if any(p is not None for p in row[first:first + len(predictions)]) or first + len(predictions) > len(row):
+        if any(p is not None for p in row[first : first + len(predictions)]) or first + len(predictions) > len(row):
             raise ValueError(f"sentence {sentence}: chunk at word {first} overlaps another or runs past the end")
-        row[first:first + len(predictions)] = predictions
+        row[first : first + len(predictions)] = predictions
     missing = [(s, k) for s, row in enumerate(merged) for k, p in enumerate(row) if p is None]
     if missing:
-        raise ValueError(f"{len(missing)} words got no prediction, first: sentence {missing[0][0]}, word {missing[0][1]}")
+        raise ValueError(
+            f"{len(missing)} words got no prediction, first: sentence {missing[0][0]}, word {missing[0][1]}"
+        )
     return merged

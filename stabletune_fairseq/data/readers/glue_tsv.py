@@ -20,6 +20,7 @@ QQP's train and dev files hold such lines (a question with a line break in it sp
 fairseq's GLUE preprocessing, and so AMOS's, drops without a word (``awk -F '\t' 'NF==6'``); by default they
 are refused, so that no row goes missing unnoticed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,23 +56,32 @@ class GlueTask:
         return len(self.texts) == 2
 
 
-GLUE_TASKS = {task.name: task for task in (
-    GlueTask("cola", "CoLA", ("sentence",), "label", ("0", "1"), headerless=("source", "label", "mark", "sentence")),
-    GlueTask("sst2", "SST-2", ("sentence",), "label", ("0", "1")),
-    GlueTask("mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", ("0", "1")),
-    GlueTask("qqp", "QQP", ("question1", "question2"), "is_duplicate", ("0", "1")),
-    GlueTask("stsb", "STS-B", ("sentence1", "sentence2"), "score", ()),
-    GlueTask("mnli", "MNLI", ("sentence1", "sentence2"), "gold_label", ("contradiction", "entailment", "neutral")),
-    GlueTask("qnli", "QNLI", ("question", "sentence"), "label", ("entailment", "not_entailment")),
-    GlueTask("rte", "RTE", ("sentence1", "sentence2"), "label", ("entailment", "not_entailment")),
-    GlueTask("wnli", "WNLI", ("sentence1", "sentence2"), "label", ("0", "1")),
-)}
+GLUE_TASKS = {
+    task.name: task
+    for task in (
+        GlueTask(
+            "cola", "CoLA", ("sentence",), "label", ("0", "1"), headerless=("source", "label", "mark", "sentence")
+        ),
+        GlueTask("sst2", "SST-2", ("sentence",), "label", ("0", "1")),
+        GlueTask("mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", ("0", "1")),
+        GlueTask("qqp", "QQP", ("question1", "question2"), "is_duplicate", ("0", "1")),
+        GlueTask("stsb", "STS-B", ("sentence1", "sentence2"), "score", ()),
+        GlueTask("mnli", "MNLI", ("sentence1", "sentence2"), "gold_label", ("contradiction", "entailment", "neutral")),
+        GlueTask("qnli", "QNLI", ("question", "sentence"), "label", ("entailment", "not_entailment")),
+        GlueTask("rte", "RTE", ("sentence1", "sentence2"), "label", ("entailment", "not_entailment")),
+        GlueTask("wnli", "WNLI", ("sentence1", "sentence2"), "label", ("0", "1")),
+    )
+}
 
 # (file, split name, language) of a task folder; MNLI has matched (m) and mismatched (mm) dev and test sets
 SPLIT_FILES = (("train.tsv", "train", "en"), ("dev.tsv", "valid_en", "en"), ("test.tsv", "test_en", "en"))
-MNLI_SPLIT_FILES = (("train.tsv", "train", "en"), ("dev_matched.tsv", "valid_m", "m"),
-                    ("dev_mismatched.tsv", "valid_mm", "mm"), ("test_matched.tsv", "test_m", "m"),
-                    ("test_mismatched.tsv", "test_mm", "mm"))
+MNLI_SPLIT_FILES = (
+    ("train.tsv", "train", "en"),
+    ("dev_matched.tsv", "valid_m", "m"),
+    ("dev_mismatched.tsv", "valid_mm", "mm"),
+    ("test_matched.tsv", "test_m", "m"),
+    ("test_mismatched.tsv", "test_mm", "mm"),
+)
 
 
 def _key(name: str) -> str:
@@ -100,8 +110,9 @@ def find_glue_files(folder: Path, task: GlueTask) -> dict[str, tuple[str, Path]]
     layout = MNLI_SPLIT_FILES if task.name == "mnli" else SPLIT_FILES
     found = {name: (language, folder / file) for file, name, language in layout if (folder / file).is_file()}
     if not found:
-        raise InputFormatError(folder, None, f"no {task.folder} file here (looked for "
-                                             f"{', '.join(file for file, _, _ in layout)})")
+        raise InputFormatError(
+            folder, None, f"no {task.folder} file here (looked for {', '.join(file for file, _, _ in layout)})"
+        )
     return found
 
 
@@ -140,7 +151,7 @@ def read_index(path, number: int, text: str) -> int:
 
 def _shown(fields: list[str], width: int = 120) -> str:
     text = repr(fields)
-    return text if len(text) <= width else text[:width - 4] + " ...]"
+    return text if len(text) <= width else text[: width - 4] + " ...]"
 
 
 def _columns(path, task: GlueTask, first: list[str]) -> tuple[list[str], bool]:
@@ -149,10 +160,17 @@ def _columns(path, task: GlueTask, first: list[str]) -> tuple[list[str], bool]:
         return list(task.headerless), False
     missing = [name for name in task.texts if name not in first]
     if missing:
-        expected = f" or no header and {len(task.headerless)} columns ({', '.join(task.headerless)})" \
-            if task.headerless else ""
-        raise InputFormatError(path, 1, f"no {' and '.join(map(repr, missing))} column in the header "
-                                        f"{_shown(first)}: not a {task.folder} file (expected {list(task.texts)}{expected})")
+        expected = (
+            f" or no header and {len(task.headerless)} columns ({', '.join(task.headerless)})"
+            if task.headerless
+            else ""
+        )
+        raise InputFormatError(
+            path,
+            1,
+            f"no {' and '.join(map(repr, missing))} column in the header "
+            f"{_shown(first)}: not a {task.folder} file (expected {list(task.texts)}{expected})",
+        )
     return first, True
 
 
@@ -183,8 +201,11 @@ def read_glue_file(path: str | Path, task: GlueTask, labels_required: bool, drop
             if drop_malformed:
                 rows.dropped_lines.append(number)
                 continue
-            raise InputFormatError(path, number, f"{len(fields)} tab-separated columns, the "
-                                                 f"{'header has' if header else 'file has'} {len(names)}")
+            raise InputFormatError(
+                path,
+                number,
+                f"{len(fields)} tab-separated columns, the {'header has' if header else 'file has'} {len(names)}",
+            )
         texts = [fields[columns[name]].strip() for name in task.texts]
         empty = next((name for name, text in zip(task.texts, texts, strict=True) if not text), None)
         if empty is not None:
@@ -194,8 +215,9 @@ def read_glue_file(path: str | Path, task: GlueTask, labels_required: bool, drop
             raise InputFormatError(path, number, f"empty {empty}")
         for text, column in zip(texts, rows.texts, strict=True):
             column.append(text)
-        rows.labels.append(read_label(path, number, fields[columns[task.label]].strip()) if rows.labelled
-                           else unlabelled)
+        rows.labels.append(
+            read_label(path, number, fields[columns[task.label]].strip()) if rows.labelled else unlabelled
+        )
         rows.index.append(read_index(path, number, fields[position]) if position is not None else len(rows.index))
         rows.line_numbers.append(number)
     if columns is None:
@@ -210,8 +232,11 @@ XTREME_FOLDERS = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa")
 
 def _xtreme_hint(glue_dir: Path) -> str:
     found = [name for name in XTREME_FOLDERS if (glue_dir / name).is_dir()]
-    return f" ({glue_dir} holds {'/, '.join(found)}/: an XTREME download folder, for preprocess/xtreme/process.sh)" \
-        if found else ""
+    return (
+        f" ({glue_dir} holds {'/, '.join(found)}/: an XTREME download folder, for preprocess/xtreme/process.sh)"
+        if found
+        else ""
+    )
 
 
 def find_glue_tasks(glue_dir: str | Path, name: str) -> list[tuple[GlueTask, Path]]:
@@ -225,8 +250,9 @@ def find_glue_tasks(glue_dir: str | Path, name: str) -> list[tuple[GlueTask, Pat
     if not found and len(tasks) == 1:
         raise InputFormatError(glue_dir / tasks[0].folder, None, f"folder not found{_xtreme_hint(glue_dir)}")
     if not found:
-        raise InputFormatError(glue_dir, None, f"no GLUE task folder ({', '.join(t.folder for t in tasks)}) here"
-                                               f"{_xtreme_hint(glue_dir)}")
+        raise InputFormatError(
+            glue_dir, None, f"no GLUE task folder ({', '.join(t.folder for t in tasks)}) here{_xtreme_hint(glue_dir)}"
+        )
     absent = [task.folder for task in tasks if folders[task.name] is None]
     if absent:
         logger.warning("%s: no folder for %s: those tasks are not prepared", glue_dir, ", ".join(absent))

@@ -10,6 +10,7 @@ File names (``.gz`` allowed after each):
 A malformed row (not exactly two tab-separated columns, an empty side) is an ``InputFormatError`` naming the file,
 the line and the reason; nothing is skipped.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,6 +27,7 @@ SENTENCES_FILE = re.compile(r"^(?P<name>.+)\.sentences\.txt(?:\.gz)?$")
 @dataclass
 class ParallelText:
     """The rows of one file: ``target`` is None for a file of source-only sentences."""
+
     path: Path
     source: list[str]
     target: list[str] | None
@@ -38,6 +40,7 @@ class ParallelText:
 @dataclass
 class ParallelFolder:
     """``pairs[name] = {"train": path, "dev": path or None}`` (names sorted) and the source-only files."""
+
     pairs: dict[str, dict[str, Path | None]]
     sentences: list[Path]
 
@@ -60,15 +63,24 @@ def find_parallel_files(folder: str | Path) -> ParallelFolder:
         slot = pairs.setdefault(match["name"], {"train": None, "dev": None})
         split = match["split"] or "train"
         if slot[split] is not None:
-            raise InputFormatError(path, None, f"a second {split} file of pair {match['name']!r} (also {slot[split].name})")
+            raise InputFormatError(
+                path, None, f"a second {split} file of pair {match['name']!r} (also {slot[split].name})"
+            )
         slot[split] = path
     for name, slot in pairs.items():
         if slot["train"] is None:
-            raise InputFormatError(slot["dev"], None, f"a dev file without training pairs of {name!r} "
-                                                      f"(expected {name}.tsv or {name}.train.tsv beside it)")
+            raise InputFormatError(
+                slot["dev"],
+                None,
+                f"a dev file without training pairs of {name!r} (expected {name}.tsv or {name}.train.tsv beside it)",
+            )
     if not pairs:
-        raise InputFormatError(folder, None, "no parallel files: expected <pair>.tsv (e.g. en-de.tsv: source<TAB>target "
-                                             "a line), or <pair>.train.tsv and <pair>.dev.tsv")
+        raise InputFormatError(
+            folder,
+            None,
+            "no parallel files: expected <pair>.tsv (e.g. en-de.tsv: source<TAB>target "
+            "a line), or <pair>.train.tsv and <pair>.dev.tsv",
+        )
     return ParallelFolder(pairs, sentences)
 
 
@@ -79,7 +91,9 @@ def read_parallel(path: str | Path) -> ParallelText:
     for number, line in read_lines(path):
         columns = line.split("\t")
         if len(columns) != 2:
-            raise InputFormatError(path, number, f"{len(columns)} tab-separated columns, expected 2 (source<TAB>target)")
+            raise InputFormatError(
+                path, number, f"{len(columns)} tab-separated columns, expected 2 (source<TAB>target)"
+            )
         source, target = (c.strip() for c in columns)
         if not source or not target:
             raise InputFormatError(path, number, f"empty {'source' if not source else 'target'} sentence")

@@ -8,6 +8,7 @@ document are joined with a space. ``<folder>/valid/*.txt``, when present, are th
 Bad input stops with ``file:line: reason``: bytes that are not UTF-8, a NUL byte (a binary file named
 ``.txt``), a file with no text at all, a folder without ``*.txt`` files.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,6 +9,7 @@ a file whose answers are all empty texts (XTREME ships TyDiQA-GoldP dev, its tes
 read as unlabelled. An answer whose text is not at its offset is searched nearby (counted as realigned)
 and otherwise kept for scoring but not trained on (counted as unmatched); see ``locate_answer``.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,7 @@ def _line_of(text: str, needle: str, occurrence: int = 1) -> int | None:
 def locate_answer(context: str, text: str, start: int) -> int | None:
     """Character offset of ``text`` in ``context``: ``start`` when it is there, else the occurrence
     nearest to ``start`` (annotators' offsets are sometimes off by a few characters), else None."""
-    if context[start:start + len(text)] == text:
+    if context[start : start + len(text)] == text:
         return start
     best = None
     position = context.find(text)
@@ -117,8 +118,11 @@ def _example(qa, context: str, path, raw: str, where: str, v2: bool, seen: set, 
     answers = [] if impossible else _field(qa, "answers", list, path, raw, where)
     texts, starts = [], []
     for answer in answers:
-        if not isinstance(answer, dict) or not isinstance(answer.get("text"), str) or \
-                not isinstance(answer.get("answer_start"), int):
+        if (
+            not isinstance(answer, dict)
+            or not isinstance(answer.get("text"), str)
+            or not isinstance(answer.get("answer_start"), int)
+        ):
             raise fail('an answer needs "text" (string) and "answer_start" (integer)')
         if answer["text"] == "":
             continue  # an empty answer is no answer (XTREME's unlabelled TyDiQA dev)

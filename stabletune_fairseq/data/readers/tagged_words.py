@@ -6,6 +6,7 @@ blank lines at the start or end) are one boundary. Whether a file has tags is de
 word line; every later line must then agree, so a tag line missing from a labelled file is an error
 at that line, never a silently shifted tag.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,13 +62,17 @@ def read_tagged_sentences(path: str | Path, tags_required: bool) -> TaggedSenten
             result.tags = [] if has_tags else None
         if has_tags:
             if not sep:
-                raise InputFormatError(path, number, "missing tag column (expected word<TAB>tag, as on the file's other lines)")
+                raise InputFormatError(
+                    path, number, "missing tag column (expected word<TAB>tag, as on the file's other lines)"
+                )
             tag = tag.strip()
             if not tag:
                 raise InputFormatError(path, number, "empty tag")
         else:
             if sep:
-                raise InputFormatError(path, number, "a tab on this line, but the file's first word line has no tag column")
+                raise InputFormatError(
+                    path, number, "a tab on this line, but the file's first word line has no tag column"
+                )
             word = tag  # rpartition put the whole line in the last part
         if not word.strip():
             raise InputFormatError(path, number, "empty word")

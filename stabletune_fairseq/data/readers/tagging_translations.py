@@ -13,6 +13,7 @@ spaces between words (their whitespace "words" are not words): ``DROPPED_LANGUAG
 English sentence is not in the training set is listed with its line in ``translation/unmatched.tsv`` and
 counted, never guessed.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -38,8 +39,12 @@ class TaggingTranslations:
 def translation_file(translations_dir: str | Path, task: str) -> Path:
     path = Path(translations_dir) / f"translate_train.{task}.txt"
     if not path.is_file():
-        raise InputFormatError(path, None, f"translate-train file not found (the xTune release's translate_train.{task}.txt: "
-                                           "english sentence<TAB>language<TAB>translated sentence[<TAB>alignment])")
+        raise InputFormatError(
+            path,
+            None,
+            f"translate-train file not found (the xTune release's translate_train.{task}.txt: "
+            "english sentence<TAB>language<TAB>translated sentence[<TAB>alignment])",
+        )
     return path
 
 
@@ -51,8 +56,12 @@ def read_tagging_translations(path: str | Path, english: list[list[str]]) -> Tag
     for line, text in read_lines(path):
         fields = text.split("\t")
         if len(fields) not in (3, 4):
-            raise InputFormatError(path, line, f"{len(fields)} tab-separated columns, expected 3 or 4 "
-                                               "(english sentence, language, translation[, alignment])")
+            raise InputFormatError(
+                path,
+                line,
+                f"{len(fields)} tab-separated columns, expected 3 or 4 "
+                "(english sentence, language, translation[, alignment])",
+            )
         source, language, target = fields[0], fields[1].strip(), fields[2]
         if not language:
             raise InputFormatError(path, line, "empty language")

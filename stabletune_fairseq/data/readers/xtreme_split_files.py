@@ -3,6 +3,7 @@
 A test file may also be named ``test-LG.unlabeled.tsv`` (words only); when both names exist the
 labelled one is used.
 """
+
 from __future__ import annotations
 
 import logging

@@ -7,6 +7,7 @@ training set is reported with its line (``unmatched_<lang>.tsv`` and the metadat
 Labels are read through the task's aliases (XTREME's XNLI files say ``contradictory``), so an aliased
 label compares equal to its label; the rows read through an alias are counted (``remapped``).
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputFormatError
-from .xtreme_tsv import LabelReader
 from ..text_lines import read_lines
+from .xtreme_tsv import LabelReader
 
 TRANSLATION_FOLDERS = {"xnli": "XNLI", "pawsx": "PAWSX", "udpos": "UDPOS", "panx": "PANX"}
 _FILE = re.compile(r"^en-([A-Za-z_-]+)-translated\.tsv$")
@@ -42,9 +43,15 @@ def translation_files(translations_dir: str | Path, task: str) -> dict[str, Path
     return files
 
 
-def match_translations(path: Path, language: str, english_a: list[str], english_b: list[str],
-                       labels: list[int], label_list: list[str],
-                       aliases: dict[str, str] | None = None) -> MatchedTranslations:
+def match_translations(
+    path: Path,
+    language: str,
+    english_a: list[str],
+    english_b: list[str],
+    labels: list[int],
+    label_list: list[str],
+    aliases: dict[str, str] | None = None,
+) -> MatchedTranslations:
     # An English pair can occur several times: its translations go to its occurrences in turn.
     occurrences: dict[tuple[str, str], list[int]] = {}
     for row, key in enumerate(zip(english_a, english_b)):
@@ -55,7 +62,9 @@ def match_translations(path: Path, language: str, english_a: list[str], english_
     for number, line in read_lines(path):
         fields = line.split("\t")
         if len(fields) != 5:
-            raise InputFormatError(path, number, f"{len(fields)} tab-separated columns, expected 5 (src_a, src_b, tgt_a, tgt_b, label)")
+            raise InputFormatError(
+                path, number, f"{len(fields)} tab-separated columns, expected 5 (src_a, src_b, tgt_a, tgt_b, label)"
+            )
         src_a, src_b, tgt_a, tgt_b, label = (f.strip() for f in fields)
         if not tgt_a or not tgt_b:
             raise InputFormatError(path, number, "empty translation")
@@ -68,7 +77,9 @@ def match_translations(path: Path, language: str, english_a: list[str], english_
         if row is None:
             out.unmatched.append((number, "source pair not found in the English training set"))
         elif labels[row] != label_id:
-            out.unmatched.append((number, f"label {label!r} differs from the English row's {label_list[labels[row]]!r}"))
+            out.unmatched.append(
+                (number, f"label {label!r} differs from the English row's {label_list[labels[row]]!r}")
+            )
         else:
             out.text_a.append(tgt_a)
             out.text_b.append(tgt_b)

@@ -7,6 +7,7 @@ A task may accept aliases of its labels (``{alias: label}``, e.g. XNLI's ``contr
 translate-train files and XNLI-MT use for ``contradiction``): an alias is read as its label and the rows
 read that way are counted per alias (``remapped``, keyed ``"alias->label"``, see ``remap_key``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,8 +64,9 @@ class LabelReader:
         raise InputFormatError(path, number, f"unknown label {label!r}, expected one of {self.label_list}{also}")
 
 
-def read_sentence_pairs(path: str | Path, label_list: list[str], labels_required: bool,
-                        aliases: dict[str, str] | None = None) -> SentencePairs:
+def read_sentence_pairs(
+    path: str | Path, label_list: list[str], labels_required: bool, aliases: dict[str, str] | None = None
+) -> SentencePairs:
     read_label = LabelReader(label_list, aliases)
     pairs = SentencePairs(str(path), [], [], [], [])
     columns = None
@@ -78,7 +80,9 @@ def read_sentence_pairs(path: str | Path, label_list: list[str], labels_required
                 raise InputFormatError(path, number, f"{len(fields)} tab-separated columns, expected {expected}")
             columns = len(fields)
         elif len(fields) != columns:
-            raise InputFormatError(path, number, f"{len(fields)} tab-separated columns, the file's first line has {columns}")
+            raise InputFormatError(
+                path, number, f"{len(fields)} tab-separated columns, the file's first line has {columns}"
+            )
         for name, text in zip(("text_a", "text_b"), fields):
             if not text.strip():
                 raise InputFormatError(path, number, f"empty {name}")
