@@ -17,6 +17,8 @@
 #   EVAL_STS=<folder> EVAL_TATOEBA=<folder> (the student's STS Spearman / Tatoeba accuracy at every validation)
 #   SELECT= (sts_spearman with EVAL_STS, else tatoeba_acc with EVAL_TATOEBA, else mse_tgt: the checkpoint_best rule)
 #   VALIDATE_INTERVAL_UPDATES=1000 (and at each epoch's end)  FREEZE_EMBEDDINGS=0|1  DRY_RUN=0|1 (print the command only)
+#   PRECISION=fp32|bf16 (CPU: bf16 under autocast with float32 weights, docs/precision.md; GPU: fairseq's --bf16
+#     instead of --fp16)
 # Anything after "--" is passed to fairseq-train as is. Re-running the same command resumes from <save_dir>.
 #
 # Defaults: Reimers & Gurevych 2020 train with MSE, AdamW lr 2e-5, batch 64, 10k warm-up steps, max sequence length 128

@@ -4,7 +4,7 @@
 import sys
 
 import pytest
-from conftest import REPO, SHARED_SAMPLE, dry_run, needs_shared, preprocess_into
+from conftest import REPO, SHARED_SAMPLE, dry_run, needs_shared, preprocess_into, run
 
 
 @pytest.mark.parametrize("family", ["sentence", "tagging", "qa"])
@@ -76,3 +76,44 @@ def test_gpus_split_the_batch_and_train_in_fp16(e5_dir, toy_data, tmp_path, monk
     assert "--distributed-world-size" not in plan.command and "--fp16" in plan.command
     assert plan.command[plan.command.index("--batch-size") + 1] == "32" and plan.values["WORLD"] == "1"
     assert said == []  # no "no GPU found" line
+
+
+def test_precision_setting(e5_dir, toy_data, tmp_path, monkeypatch):
+    """PRECISION=bf16 on a CPU: the plugin's autocast option, said in the CPU line; refused in one line (status 2)
+    where the CPU has no bf16 (STABLETUNE_CPU_BF16=0 makes this machine one of those, models/precision.py)."""
+    monkeypatch.setenv("STABLETUNE_CPU_BF16", "1")
+    args, out = dry_run("XNLI", e5_dir, toy_data, tmp_path / "run", "PRECISION=bf16")
+    assert args["--cpu-precision"] == "bf16" and args["--cpu"] is True and "--fp16" not in args
+    assert "training on CPU in bf16 (autocast, float32 weights" in out
+    args, out = dry_run("XNLI", e5_dir, toy_data, tmp_path / "run")
+    assert "--cpu-precision" not in args and "training on CPU in fp32" in out  # fp32 stays the default
+    monkeypatch.setenv("STABLETUNE_CPU_BF16", "0")
+    refused = run(
+        [
+            "bash",
+            "run_scripts/run_xtreme.sh",
+            "XNLI",
+            e5_dir / "model.pt",
+            toy_data,
+            tmp_path / "run",
+            "DRY_RUN=1",
+            "PRECISION=bf16",
+        ],
+        check=False,
+    )
+    assert refused.returncode == 2 and "PRECISION=bf16: this CPU has no bf16 instructions" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    bad = run(
+        [
+            "bash",
+            "run_scripts/run_xtreme.sh",
+            "XNLI",
+            e5_dir / "model.pt",
+            toy_data,
+            tmp_path / "run",
+            "DRY_RUN=1",
+            "PRECISION=fp8",
+        ],
+        check=False,
+    )
+    assert bad.returncode == 2 and "PRECISION must be fp32 or bf16 (got 'fp8')" in bad.stderr

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 
 from .defaults import MLM
-from .devices import CPU_MESSAGE, depth_args, gpu_count, inspect_model
+from .devices import depth_args, gpu_count, inspect_model, precision_args
 from .plan import Plan, RecipeError, parse_settings, positive_int, read_metadata
 
 SCRIPT = "run_mlm.sh"
@@ -26,6 +26,7 @@ def setting_defaults() -> dict[str, str]:
         "ARCH": "",
         "VALIDATE_INTERVAL_UPDATES": MLM.validate_interval,
         "FREEZE_EMBEDDINGS": "0",
+        "PRECISION": "fp32",
         "DRY_RUN": "0",
         "ATTENTION_WINDOW": "",
     }
@@ -82,11 +83,12 @@ def build(
         )
     batch, update_freq = positive_int(s, "BSZ", SCRIPT), positive_int(s, "UPDATE_FREQ", SCRIPT)
     ngpu = gpu_count()
+    precision, cpu_line = precision_args(s["PRECISION"], ngpu, SCRIPT)
     if ngpu > 0:
-        device_args = ["--fp16", "--num-workers", "2"] + (["--distributed-world-size", str(ngpu)] if ngpu > 1 else [])
+        device_args = precision + ["--num-workers", "2"] + (["--distributed-world-size", str(ngpu)] if ngpu > 1 else [])
     else:
-        say(f"{SCRIPT}: {CPU_MESSAGE}")
-        device_args = ["--cpu", "--num-workers", "0"]
+        say(f"{SCRIPT}: {cpu_line}")
+        device_args = ["--cpu", "--num-workers", "0"] + precision
     if has_valid:
         every = s["VALIDATE_INTERVAL_UPDATES"]
         valid_args = [

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ..reliability.save_dir_lock import SaveDirInUse, check_free
 from .defaults import EMBEDDING_DISTILLATION as D
-from .devices import CPU_MESSAGE, depth_args, gpu_count, inspect_model
+from .devices import depth_args, gpu_count, inspect_model, precision_args
 from .plan import Plan, RecipeError, parse_settings, positive_int
 from .updates import count_for_recipe, shown_per_epoch
 
@@ -40,6 +40,7 @@ def setting_defaults() -> dict[str, str]:
         "SELECT": "",
         "VALIDATE_INTERVAL_UPDATES": D.validate_interval,
         "FREEZE_EMBEDDINGS": "0",
+        "PRECISION": "fp32",
         "DRY_RUN": "0",
     }
 
@@ -115,13 +116,16 @@ def build(
         arch_args = depth_args(arch, layers)
     ngpu = gpu_count()
     batch, update_freq = positive_int(s, "BSZ", SCRIPT), positive_int(s, "UPDATE_FREQ", SCRIPT)
+    precision, cpu_line = precision_args(s["PRECISION"], ngpu, SCRIPT)
     if ngpu > 0:
         world = positive_int(s, "NPROC", SCRIPT) if s["NPROC"] else ngpu
-        device_args = ["--fp16", "--num-workers", "2"] + (["--distributed-world-size", str(world)] if world > 1 else [])
+        device_args = (
+            precision + ["--num-workers", "2"] + (["--distributed-world-size", str(world)] if world > 1 else [])
+        )
     else:
         world = 1
-        say(f"{SCRIPT}: {CPU_MESSAGE}")
-        device_args = ["--cpu", "--num-workers", "0"]
+        say(f"{SCRIPT}: {cpu_line}")
+        device_args = ["--cpu", "--num-workers", "0"] + precision
     optional = []
     if s["EVAL_STS"]:
         optional += ["--eval-sts", s["EVAL_STS"]]

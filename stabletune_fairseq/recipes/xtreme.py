@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ..reliability.save_dir_lock import SaveDirInUse, check_free
 from . import defaults as table
-from .devices import CPU_MESSAGE, cpu_rank_args, depth_args, gpu_count, inspect_model
+from .devices import cpu_rank_args, depth_args, gpu_count, inspect_model, precision_args
 from .plan import Plan, RecipeError, parse_settings, positive_int, read_metadata
 from .updates import count_for_recipe, shown_per_epoch
 
@@ -63,6 +63,7 @@ def setting_defaults(task: table.TaskDefaults, interactive: bool) -> dict[str, s
         "BANK": "",
         "MAX_TOKENS": "",
         "RDROP_SCALE": reg.rdrop_scale,
+        "PRECISION": "fp32",
     }
 
 
@@ -170,13 +171,16 @@ def build(
     epochs = s["EPOCHS"] or str(task.epochs(arch))
 
     update_freq = positive_int(s, "UPDATE_FREQ", SCRIPT)
+    precision, cpu_line = precision_args(s["PRECISION"], ngpu, SCRIPT)
     if ngpu > 0:  # fairseq's own multi-GPU training (nccl, one process per GPU); NPROC= limits the GPUs used
         world = positive_int(s, "NPROC", SCRIPT) if s["NPROC"] else ngpu
-        device_args = ["--fp16", "--num-workers", "2"] + (["--distributed-world-size", str(world)] if world > 1 else [])
+        device_args = (
+            precision + ["--num-workers", "2"] + (["--distributed-world-size", str(world)] if world > 1 else [])
+        )
     else:
         world = positive_int(s, "NPROC", SCRIPT) if s["NPROC"] else 1
-        say(f"{SCRIPT}: {CPU_MESSAGE}")
-        device_args = ["--cpu", "--num-workers", "0"] + (cpu_rank_args(world) if world > 1 else [])
+        say(f"{SCRIPT}: {cpu_line}")
+        device_args = ["--cpu", "--num-workers", "0"] + (cpu_rank_args(world) if world > 1 else []) + precision
     # The reference batch is the effective batch: split it over the processes unless BSZ is given.
     batch = positive_int(s, "BSZ", SCRIPT) if s["BSZ"] else max(task.batch // (world * update_freq), 1)
     batch_args = ["--batch-size", str(batch)] + _token_cap_args(s, glue, batch, meta)
