@@ -58,3 +58,16 @@ def read_metadata(data: str, script: str) -> tuple[dict, str]:
         return json.loads(text), text
     except ValueError as err:
         raise RecipeError(f"{script}: {path} is not valid JSON ({err}); run the preprocessing again") from None
+
+
+def refuse_save_dir_in_use(save_dir: str, dry_run: str) -> None:
+    """One run per save dir: a dir in use is refused before anything touches it (fairseq-train takes the lock
+    itself, in its first rank); a dry run only prints."""
+    from ..reliability.save_dir_lock import SaveDirInUse, check_free
+
+    if dry_run != "0":
+        return
+    try:
+        check_free(save_dir)
+    except SaveDirInUse as err:
+        raise RecipeError(f"error: {err}") from None

@@ -7,10 +7,9 @@ import os
 import re
 from collections.abc import Callable
 
-from ..reliability.save_dir_lock import SaveDirInUse, check_free
 from .defaults import EMBEDDING_DISTILLATION as D
 from .devices import depth_args, gpu_count, inspect_model, precision_args
-from .plan import Plan, RecipeError, parse_settings, positive_int
+from .plan import Plan, RecipeError, parse_settings, positive_int, refuse_save_dir_in_use
 from .updates import count_for_recipe, shown_per_epoch
 
 SCRIPT = "run_distill_embeddings.sh"
@@ -206,11 +205,7 @@ def build(
         *device_args,
         *extra,
     ]
-    if s["DRY_RUN"] == "0":
-        try:
-            check_free(save_dir)
-        except SaveDirInUse as err:
-            raise RecipeError(f"error: {err}") from None
+    refuse_save_dir_in_use(save_dir, s["DRY_RUN"])
     rows, per_epoch, total = count_for_recipe(
         train_args, f"{SCRIPT}: cannot count the training batches of {data} (see above)"
     )

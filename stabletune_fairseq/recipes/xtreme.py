@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from ..reliability.save_dir_lock import SaveDirInUse, check_free
 from . import defaults as table
 from .devices import cpu_rank_args, depth_args, gpu_count, inspect_model, precision_args
-from .plan import Plan, RecipeError, parse_settings, positive_int, read_metadata
+from .plan import Plan, RecipeError, parse_settings, positive_int, read_metadata, refuse_save_dir_in_use
 from .updates import count_for_recipe, shown_per_epoch
 
 SCRIPT = "run_xtreme.sh"
@@ -356,11 +355,7 @@ def build(
         *extra,
     ]
     # One run per save dir: refuse a dir in use before touching it (fairseq-train takes the lock, in its first rank).
-    if s["DRY_RUN"] == "0":
-        try:
-            check_free(run_dir)
-        except SaveDirInUse as err:
-            raise RecipeError(f"error: {err}") from None
+    refuse_save_dir_in_use(run_dir, s["DRY_RUN"])
     # The schedule is sized from the dataset this run trains on (stage 2: rows and their copies; QA: windows),
     # batched as fairseq will batch it.
     rows, per_epoch, total = count_for_recipe(
