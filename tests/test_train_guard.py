@@ -66,7 +66,7 @@ FAIRSEQ_STATE = """
     def state():
         return {"call_main": distributed_utils.call_main, "save_checkpoint": checkpoint_utils.save_checkpoint,
                 "PathManager.copy": PathManager.copy, "validate_and_save": fairseq_cli.train.validate_and_save,
-                "safe globals": list(torch.serialization.get_safe_globals()),
+                "safe globals": set(torch.serialization.get_safe_globals()),  # a set in torch: its list order varies
                 "SIGTERM": signal.getsignal(signal.SIGTERM), "SIGUSR1": signal.getsignal(signal.SIGUSR1)}
 
     def changed(before, after):
