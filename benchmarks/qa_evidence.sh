@@ -7,6 +7,7 @@
 #   bash benchmarks/qa_evidence.sh [XTREME_DIR] [KEY=VALUE ...]
 #     MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 (questions per dev language, the first ones; 0 = all)
 #     FREEZE_EMBEDDINGS=1 MAX_LEN=384 STAGE2=0|1 SKIP_TRAIN=0|1 OUT=.cache/evidence-qa
+#     RUNS=plain,stage1 (STAGE2=1 adds stage2) PRECISION=fp32|bf16 (docs/precision.md)
 #     UPDATE_FREQ=2 (32 windows per update in two halves: a stage-1 pass over 32 windows and their views at
 #     384 tokens needs about 30 GB on CPU in one piece)
 set -euo pipefail
@@ -14,7 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 XTREME=$ROOT/../shared/data/xtreme-sample
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then XTREME=$1; shift; fi
-MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 FREEZE_EMBEDDINGS=1 MAX_LEN=384 STAGE2=0 SKIP_TRAIN=0 UPDATE_FREQ=2
+MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 FREEZE_EMBEDDINGS=1 MAX_LEN=384 STAGE2=0 SKIP_TRAIN=0 UPDATE_FREQ=2 RUNS=plain,stage1 PRECISION=fp32
 OUT=$ROOT/.cache/evidence-qa
 for kv in "$@"; do declare "$kv"; done
 PY=$ROOT/.venv/bin/python
@@ -30,8 +31,8 @@ for task in tydiqa xquad mlqa; do
   bash preprocess/xtreme/process.sh "$SAMPLE" "$task" "$MODEL_DIR" "$OUT/data" "MAX_LEN=$MAX_LEN" 2>"$OUT/process-$task.log"
 done
 
-COMMON=(MAX_UPDATE="$MAX_UPDATE" LR="$LR" SEED="$SEED" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" UPDATE_FREQ="$UPDATE_FREQ")
-RUNS=(plain stage1); [ "$STAGE2" = 0 ] || RUNS+=(stage2)
+COMMON=(MAX_UPDATE="$MAX_UPDATE" LR="$LR" SEED="$SEED" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" UPDATE_FREQ="$UPDATE_FREQ" PRECISION="$PRECISION")
+IFS=, read -r -a RUNS <<< "$RUNS"; [ "$STAGE2" = 0 ] || RUNS+=(stage2)
 declare -A CKPT=([plain]=$OUT/plain/checkpoint_last.pt [stage1]=$OUT/xtune/checkpoint_last.pt [stage2]=$OUT/xtune/stage2/checkpoint_last.pt)
 declare -A STAGE=([plain]=0 [stage1]=1 [stage2]=2)
 declare -A DIR=([plain]=$OUT/plain [stage1]=$OUT/xtune [stage2]=$OUT/xtune)
