@@ -258,6 +258,25 @@ def test_training_lowers_the_held_out_loss_and_mlm_eval_repeats_it(trained, long
     assert abs(float(logged[-1][0]) - after["bits_per_masked_token"]) < 1e-3
 
 
+def test_mlm_eval_in_bf16_measures_close_to_fp32_and_is_refused_without_bf16(trained, mlm_data, monkeypatch):
+    """The same masked tokens; bf16 matrix products move the loss by rounding only (bf16 keeps 8 bits of mantissa:
+    the bound is loose on purpose, an order of magnitude under the fall training brings in the test above)."""
+    from stabletune_fairseq.evaluation.masked_lm import evaluate_mlm
+    from stabletune_fairseq.models.precision import CPU_BF16_ENV, PrecisionUnsupported
+
+    save, _ = trained
+    fp32 = evaluate_mlm(str(save / "checkpoint_last.pt"), str(mlm_data), cpu=True)
+    monkeypatch.setenv(CPU_BF16_ENV, "1")
+    bf16 = evaluate_mlm(str(save / "checkpoint_last.pt"), str(mlm_data), cpu=True, precision="bf16")
+    assert bf16["precision"] == "bf16" and fp32["precision"] == "fp32"
+    assert bf16["masked_tokens"] == fp32["masked_tokens"]
+    assert bf16["loss_nats"] != fp32["loss_nats"]  # bf16 did run
+    assert abs(bf16["bits_per_masked_token"] - fp32["bits_per_masked_token"]) < 0.1
+    monkeypatch.setenv(CPU_BF16_ENV, "0")
+    with pytest.raises(PrecisionUnsupported, match="no bf16 instructions"):
+        evaluate_mlm(str(save / "checkpoint_last.pt"), str(mlm_data), cpu=True, precision="bf16")
+
+
 def test_continued_mlm_with_a_sliding_window_and_no_global_token(student, mlm_data, tmp_path):
     """run_mlm.sh ATTENTION_WINDOW=W: fairseq-train's model has Longformer's window (smaller than the 64-token blocks),
     trains to a finite loss, and stabletune-mlm-eval measures with the checkpoint's window or --attention-window."""

@@ -20,7 +20,7 @@ import json
 import sys
 
 from ..evaluation.masked_lm import evaluate_mlm
-from .console import bad_input_as_one_line, log_to_stderr
+from .console import add_precision_option, bad_input_as_one_line, log_to_stderr
 
 
 def main(argv=None) -> int:
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is there")
     parser.add_argument("--out", default=None, help="also write the result to this JSON file")
+    add_precision_option(parser)
     args = parser.parse_args(argv)
     log_to_stderr()
     result, status = bad_input_as_one_line(
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
         args.cpu,
         args.lm_head_seed,
         args.attention_window,
+        args.precision,
         also=(ValueError, FileNotFoundError),
     )
     if status:

@@ -67,12 +67,16 @@ def evaluate_mlm(
     cpu: bool = False,
     lm_head_seed: int = 1,
     attention_window: int | None = None,
+    precision: str = "fp32",
 ) -> dict:
+    """Bits per masked token of ``checkpoint`` on ``split`` (fixed masks); ``precision`` bf16: the model's matrix
+    products under CPU autocast (``models/precision.py``), the cross-entropy in float32."""
     import torch
     from fairseq import utils
 
     from ..criterions.masked_lm import masked_lm_sums
     from ..models.checkpoint_loading import choose_device
+    from ..models.precision import autocast, check_precision
     from ..tasks.masked_lm import StabletuneMLMConfig, StabletuneMLMTask
 
     task = StabletuneMLMTask.setup_task(StabletuneMLMConfig(data=data, valid_mask_seed=mask_seed, seed=mask_seed))
@@ -80,10 +84,11 @@ def evaluate_mlm(
         raise ValueError("evaluate a held-out split (train's masks change every epoch)")
     dataset = task.load_dataset(split)
     device = choose_device("cpu" if cpu else None)
+    check_precision(precision, "--precision", device)  # before the checkpoint is read
     model, head = load_for_mlm(checkpoint, task, lm_head_seed, attention_window)
     model.to(device)
     total, masked, tokens = 0.0, 0, 0
-    with torch.no_grad():
+    with torch.no_grad(), autocast(precision):
         for start in range(0, len(dataset), batch_size):
             sample = dataset.collater([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             sample = utils.move_to_cuda(sample, device) if device.type == "cuda" else sample
@@ -104,4 +109,5 @@ def evaluate_mlm(
         "perplexity": math.exp(nats),
         "lm_head": head,
         "attention_window": model.encoder.attention_window,
+        "precision": precision,
     }
