@@ -6,10 +6,10 @@ translation t:
 
     loss = 1/|B| sum_rows [ MSE(M^(s), M(s)) + [pair] MSE(M^(t), M(s)) ] + w * CON
 
-MSE is the mean over the embedding's dimensions; a source-only row has the first term only. CON (optional, the
-contrastive stage of the multi-stage distillation framework) is a symmetric in-batch InfoNCE between the student's
-embeddings of the sources and of their translations (cosine / temperature; every other pair of the batch a
-negative), a mean over the batch's pairs.
+MSE is the mean over the embedding's dimensions; a source-only row has the first term only. CON (optional) is a
+symmetric in-batch InfoNCE between the student's embeddings of the sources and of their translations (cosine /
+temperature; every other pair of the batch a negative), a mean over the batch's pairs. It uses no teacher and is not
+the multi-stage framework's MCL (an MSE between the teacher's and the student's cosine similarities, no temperature).
 
 The teacher is any sentence encoder ``stabletune-embed-eval`` reads (a release ``model.pt`` such as the embedded
 e5-small, or a fine-tuned checkpoint), with the data's vocabulary, frozen in eval mode; it runs live on every
@@ -53,9 +53,8 @@ class SentenceDistillationCriterionConfig(FairseqDataclass):
     contrastive_weight: float = field(
         default=0.0,
         metadata={
-            "help": "weight of the in-batch InfoNCE between the student's source and target embeddings (the "
-            "multi-stage "
-            "framework's contrastive stage); 0: MSE distillation alone, as Reimers & Gurevych"
+            "help": "weight of a symmetric in-batch InfoNCE between the student's source and target embeddings (no "
+            "teacher; not the multi-stage framework's MCL); 0: MSE distillation alone, as Reimers & Gurevych"
         },
     )
     contrastive_temperature: float = field(

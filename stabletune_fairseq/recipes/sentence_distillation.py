@@ -14,6 +14,7 @@ from .updates import count_for_recipe, shown_per_epoch
 
 SCRIPT = "run_distill_embeddings.sh"
 DEFAULT_PREFIX = "__default__"  # "query: " when the teacher is multilingual-e5, else ""
+TATOEBA_SELECT = ("tatoeba_x_to_en", "tatoeba_en_to_x")  # MTEB's direction, XTREME's
 
 
 def setting_defaults() -> dict[str, str]:
@@ -96,14 +97,21 @@ def build(
     prefix = s["PREFIX"]
     if prefix == DEFAULT_PREFIX:
         prefix = D.e5_prefix if _is_e5(teacher) else ""
-    select = s["SELECT"] or ("sts_spearman" if s["EVAL_STS"] else "tatoeba_acc" if s["EVAL_TATOEBA"] else "mse_tgt")
+    select = s["SELECT"] or ("sts_spearman" if s["EVAL_STS"] else "tatoeba_x_to_en" if s["EVAL_TATOEBA"] else "mse_tgt")
+    if select == "tatoeba_acc":
+        raise fail(
+            "SELECT=tatoeba_acc is now named by its direction: tatoeba_x_to_en (the same number: sources searched "
+            "among the English, MTEB's direction) or tatoeba_en_to_x (XTREME's direction)"
+        )
     if select == "sts_spearman" and not s["EVAL_STS"]:
         raise fail("SELECT=sts_spearman needs EVAL_STS=<folder>")
-    if select == "tatoeba_acc" and not s["EVAL_TATOEBA"]:
-        raise fail("SELECT=tatoeba_acc needs EVAL_TATOEBA=<folder>")
-    if select not in ("sts_spearman", "tatoeba_acc", "mse_tgt", "mse_src", "loss"):
-        raise fail(f"SELECT must be sts_spearman, tatoeba_acc, mse_tgt, mse_src or loss (got '{select}')")
-    maximize = ["--maximize-best-checkpoint-metric"] if select in ("sts_spearman", "tatoeba_acc") else []
+    if select in TATOEBA_SELECT and not s["EVAL_TATOEBA"]:
+        raise fail(f"SELECT={select} needs EVAL_TATOEBA=<folder>")
+    if select not in ("sts_spearman", *TATOEBA_SELECT, "mse_tgt", "mse_src", "loss"):
+        raise fail(
+            f"SELECT must be sts_spearman, {', '.join(TATOEBA_SELECT)}, mse_tgt, mse_src or loss (got '{select}')"
+        )
+    maximize = ["--maximize-best-checkpoint-metric"] if select in ("sts_spearman", *TATOEBA_SELECT) else []
 
     arch, arch_args = s["ARCH"], []
     if not arch:  # the student's architecture and depth from model.pt, its vocabulary checked against the data's
