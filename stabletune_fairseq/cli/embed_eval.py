@@ -2,7 +2,7 @@
 
     stabletune-embed-eval --checkpoint <model.pt> --task tatoeba|bucc|sts --data <folder> [--split dev|test]
         [--layer N] [--pooling mean|cls] [--prefix "query: "] [--batch-size 64] [--k 4] [--out <dir>] [--cpu]
-        [--precision fp32|bf16]
+        [--precision fp32|bf16] [--sts-max-of-four]
 
 ``--checkpoint``: a release (``model.pt`` with ``dict.txt`` and the sentencepiece model beside it) or a checkpoint
 fine-tuned by fairseq-train (its encoder; the vocabulary comes from the task folder it was trained on). Writes
@@ -37,7 +37,7 @@ def run(args) -> dict:
     settings = EmbeddingSettings(args.layer, args.pooling, args.prefix, args.batch_size, args.precision)
     embedder = SentenceEmbedder.load(args.checkpoint, settings, choose_device("cpu" if args.cpu else None))
     out = Path(args.out or f"embed-eval-{args.task}")
-    results = evaluate(args.task, embedder, data, out, args.k)
+    results = evaluate(args.task, embedder, data, out, args.k, args.sts_max_of_four)
     results = {
         "task": results.pop("task"),
         "checkpoint": str(args.checkpoint),
@@ -80,6 +80,12 @@ def main(argv=None) -> int:
     parser.add_argument("--prefix", default="", help='text put before every sentence, e.g. "query: " for e5 models')
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch (sorted by length)")
     parser.add_argument("--k", type=int, default=4, help="bucc: nearest neighbours of the ratio margin")
+    parser.add_argument(
+        "--sts-max-of-four",
+        action="store_true",
+        help="sts: also report max4_spearman, the highest Spearman of cosine, -L1, -L2 and dot similarity per file "
+        "(the multi-stage distillation framework's figure; an upper bound on the cosine Spearman)",
+    )
     parser.add_argument(
         "--out", default=None, help="folder for results.json, results.md, predictions/ (default: ./embed-eval-<task>)"
     )

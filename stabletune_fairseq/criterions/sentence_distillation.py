@@ -6,14 +6,19 @@ translation t:
 
     loss = 1/|B| sum_rows [ MSE(M^(s), M(s)) + [pair] MSE(M^(t), M(s)) ] + w * CON
 
-MSE is the mean over the embedding's dimensions; a source-only row has the first term only. CON (optional, the
-contrastive stage of the multi-stage distillation framework) is a symmetric in-batch InfoNCE between the student's
-embeddings of the sources and of their translations (cosine / temperature; every other pair of the batch a
-negative), a mean over the batch's pairs.
+MSE is the mean over the embedding's dimensions; a source-only row has the first term only. CON (optional) is a
+symmetric in-batch InfoNCE between the student's embeddings of the sources and of their translations (cosine /
+temperature; every other pair of the batch a negative), a mean over the batch's pairs. It uses no teacher and is not
+the multi-stage framework's MCL (an MSE between the teacher's and the student's cosine similarities, no temperature).
 
-The teacher is any sentence encoder ``stabletune-embed-eval`` reads (a release ``model.pt`` such as the embedded
-e5-small, or a fine-tuned checkpoint), with the data's vocabulary, frozen in eval mode; it runs live on every
-row's source, training and validation, without gradients, with the task's prefix and pooling. It is not saved
+With ``--teacher-bank`` the teacher's embeddings of the sources come from a sentence bank
+(``embeddings/sentence_bank.py``, written by ``stabletune-sentence-bank``): a teacher with its own tokenizer, such as
+the English all-MiniLM-L6-v2 Reimers & Gurevych distil, embedded every stored source row once; batches look their
+rows up by id (training rows while the model trains, validation rows in eval mode), checked against the bank.
+
+Without a bank the teacher is any sentence encoder ``stabletune-embed-eval`` reads (a release ``model.pt`` such as
+the embedded e5-small, or a fine-tuned checkpoint), with the data's vocabulary, frozen in eval mode; it runs live on
+every row's source, training and validation, without gradients, with the task's prefix and pooling. It is not saved
 with the student. A student narrower than the teacher is compared through a learned projection (a parameter of
 this criterion, trained with the student and saved in checkpoint_last.pt, not in the student's weights).
 """
@@ -50,12 +55,26 @@ class SentenceDistillationCriterionConfig(FairseqDataclass):
             "and the sentencepiece model beside it, e.g. the embedded e5-small, or a fine-tuned checkpoint)"
         },
     )
+    teacher_bank: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "a sentence bank (stabletune-sentence-bank): the embeddings of every stored source row by a "
+            "teacher with its own tokenizer (e.g. all-MiniLM-L6-v2), used instead of running --teacher; "
+            "--teacher, when given too, must be the bank's teacher (its weights' sha256 is compared)"
+        },
+    )
+    no_projection: bool = field(
+        default=False,
+        metadata={
+            "help": "refuse a teacher of another width than the student's instead of learning a linear projection "
+            "(student -> teacher width) to compare them"
+        },
+    )
     contrastive_weight: float = field(
         default=0.0,
         metadata={
-            "help": "weight of the in-batch InfoNCE between the student's source and target embeddings (the "
-            "multi-stage "
-            "framework's contrastive stage); 0: MSE distillation alone, as Reimers & Gurevych"
+            "help": "weight of a symmetric in-batch InfoNCE between the student's source and target embeddings (no "
+            "teacher; not the multi-stage framework's MCL); 0: MSE distillation alone, as Reimers & Gurevych"
         },
     )
     contrastive_temperature: float = field(
@@ -113,7 +132,15 @@ def load_embedding_teacher(path: str, task):
 
 @register_criterion("sentence_distillation", dataclass=SentenceDistillationCriterionConfig)
 class SentenceDistillationCriterion(FairseqCriterion):
-    def __init__(self, task, teacher=None, contrastive_weight=0.0, contrastive_temperature=0.05):
+    def __init__(
+        self,
+        task,
+        teacher=None,
+        teacher_bank=None,
+        no_projection=False,
+        contrastive_weight=0.0,
+        contrastive_temperature=0.05,
+    ):
         super().__init__(task)
         if contrastive_weight < 0 or contrastive_temperature <= 0:
             raise ValueError(
@@ -122,9 +149,30 @@ class SentenceDistillationCriterion(FairseqCriterion):
             )
         self.contrastive_weight, self.contrastive_temperature = contrastive_weight, contrastive_temperature
         self.pooling = str(task.cfg.pooling)
-        object.__setattr__(self, "teacher", load_embedding_teacher(teacher, task))  # not a submodule: never saved
-        teacher_width = self.teacher.sentence_encoder.embed_tokens.embedding_dim
         student_width = task.trained_model_cfg.encoder_embed_dim
+        self.bank = None
+        if teacher_bank:
+            from ..embeddings.sentence_bank import SentenceBank
+
+            self.bank = SentenceBank(teacher_bank)
+            self.bank.check_run(task.identity, student_width, not no_projection, teacher)
+            object.__setattr__(self, "teacher", None)
+            teacher_width = self.bank.width
+            self.added_tokens = 2 + len(task.prefix_pieces)  # <s>, the prefix's pieces, </s>
+            logger.info(
+                "teacher: the sentence bank %s (%s, %d dimensions; no teacher runs)",
+                teacher_bank,
+                self.bank.record["teacher"]["folder"],
+                teacher_width,
+            )
+        else:
+            object.__setattr__(self, "teacher", load_embedding_teacher(teacher, task))  # not a submodule: never saved
+            teacher_width = self.teacher.sentence_encoder.embed_tokens.embedding_dim
+        if teacher_width != student_width and no_projection:
+            raise WrongCheckpoint(
+                f"the teacher's embeddings have {teacher_width} dimensions, the student's {student_width}, and "
+                "--no-projection forbids the learned projection that would compare them"
+            )
         self.projection = nn.Linear(student_width, teacher_width) if student_width != teacher_width else None
         if self.projection is not None:
             logger.info(
@@ -144,7 +192,17 @@ class SentenceDistillationCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         sources = sample["net_input"]["src_tokens"]
         student_src = embed(model, sources)
-        teacher_src = self.teacher_embeddings(sources, next(model.parameters())).float()
+        if self.bank is not None:  # fairseq trains in train mode and validates in eval mode
+            teacher_src = self.bank.lookup(
+                "train" if model.training else "valid",
+                sample["id"],
+                sources.ne(self.padding_idx).sum(1),
+                self.added_tokens,
+                self.task.max_positions(),
+                student_src,
+            )
+        else:
+            teacher_src = self.teacher_embeddings(sources, next(model.parameters())).float()
         project = self.projection if self.projection is not None else (lambda x: x)
         mse_src = embedding_mse(project(student_src), teacher_src)
         pairs = sample["target_rows"]

@@ -19,7 +19,15 @@ import numpy as np
 from ..data.errors import InputFormatError
 from ..metrics.correlation import pearson, spearman
 from .readers import BuccSplit, StsSet, TatoebaData, bucc_languages, read_bucc, read_sts, read_tatoeba
-from .scores import best_threshold, margin_candidates, nearest, retrieval_accuracy, scores_at, unit_rows
+from .scores import (
+    FOUR_SIMILARITIES,
+    best_threshold,
+    margin_candidates,
+    nearest,
+    paired_similarities,
+    retrieval_accuracy,
+    scores_at,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,32 +84,46 @@ def read_task(task: str, folder: str | Path, split: str = "dev"):
     )
 
 
-def evaluate(task: str, embedder, data, out_dir: str | Path, k: int = 4) -> dict:
+def evaluate(task: str, embedder, data, out_dir: str | Path, k: int = 4, sts_max_of_four: bool = False) -> dict:
     out_dir = Path(out_dir)
     (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
     if task == "tatoeba":
         return evaluate_tatoeba(embedder, data, out_dir)
     if task == "bucc":
         return evaluate_bucc(embedder, data, out_dir, k)
-    return evaluate_sts(embedder, data, out_dir)
+    return evaluate_sts(embedder, data, out_dir, sts_max_of_four)
 
 
 # ---------------------------------------------------------------------------------------------------- Tatoeba
 
 TATOEBA_METRICS = ["x_to_en", "en_to_x", "mean"]
+TATOEBA_DIRECTIONS = (
+    "x_to_en: every source sentence searched among the English sentences (MTEB's BitextMiningEvaluator direction); "
+    "en_to_x: every English sentence searched among the source sentences (XTREME's evaluate_retrieval.py: it "
+    "indexes the source side and queries it with the English lines)"
+)
+
+
+def _write_lines(path: Path, values) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{i}\n" for i in values), encoding="utf-8")
 
 
 def evaluate_tatoeba(embedder, data: TatoebaData, out_dir: Path) -> dict:
-    """Accuracy per language (LASER's layout), predictions always: ``predictions/tatoeba.<lang>.txt``, for each
-    source line the 0-based line of the English file nearest to it by cosine."""
+    """Accuracy per language in both directions (LASER's layout), predictions always, named by direction:
+    ``predictions/tatoeba.<lang>.x_to_en.txt`` (one line per source line: the 0-based English line nearest to it)
+    and ``tatoeba.<lang>.en_to_x.txt`` (one line per English line: the 0-based source line nearest to it). XTREME's
+    layout also gets ``predictions/tatoeba/test-<xx>.tsv``, XTREME's submission file, in XTREME's orientation (en->x,
+    one source line per English line), the path XTREME's evaluate.py reads."""
     rows = {}
     for pair in data.languages:
         logger.info("tatoeba %s: %d sentences, %d English", pair.language, len(pair.source), len(pair.english))
         source, english = embedder.embed(pair.source), embedder.embed(pair.english)
-        predicted = nearest(source, english)
-        (out_dir / "predictions" / f"tatoeba.{pair.language}.txt").write_text(
-            "".join(f"{i}\n" for i in predicted.tolist()), encoding="utf-8"
-        )
+        x_to_en, en_to_x = nearest(source, english), nearest(english, source)
+        _write_lines(out_dir / "predictions" / f"tatoeba.{pair.language}.x_to_en.txt", x_to_en.tolist())
+        _write_lines(out_dir / "predictions" / f"tatoeba.{pair.language}.en_to_x.txt", en_to_x.tolist())
+        if data.layout == "xtreme":
+            _write_lines(out_dir / "predictions" / "tatoeba" / f"test-{pair.language}.tsv", en_to_x.tolist())
         row = {"n": len(pair.source), "english": len(pair.english)}
         if data.gold_aligned:
             accuracy = retrieval_accuracy(source, english)
@@ -115,7 +137,7 @@ def evaluate_tatoeba(embedder, data: TatoebaData, out_dir: Path) -> dict:
         "per_language": rows,
         "average": _average(rows, TATOEBA_METRICS) if data.gold_aligned else {},
         "skipped": {},
-        "notes": [data.description],
+        "notes": [data.description, TATOEBA_DIRECTIONS],
     }
 
 
@@ -236,14 +258,29 @@ STS_METRICS = ["spearman", "pearson"]
 FILE_NAME_UNSAFE = re.compile(r"[^\w.-]+")  # "sts-b dev" -> predictions/sts-b-dev.txt
 
 
-def evaluate_sts(embedder, sets: list[StsSet], out_dir: Path) -> dict:
+MAX_OF_FOUR = "max4_spearman"
+
+
+def _max_of_four(similarities: dict, gold: list[float]) -> tuple[float | None, str | None]:
+    """The multi-stage framework's STS score: the highest Spearman of the four similarities (NaN ones left out)."""
+    found = {name: spearman(similarities[name], gold) for name in FOUR_SIMILARITIES}
+    found = {name: value for name, value in found.items() if value == value}
+    if not found:
+        return None, None
+    name = max(found, key=found.get)
+    return found[name], name
+
+
+def evaluate_sts(embedder, sets: list[StsSet], out_dir: Path, max_of_four: bool = False) -> dict:
     """Pearson and Spearman x100 of the pairs' cosine similarities against the gold scores, per track/file;
-    ``predictions/<name>.txt``: the cosine of each scored pair, one a line."""
+    ``predictions/<name>.txt``: the cosine of each scored pair, one a line. ``max_of_four``: also
+    ``max4_spearman``, the highest Spearman of cosine, -L1, -L2 and dot (the multi-stage framework's figure, an
+    upper bound on the cosine one), and ``max4_of``, the similarity that gave it."""
     rows, skipped, notes = {}, {}, []
     for set_ in sets:
         logger.info("sts %s: %d pairs", set_.name, len(set_.scores))
-        first, second = unit_rows(embedder.embed(set_.first)), unit_rows(embedder.embed(set_.second))
-        cosine = (first * second).sum(axis=1).astype(np.float64)
+        similarities = paired_similarities(embedder.embed(set_.first), embedder.embed(set_.second))
+        cosine = similarities["cosine"]
         (out_dir / "predictions" / (FILE_NAME_UNSAFE.sub("-", set_.name) + ".txt")).write_text(
             "".join(f"{c:.6f}\n" for c in cosine.tolist()), encoding="utf-8"
         )
@@ -252,14 +289,24 @@ def evaluate_sts(embedder, sets: list[StsSet], out_dir: Path) -> dict:
             "pearson": _round(pearson(cosine, set_.scores)),
             "n": len(set_.scores),
         }
+        if max_of_four:
+            best, name = _max_of_four(similarities, set_.scores)
+            rows[set_.name].update({MAX_OF_FOUR: _round(best), "max4_of": name})
         if set_.skipped:
             skipped[set_.name] = set_.skipped
         notes += set_.notes
+    if max_of_four:
+        notes.append(
+            f"{MAX_OF_FOUR}: per file the highest Spearman of four similarities (cosine, -L1, -L2, dot) of the "
+            "embeddings, as the multi-stage distillation framework reports STS: chosen on the scored data, an upper "
+            "bound on the cosine Spearman"
+        )
+    metrics = STS_METRICS + ([MAX_OF_FOUR] if max_of_four else [])
     return {
         "task": "sts",
-        "metrics": STS_METRICS,
+        "metrics": metrics,
         "per_track": rows,
-        "average": _average(rows, STS_METRICS),
+        "average": _average(rows, metrics),
         "skipped": skipped,
         "notes": notes,
     }

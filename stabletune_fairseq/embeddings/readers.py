@@ -11,7 +11,9 @@ out of the scores, counted in ``skipped`` and reported.
 - BUCC 2018 as XTREME lays it out: ``<xx>-en.<split>.<xx>`` and ``<xx>-en.<split>.en`` (``id<TAB>sentence``),
   ``<xx>-en.<split>.gold`` (``id_xx<TAB>id_en``; absent for a test split whose gold is hidden).
 - STS: SemEval 2017 (``STS.input.<track>.txt`` pairs, ``STS.gs.<track>.txt`` one score a line, anywhere under the
-  folder) and the STS Benchmark's ``sts-{dev,test}.csv`` (tab-separated, no header, quoting off).
+  folder), STS2017-extended (``STS.<l1>-<l2>.txt``: ``sentence1<TAB>sentence2<TAB>score`` a line, Reimers &
+  Gurevych's translations of the STS 2017 English pairs, the multi-stage framework's test set) and the STS
+  Benchmark's ``sts-{dev,test}.csv`` (tab-separated, no header, quoting off).
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class TatoebaData:
             return "LASER's layout (tatoeba.<xxx>-eng.*): line i of both files is the gold pair; accuracy is computed"
         return (
             "XTREME's processed layout (<xx>-en.*): XTREME sorted each English file to hide the gold, so only "
-            "predictions are written, no accuracy"
+            "predictions are written, no accuracy; predictions/tatoeba/test-<xx>.tsv is XTREME's submission file "
+            "(en->x: for each English line, the 0-based source line nearest to it)"
         )
 
 
@@ -185,6 +188,7 @@ def read_bucc(folder: str | Path, language: str, split: str) -> BuccSplit:
 # ---------------------------------------------------------------------------------------------------- STS
 
 STS2017_INPUT = re.compile(r"STS\.input\.(.+)\.txt")
+STS2017_EXTENDED = re.compile(r"STS\.([a-z]{2,3})-([a-z]{2,3})\.txt")
 STSB_FILES = ("sts-dev.csv", "sts-test.csv")  # sts-train.csv is training data: not evaluated
 STSB_COLUMNS = 7  # genre, file, year, id, score, sentence1, sentence2 (some rows carry more)
 # SemEval 2017's track 6 (tr-en) input has 500 pairs and its gold file 250 scores: score i is of pair i, the last
@@ -262,6 +266,26 @@ def read_sts2017_track(input_path: Path, gold_path: Path) -> StsSet:
     return set_
 
 
+def read_sts2017_extended(path: Path) -> StsSet:
+    """An STS2017-extended file: ``sentence1<TAB>sentence2<TAB>score`` a line, exactly three columns (the multi-stage
+    framework's reader splits each stripped line into three), neither sentence empty, the score a number."""
+    set_ = StsSet(path.stem, [], [], [], path, path)
+    for number, text in read_lines(path):
+        fields = text.strip("\r\n").split("\t")
+        if len(fields) != 3:
+            raise InputFormatError(
+                path, number, f"{len(fields)} tab-separated columns, expected 3 (sentence1, sentence2, score)"
+            )
+        if not fields[0].strip() or not fields[1].strip():
+            raise InputFormatError(path, number, f"sentence {1 if not fields[0].strip() else 2} is empty")
+        set_.scores.append(_score(fields[2].strip(), path, number))
+        set_.first.append(fields[0])
+        set_.second.append(fields[1])
+    if not set_.scores:
+        raise InputFormatError(path, None, "no pairs (an empty STS2017-extended file)")
+    return set_
+
+
 def read_stsb(path: Path) -> StsSet:
     """An STS Benchmark file: columns 5 and 6 (0-based) are the sentences, column 4 the score; more trailing columns
     (the source of some 2016 headlines) are ignored, counted."""
@@ -289,7 +313,8 @@ def read_stsb(path: Path) -> StsSet:
 
 
 def read_sts(folder: str | Path) -> list[StsSet]:
-    """Every STS2017 track (input and gold found anywhere under ``folder``) and STS Benchmark dev/test file."""
+    """Every STS2017 track (input and gold found anywhere under ``folder``), STS2017-extended file and STS Benchmark
+    dev/test file."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFormatError(folder, None, "not a folder (the STS folder)")
@@ -310,6 +335,16 @@ def read_sts(folder: str | Path) -> list[StsSet]:
         if gold_name not in golds:
             raise InputFormatError(input_path, None, f"no gold file {gold_name} under {folder}")
         sets.append(read_sts2017_track(input_path, golds[gold_name]))
+    extended = {}
+    for path in sorted(p for p in folder.rglob("STS.*.txt") if STS2017_EXTENDED.fullmatch(p.name)):
+        if path.name in extended:
+            raise InputFormatError(
+                path,
+                None,
+                f"a second file of that name (the first: {extended[path.name]}): give a folder with one copy of each",
+            )
+        extended[path.name] = path
+        sets.append(read_sts2017_extended(path))
     for name in STSB_FILES:
         for path in sorted(folder.rglob(name)):
             sets.append(read_stsb(path))
@@ -320,6 +355,6 @@ def read_sts(folder: str | Path) -> list[StsSet]:
             folder,
             None,
             "no STS files: expected STS.input.<track>.txt with STS.gs.<track>.txt "
-            "(SemEval 2017) or sts-dev.csv / sts-test.csv (STS Benchmark)",
+            "(SemEval 2017), STS.<l1>-<l2>.txt (STS2017-extended) or sts-dev.csv / sts-test.csv (STS Benchmark)",
         )
     return sets

@@ -1,7 +1,8 @@
 """The metrics of the embedding tasks, numpy only (docs/embeddings.md gives each definition).
 
-- Retrieval accuracy (Tatoeba, XTREME's metric): each sentence's nearest neighbour by cosine among the other side's
-  sentences is right when it is its translation; x->en is XTREME's number, en->x and their mean are reported too.
+- Retrieval accuracy (Tatoeba): each sentence's nearest neighbour by cosine among the other side's sentences is right
+  when it is its translation; x->en (sources searched among the English) is MTEB's number, en->x (English searched
+  among the sources) XTREME's (its evaluate_retrieval.py indexes the source side); their mean is reported too.
 - Ratio margin (Artetxe & Schwenk 2019), for BUCC mining: cos(x, y) divided by the mean of the average cosine of x to
   its k nearest targets and of y to its k nearest sources; every source keeps its best target (forward candidates),
   a threshold on the margin picks the pairs.
@@ -46,7 +47,7 @@ def nearest(queries: np.ndarray, keys: np.ndarray, block: int = BLOCK) -> np.nda
 
 @dataclass
 class RetrievalScores:
-    """Accuracies in percent: ``x_to_en`` (XTREME's Tatoeba metric), ``en_to_x``, their ``mean``."""
+    """Accuracies in percent: ``x_to_en`` (MTEB's direction), ``en_to_x`` (XTREME's direction), their ``mean``."""
 
     x_to_en: float
     en_to_x: float
@@ -162,3 +163,21 @@ def best_threshold(margins: np.ndarray, correct: np.ndarray, gold: int) -> Thres
 
 
 # ---------------------------------------------------------------------------------------------------- correlation
+
+
+FOUR_SIMILARITIES = ("cosine", "manhattan", "euclidean", "dot")
+
+
+def paired_similarities(first: np.ndarray, second: np.ndarray) -> dict[str, np.ndarray]:
+    """Row i of ``first`` against row i of ``second``, the four similarities the multi-stage distillation framework
+    scores STS with (``evaluator/evaluate/embedding_similarity_evaluator.py``): cosine, the negative Manhattan (L1)
+    and Euclidean (L2) distances and the dot product, on the embeddings as given (not normalised)."""
+    cosine = (unit_rows(first) * unit_rows(second)).sum(axis=1).astype(np.float64)  # float32 products, as before
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    difference = first - second
+    return {
+        "cosine": cosine,
+        "manhattan": -np.abs(difference).sum(axis=1),
+        "euclidean": -np.sqrt((difference**2).sum(axis=1)),
+        "dot": (first * second).sum(axis=1),
+    }

@@ -14,11 +14,13 @@ from .updates import count_for_recipe, shown_per_epoch
 
 SCRIPT = "run_distill_embeddings.sh"
 DEFAULT_PREFIX = "__default__"  # "query: " when the teacher is multilingual-e5, else ""
+TATOEBA_SELECT = ("tatoeba_x_to_en", "tatoeba_en_to_x")  # MTEB's direction, XTREME's
 
 
 def setting_defaults() -> dict[str, str]:
     return {
         "TEACHER": "",
+        "TEACHER_BANK": "",
         "LR": D.lr,
         "BSZ": D.batch,
         "EPOCHS": D.epochs,
@@ -57,6 +59,25 @@ def _is_e5(teacher: str) -> bool:
         return False
 
 
+def _make_bank(teacher: str, data: str, bank: str, dry_run: bool, say: Callable[[str], None]) -> None:
+    """The teacher's sentence bank of ``data``, written unless ``bank`` holds one (its checks against the run are the
+    criterion's, when training starts)."""
+    if os.path.isfile(os.path.join(bank, "bank.json")):
+        say(f"{SCRIPT}: teacher bank {bank} exists (checked against the data and the teacher when training starts)")
+        return
+    if dry_run:
+        say(f"{SCRIPT}: would write the teacher bank {bank} (stabletune-sentence-bank --teacher {teacher} ...)")
+        return
+    from ..embeddings.sentence_bank import make_sentence_bank
+    from ..reliability.checkpoint_safety import WrongCheckpoint
+
+    say(f"{SCRIPT}: writing the teacher bank {bank}: {teacher} embeds every source sentence of {data}")
+    try:
+        make_sentence_bank(teacher, data, bank)
+    except (WrongCheckpoint, FileNotFoundError, ValueError) as error:
+        raise fail(f"the teacher bank {bank}: {error}") from None
+
+
 def build(
     model: str,
     data: str,
@@ -77,8 +98,18 @@ def build(
         raise fail(f"student model '{model}' not found")
     if not teacher:
         raise fail("TEACHER=<sentence encoder model.pt> is required (e.g. .cache/e5-small/model.pt)")
-    if not os.path.exists(teacher):
-        raise fail(f"TEACHER={teacher}: no such file")
+    own_tokenizer = not os.path.isfile(teacher)  # a sentence-transformers folder or an installed package of one
+    if own_tokenizer:
+        from ..embeddings.hf_teacher import resolve_teacher_folder
+        from ..reliability.checkpoint_safety import WrongCheckpoint
+
+        try:
+            resolve_teacher_folder(teacher)
+        except WrongCheckpoint as error:
+            raise fail(
+                f"TEACHER={teacher}: not a model.pt of ours, a sentence-transformers folder or an installed package "
+                f"of one ({error})"
+            ) from None
     metadata = os.path.join(data, "metadata.json")
     if not os.path.isfile(metadata):
         raise fail(
@@ -95,16 +126,26 @@ def build(
             raise fail(f"{key}={s[key]}: not a folder")
     prefix = s["PREFIX"]
     if prefix == DEFAULT_PREFIX:
-        prefix = D.e5_prefix if _is_e5(teacher) else ""
-    select = s["SELECT"] or ("sts_spearman" if s["EVAL_STS"] else "tatoeba_acc" if s["EVAL_TATOEBA"] else "mse_tgt")
+        prefix = D.e5_prefix if not own_tokenizer and _is_e5(teacher) else ""
+    select = s["SELECT"] or ("sts_spearman" if s["EVAL_STS"] else "tatoeba_x_to_en" if s["EVAL_TATOEBA"] else "mse_tgt")
+    if select == "tatoeba_acc":
+        raise fail(
+            "SELECT=tatoeba_acc is now named by its direction: tatoeba_x_to_en (the same number: sources searched "
+            "among the English, MTEB's direction) or tatoeba_en_to_x (XTREME's direction)"
+        )
     if select == "sts_spearman" and not s["EVAL_STS"]:
         raise fail("SELECT=sts_spearman needs EVAL_STS=<folder>")
-    if select == "tatoeba_acc" and not s["EVAL_TATOEBA"]:
-        raise fail("SELECT=tatoeba_acc needs EVAL_TATOEBA=<folder>")
-    if select not in ("sts_spearman", "tatoeba_acc", "mse_tgt", "mse_src", "loss"):
-        raise fail(f"SELECT must be sts_spearman, tatoeba_acc, mse_tgt, mse_src or loss (got '{select}')")
-    maximize = ["--maximize-best-checkpoint-metric"] if select in ("sts_spearman", "tatoeba_acc") else []
+    if select in TATOEBA_SELECT and not s["EVAL_TATOEBA"]:
+        raise fail(f"SELECT={select} needs EVAL_TATOEBA=<folder>")
+    if select not in ("sts_spearman", *TATOEBA_SELECT, "mse_tgt", "mse_src", "loss"):
+        raise fail(
+            f"SELECT must be sts_spearman, {', '.join(TATOEBA_SELECT)}, mse_tgt, mse_src or loss (got '{select}')"
+        )
+    maximize = ["--maximize-best-checkpoint-metric"] if select in ("sts_spearman", *TATOEBA_SELECT) else []
 
+    bank = s["TEACHER_BANK"] or os.path.join(save_dir, "teacher-bank")
+    if not own_tokenizer and s["TEACHER_BANK"]:
+        raise fail("TEACHER_BANK= is for a teacher with its own tokenizer (a sentence-transformers folder or package)")
     arch, arch_args = s["ARCH"], []
     if not arch:  # the student's architecture and depth from model.pt, its vocabulary checked against the data's
         arch, layers, _ = inspect_model(
@@ -163,6 +204,7 @@ def build(
         "sentence_distillation",
         "--teacher",
         teacher,
+        *(["--teacher-bank", bank] if own_tokenizer else []),
         "--contrastive-weight",
         s["CON_WEIGHT"],
         "--contrastive-temperature",
@@ -206,6 +248,8 @@ def build(
         *extra,
     ]
     refuse_save_dir_in_use(save_dir, s["DRY_RUN"])
+    if own_tokenizer:  # before training, once: the teacher never runs during it
+        _make_bank(teacher, data, bank, s["DRY_RUN"] != "0", say)
     rows, per_epoch, total = count_for_recipe(
         train_args, f"{SCRIPT}: cannot count the training batches of {data} (see above)"
     )

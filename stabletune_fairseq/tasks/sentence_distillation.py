@@ -6,9 +6,11 @@ embeddings); the loss and the frozen teacher are the criterion's (``criterions/s
 Splits: ``train`` (the pairs and the source-only sentences) and ``valid`` (held-out pairs).
 
 Validation logs the criterion's ``mse_src``/``mse_tgt`` on the held-out pairs and, with ``--eval-sts`` or
-``--eval-tatoeba``, the student's STS Spearman (``sts_spearman``, the average over tracks) or Tatoeba accuracy
-(``tatoeba_acc``, XTREME's x->en average), scored by ``stabletune_fairseq.embeddings`` exactly as
-``stabletune-embed-eval`` scores them (same prefix and pooling), for ``--best-checkpoint-metric``.
+``--eval-tatoeba``, the student's STS Spearman (``sts_spearman``, the average over tracks) or Tatoeba accuracy in
+both directions (``tatoeba_x_to_en``: MTEB's direction, sources searched among the English; ``tatoeba_en_to_x``:
+XTREME's, English searched among the sources; averages over languages), scored by ``stabletune_fairseq.embeddings``
+exactly as ``stabletune-embed-eval`` scores them (same prefix, pooling and token limit: the model's positions, not
+the training cut), for ``--best-checkpoint-metric``.
 """
 
 import logging
@@ -74,8 +76,9 @@ class SentenceDistillationConfig(StoredDataConfig):
     eval_tatoeba: Optional[str] = field(
         default=None,
         metadata={
-            "help": "Tatoeba folder in LASER's layout (stabletune-embed-eval --task tatoeba): logs tatoeba_acc, the "
-            "student's average x->en accuracy, at every validation"
+            "help": "Tatoeba folder in LASER's layout (stabletune-embed-eval --task tatoeba): logs the student's "
+            "average accuracy in both directions at every validation, tatoeba_x_to_en (MTEB's direction) and "
+            "tatoeba_en_to_x (XTREME's)"
         },
     )
     eval_batch_size: int = field(default=64, metadata={"help": "sentences per batch of the STS/Tatoeba evaluation"})
@@ -183,14 +186,16 @@ class SentenceDistillationTask(StoredDataTask):
         return out
 
     def embedding_scores(self, model) -> dict:
-        """``sts_spearman`` / ``tatoeba_acc`` of ``model``'s encoder (eval mode, no gradients) on the --eval-* data."""
+        """``sts_spearman`` / ``tatoeba_x_to_en`` and ``tatoeba_en_to_x`` of ``model``'s encoder (eval mode, no
+        gradients) on the --eval-* data. Sentences are cut at the model's positions as ``stabletune-embed-eval`` cuts
+        them, not at the training cut (--max-positions), so the numbers are the command's for any length."""
         import torch
 
         from ..embeddings.encoder import EmbeddingSettings, LoadedEncoder, SentenceEmbedder
         from ..embeddings.evaluation import evaluate
 
         device = next(model.parameters()).device
-        loaded = LoadedEncoder(model.encoder, self.pieces, self._max_positions, "training", self.cfg.data)
+        loaded = LoadedEncoder(model.encoder, self.pieces, int(model.max_positions()), "training", self.cfg.data)
         embedder = SentenceEmbedder(
             loaded,
             EmbeddingSettings(None, str(self.cfg.pooling), self.cfg.prefix, self.cfg.eval_batch_size, self.precision),
@@ -199,9 +204,12 @@ class SentenceDistillationTask(StoredDataTask):
         scores = {}
         with torch.no_grad(), tempfile.TemporaryDirectory() as out:  # predictions are not kept
             for task, data in self._evaluations:
-                result = evaluate(task, embedder, data, out)
-                main = "spearman" if task == "sts" else "x_to_en"
-                scores["sts_spearman" if task == "sts" else "tatoeba_acc"] = result["average"].get(main, float("nan"))
+                average = evaluate(task, embedder, data, out)["average"]
+                if task == "sts":
+                    scores["sts_spearman"] = average.get("spearman", float("nan"))
+                else:
+                    for direction in ("x_to_en", "en_to_x"):
+                        scores[f"tatoeba_{direction}"] = average.get(direction, float("nan"))
         logger.info("embedding scores of the student: %s", scores)
         return scores
 

@@ -166,3 +166,25 @@ def prepare_parallel(
         len(valid.source),
     )
     return final
+
+
+def stored_source_texts(metadata: dict, split: str) -> list[str]:
+    """The text of every stored source row of ``split``, in the stored order, re-read from the raw files that
+    ``metadata.json`` records (a teacher with its own tokenizer needs the text, not our pieces): per pair file its
+    first ``train.pairs`` rows for train and the rest (or its dev file) for valid, then (train) the source-only
+    sentences. The caller checks the texts against the stored tokens: a raw file changed since preprocessing is
+    refused there."""
+    files = metadata["files"]
+    texts: list[str] = []
+    for entry in files["pairs"].values():
+        keep = entry["train"]["pairs"]
+        if split == "train":
+            texts += read_parallel(entry["source"]).source[:keep]
+        elif "dev_source" in entry:
+            texts += read_parallel(entry["dev_source"]).source
+        else:
+            texts += read_parallel(entry["source"]).source[keep:]
+    if split == "train":
+        for entry in files["sentences"].values():
+            texts += read_sentences(entry["source"]).source
+    return texts
