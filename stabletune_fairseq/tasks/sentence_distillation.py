@@ -210,6 +210,9 @@ class SentenceDistillationTask(StoredDataTask):
                 else:
                     for direction in ("x_to_en", "en_to_x"):
                         scores[f"tatoeba_{direction}"] = average.get(direction, float("nan"))
+                    # the former name of x_to_en, still logged: a run started with --best-checkpoint-metric
+                    # tatoeba_acc resumes (fairseq stops with a KeyError on a metric no longer logged)
+                    scores["tatoeba_acc"] = scores["tatoeba_x_to_en"]
         logger.info("embedding scores of the student: %s", scores)
         return scores
 
