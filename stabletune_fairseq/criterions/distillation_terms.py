@@ -8,10 +8,9 @@ Patient KD (Sun et al. 2019, "PKD"): the ``<s>`` states of chosen student layers
 map to, each L2-normalised, compared by mean squared error over batch x layers x hidden (as the reference's
 ``patience_loss``); a student narrower than its teacher is first projected to the teacher's width.
 
-Contrastive distillation (in the spirit of CoDIR, Sun et al. 2020): the student's last-layer ``<s>`` state of
-a row (projected, normalised) should be closer to the teacher's state of the same row than to the teacher's
-states of the other rows of the batch with another label (in-batch negatives), an InfoNCE loss with temperature
-``tau``.
+In-batch InfoNCE on ``<s>`` states (ours; it follows neither CoDIR's CRD-style NCE nor BERT-gang's bank): the
+student's last-layer ``<s>`` state of a row (projected, normalised) should be closer to the teacher's state of the
+same row than to the teacher's states of the other rows of the batch with another label, with temperature ``tau``.
 """
 
 from __future__ import annotations

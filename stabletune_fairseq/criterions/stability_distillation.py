@@ -61,7 +61,8 @@ class StabilityDistillationConfig(StabilityConsistencyConfig):
         default=0.0,
         metadata={
             "help": "weight of Patient KD: MSE between L2-normalised <s> states of student layers and their teacher "
-            "layers (mean over batch x layers x hidden; the BERT recipes use 100 to 500)"
+            "layers (mean over batch x layers x hidden), as intersun's PKD code (its kd.cls run: 500). Not BERT-gang's mu, which "
+            "weighs an unnormalised full-sequence MSE: docs/distillation.md"
         },
     )
     pkd_layers: str = field(
@@ -76,9 +77,9 @@ class StabilityDistillationConfig(StabilityConsistencyConfig):
     contrastive_weight: float = field(
         default=0.0,
         metadata={
-            "help": "weight of contrastive distillation on the last layer's <s> states (InfoNCE: the teacher's "
-            "state of "
-            "the same row against those of rows with another label in the batch)"
+            "help": "weight of the in-batch InfoNCE on the last layer's <s> states: the teacher's state of the same "
+            "row against the teacher's states of the batch's rows with another label (no reference reproduced: "
+            "docs/distillation.md; --layer-contrast-weight is BERT-gang's bank version)"
         },
     )
     contrastive_temperature: float = field(default=0.07, metadata={"help": "temperature of the contrastive term"})
