@@ -1,9 +1,10 @@
 """``stabletune-convert shrink``: a smaller student encoder made of chosen layers of a model.
 
 Distillation students start from layers of a bigger model; the same is done here for any of our models, a
-pretrained release or a fine-tuned checkpoint: the embeddings and the chosen layers are kept, renumbered 0..k-1 in the order given, everything else (the other layers, task heads, an
-LM head) is left out. The result is an official-format release (``model.pt``, ``dict.txt``, sentencepiece model)
-for ``run_xtreme.sh``'s ``<model.pt>``: its task heads are created afresh when it is fine-tuned.
+pretrained release or a fine-tuned checkpoint: the embeddings and the chosen layers are kept, renumbered 0..k-1
+in the order given, everything else (the other layers, task heads, an LM head) is left out. The result
+is an official-format release (``model.pt``, ``dict.txt``, sentencepiece model) for
+``run_xtreme.sh``'s ``<model.pt>``: its task heads are created afresh when it is fine-tuned.
 
 ``--layers`` takes the layers (0-based) or a named choice of a reference (docs/distillation.md):
 ``first:K``       layers 0..K-1: Patient KD's student (intersun/PKD-for-BERT-Model-Compression loads the
