@@ -445,6 +445,8 @@ class StabilityDistillationCriterion(StabilityConsistencyCriterion):
             "teacher_banked": self._banked_rows,
             "teacher_live": n_rows - self._banked_rows + (n_rows if views_run else 0),
         }
+        if self.layer_contrast:
+            counts["contrast_only"] = 0
         if not self.live_teacher_states:
             return counts
         project = self.projection if self.projection is not None else (lambda x: x)
