@@ -10,7 +10,8 @@
 # default 0,1,2, for a GLUE task folder 0,rdrop,r3f (xTune's stages are refused there). REG= itself is refused: a
 # regulariser is a stage of its own, compared with plain fine-tuning of the same seed. RDROP_ALPHA= goes to the
 # rdrop runs only, R3F_LAMBDA=, R3F_EPS=, R3F_NOISE= to the r3f runs only, DISTILL=, KD_T=, KD_ALPHA=, PKD_MU=,
-# PKD_LAYERS=, CON_WEIGHT=, CON_T=, BANK= to the kd runs only.
+# PKD_LAYERS=, CON_WEIGHT=, CON_T=, BANK=, LCON_WEIGHT=, LCON_T=, LCON_NEG=, LCON_LAYERS=, LCON_ANY_ROW=, CON_STEPS=,
+# SCL_LAMBDA=, SCL_T= to the kd runs only.
 # Layout: <out_root>/seed<N>/{plain, xtune (stage 1), xtune/stage2, rdrop, r3f, kd} (run_xtreme.sh save dirs, with
 # eval/<rule>-<split>/ inside), seed<N>/logs/<stage>.log (everything the run printed), seed<N>/status/<stage>.json
 # (exit status, wall time, the command and its settings; <stage>: plain, stage1, stage2, rdrop, r3f), <out_root>/report/
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
     REG=*) echo "run_seeds.sh: '$1': add rdrop or r3f to STAGES= instead (e.g. STAGES=0,rdrop: each regulariser is a run of its own, compared with plain fine-tuning)" >&2; exit 2 ;;
     RDROP_ALPHA=*) RDROP+=("$1") ;;
     R3F_LAMBDA=*|R3F_EPS=*|R3F_NOISE=*) R3F+=("$1") ;;
-    DISTILL=*|KD_T=*|KD_ALPHA=*|PKD_MU=*|PKD_LAYERS=*|CON_WEIGHT=*|CON_T=*|BANK=*) KD+=("$1") ;;
+    DISTILL=*|KD_T=*|KD_ALPHA=*|PKD_MU=*|PKD_LAYERS=*|CON_WEIGHT=*|CON_T=*|BANK=*|LCON_*=*|CON_STEPS=*|SCL_*=*) KD+=("$1") ;;
     --) PASS+=("$@"); break ;;
     *=*) PASS+=("$1") ;;
     *) echo "run_seeds.sh: unexpected argument '$1' (settings are KEY=VALUE; see the header of $0)" >&2; exit 2 ;;

@@ -35,7 +35,10 @@
 #     alpha*BSZ/2); R3F_LAMBDA=1.0 R3F_EPS=1e-5 R3F_NOISE=uniform|normal (fairseq's examples/rxf defaults)
 #   DISTILL=<teacher.pt> (knowledge distillation from a fine-tuned checkpoint of this task folder into <model.pt>, e.g.
 #     a stabletune-convert shrink student; docs/distillation.md): KD_T=10 KD_ALPHA=0.5 PKD_MU=0 (100: Patient KD)
-#     PKD_LAYERS=skip CON_WEIGHT=0 CON_T=0.07 (contrastive distillation) BANK= (stabletune-teacher-bank's folder);
+#     PKD_LAYERS=skip CON_WEIGHT=0 CON_T=0.07 (our in-batch InfoNCE) BANK= (stabletune-teacher-bank's folder);
+#     BERT-gang's layer-wise contrast with bank negatives (BANK= written with --states): LCON_WEIGHT=0 (1: on)
+#     LCON_T=0.07 LCON_NEG=20 LCON_LAYERS=all|last|1:2,... LCON_ANY_ROW=0 CON_STEPS=0 (updates of the contrast alone;
+#     its KD then: KD_T=1 KD_ALPHA=0.2); SCL_LAMBDA=0 (1: SCL alone) SCL_T=0.1;
 #     LR default 5e-5 (the BERT distillation recipes'); with STAGE=1 the views are distilled too; not with STAGE=2
 # Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
 # Each run dir keeps checkpoint_best.pt (by SELECT), checkpoint_best_<metric>_<en|avg>.pt (by the other rule),

@@ -171,7 +171,25 @@ def test_shrink_keeps_the_chosen_layers_in_order(shrunk, e5_dir):
     assert (shrunk[0] / "dict.txt").read_bytes() == (e5_dir / "dict.txt").read_bytes()
 
 
+def test_shrink_layer_choices_of_the_references():
+    from stabletune_fairseq.convert.shrink import parse_layers
+
+    assert parse_layers("first:6", 12) == [0, 1, 2, 3, 4, 5]  # Patient KD: the first k layers
+    assert parse_layers("block-last:6", 12) == [1, 3, 5, 7, 9, 11]  # BERT-gang: range(skip - 1, 12, skip)
+    assert parse_layers("block-last:3", 24) == [7, 15, 23]
+    assert parse_layers("0,2,4", 12) == [0, 2, 4]
+    for bad, reason in (("block-last:5", "not a multiple of 5"), ("first:13", "has 12 layers"), ("first:x", "K")):
+        with pytest.raises(ValueError, match=reason):
+            parse_layers(bad, 12)
+
+
 def test_shrink_refuses_layers_the_model_does_not_have(e5_dir, tmp_path):
+    result = run(
+        [sys.executable, "-m", "stabletune_fairseq.cli.convert", "shrink", e5_dir / "model.pt", tmp_path / "x"]
+        + ["--layers", "block-last:5"],
+        check=False,
+    )
+    assert result.returncode == 2 and "the model has 12 layers, not a multiple of 5" in result.stderr
     result = run(
         [
             sys.executable,

@@ -36,12 +36,15 @@ def main(argv=None) -> int:
     shrink = sources.add_parser(
         "shrink",
         help="a student of fewer layers, initialised from chosen layers of a "
-        "pretrained release or fine-tuned checkpoint (Patient KD's 'skip')",
+        "pretrained release or fine-tuned checkpoint",
     )
     shrink.add_argument("model", help="official-format model.pt, or a fine-tuned checkpoint (its heads are left out)")
     shrink.add_argument("out_dir", help="folder for model.pt, dict.txt and sentencepiece.bpe.model")
     shrink.add_argument(
-        "--layers", required=True, help="0-based layers to keep, in order, e.g. 0,2,4,6,8,10 (every other layer of 12)"
+        "--layers",
+        required=True,
+        help="0-based layers to keep, in order, e.g. 0,2,4,6,8,10; or first:K (layers 0..K-1, Patient KD's "
+        "student) or block-last:K (the last layer of each of K blocks, 1,3,5,7,9,11 of 12: BERT-gang's)",
     )
     extend = sources.add_parser(
         "extend-positions",
@@ -61,12 +64,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     log_to_stderr()
     if args.source == "shrink":
-        from ..convert.shrink import parse_layers
         from ..convert.shrink import shrink as shrink_model
 
         out, status = bad_input_as_one_line(
             "stabletune-convert",
-            lambda: shrink_model(args.model, args.out_dir, parse_layers(args.layers)),
+            lambda: shrink_model(args.model, args.out_dir, args.layers),
             also=(ValueError, FileNotFoundError),
         )
         if status:

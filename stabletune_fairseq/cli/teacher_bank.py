@@ -2,10 +2,13 @@
 without running the teacher on those rows (``--teacher-bank`` of the ``stability_distillation`` criterion).
 
     stabletune-teacher-bank --checkpoint <teacher.pt> --data <out>/<task> [--split train] [--out <dir>]
+                            [--states [--layers 2,4,6,8,10,12]]
 
 The rows are the task folder's stored training rows as training reads them (no views, no augmented copies), run
 through the teacher in eval mode (no dropout) in batches of similar length; ``models/teacher_bank.py`` describes the
 folder. Augmented copies and translations are drawn afresh every epoch: the teacher runs on them during training.
+``--states`` also stores the teacher's ``<s>`` state after every layer (or the 1-based ``--layers``) and each row's
+label, float16: BERT-gang's memory bank (``build_membank.py``), read by ``--layer-contrast-weight``.
 """
 
 from __future__ import annotations
@@ -30,8 +33,29 @@ def row_units(logits, sample, row: int, kind: str, pad: int):
     return logits[row : row + 1]
 
 
+def parse_state_layers(text: str | None, teacher_layers: int) -> list[int]:
+    """``--layers`` (1-based teacher layers, comma-separated) or every layer; a clear error for others."""
+    if not text:
+        return list(range(1, teacher_layers + 1))
+    try:
+        layers = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise ValueError(f"--layers {text!r}: comma-separated teacher layers, 1-based, e.g. 2,4,6") from None
+    if layers[0] < 1 or layers[-1] > teacher_layers:
+        raise ValueError(f"--layers {text!r}: the teacher has layers 1..{teacher_layers}")
+    return layers
+
+
 def write_bank(
-    checkpoint: str, data: str, split: str, out: str, batch_size: int = 32, cpu: bool = False, precision: str = "fp32"
+    checkpoint: str,
+    data: str,
+    split: str,
+    out: str,
+    batch_size: int = 32,
+    cpu: bool = False,
+    precision: str = "fp32",
+    states: bool = False,
+    layers: str | None = None,
 ) -> str:
     import torch
 
@@ -45,7 +69,18 @@ def write_bank(
         checkpoint, data, device, overrides={"view_augmentation": "none", "copy_augmentation": "none"}
     )
     dataset = task.load_dataset(split)
-    writer = BankWriter(len(dataset))
+    state_layers = None
+    if states:
+        if task.loss_family != "labels" or task.kind not in ("sentence_pair", "glue"):
+            raise ValueError(
+                f"{checkpoint}: --states banks the <s> states of rows with one label each (negatives are rows of "
+                f"another label); a {task.kind} task has no such label"
+            )
+        state_layers = parse_state_layers(layers, model.cfg.encoder_layers)
+    elif layers:
+        raise ValueError("--layers chooses the layers of --states: give --states too")
+    hidden = model.cfg.encoder_embed_dim
+    writer = BankWriter(len(dataset), None if state_layers is None else (len(state_layers), hidden))
     order = dataset.ordered_indices()
     pad = task.dictionary.pad()
     start = time.time()
@@ -54,12 +89,22 @@ def write_bank(
             sample = dataset.collater([dataset[int(i)] for i in order[begin : begin + batch_size]])
             tokens = sample["net_input"]["src_tokens"].to(device)
             head_input = {k: v.to(device) for k, v in sample.get("head_input", {}).items()}
+            per_layer = [] if state_layers else None
             with autocast(precision):
-                logits = model(tokens, head=task.head_name, **head_input).float().cpu()
+                logits = model(tokens, head=task.head_name, layer_states=per_layer, **head_input).float().cpu()
             checksums = token_checksums(sample["net_input"]["src_tokens"], pad).numpy()
+            if state_layers:  # rows x layers x hidden, float16 as stored
+                chosen = torch.stack([per_layer[layer - 1] for layer in state_layers], 1).float().cpu().half().numpy()
+                labels = sample["target"].tolist()
             for row, row_id in enumerate(sample["id"].tolist()):
-                writer.add(row_id, row_units(logits, sample, row, task.kind, pad).numpy(), checksums[row])
-    folder = writer.write(out, {**bank_record(checkpoint, task.identity, split, task.kind), "precision": precision})
+                extra = (chosen[row], labels[row]) if state_layers else ()
+                writer.add(row_id, row_units(logits, sample, row, task.kind, pad).numpy(), checksums[row], *extra)
+    record = {**bank_record(checkpoint, task.identity, split, task.kind), "precision": precision}
+    if state_layers:
+        record.update(
+            state_layers=state_layers, state_dtype="float16", hidden=hidden, teacher_layers=model.cfg.encoder_layers
+        )
+    folder = writer.write(out, record)
     logger.info(
         "wrote %s: %d rows, %d units of %d outputs, %.1f s",
         folder,
@@ -89,6 +134,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    parser.add_argument(
+        "--states",
+        action="store_true",
+        help="also store the teacher's <s> state after each layer and each row's label (float16, states.npy and "
+        "labels.npy): BERT-gang's memory bank, for --layer-contrast-weight (sentence tasks)",
+    )
+    parser.add_argument("--layers", default=None, help="with --states: teacher layers to store, 1-based (default: all)")
     add_precision_option(parser)
     args = parser.parse_args(argv)
     log_to_stderr()
@@ -103,11 +155,14 @@ def main(argv=None) -> int:
         args.batch_size,
         args.cpu,
         args.precision,
+        args.states,
+        args.layers,
         also=(FileNotFoundError, ValueError),
     )
     if status:
         return status
-    print(f"wrote {folder} (bank.json, logits.npy, offsets.npy, tokens.npy)")
+    extra = ", states.npy, labels.npy" if args.states else ""
+    print(f"wrote {folder} (bank.json, logits.npy, offsets.npy, tokens.npy{extra})")
     return 0
 
 

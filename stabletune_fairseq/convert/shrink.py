@@ -1,10 +1,18 @@
 """``stabletune-convert shrink``: a smaller student encoder made of chosen layers of a model.
 
-Patient KD initialises its student from layers of the teacher (its "skip" choice: every other layer); the
-same is done here for any of our models, a pretrained release or a fine-tuned checkpoint: the embeddings and the
-chosen layers are kept, renumbered 0..k-1 in the order given, everything else (the other layers, task heads, an
-LM head) is left out. The result is an official-format release (``model.pt``, ``dict.txt``, sentencepiece model)
-for ``run_xtreme.sh``'s ``<model.pt>``: its task heads are created afresh when it is fine-tuned.
+Distillation students start from layers of a bigger model; the same is done here for any of our models, a
+pretrained release or a fine-tuned checkpoint: the embeddings and the chosen layers are kept, renumbered 0..k-1
+in the order given, everything else (the other layers, task heads, an LM head) is left out. The result
+is an official-format release (``model.pt``, ``dict.txt``, sentencepiece model) for
+``run_xtreme.sh``'s ``<model.pt>``: its task heads are created afresh when it is fine-tuned.
+
+``--layers`` takes the layers (0-based) or a named choice of a reference (docs/distillation.md):
+``first:K``       layers 0..K-1: Patient KD's student (intersun/PKD-for-BERT-Model-Compression loads the
+                  pretrained checkpoint into a K-layer model, ``src/utils.py`` ``load_model`` mode ``student``);
+``block-last:K``  the last layer of each of K equal blocks (1,3,5,7,9,11 of 12 for K=6): BERT-gang's students
+                  (``fine_tune/model/_student_bert.py`` ``init_from_pre_trained``, teacher indices
+                  ``range(skip - 1, 12, skip)``). BERT-gang leaves the student's embeddings at random; here they
+                  are kept.
 """
 
 from __future__ import annotations
@@ -25,12 +33,35 @@ logger = logging.getLogger(__name__)
 _LAYER = re.compile(re.escape(ENCODER_PREFIX) + r"layers\.(\d+)\.(.+)")
 
 
-def parse_layers(text: str) -> list[int]:
-    """``"0,2,4"`` -> ``[0, 2, 4]``; a clear error for anything else."""
+LAYER_CHOICES = ("first", "block-last")  # Patient KD's, BERT-gang's (the module's docstring)
+
+
+def parse_layers(text: str, source_layers: int | None = None) -> list[int]:
+    """``"0,2,4"`` -> ``[0, 2, 4]``; ``"first:K"`` and ``"block-last:K"`` (the references' choices) need the
+    source's ``source_layers``; a clear error for anything else."""
+    name, _, count = text.partition(":")
+    if name in LAYER_CHOICES:
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--layers {text!r}: {name}:K with K a positive number of layers, e.g. {name}:6")
+        k = int(count)
+        if source_layers is None:
+            raise ValueError(f"--layers {text!r}: needs the source model's number of layers")
+        if k > source_layers or (name == "block-last" and source_layers % k):
+            raise ValueError(
+                f"--layers {text!r}: the model has {source_layers} layers"
+                + (f", not a multiple of {k}" if k <= source_layers else "")
+            )
+        if name == "first":
+            return list(range(k))
+        step = source_layers // k
+        return list(range(step - 1, source_layers, step))
     try:
         layers = [int(part) for part in text.split(",")]
     except ValueError:
-        raise ValueError(f"--layers {text!r}: comma-separated layer numbers (0-based), e.g. 0,2,4,6,8,10") from None
+        raise ValueError(
+            f"--layers {text!r}: comma-separated layer numbers (0-based), e.g. 0,2,4,6,8,10, or first:K "
+            "(Patient KD) or block-last:K (BERT-gang)"
+        ) from None
     return layers
 
 
@@ -89,13 +120,16 @@ def _vocabulary_folder(model_path: Path, state: dict) -> Path:
     return Path(recorded_task_folder(str(model_path), state))
 
 
-def shrink(model: str | Path, out_dir: str | Path, layers: list[int]) -> Path:
-    """Write the student made of ``layers`` of ``model`` to ``out_dir``; return ``out_dir``."""
+def shrink(model: str | Path, out_dir: str | Path, layers: list[int] | str) -> Path:
+    """Write the student made of ``layers`` of ``model`` to ``out_dir`` (a list, or ``--layers``'s text, named
+    choices included); return ``out_dir``."""
     from ..data.encoding import model_files
 
     model, out_dir = Path(model), Path(out_dir)
     state = open_checkpoint(str(model), "model to shrink")
     weights = read_release(str(model))
+    if isinstance(layers, str):
+        layers = parse_layers(layers, len({int(m.group(1)) for m in map(_LAYER.match, weights) if m}))
     student = shrunk_state(weights, layers, str(model))
     dictionary, sentencepiece = model_files(_vocabulary_folder(model, state))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,10 @@ A bank folder holds
   ``offsets.npy``  int64, rows + 1: row ``i``'s units are ``logits[offsets[i]:offsets[i+1]]``;
   ``tokens.npy``   int64, (rows, 2): each row's length and a checksum of its tokens, so a row served from the
                    bank is known to be the row the teacher saw (a bank made for other data is refused).
+With ``--states`` (BERT-gang's memory bank, ``build_membank.py``), also
+  ``states.npy``   float16, (rows, layers, hidden): the teacher's ``<s>`` state after each of the layers
+                   ``bank.json`` lists (``state_layers``, 1-based), unnormalised;
+  ``labels.npy``   int64, rows: each row's label (the bank contrast draws its negatives among other labels).
 Rows are keyed by example id, the index of the stored row in the training set (``id`` of a batch). Rows drawn
 afresh every epoch (augmented copies, translations, text views) are not in the bank: the teacher runs on them.
 """
@@ -50,14 +54,20 @@ def token_checksums(tokens: torch.Tensor, pad: int) -> torch.Tensor:
 class BankWriter:
     """Collects a teacher's per-row outputs by row id, then writes the bank folder."""
 
-    def __init__(self, rows: int):
+    def __init__(self, rows: int, state_shape: tuple[int, int] | None = None):
         self.rows = rows
         self.units: list = [None] * rows
         self.tokens = np.zeros((rows, 2), dtype=np.int64)
+        # (layers, hidden) per row: the <s> states, float16 as they are stored
+        self.states = None if state_shape is None else np.zeros((rows, *state_shape), dtype=np.float16)
+        self.labels = None if state_shape is None else np.full(rows, -1, dtype=np.int64)
 
-    def add(self, row_id: int, units: np.ndarray, checksum: np.ndarray) -> None:
+    def add(self, row_id: int, units: np.ndarray, checksum: np.ndarray, states=None, label=None) -> None:
         self.units[row_id] = np.asarray(units, dtype=np.float32).reshape(-1, units.shape[-1])
         self.tokens[row_id] = checksum
+        if self.states is not None:
+            self.states[row_id] = states
+            self.labels[row_id] = label
 
     def write(self, out_dir: str | Path, record: dict) -> Path:
         missing = [i for i, u in enumerate(self.units) if u is None]
@@ -70,6 +80,9 @@ class BankWriter:
         np.save(out_dir / "logits.npy", np.concatenate(self.units))
         np.save(out_dir / "offsets.npy", offsets)
         np.save(out_dir / "tokens.npy", self.tokens)
+        if self.states is not None:
+            np.save(out_dir / "states.npy", self.states)
+            np.save(out_dir / "labels.npy", self.labels)
         record = {
             "format": FORMAT,
             "rows": self.rows,
@@ -103,6 +116,40 @@ class TeacherBank:
                 f"teacher bank {self.folder}: logits.npy and offsets.npy do not agree with "
                 f"bank.json ({self.rows} rows): the folder is damaged; write it again"
             )
+        self.state_layers = list(self.record.get("state_layers", []))
+        self.states = self.labels = None
+        if self.state_layers:
+            self.states = np.load(self.folder / "states.npy", mmap_mode="r")
+            self.labels = np.load(self.folder / "labels.npy")
+            if self.states.shape[:2] != (self.rows, len(self.state_layers)) or len(self.labels) != self.rows:
+                raise WrongCheckpoint(
+                    f"teacher bank {self.folder}: states.npy {tuple(self.states.shape)} or labels.npy do not agree "
+                    f"with bank.json ({self.rows} rows, layers {self.state_layers}): the folder is damaged; write it "
+                    "again"
+                )
+
+    def check_states(self, layers: list[int]) -> list[int]:
+        """The positions in ``states.npy`` of teacher ``layers`` (1-based); refused when the bank lacks any."""
+        if self.states is None:
+            raise WrongCheckpoint(
+                f"teacher bank {self.folder}: holds no <s> states; write it with stabletune-teacher-bank --states"
+            )
+        missing = [layer for layer in layers if layer not in self.state_layers]
+        if missing:
+            raise WrongCheckpoint(
+                f"teacher bank {self.folder}: holds the states of teacher layers {self.state_layers}, not {missing}; "
+                "write it with --states --layers including them"
+            )
+        return [self.state_layers.index(layer) for layer in layers]
+
+    def states_of(self, ids, positions: list[int]) -> torch.Tensor:
+        """float32 (len(ids), len(positions), hidden): the stored ``<s>`` states of rows ``ids`` (a numpy array),
+        read from the memory map."""
+        rows = np.asarray(ids)
+        order = np.argsort(rows, kind="stable")  # a memory map reads sorted rows faster
+        block = np.empty((len(rows), len(positions), self.states.shape[2]), dtype=np.float32)
+        block[order] = self.states[rows[order]][:, positions]
+        return torch.from_numpy(block)
 
     def check_run(self, identity: dict, outputs: int, teacher: str | None) -> None:
         """Refuse a bank made for another task folder, split or head size, or by another teacher than
@@ -133,10 +180,9 @@ class TeacherBank:
         covered = ids < self.rows
         return covered if copies is None else covered & ~copies
 
-    def lookup(self, ids: torch.Tensor, checksums: torch.Tensor, like: torch.Tensor, fill: float) -> torch.Tensor:
-        """The stored outputs of rows ``ids`` as a tensor shaped like ``like`` (rows x outputs, or rows x units x
-        outputs padded with ``fill``), after checking each row's tokens against the bank's."""
-        ids_np = ids.cpu().numpy()
+    def check_rows(self, ids, checksums: torch.Tensor) -> None:
+        """Refuse rows whose tokens are not the ones the bank holds for these ids."""
+        ids_np = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids)
         stored = self.tokens[ids_np]
         seen = checksums.cpu().numpy()
         wrong = np.flatnonzero((stored != seen).any(1))
@@ -147,6 +193,12 @@ class TeacherBank:
                 f"{seen[wrong[0], 0]} against {stored[wrong[0], 0]}, or other tokens; {len(wrong)} rows of this batch "
                 "differ): the bank was made for other data or another preprocessing; write it again"
             )
+
+    def lookup(self, ids: torch.Tensor, checksums: torch.Tensor, like: torch.Tensor, fill: float) -> torch.Tensor:
+        """The stored outputs of rows ``ids`` as a tensor shaped like ``like`` (rows x outputs, or rows x units x
+        outputs padded with ``fill``), after checking each row's tokens against the bank's."""
+        self.check_rows(ids, checksums)
+        ids_np = ids.cpu().numpy()
         out = torch.full(like.shape, fill, dtype=torch.float32)
         for i, row in enumerate(ids_np):
             units = torch.from_numpy(np.array(self.logits[self.offsets[row] : self.offsets[row + 1]]))

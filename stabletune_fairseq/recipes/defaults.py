@@ -226,9 +226,20 @@ class DistillationDefaults:
     kd_alpha: str = "0.5"
     pkd_mu: str = "0"  # 100: Patient KD
     pkd_layers: str = "skip"
-    contrastive_weight: str = "0"
+    contrastive_weight: str = "0"  # our in-batch InfoNCE (no reference): off
     contrastive_temperature: str = "0.07"
     lr: str = "5e-5"  # the BERT distillation recipes' (Patient KD: {1e-5, 2e-5, 5e-5})
+    # BERT-gang's layer-wise contrast with bank negatives (github.com/ProFatXuanAll/BERT-gang at 2c67b94, before the
+    # files were removed in d49457b). Off unless LCON_WEIGHT= or CON_STEPS= is set; the values are the reference's:
+    layer_contrast_weight: str = "0"  # run_layerwise_contrast_distill.py --contrast_weight default 1 (when on: 1)
+    layer_contrast_temperature: str = "0.07"  # doc/fine_tune_mnli.md:216 --contrast_temp 0.07 (also the default)
+    layer_contrast_negatives: str = "20"  # doc/fine_tune_mnli.md:214 --neg_num 20 (layer-wise run)
+    layer_contrast_layers: str = "all"  # run_layerwise_contrast_distill.py: membanks [step-1::step], last included
+    contrast_steps: str = "0"  # doc/fine_tune_mnli.md:215 --contrast_steps 0 (its last-layer run: 98176)
+    layer_contrast_soft_weight: str = "0.2"  # doc/fine_tune_mnli.md:218 --soft_label_weight 0.2 (our KD_ALPHA)
+    layer_contrast_kd_t: str = "1"  # doc/fine_tune_mnli.md:217 --softmax_temp 1 (our KD_T)
+    scl_lambda: str = "0"  # train_scl_from_ckpt.py: SCL alone is 1; distill_mgpu.py's ce_weights = 1 - lambda
+    scl_temperature: str = "0.1"  # doc/fine_tune_mnli.md:232 --scl_temp 0.1
 
 
 REGULARISERS = RegulariserDefaults()

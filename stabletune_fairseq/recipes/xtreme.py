@@ -60,6 +60,14 @@ def setting_defaults(task: table.TaskDefaults, interactive: bool) -> dict[str, s
         "CON_WEIGHT": kd.contrastive_weight,
         "CON_T": kd.contrastive_temperature,
         "BANK": "",
+        "LCON_WEIGHT": kd.layer_contrast_weight,
+        "LCON_T": kd.layer_contrast_temperature,
+        "LCON_NEG": kd.layer_contrast_negatives,
+        "LCON_LAYERS": kd.layer_contrast_layers,
+        "LCON_ANY_ROW": "0",
+        "CON_STEPS": kd.contrast_steps,
+        "SCL_LAMBDA": kd.scl_lambda,
+        "SCL_T": kd.scl_temperature,
         "MAX_TOKENS": "",
         "RDROP_SCALE": reg.rdrop_scale,
         "PRECISION": "fp32",
@@ -309,6 +317,21 @@ def build(
         ]
         if s["BANK"]:
             optional += ["--teacher-bank", s["BANK"]]
+        if (
+            number(s["LCON_WEIGHT"], "LCON_WEIGHT") > 0 or number(s["CON_STEPS"], "CON_STEPS") > 0
+        ):  # BERT-gang's layer-wise contrast
+            if not s["BANK"]:
+                raise RecipeError(
+                    f"{SCRIPT}: LCON_WEIGHT=/CON_STEPS= read the teacher's states from BANK= (stabletune-teacher-bank "
+                    "--states)"
+                )
+            optional += ["--layer-contrast-weight", s["LCON_WEIGHT"], "--layer-contrast-temperature", s["LCON_T"]]
+            optional += ["--layer-contrast-negatives", s["LCON_NEG"], "--layer-contrast-layers", s["LCON_LAYERS"]]
+            optional += ["--contrast-steps", s["CON_STEPS"]] + (
+                ["--layer-contrast-any-row"] if s["LCON_ANY_ROW"] == "1" else []
+            )
+        if number(s["SCL_LAMBDA"], "SCL_LAMBDA") > 0:
+            optional += ["--scl-lambda", s["SCL_LAMBDA"], "--scl-temperature", s["SCL_T"]]
 
     # Optimiser: xTune's AdamW, or AMOS's: GLUE's default, and run_squad.sh's.
     optim = s["OPTIM"] or ("amos" if glue else "xtune")

@@ -57,6 +57,8 @@ class StoredDataTask(FairseqTask):
             self._model_checked = True
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if hasattr(criterion, "set_num_updates"):  # e.g. distillation's phases, which follow the update count
+            criterion.set_num_updates(update_num)
         if self.precision == "fp32":
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
         # fairseq's step with the forward and the loss under autocast; the backward outside it, as torch advises.
