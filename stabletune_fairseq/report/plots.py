@@ -19,6 +19,7 @@ COLOURS = {
     "run": "#1f77b4",
 }
 DPI = 100
+SWEEP_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")
 
 
 def score_bars(report: dict, split: str, rule: str, path: str) -> bool:
@@ -135,7 +136,7 @@ def sweep_spread(report: dict, path: str) -> bool:
             x = j + offset
             mean = sum(values) / len(values)
             sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-            colour = COLOURS.get(stage, "#1f77b4")
+            colour = SWEEP_COLOURS[i % len(SWEEP_COLOURS)]  # plain fine-tuning's grey would hide the dots
             axes.errorbar(
                 x,
                 mean,
@@ -171,8 +172,7 @@ def sweep_spread(report: dict, path: str) -> bool:
     axes.set_xticks(range(len(names)), [n.replace(",", "\n") for n in names], fontsize=8)
     axes.set_ylabel(f"{report['reported_split']} average {report['metric']}")
     axes.set_title(
-        f"{report['task']}: what each configuration would report (mean ± sd over seeds, dots: seeds; "
-        f"--select {select})",
+        f"{report['task']}: each configuration's number, mean ± sd over seeds (dots: seeds), --select {select}",
         fontsize=9,
     )
     axes.grid(axis="y", alpha=0.3)
