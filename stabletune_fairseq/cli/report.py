@@ -1,6 +1,10 @@
 """``stabletune-report``: the report of a run_seeds.sh output folder, or of one training run.
 
-    stabletune-report <out_root | save_dir> [--out <dir>] [--data <task folder>]
+    stabletune-report <out_root | save_dir> [--out <dir>] [--data <task folder>] [--select avg|en]
+
+A run_sweep.sh folder (``sweep.json``, configurations ``KEY=value,...``) gets ``sweep.md``, ``sweep.json`` and
+``sweep.png`` instead (``report/sweep.py``): per configuration mean ± sd, the configuration chosen on dev by
+``--select`` and its test numbers, the per-language view, and the spread across the grid.
 
 Writes ``report.md``, ``report.json``, ``scores.png`` (per-language bars, ± sd over seeds) and
 ``curves.png`` (task loss, R1, R2, dev average from each run's train.log) to ``--out`` (default
@@ -18,14 +22,32 @@ import sys
 from .console import quiet_logging
 
 
-def write_report(target: str, out: str, data: str | None = None) -> dict:
+def write_sweep_report(target: str, out: str, select: str = "avg") -> dict:
+    from ..report.plots import sweep_spread
+    from ..report.render import sweep_markdown
+    from ..report.sweep import build_sweep_report
+
+    report = build_sweep_report(target, select)
+    os.makedirs(out, exist_ok=True)
+    images = ["sweep.png"] if sweep_spread(report, os.path.join(out, "sweep.png")) else []
+    with open(os.path.join(out, "sweep.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1, ensure_ascii=False)
+    with open(os.path.join(out, "sweep.md"), "w", encoding="utf-8") as handle:
+        handle.write(sweep_markdown(report, images))
+    return report
+
+
+def write_report(target: str, out: str, data: str | None = None, select: str = "avg") -> dict:
     from ..report.curves import read_curves
     from ..report.plots import score_bars, training_curves
     from ..report.render import markdown
     from ..report.runs import find_runs
     from ..report.selection import evaluate_rules
     from ..report.summary import build_report
+    from ..report.sweep import is_sweep_folder
 
+    if is_sweep_folder(target):
+        return write_sweep_report(target, out, select)
     runs = find_runs(target)
     if len(runs) == 1 and runs[0].stage == "run" and not runs[0].results:
         evaluate_rules(target, data)
@@ -62,17 +84,29 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--data", default=None, help="task folder, to evaluate a single run (default: its checkpoint's)"
     )
+    parser.add_argument(
+        "--select",
+        choices=("avg", "en"),
+        default="avg",
+        help="a sweep (run_sweep.sh's folder): choose the configuration by mean dev average over seeds (avg) or by "
+        "mean English dev (en, true zero-shot)",
+    )
     args = parser.parse_args(argv)
     out = args.out or os.path.join(args.target, "report")
     quiet_logging(os.path.join(out, "report.log"))
     try:
-        write_report(args.target, out, args.data)
+        write_report(args.target, out, args.data, args.select)
     except (FileNotFoundError, ValueError) as error:
         print(f"stabletune-report: {error}", file=sys.stderr)
         return 2
-    with open(os.path.join(out, "report.md"), encoding="utf-8") as handle:
+    name = (
+        "sweep"
+        if os.path.exists(os.path.join(out, "sweep.md")) and not os.path.exists(os.path.join(out, "report.md"))
+        else "report"
+    )
+    with open(os.path.join(out, f"{name}.md"), encoding="utf-8") as handle:
         print(handle.read())
-    print(f"written: {out}/report.md, report.json and the PNGs")
+    print(f"written: {out}/{name}.md, {name}.json and the PNGs")
     return 0
 
 

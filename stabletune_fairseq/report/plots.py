@@ -19,6 +19,7 @@ COLOURS = {
     "run": "#1f77b4",
 }
 DPI = 100
+SWEEP_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")
 
 
 def score_bars(report: dict, split: str, rule: str, path: str) -> bool:
@@ -107,6 +108,75 @@ def training_curves(curves: dict[str, tuple[str, dict]], path: str) -> bool:
         axes.grid(alpha=0.3)
     grid.flat[0].legend(fontsize=8)
     figure.suptitle("Training curves (one line per run; stage 2 counts its own updates)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def sweep_spread(report: dict, path: str) -> bool:
+    """Per configuration, the reported number (the average on the reported split, the selection's checkpoints): each
+    seed a dot, the mean ± sd a bar; the configuration chosen on dev ringed, the one the reported data itself would
+    choose marked; one colour per stage."""
+    select = report["select"]
+    stages = [s for s in report["stages"] if select in report["spread"].get(s, {})]
+    if not stages:
+        return False
+    names = [c["name"] for c in report["configurations"]]
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 4.5), dpi=DPI)
+    width = 0.8 / len(stages)
+    for i, stage in enumerate(stages):
+        spread = report["spread"][stage][select]
+        chosen = report["selection"][stage][select]["chosen"]
+        offset = (i - (len(stages) - 1) / 2) * width
+        for j, name in enumerate(names):
+            values = spread["seed_values"].get(name)
+            if not values:
+                continue
+            x = j + offset
+            mean = sum(values) / len(values)
+            sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+            colour = SWEEP_COLOURS[i % len(SWEEP_COLOURS)]  # plain fine-tuning's grey would hide the dots
+            axes.errorbar(
+                x,
+                mean,
+                yerr=sd,
+                fmt="s",
+                color=colour,
+                capsize=4,
+                markersize=6,
+                label=STAGE_TITLES.get(stage, stage) if j == 0 else None,
+            )
+            axes.scatter([x] * len(values), values, color=colour, alpha=0.45, s=14)
+            if name == chosen:
+                axes.scatter(
+                    [x],
+                    [mean],
+                    s=260,
+                    facecolors="none",
+                    edgecolors="black",
+                    linewidths=1.5,
+                    label="chosen on dev" if i == 0 else None,
+                )
+            if name == spread["oracle"]:
+                axes.scatter(
+                    [x],
+                    [mean],
+                    marker="*",
+                    s=160,
+                    color="gold",
+                    edgecolors="black",
+                    zorder=5,
+                    label=f"chosen on {report['reported_split']} itself" if i == 0 else None,
+                )
+    axes.set_xticks(range(len(names)), [n.replace(",", "\n") for n in names], fontsize=8)
+    axes.set_ylabel(f"{report['reported_split']} average {report['metric']}")
+    axes.set_title(
+        f"{report['task']}: each configuration's number, mean ± sd over seeds (dots: seeds), --select {select}",
+        fontsize=9,
+    )
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

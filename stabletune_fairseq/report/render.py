@@ -172,3 +172,133 @@ def _agreement(report: dict) -> list[str]:
             *_table(columns, ["run", *columns], rows),
         ]
     return lines
+
+
+SELECT_TITLES = {
+    "avg": "mean dev average over seeds (checkpoints by dev average, `best-avg`)",
+    "en": "mean English dev over seeds (checkpoints by English dev, `best-en`: true zero-shot)",
+}
+
+
+def sweep_markdown(report: dict, images: list[str]) -> str:
+    """sweep.md from ``report/sweep.py``'s report: per configuration mean ± sd, the chosen configuration and its
+    reported numbers, the per-language view, and the spread."""
+    split, metric = report["reported_split"], report["metric"]
+    langs = report["languages"]
+    columns = [*langs, *(["average"] if len(langs) > 1 else [])]
+    n_failed = sum(c["failed"] for c in report["configurations"])
+    n_runs = sum(c["runs"] for c in report["configurations"])
+    lines = [
+        f"# {report['task']} sweep: {metric}, {len(report['configurations'])} configurations",
+        "",
+        f"Runs under `{report['target']}`: {n_runs} runs, {n_failed} failed (listed below, left out of every mean).",
+        "",
+        f"Selection (`--select {report['select']}`): the configuration with the best "
+        f"{SELECT_TITLES[report['select']]}; "
+        f"{report['tie_rule']}. "
+        + (
+            "The chosen configuration is reported on **test**: selection on dev, reporting on test."
+            if split == "test"
+            else "The test sets carry no labels: the chosen configuration is reported on **dev**, the data it was "
+            "selected on (optimistic)."
+        ),
+        "",
+        "Cells: mean ± sample standard deviation over seeds (n in the row label).",
+    ]
+    for stage in report["stages"]:
+        title = STAGE_TITLES.get(stage, stage)
+        selection = report["selection"].get(stage, {})
+        lines += ["", f"## {title}"]
+        for how in (report["select"], *[h for h in selection if h != report["select"]]):
+            if how not in selection:
+                continue
+            chosen = selection[how]
+            rule = chosen["rule"]
+            for sp in report["splits"]:
+                table = report["scores"].get(stage, {}).get(sp, {}).get(rule)
+                if not table or (how != report["select"] and sp == "valid"):
+                    continue
+                rows = [
+                    _row(
+                        f"{'**' + n + '**' if n == chosen['chosen'] else n} (n={_n(cells)})",
+                        cells,
+                        columns,
+                        format_summary,
+                    )
+                    for n, cells in table.items()
+                ]
+                lines += [
+                    "",
+                    f"{sp}, `{rule}` checkpoints, per configuration:",
+                    "",
+                    *_table(columns, ["configuration", *columns], rows),
+                ]
+            dev = format_summary(chosen["dev"])
+            lines += [
+                "",
+                f"**Chosen by {'English dev' if how == 'en' else 'dev average'}** (`--select {how}`): "
+                f"`{chosen['chosen']}` (dev {chosen['dev_cell']} {dev}); its {split} numbers:",
+                "",
+                *_table(
+                    columns,
+                    ["configuration", *columns],
+                    [_row(chosen["chosen"], chosen["reported"], columns, format_summary)],
+                ),
+            ]
+        view = report["per_language"].get(stage)
+        if view and view["chosen"]:
+            lines += ["", f"Second view, {report['xlm_view']}.", ""]
+            lines += _table(
+                ["language", "configuration", split],
+                ["language", "configuration (by its own dev)", f"{split} {metric}"],
+                [
+                    f"| {lang} | {view['chosen'][lang]} | {format_summary(view['reported'][lang])} |"
+                    for lang in view["chosen"]
+                ],
+            )
+            lines += ["", f"Average of the per-language choices: {view['average']:.2f}."]
+        spread = report["spread"].get(stage, {})
+        if spread:
+            lines += [
+                "",
+                f"How much the choice moves the reported number ({split} average {metric}, mean over seeds):",
+                "",
+            ]
+            rows = []
+            for how, s in spread.items():
+                honest = "–" if s["honest_mean"] is None else f"{s['honest_mean']:.2f}"
+                optimism = "–" if s["optimism"] is None else f"{s['optimism']:+.2f}"
+                rows.append(
+                    f"| `--select {how}` ({s['rule']}) | {honest} | {s['oracle_mean']:.2f} (`{s['oracle']}`) | "
+                    f"{optimism} | {s['grid_min']:.2f} – {s['grid_max']:.2f} ({s['grid_max'] - s['grid_min']:.2f}) | "
+                    f"{s['best_single_run']:.2f} |"
+                )
+            lines += _table(
+                [],
+                [
+                    "selection",
+                    f"chosen on dev, {split}",
+                    f"chosen on {split} itself",
+                    "optimism",
+                    "grid min – max (range)",
+                    "best single run",
+                ],
+                rows,
+            )
+            lines += [
+                "",
+                f"*chosen on {split} itself*: the configuration with the best mean on the data it is reported on; "
+                "*optimism*: that minus the honest number (selection on dev). *grid min – max*: the number any "
+                "configuration of the grid would have reported; *best single run*: the highest single seed of any "
+                "configuration (reporting the best run of the best configuration)."
+                + (
+                    " Without labelled test data both columns are dev, and the optimism is 0 by construction."
+                    if split == "valid"
+                    else ""
+                ),
+            ]
+    if report["failed"]:
+        lines += ["", "## Failed runs (not in any mean)", "", *[f"- {f}" for f in report["failed"]]]
+    if images:
+        lines += ["", "## Plot", "", *[f"![{name}]({name})" for name in images]]
+    return "\n".join(lines) + "\n"
