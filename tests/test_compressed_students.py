@@ -1,0 +1,123 @@
+"""Compressed students (docs/compressed-students.md): the bottleneck embedding and layer recurrence of
+``stabletune_xlmr`` against their plain equivalents, ``stabletune-convert compress`` on the real e5-small (SVD of the
+table, layers, repeat), the options read back by every reader (release, shrink, extend-positions, a fairseq-train
+checkpoint), and HF export refusing them."""
+
+import json
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import run
+from fairseq.data import Dictionary
+
+from stabletune_fairseq.models.stabletune_xlmr import FactorisedEmbedding, StabletuneXLMRConfig, StabletuneXLMRModel
+
+TOY = dict(encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2, save_dir="")
+
+
+def toy_model(**options):
+    dictionary = Dictionary()
+    for i in range(20):
+        dictionary.add_symbol(f"w{i}")
+    torch.manual_seed(0)
+    cfg = StabletuneXLMRConfig(**TOY, **options)
+    return StabletuneXLMRModel.build_model(cfg, SimpleNamespace(source_dictionary=dictionary)).eval()
+
+
+TOKENS = torch.tensor([[0, 5, 9, 12, 2, 1, 1], [0, 7, 7, 4, 19, 8, 2]])
+
+
+def test_recurrence_is_the_same_layers_run_again_and_trains_them():
+    """One layer run 3 times computes what a plain 3-layer model with three copies of that layer computes; the
+    gradient of the shared layer is the sum over its three uses (so it is nonzero and the model has one copy)."""
+    recurrent = toy_model(encoder_layers=1, layer_repeat=3)
+    plain = toy_model(encoder_layers=3)
+    state = recurrent.state_dict()
+    copied = {k: v for k, v in state.items() if ".layers." not in k}
+    for i in range(3):
+        copied |= {k.replace(".layers.0.", f".layers.{i}."): v for k, v in state.items() if ".layers.0." in k}
+    plain.load_state_dict(copied)
+    states = []
+    out = recurrent.encoder(TOKENS, layer_states=states)
+    assert len(states) == 3 and torch.allclose(out, plain.encoder(TOKENS), atol=1e-6)
+    assert not torch.allclose(out, recurrent.encoder(TOKENS, num_layers=1), atol=1e-3)  # the repeats do something
+    recurrent.train()
+    recurrent.encoder(TOKENS)[:, 0].sum().backward()
+    assert recurrent.encoder.sentence_encoder.layers[0].fc1.weight.grad.abs().sum() > 0
+    assert sum(p.numel() for p in recurrent.parameters()) < sum(p.numel() for p in plain.parameters())
+
+
+def test_the_bottleneck_table_is_the_product_table_and_both_factors_train():
+    factorised = toy_model(encoder_layers=2, embedding_bottleneck=4)
+    plain = toy_model(encoder_layers=2)
+    embed = factorised.encoder.sentence_encoder.embed_tokens
+    assert isinstance(embed, FactorisedEmbedding) and tuple(embed.weight.shape) == (24, 4)
+    assert embed.embedding_dim == 16 and float(embed.weight[1].detach().abs().sum()) == 0.0  # padding row
+    state = {k: v for k, v in factorised.state_dict().items() if "embed_tokens" not in k}
+    state["encoder.sentence_encoder.embed_tokens.weight"] = embed.weight @ embed.projection.weight.t()
+    plain.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.allclose(factorised.encoder(TOKENS), plain.encoder(TOKENS), atol=1e-5)
+    factorised.train()
+    factorised.encoder(TOKENS).sum().backward()
+    assert embed.weight.grad[5].abs().sum() > 0 and embed.projection.weight.grad.abs().sum() > 0
+    assert embed.weight.grad[3].abs().sum() == 0  # a token not in the batch
+
+
+@pytest.fixture(scope="module")
+def compressed(e5_dir, tmp_path_factory):
+    """e5-small's layers 0 and 6 run 3 times over a 64-wide factorised table (SVD)."""
+    out = tmp_path_factory.mktemp("compressed") / "c"
+    model = e5_dir / "model.pt"
+    command = [sys.executable, "-m", "stabletune_fairseq.cli.convert", "compress", model, out]
+    run(command + ["--layers", "0,6", "--repeat", "3", "--bottleneck", "64"])
+    return out
+
+
+def test_compress_writes_the_svd_factors_layers_and_settings(compressed, e5_dir):
+    from stabletune_fairseq.release import encoder_shape, read_release, stored_settings
+    from stabletune_fairseq.reliability.checkpoint_safety import open_checkpoint
+
+    source = read_release(str(e5_dir / "model.pt"))
+    ours = read_release(str(compressed / "model.pt"))
+    shape = encoder_shape(ours, stored_settings(open_checkpoint(str(compressed / "model.pt"), "model")))
+    assert (shape.layers, shape.hidden, shape.bottleneck, shape.repeat) == (2, 384, 64, 3)
+    prefix = "encoder.sentence_encoder."
+    assert torch.equal(ours[prefix + "layers.1.fc1.weight"], source[prefix + "layers.6.fc1.weight"])
+    # the best rank-64 approximation: what it misses is the table's squared norm outside the top 64 directions
+    table = source[prefix + "embed_tokens.weight"].double()
+    product = (
+        ours[prefix + "embed_tokens.weight"].double() @ ours[prefix + "embed_tokens.projection.weight"].double().t()
+    )
+    residual = float((table - product).pow(2).sum() / table.pow(2).sum())
+    recorded = json.loads((compressed / "conversion.json").read_text())["embedding"]
+    assert recorded["init"] == "svd" and residual == pytest.approx(1 - recorded["squared_norm_kept"], abs=1e-4)
+    projection = ours[prefix + "embed_tokens.projection.weight"].double()
+    assert torch.allclose(projection.t() @ projection, torch.eye(64, dtype=torch.float64), atol=1e-5)  # orthonormal
+    assert 0.3 < recorded["squared_norm_kept"] < 1
+
+
+def test_every_reader_keeps_the_options_and_export_refuses_them(compressed, e5_dir, tmp_path):
+    from stabletune_fairseq.embeddings.encoder import load_encoder
+    from stabletune_fairseq.release import encoder_shape, read_release, stored_settings
+    from stabletune_fairseq.reliability.checkpoint_safety import open_checkpoint
+
+    longer, shrunk = tmp_path / "long", tmp_path / "shrunk"
+    convert = [sys.executable, "-m", "stabletune_fairseq.cli.convert"]
+    run(convert + ["extend-positions", compressed / "model.pt", longer, "--max-positions", "600"])
+    run(convert + ["shrink", compressed / "model.pt", shrunk, "--layers", "1"])
+    for folder, layers, positions in ((longer, 2, 600), (shrunk, 1, 512)):
+        path = str(folder / "model.pt")
+        shape = encoder_shape(read_release(path), stored_settings(open_checkpoint(path, "model")))
+        assert (shape.layers, shape.bottleneck, shape.repeat, shape.positions) == (layers, 64, 3, positions)
+    loaded = load_encoder(compressed / "model.pt", torch.device("cpu"))
+    assert loaded.encoder.layer_repeat == 3 and isinstance(
+        loaded.encoder.sentence_encoder.embed_tokens, FactorisedEmbedding
+    )
+    result = run(
+        convert[:2] + ["stabletune_fairseq.cli.export", "hf", compressed / "model.pt", tmp_path / "hf"], check=False
+    )
+    assert result.returncode != 0 and "--embedding-bottleneck" in result.stderr and "Hugging Face" in result.stderr
+    assert not (tmp_path / "hf").exists()
