@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import run
+from conftest import needs_shared, run
 from fairseq.data import Dictionary
+from test_sentence_distillation import PREFIX, built, pairs, parallel_data, parallel_folder, student  # noqa: F401
 
 from stabletune_fairseq.models.stabletune_xlmr import FactorisedEmbedding, StabletuneXLMRConfig, StabletuneXLMRModel
 
@@ -121,3 +122,63 @@ def test_every_reader_keeps_the_options_and_export_refuses_them(compressed, e5_d
     )
     assert result.returncode != 0 and "--embedding-bottleneck" in result.stderr and "Hugging Face" in result.stderr
     assert not (tmp_path / "hf").exists()
+
+
+def test_mcl_is_the_frameworks_formula_written_out():
+    """MSE(cos(T(s_i), T(s_j)), cos(S(s_i), S(t_j))) over all i, j, written with loops in numpy."""
+    import numpy as np
+
+    from stabletune_fairseq.criterions.mcl_terms import mcl_loss
+
+    rng = np.random.default_rng(3)
+    s_src, s_tgt, t_src = (rng.normal(size=(5, 8)) for _ in range(3))
+    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    expected = np.mean([(cos(t_src[i], t_src[j]) - cos(s_src[i], s_tgt[j])) ** 2 for i in range(5) for j in range(5)])
+    got = mcl_loss(*(torch.tensor(x, dtype=torch.float32) for x in (s_src, s_tgt, t_src)))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    assert float(mcl_loss(torch.tensor(t_src), torch.tensor(t_src), torch.tensor(t_src))) == pytest.approx(0, abs=1e-7)
+
+
+@needs_shared
+def test_the_criterion_adds_mcl_and_aligns_translations_with_the_teacher_of_themselves(built, student):  # noqa: F811
+    """The framework's stage-4 loss (1:1:1) and stage-3 target (the assistant's embedding of the translation), on a
+    real batch, against stabletune-embed-eval's embedder of the raw sentences; then the stage-2 teacher (its embedding
+    layer): the teacher's embeddings pooled from ``encoder(num_layers=0)``'s states."""
+    import numpy as np
+
+    from stabletune_fairseq.embeddings.encoder import EmbeddingSettings, LoadedEncoder, SentenceEmbedder
+    from stabletune_fairseq.models.pretrained import load_pretrained_encoder
+
+    task, model, criterion = built
+    load_pretrained_encoder(model, str(student))
+    task.load_dataset("valid")
+    dataset = task.dataset("valid")
+    sample = dataset.collater([dataset[i] for i in range(8, 16)])
+    sources = pairs("de", slice(116, 120)) + pairs("zh", slice(180, 184))
+    embedder = lambda encoder, layer=None: SentenceEmbedder(
+        LoadedEncoder(encoder, task.pieces, 512, "test", task.cfg.data),
+        EmbeddingSettings(prefix=PREFIX, pooling="mean", layer=layer),
+        torch.device("cpu"),
+    )
+    src, tgt = [s for s, _ in sources], [t for _, t in sources]
+    s_src, s_tgt = (embedder(model.encoder).embed(x).astype(np.float64) for x in (src, tgt))
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
+    try:
+        criterion.mcl_weight, criterion.target_teacher = 1.0, "self"
+        with torch.no_grad():
+            loss, rows, log = criterion(model, sample)
+        t_src, t_tgt = (embedder(criterion.teacher).embed(x).astype(np.float64) for x in (src, tgt))
+        mcl = ((unit(t_src) @ unit(t_src).T - unit(s_src) @ unit(s_tgt).T) ** 2).mean()
+        mse_src, mse_tgt = ((s_src - t_src) ** 2).mean(1), ((s_tgt - t_tgt) ** 2).mean(1)
+        assert float(log["mcl"]) / 8 == pytest.approx(mcl, rel=1e-4)
+        assert float(log["mse_tgt"]) == pytest.approx(mse_tgt.sum(), rel=1e-4)
+        assert float(loss) / rows == pytest.approx(mse_src.mean() + mse_tgt.mean() + mcl, rel=1e-4)
+        criterion.mcl_weight, criterion.teacher_layers = 0.0, 0
+        with torch.no_grad():
+            _, _, log = criterion(model, sample)
+        t0_src, t0_tgt = (embedder(criterion.teacher, layer=0).embed(x).astype(np.float64) for x in (src, tgt))
+        assert float(log["mse_src"]) == pytest.approx(((s_src - t0_src) ** 2).mean(1).sum(), rel=1e-4)
+        assert float(log["mse_tgt"]) == pytest.approx(((s_tgt - t0_tgt) ** 2).mean(1).sum(), rel=1e-4)
+        assert not np.allclose(t0_src, t_src, atol=1e-3)
+    finally:
+        criterion.mcl_weight, criterion.target_teacher, criterion.teacher_layers = 0.0, "source", None
