@@ -14,6 +14,8 @@
 #   POOLING=mean|cls  PREFIX= (default "query: " when the teacher is the embedded e5-small, else "")
 #   CON_WEIGHT=0 CON_T=0.05 (in-batch InfoNCE between student(src) and student(tgt): the multi-stage framework's
 #     contrastive stage)
+#   MCL_WEIGHT=0 TARGET_TEACHER=source|self TEACHER_LAYERS= (the multi-stage framework's MCL and its stages 2/3:
+#     docs/compressed-students.md; run_compress_embeddings.sh sets them)
 #   EVAL_STS=<folder> EVAL_TATOEBA=<folder> (the student's STS Spearman / Tatoeba accuracy at every validation)
 #   SELECT= (sts_spearman with EVAL_STS, else tatoeba_acc with EVAL_TATOEBA, else mse_tgt: the checkpoint_best rule)
 #   VALIDATE_INTERVAL_UPDATES=1000 (and at each epoch's end)  FREEZE_EMBEDDINGS=0|1  DRY_RUN=0|1 (print the command only)

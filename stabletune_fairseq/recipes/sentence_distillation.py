@@ -34,6 +34,9 @@ def setting_defaults() -> dict[str, str]:
         "PREFIX": DEFAULT_PREFIX,
         "CON_WEIGHT": D.contrastive_weight,
         "CON_T": D.contrastive_temperature,
+        "MCL_WEIGHT": "0",
+        "TARGET_TEACHER": "source",
+        "TEACHER_LAYERS": "",
         "EVAL_STS": "",
         "EVAL_TATOEBA": "",
         "SELECT": "",
@@ -55,6 +58,12 @@ def _is_e5(teacher: str) -> bool:
             return re.search(r"e5-small|multilingual-e5", handle.read(), re.IGNORECASE) is not None
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def default_prefix(teacher: str) -> str:
+    """PREFIX='s default: "query: " for a multilingual-e5 teacher, else none (run_compress_embeddings.sh keeps the
+    one of its teacher for every stage, whose teacher may be the assistant)."""
+    return D.e5_prefix if _is_e5(teacher) else ""
 
 
 def build(
@@ -95,7 +104,7 @@ def build(
             raise fail(f"{key}={s[key]}: not a folder")
     prefix = s["PREFIX"]
     if prefix == DEFAULT_PREFIX:
-        prefix = D.e5_prefix if _is_e5(teacher) else ""
+        prefix = default_prefix(teacher)
     select = s["SELECT"] or ("sts_spearman" if s["EVAL_STS"] else "tatoeba_acc" if s["EVAL_TATOEBA"] else "mse_tgt")
     if select == "sts_spearman" and not s["EVAL_STS"]:
         raise fail("SELECT=sts_spearman needs EVAL_STS=<folder>")
@@ -130,6 +139,17 @@ def build(
         optional += ["--eval-sts", s["EVAL_STS"]]
     if s["EVAL_TATOEBA"]:
         optional += ["--eval-tatoeba", s["EVAL_TATOEBA"]]
+    # the multi-stage framework's stages (docs/compressed-students.md); absent from the command when off
+    if s["TARGET_TEACHER"] not in ("source", "self"):
+        raise fail(f"TARGET_TEACHER must be source or self (got '{s['TARGET_TEACHER']}')")
+    if s["MCL_WEIGHT"] not in ("0", "0.0"):
+        optional += ["--mcl-weight", s["MCL_WEIGHT"]]
+    if s["TARGET_TEACHER"] != "source":
+        optional += ["--target-teacher", s["TARGET_TEACHER"]]
+    if s["TEACHER_LAYERS"]:
+        if not s["TEACHER_LAYERS"].isdigit():
+            raise fail(f"TEACHER_LAYERS must be a number of layers, 0 or more (got '{s['TEACHER_LAYERS']}')")
+        optional += ["--teacher-layers", s["TEACHER_LAYERS"]]
     if s["FREEZE_EMBEDDINGS"] != "0":
         optional.append("--freeze-embeddings")
     every = s["VALIDATE_INTERVAL_UPDATES"]
