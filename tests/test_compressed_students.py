@@ -182,3 +182,51 @@ def test_the_criterion_adds_mcl_and_aligns_translations_with_the_teacher_of_them
         assert not np.allclose(t0_src, t_src, atol=1e-3)
     finally:
         criterion.mcl_weight, criterion.target_teacher, criterion.teacher_layers = 0.0, "source", None
+
+
+@needs_shared
+def test_stages_2_to_4_run_resume_and_the_checkpoint_loads_back_compressed(parallel_data, e5_dir, tmp_path):  # noqa: F811
+    """run_compress_embeddings.sh with e5-small as the assistant (stage 1 skipped), one update a stage: each stage's
+    student is the previous one's, the stage-4 checkpoint (written by fairseq-train) loads back through fairseq's
+    own loader with its bottleneck and repeat, computing what the saved weights compute; a second run skips all."""
+    from stabletune_fairseq.embeddings.encoder import load_encoder
+
+    out, model = tmp_path / "runs", e5_dir / "model.pt"
+    command = ["bash", "run_scripts/run_compress_embeddings.sh", model, parallel_data, out, f"TEACHER={model}"]
+    command += [f"ASSISTANT={model}", "BOTTLENECK=32", "LAYERS=1", "REPEAT=2", "STAGES=2,3,4", "MAX_UPDATE=1", "BSZ=8"]
+    command += ["FREEZE_EMBEDDINGS=1", "VALIDATE_INTERVAL_UPDATES=0", "--", "--no-last-checkpoints"]
+    first = run(command)
+    assert "--encoder-layers 0 --embedding-bottleneck 32" in first.stdout and "--teacher-layers 0" in first.stdout
+    assert "--layer-repeat 2" in first.stdout and "--mcl-weight 1" in first.stdout
+    stage2 = torch.load(out / "stage2/run/checkpoint_best.pt", map_location="cpu", weights_only=False)["model"]
+    stage3 = torch.load(out / "stage3/init/model.pt", map_location="cpu", weights_only=False)["model"]
+    projection = "encoder.sentence_encoder.embed_tokens.projection.weight"
+    assert torch.equal(stage2[projection], stage3[projection])  # stage 3 sits on stage 2's embedding layer
+    saved = torch.load(out / "stage4/run/checkpoint_best.pt", map_location="cpu", weights_only=False)
+    assert (saved["cfg"]["model"]["embedding_bottleneck"], saved["cfg"]["model"]["layer_repeat"]) == (32, 2)
+    start = torch.load(out / "stage4/init/model.pt", map_location="cpu", weights_only=False)["model"]
+    assert not torch.equal(start[projection], saved["model"][projection])  # stage 4 trained it
+    loaded = load_encoder(out / "stage4/run/checkpoint_best.pt", torch.device("cpu"))
+    assert loaded.encoder.layer_repeat == 2 and len(loaded.encoder.sentence_encoder.layers) == 1
+    rebuilt = toy_like(loaded.encoder.dictionary, saved["model"])
+    tokens = torch.tensor([[0, 35378, 8999, 38, 2], [0, 581, 2, 1, 1]])
+    with torch.no_grad():
+        assert torch.allclose(loaded.encoder(tokens), rebuilt.encoder(tokens), atol=1e-5)
+    second = run(command)
+    assert second.stdout.count("done before") == 3 and "fairseq-train " not in second.stdout
+
+
+def toy_like(dictionary, state):
+    cfg = StabletuneXLMRConfig(
+        encoder_layers=1,
+        encoder_embed_dim=384,
+        encoder_ffn_embed_dim=1536,
+        embedding_bottleneck=32,
+        layer_repeat=2,
+        save_dir="",
+    )
+    model = StabletuneXLMRModel.build_model(cfg, SimpleNamespace(source_dictionary=dictionary)).eval()
+    model.load_state_dict({k: v for k, v in state.items() if k.startswith("encoder.")}, strict=False)
+    missing = set(model.state_dict()) - set(state)
+    assert not {k for k in missing if not k.endswith("version")}
+    return model
