@@ -17,6 +17,8 @@
 #   POOLING=mean|cls  PREFIX= (default "query: " when the teacher is the embedded e5-small, else "")
 #   CON_WEIGHT=0 CON_T=0.05 (a symmetric in-batch InfoNCE between student(src) and student(tgt), no teacher; not the
 #     multi-stage framework's MCL)
+#   MCL_WEIGHT=0 TARGET_TEACHER=source|self TEACHER_LAYERS= (the multi-stage framework's MCL and its stages 2/3:
+#     docs/compressed-students.md; run_compress_embeddings.sh sets them)
 #   EVAL_STS=<folder> EVAL_TATOEBA=<folder> (the student's STS Spearman / Tatoeba accuracy at every validation)
 #   SELECT= (sts_spearman with EVAL_STS, else tatoeba_x_to_en with EVAL_TATOEBA, else mse_tgt: the checkpoint_best
 #     rule; tatoeba_x_to_en searches the sources among the English (MTEB's direction), tatoeba_en_to_x the other way

@@ -71,6 +71,24 @@ DEFAULT_LAYERS = {arch: layers for (layers, _), arch in ARCHITECTURE_SHAPES.item
 HEADS_OF_HIDDEN = {384: 12, 768: 12, 1024: 16}  # attention heads of the registered shapes, when a file stores none
 
 
+BOTTLENECK_PROJECTION = ENCODER_PREFIX + "embed_tokens.projection.weight"  # hidden x d (--embedding-bottleneck d)
+
+
+def hidden_and_bottleneck(weights: dict) -> tuple[int, int]:
+    """(hidden width, embedding bottleneck) of ``read_release``'s weights: a factorised token table (vocabulary x d,
+    then ``BOTTLENECK_PROJECTION``) has its width d, not the hidden one; bottleneck 0: a plain table."""
+    table = weights[ENCODER_PREFIX + "embed_tokens.weight"]
+    if BOTTLENECK_PROJECTION in weights:
+        return int(weights[BOTTLENECK_PROJECTION].shape[0]), int(table.shape[1])
+    return int(table.shape[1]), 0
+
+
+def layer_repeat_of(stored: dict | None) -> int:
+    """How many times the distinct layers run (``--layer-repeat``), from a checkpoint's ``stored_settings``: no
+    weight tells it, so a file of a recurrent model must store it (``stabletune-convert compress`` does); 1 if not."""
+    return int((stored or {}).get("layer_repeat") or 1)
+
+
 POSITION_OFFSET_ROWS = 2  # fairseq's learned position table: rows 0..1 (padding index + 1) precede position 0
 DEFAULT_MAX_POSITIONS = 512  # XLM-R's, and the model option's default
 POSITION_TABLES = (ENCODER_PREFIX + "embed_positions.weight", "decoder.sentence_encoder.embed_positions.weight")
@@ -123,19 +141,26 @@ class EncoderShape:
     ffn: int
     heads: int
     positions: int
+    bottleneck: int = 0  # --embedding-bottleneck (0: a plain token table)
+    repeat: int = 1  # --layer-repeat
 
 
 def encoder_shape(weights: dict, stored: dict | None = None) -> EncoderShape:
     """The shape of ``read_release``'s ``weights``; the attention heads (which no weight's size tells) from the
     checkpoint's ``stored_settings`` when it has them, else those of the registered shape of that width."""
-    hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[1]
+    hidden, bottleneck = hidden_and_bottleneck(weights)
     heads = (stored or {}).get("encoder_attention_heads") or HEADS_OF_HIDDEN.get(hidden, hidden // 64)
+    layers = layer_count(weights)
+    ffn_key = ENCODER_PREFIX + "layers.0.fc1.weight"
+    ffn = weights[ffn_key].shape[0] if ffn_key in weights else (stored or {}).get("encoder_ffn_embed_dim") or 4 * hidden
     return EncoderShape(
-        layers=layer_count(weights),
+        layers=layers,
         hidden=hidden,
-        ffn=weights[ENCODER_PREFIX + "layers.0.fc1.weight"].shape[0],
+        ffn=ffn,  # an encoder of no layers (the framework's stage-2 student) has none to read it from
         heads=heads,
         positions=max_positions_of(weights),
+        bottleneck=bottleneck,
+        repeat=layer_repeat_of(stored),
     )
 
 
@@ -149,7 +174,8 @@ def architecture_and_layers(path: str, dictionary_file: str | None = None) -> tu
 def model_shape(path: str, dictionary_file: str | None = None) -> tuple[str, int, int]:
     """``architecture_and_layers`` and the number of positions of the model's table (``max_positions_of``)."""
     weights = read_release(path)
-    rows, hidden = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape
+    rows = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[0]
+    hidden = hidden_and_bottleneck(weights)[0]
     if dictionary_file:
         check_vocabulary(path, "pretrained model", rows, vocabulary_rows(dictionary_file), dictionary_file)
     layers = layer_count(weights)

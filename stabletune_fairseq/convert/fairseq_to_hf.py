@@ -118,6 +118,21 @@ def _shape(state: dict, cfg) -> dict:
     }
 
 
+def _refuse_compression(checkpoint: Path, state: dict, cfg) -> None:
+    """A compressed student (docs/compressed-students.md) has no XLMRobertaModel equivalent: refused, one line."""
+    if OURS + "embed_tokens.projection.weight" in state:
+        raise NotExportable(
+            f"{checkpoint}: --embedding-bottleneck (a factorised token table): Hugging Face's XLM-R has one "
+            "vocabulary x hidden table and cannot represent it"
+        )
+    repeat = int(_section(cfg, "model").get("layer_repeat") or 1)
+    if repeat > 1:
+        raise NotExportable(
+            f"{checkpoint}: --layer-repeat {repeat} (layers run {repeat} times): Hugging Face's XLM-R runs each "
+            "layer once and cannot represent it"
+        )
+
+
 def export_hf(checkpoint: str | Path, out_dir: str | Path, task_dir: str | None = None) -> Path:
     """Write the HF folder (config.json, model.safetensors, the tokenizer files, stabletune_export.json)."""
     transformers = import_transformers()
@@ -128,6 +143,7 @@ def export_hf(checkpoint: str | Path, out_dir: str | Path, task_dir: str | None 
     state = {k: v.float() for k, v in saved["model"].items() if torch.is_tensor(v)}
     if OURS + "embed_tokens.weight" not in state:
         raise NotExportable(f"{checkpoint}: no {OURS}embed_tokens.weight: not one of our XLM-R checkpoints")
+    _refuse_compression(checkpoint, state, cfg)
     head, kind = _head(state, cfg)
     labels = list(record.get("labels") or []) if kind in ("sentence", "word") else None
     if kind in ("sentence", "word") and not labels:

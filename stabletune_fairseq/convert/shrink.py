@@ -103,6 +103,8 @@ def _model_config(state: dict, source: str, layers: int) -> dict:
         "encoder_attention_heads",
         "max_positions",
         "activation_fn",
+        "embedding_bottleneck",  # a compressed student stays one (stabletune-convert compress)
+        "layer_repeat",
     )
     out = {k: model[k] for k in keep if k in model}
     out["encoder_layers"] = layers

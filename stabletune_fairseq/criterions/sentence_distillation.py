@@ -10,6 +10,10 @@ MSE is the mean over the embedding's dimensions; a source-only row has the first
 symmetric in-batch InfoNCE between the student's embeddings of the sources and of their translations (cosine /
 temperature; every other pair of the batch a negative), a mean over the batch's pairs. It uses no teacher and is not
 the multi-stage framework's MCL (an MSE between the teacher's and the student's cosine similarities, no temperature).
+The framework's MCL is ``--mcl-weight`` (``mcl_terms.py``: the teacher's source-source cosines
+against the student's source-translation cosines, squared, 1:1:1 with the MSE terms at weight 1). For the framework's
+stages 2 and 3 (docs/compressed-students.md) ``--target-teacher self`` compares M^(t) with the teacher's (the
+assistant's) embedding of t itself, and ``--teacher-layers 0`` pools the teacher's embedding layer's output.
 
 With ``--teacher-bank`` the teacher's embeddings of the sources come from a sentence bank
 (``embeddings/sentence_bank.py``, written by ``stabletune-sentence-bank``): a teacher with its own tokenizer, such as
@@ -32,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 
 from ..embeddings.encoder import load_encoder
@@ -41,6 +45,7 @@ from ..models.precision import full_precision
 from ..models.teacher import freeze_teacher
 from ..reliability.checkpoint_safety import WrongCheckpoint
 from ..reliability.run_identity import vocabulary_hash
+from .mcl_terms import mcl_loss
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,31 @@ class SentenceDistillationCriterionConfig(FairseqDataclass):
         metadata={
             "help": "temperature of the InfoNCE over cosine similarities (0.05: sentence-transformers' "
             "MultipleNegativesRankingLoss scale 20)"
+        },
+    )
+    mcl_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the multi-stage framework's MCL term (criterions/mcl_terms.py: MSE between the "
+            "teacher's source-source and the student's source-translation cosine matrices); 1: the framework's "
+            "1:1:1 with the two MSE terms (rec_bottle_mcl.py l.203); 0: off"
+        },
+    )
+    target_teacher: ChoiceEnum(["source", "self"]) = field(
+        default="source",
+        metadata={
+            "help": "what the student's translation embedding M^(t) is compared with: source, the teacher's "
+            "embedding of the source M(s) (Reimers & Gurevych; the framework's stages 1 and 4); self, the teacher's "
+            "embedding of t itself (the framework's stages 2 and 3, which align each sentence with the assistant's "
+            "embedding of it: parallel_all_distill_dataset.py l.149-155)"
+        },
+    )
+    teacher_layers: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "pool the teacher's states after this many layers (0: its embedding layer's output, the "
+            "framework's stage 2, whose assistant keeps no layer: parallel_all_emb_dataset.py l.26-32); "
+            "unset: its last layer"
         },
     )
 
@@ -140,8 +170,14 @@ class SentenceDistillationCriterion(FairseqCriterion):
         no_projection=False,
         contrastive_weight=0.0,
         contrastive_temperature=0.05,
+        mcl_weight=0.0,
+        target_teacher="source",
+        teacher_layers=None,
     ):
         super().__init__(task)
+        if mcl_weight < 0 or str(target_teacher) not in ("source", "self"):
+            raise ValueError(f"--mcl-weight must be >= 0 (got {mcl_weight}); --target-teacher source or self")
+        self.mcl_weight, self.target_teacher, self.teacher_layers = mcl_weight, str(target_teacher), teacher_layers
         if contrastive_weight < 0 or contrastive_temperature <= 0:
             raise ValueError(
                 f"--contrastive-weight must be >= 0 and --contrastive-temperature > 0 (got "
@@ -151,6 +187,11 @@ class SentenceDistillationCriterion(FairseqCriterion):
         self.pooling = str(task.cfg.pooling)
         student_width = task.trained_model_cfg.encoder_embed_dim
         self.bank = None
+        if teacher_bank and (self.target_teacher == "self" or teacher_layers is not None):
+            raise ValueError(
+                "--teacher-bank holds the teacher's final embeddings of the sources only: --target-teacher self and "
+                "--teacher-layers need a live teacher (--teacher)"
+            )
         if teacher_bank:
             from ..embeddings.sentence_bank import SentenceBank
 
@@ -187,7 +228,8 @@ class SentenceDistillationCriterion(FairseqCriterion):
         if parameter.device != like.device or parameter.dtype != like.dtype:
             self.teacher.to(device=like.device, dtype=like.dtype)
         self.teacher.eval()
-        return pool_states(self.teacher(tokens), tokens, self.padding_idx, self.pooling)
+        states = self.teacher(tokens, num_layers=self.teacher_layers)
+        return pool_states(states, tokens, self.padding_idx, self.pooling)
 
     def forward(self, model, sample, reduce=True):
         sources = sample["net_input"]["src_tokens"]
@@ -208,19 +250,26 @@ class SentenceDistillationCriterion(FairseqCriterion):
         pairs = sample["target_rows"]
         n_rows, n_pairs = len(sources), int(pairs.sum())
         zero = mse_src.sum() * 0.0
-        mse_tgt, contrastive = zero, zero
+        mse_tgt, contrastive, mcl = zero, zero, zero
         if n_pairs:
             student_tgt = embed(model, sample["target_tokens"])
-            mse_tgt = embedding_mse(project(student_tgt), teacher_src[pairs]).sum()
+            if self.target_teacher == "self":  # the assistant's embedding of the translation itself
+                teacher_tgt = self.teacher_embeddings(sample["target_tokens"], next(model.parameters())).float()
+            else:
+                teacher_tgt = teacher_src[pairs]
+            mse_tgt = embedding_mse(project(student_tgt), teacher_tgt).sum()
             if self.contrastive_weight > 0 and n_pairs > 1:
                 contrastive = in_batch_infonce(student_src[pairs], student_tgt, self.contrastive_temperature).mean()
-        # fairseq divides by the sample size (the rows): MSE terms become means over rows, CON stays a pair mean
-        loss = mse_src.sum() + mse_tgt + self.contrastive_weight * contrastive * n_rows
+            if self.mcl_weight > 0:
+                mcl = mcl_loss(project(student_src[pairs]), project(student_tgt), teacher_src[pairs])
+        # fairseq divides by the sample size (the rows): MSE terms become means over rows, CON and MCL stay pair means
+        loss = mse_src.sum() + mse_tgt + (self.contrastive_weight * contrastive + self.mcl_weight * mcl) * n_rows
         logging_output = {
             "loss": loss.data,
             "mse_src": mse_src.sum().data,
             "mse_tgt": mse_tgt.data,
             "contrastive": contrastive.data * n_pairs,
+            "mcl": mcl.data * n_pairs,
             "rows": n_rows,
             "pairs": n_pairs,
             "nsentences": n_rows,
@@ -239,6 +288,8 @@ class SentenceDistillationCriterion(FairseqCriterion):
         if pairs:
             metrics.log_scalar("mse_tgt", total("mse_tgt") / pairs, pairs, round=6)
             metrics.log_scalar("contrastive", total("contrastive") / pairs, pairs, round=4)
+            if total("mcl"):
+                metrics.log_scalar("mcl", total("mcl") / pairs, pairs, round=6)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

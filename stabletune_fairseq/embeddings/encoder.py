@@ -76,11 +76,13 @@ def _load_release(path: Path, device: torch.device) -> LoadedEncoder:
     from ..data.encoding import PieceEncoder, load_xlmr_dictionary, model_files
     from ..models.pretrained import load_pretrained_encoder
     from ..models.stabletune_xlmr import StabletuneXLMRConfig, StabletuneXLMRModel
-    from ..release import architecture_of, encoder_shape, read_release
+    from ..release import architecture_of, encoder_shape, layer_repeat_of, read_release, stored_settings
+    from ..reliability.checkpoint_safety import open_checkpoint
 
     dictionary_file, sentencepiece_file = model_files(path.parent)
     architecture_of(str(path), str(dictionary_file))  # a clear error for a vocabulary or shape that does not fit
     shape = encoder_shape(read_release(str(path)))
+    repeat = layer_repeat_of(stored_settings(open_checkpoint(str(path), "model")))  # no weight tells it
     dictionary = load_xlmr_dictionary(str(dictionary_file))
     cfg = StabletuneXLMRConfig(
         encoder_layers=shape.layers,
@@ -88,6 +90,8 @@ def _load_release(path: Path, device: torch.device) -> LoadedEncoder:
         encoder_ffn_embed_dim=shape.ffn,
         encoder_attention_heads=shape.heads,
         max_positions=shape.positions,
+        embedding_bottleneck=shape.bottleneck,
+        layer_repeat=repeat,
         save_dir="",
     )
     model = StabletuneXLMRModel.build_model(cfg, SimpleNamespace(source_dictionary=dictionary))
@@ -135,6 +139,11 @@ class SentenceEmbedder:
         self.loaded, self.settings, self.device = loaded, settings, device
         self.layers = len(loaded.encoder.sentence_encoder.layers)
         self.layer = self.layers if settings.layer is None else settings.layer
+        if getattr(loaded.encoder, "layer_repeat", 1) > 1 and 0 < self.layer < self.layers:
+            raise ValueError(
+                f"--layer {settings.layer}: the model runs its {self.layers} layers "
+                f"{loaded.encoder.layer_repeat} times (--layer-repeat); only 0 or the last can be pooled"
+            )
         if not 0 <= self.layer <= self.layers:
             raise ValueError(
                 f"--layer {settings.layer}: the model has layers 0 (the embedding layer's output) to {self.layers}"
@@ -169,6 +178,8 @@ class SentenceEmbedder:
         """Batch x time x hidden states of the chosen layer."""
         if self.layer == self.layers:
             return self.loaded.encoder(tokens)
+        if self.layer == 0:  # the embedding layer's output (the teacher of the framework's stage 2 pools it too)
+            return self.loaded.encoder(tokens, num_layers=0)
         out = self.loaded.encoder.sentence_encoder(tokens, return_all_hiddens=True)
         return out["encoder_states"][self.layer].transpose(
             0, 1

@@ -88,6 +88,22 @@ class StabletuneXLMRConfig(FairseqDataclass):
             "model's) are then not updated, which is much cheaper on CPU"
         },
     )
+    embedding_bottleneck: int = field(
+        default=0,
+        metadata={
+            "help": "0: a vocabulary x hidden token table (XLM-R). d > 0: a factorised table, vocabulary x d then a "
+            "d -> hidden linear map without bias (ALBERT's; the multi-stage distillation framework's bottleneck "
+            "embedding layer, docs/compressed-students.md). Hugging Face's XLM-R cannot represent it (no export)"
+        },
+    )
+    layer_repeat: int = field(
+        default=1,
+        metadata={
+            "help": "run the encoder's --encoder-layers distinct layers this many times in turn (parameter "
+            "recurrence: k layers run r times compute like k x r layers with the parameters of k; the framework's "
+            "stage 3). 1: each layer once (XLM-R). Hugging Face's XLM-R cannot represent r > 1 (no export)"
+        },
+    )
     pretrained_encoder: Optional[str] = field(
         default=None,
         metadata={
@@ -133,12 +149,44 @@ def first_segment(src_tokens: torch.Tensor, eos: int) -> torch.Tensor:
     return src_tokens.eq(eos).int().cumsum(dim=1).eq(0)
 
 
+class FactorisedEmbedding(nn.Module):
+    """A vocabulary x ``bottleneck`` token table then a ``bottleneck`` -> ``hidden`` linear map without bias (ALBERT's
+    factorised embedding; the multi-stage framework's ``Small_Embeddings``: ``word_embeddings`` then
+    ``word_embeddings_2``). ``weight`` is the table, so freezing and the vocabulary checks see it as they see a plain
+    table; ``embedding_dim`` is the hidden width, which is what fairseq's encoder and our callers read."""
+
+    def __init__(self, rows: int, bottleneck: int, hidden: int, padding_idx: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(rows, bottleneck))
+        self.projection = nn.Linear(bottleneck, hidden, bias=False)
+        self.num_embeddings, self.embedding_dim, self.padding_idx = rows, hidden, padding_idx
+        nn.init.normal_(self.weight, mean=0.0, std=0.02)  # init_bert_params' embedding init; it skips this module
+        with torch.no_grad():
+            self.weight[padding_idx].zero_()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.projection(nn.functional.embedding(tokens, self.weight, self.padding_idx))
+
+
+def compression_settings(cfg) -> tuple[int, int]:
+    """(embedding bottleneck, layer repeat) of a model config; checkpoints written before the options: (0, 1)."""
+    bottleneck = int(safe_getattr(cfg, "embedding_bottleneck", 0) or 0)
+    repeat = int(safe_getattr(cfg, "layer_repeat", 1) or 1)
+    if bottleneck < 0 or repeat < 1:
+        raise ValueError(f"--embedding-bottleneck {bottleneck} (>= 0) / --layer-repeat {repeat} (>= 1)")
+    return bottleneck, repeat
+
+
 class XLMREncoder(FairseqEncoder):
     """Holds ``sentence_encoder`` so parameter names match official XLM-R checkpoints."""
 
     def __init__(self, cfg, dictionary):
         super().__init__(dictionary)
-        embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
+        bottleneck, self.layer_repeat = compression_settings(cfg)
+        if bottleneck:
+            embed_tokens = FactorisedEmbedding(len(dictionary), bottleneck, cfg.encoder_embed_dim, dictionary.pad())
+        else:
+            embed_tokens = nn.Embedding(len(dictionary), cfg.encoder_embed_dim, dictionary.pad())
         self.sentence_encoder = TransformerEncoderBase(_encoder_config(cfg), dictionary, embed_tokens)
         self.sentence_encoder.apply(init_bert_params)
         if cfg.freeze_embeddings:
@@ -164,6 +212,7 @@ class XLMREncoder(FairseqEncoder):
         layer_states: Optional[list] = None,
         global_positions: Optional[torch.Tensor] = None,
         first_global: bool = True,
+        num_layers: Optional[int] = None,
         **unused,
     ) -> torch.Tensor:
         """Final hidden states, batch x time x hidden. ``noise`` is added to the token embeddings of every row,
@@ -174,7 +223,9 @@ class XLMREncoder(FairseqEncoder):
         ``layer_states``: a list that receives the ``<s>`` state (batch x hidden) after every layer, the last
         layer's last (what distillation compares).
         ``global_positions``: boolean, batch x time: tokens that get global attention under ``--attention-window``
-        (``<s>`` too unless ``first_global`` is False); ignored with full attention."""
+        (``<s>`` too unless ``first_global`` is False); ignored with full attention.
+        ``num_layers``: the states after that many layer applications (0: the embedding layer's output); None: all
+        of them, the distinct layers run ``layer_repeat`` times in turn."""
         embeddings = self.sentence_encoder.embed_tokens(src_tokens)
         if noise is not None and noise.scale > 0:
             embeddings = noise.apply(embeddings, noise_rows)
@@ -190,8 +241,11 @@ class XLMREncoder(FairseqEncoder):
             self.attention_implementation,
             first_global,
         )
-        last = len(encoder.layers) - 1
-        for i, layer in enumerate(encoder.layers):
+        schedule = list(encoder.layers) * self.layer_repeat  # the same modules again: parameter recurrence
+        if num_layers is not None:
+            schedule = schedule[:num_layers]
+        last = len(schedule) - 1
+        for i, layer in enumerate(schedule):
             x = _post_norm_layer(layer, x, pattern, first_position_only and i == last)
             if layer_states is not None:
                 layer_states.append(x[0])

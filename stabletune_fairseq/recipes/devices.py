@@ -62,6 +62,17 @@ def depth_args(architecture: str, layers: int) -> list[str]:
     return [] if layers == default else ["--encoder-layers", str(layers)]
 
 
+def compression_args(model: str) -> list[str]:
+    """``--embedding-bottleneck d`` and ``--layer-repeat r`` of a compressed student (``stabletune-convert
+    compress``): the bottleneck from its weights, the repeat from its stored settings; none for any other model."""
+    from ..release import encoder_shape, read_release, stored_settings
+    from ..reliability.checkpoint_safety import open_checkpoint
+
+    shape = encoder_shape(read_release(model), stored_settings(open_checkpoint(model, "model")))
+    out = ["--embedding-bottleneck", str(shape.bottleneck)] if shape.bottleneck else []
+    return out + (["--layer-repeat", str(shape.repeat)] if shape.repeat > 1 else [])
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

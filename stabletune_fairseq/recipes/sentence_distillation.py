@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from .defaults import EMBEDDING_DISTILLATION as D
-from .devices import depth_args, gpu_count, inspect_model, precision_args
+from .devices import compression_args, depth_args, gpu_count, inspect_model, precision_args
 from .plan import Plan, RecipeError, parse_settings, positive_int, refuse_save_dir_in_use
 from .updates import count_for_recipe, shown_per_epoch
 
@@ -36,6 +36,9 @@ def setting_defaults() -> dict[str, str]:
         "PREFIX": DEFAULT_PREFIX,
         "CON_WEIGHT": D.contrastive_weight,
         "CON_T": D.contrastive_temperature,
+        "MCL_WEIGHT": "0",
+        "TARGET_TEACHER": "source",
+        "TEACHER_LAYERS": "",
         "EVAL_STS": "",
         "EVAL_TATOEBA": "",
         "SELECT": "",
@@ -76,6 +79,12 @@ def _make_bank(teacher: str, data: str, bank: str, dry_run: bool, say: Callable[
         make_sentence_bank(teacher, data, bank)
     except (WrongCheckpoint, FileNotFoundError, ValueError) as error:
         raise fail(f"the teacher bank {bank}: {error}") from None
+
+
+def default_prefix(teacher: str) -> str:
+    """PREFIX='s default: "query: " for a multilingual-e5 teacher, else none (run_compress_embeddings.sh keeps the
+    one of its teacher for every stage, whose teacher may be the assistant)."""
+    return D.e5_prefix if _is_e5(teacher) else ""
 
 
 def build(
@@ -126,7 +135,7 @@ def build(
             raise fail(f"{key}={s[key]}: not a folder")
     prefix = s["PREFIX"]
     if prefix == DEFAULT_PREFIX:
-        prefix = D.e5_prefix if not own_tokenizer and _is_e5(teacher) else ""
+        prefix = "" if own_tokenizer else default_prefix(teacher)
     select = s["SELECT"] or ("sts_spearman" if s["EVAL_STS"] else "tatoeba_x_to_en" if s["EVAL_TATOEBA"] else "mse_tgt")
     if select == "tatoeba_acc":
         raise fail(
@@ -153,7 +162,7 @@ def build(
             os.path.join(data, "dict.txt"),
             f"{SCRIPT}: cannot use {model} as the student (see above; or set ARCH=)",
         )
-        arch_args = depth_args(arch, layers)
+        arch_args = depth_args(arch, layers) + compression_args(model)  # a compressed student's options
     ngpu = gpu_count()
     batch, update_freq = positive_int(s, "BSZ", SCRIPT), positive_int(s, "UPDATE_FREQ", SCRIPT)
     precision, cpu_line = precision_args(s["PRECISION"], ngpu, SCRIPT)
@@ -171,6 +180,17 @@ def build(
         optional += ["--eval-sts", s["EVAL_STS"]]
     if s["EVAL_TATOEBA"]:
         optional += ["--eval-tatoeba", s["EVAL_TATOEBA"]]
+    # the multi-stage framework's stages (docs/compressed-students.md); absent from the command when off
+    if s["TARGET_TEACHER"] not in ("source", "self"):
+        raise fail(f"TARGET_TEACHER must be source or self (got '{s['TARGET_TEACHER']}')")
+    if s["MCL_WEIGHT"] not in ("0", "0.0"):
+        optional += ["--mcl-weight", s["MCL_WEIGHT"]]
+    if s["TARGET_TEACHER"] != "source":
+        optional += ["--target-teacher", s["TARGET_TEACHER"]]
+    if s["TEACHER_LAYERS"]:
+        if not s["TEACHER_LAYERS"].isdigit():
+            raise fail(f"TEACHER_LAYERS must be a number of layers, 0 or more (got '{s['TEACHER_LAYERS']}')")
+        optional += ["--teacher-layers", s["TEACHER_LAYERS"]]
     if s["FREEZE_EMBEDDINGS"] != "0":
         optional.append("--freeze-embeddings")
     every = s["VALIDATE_INTERVAL_UPDATES"]
