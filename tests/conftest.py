@@ -32,7 +32,11 @@ if WORKERS > 1:
 # with a longer tail (1486 s). test_resume and test_bad_inputs moved up when their real-run cases were added
 # (preemption, lock, full disks, wrong checkpoints): suite 1559 s.
 SLOW_FIRST = (
+    "test_sweep",
     "test_run_seeds",
+    "test_compressed_students",
+    "test_contrastive_distillation",
+    "test_sentence_bank",
     "test_distillation",
     "test_reference_fidelity",
     "test_resume",
