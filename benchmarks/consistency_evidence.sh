@@ -15,7 +15,7 @@
 #     VALIDATE_INTERVAL_UPDATES=50 (validation, and so the selection rules' choices, every N updates)
 #     OUT=.cache/evidence-<task> (runs in OUT/runs, report in OUT/runs/report; a re-run skips finished runs)
 #     FRESH=0|1 (1: remove OUT/runs first)
-#     STAGES=0,1,2 (run_seeds.sh's) PRECISION=fp32|bf16 (docs/precision.md)
+#     STAGES=0,1,2 (run_seeds.sh's) PRECISION=auto|fp32|bf16 (run_xtreme.sh's; docs/precision.md)
 #     qa only: MAX_LEN=384 (window length), STAGE2=0|1
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,7 @@ case "$TASK" in xnli|pawsx) UNIT=lines ;; udpos|panx) UNIT=sentences ;; qa) UNIT
 XTREME=$ROOT/../shared/data/xtreme-sample
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then XTREME=$1; shift; fi
 MAX_UPDATE=200 LR=1e-4 SEEDS=1 SEED= DEV_PER_LANG=1000 FREEZE_EMBEDDINGS=1 OUT=$ROOT/.cache/evidence-$TASK FRESH=0
-VALIDATE_INTERVAL_UPDATES=50 MAX_LEN=384 STAGE2=0 SKIP_TRAIN=0 STAGES=0,1,2 PRECISION=fp32
+VALIDATE_INTERVAL_UPDATES=50 MAX_LEN=384 STAGE2=0 SKIP_TRAIN=0 STAGES=0,1,2 PRECISION=auto
 for kv in "$@"; do declare "$kv"; done
 [ -z "$SEED" ] || SEEDS=$SEED  # SEED= (one seed) as before
 PY=$ROOT/.venv/bin/python

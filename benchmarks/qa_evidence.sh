@@ -7,7 +7,7 @@
 #   bash benchmarks/qa_evidence.sh [XTREME_DIR] [KEY=VALUE ...]
 #     MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 (questions per dev language, the first ones; 0 = all)
 #     FREEZE_EMBEDDINGS=1 MAX_LEN=384 STAGE2=0|1 SKIP_TRAIN=0|1 OUT=.cache/evidence-qa
-#     RUNS=plain,stage1 (STAGE2=1 adds stage2) PRECISION=fp32|bf16 (docs/precision.md)
+#     RUNS=plain,stage1 (STAGE2=1 adds stage2) PRECISION=auto|fp32|bf16 (run_xtreme.sh's; docs/precision.md)
 #     UPDATE_FREQ=2 (32 windows per update in two halves: a stage-1 pass over 32 windows and their views at
 #     384 tokens needs about 30 GB on CPU in one piece)
 set -euo pipefail
@@ -15,7 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 XTREME=$ROOT/../shared/data/xtreme-sample
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then XTREME=$1; shift; fi
-MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 FREEZE_EMBEDDINGS=1 MAX_LEN=384 STAGE2=0 SKIP_TRAIN=0 UPDATE_FREQ=2 RUNS=plain,stage1 PRECISION=fp32
+MAX_UPDATE=200 LR=1e-4 SEED=1 DEV_PER_LANG=1000 FREEZE_EMBEDDINGS=1 MAX_LEN=384 STAGE2=0 SKIP_TRAIN=0 UPDATE_FREQ=2 RUNS=plain,stage1 PRECISION=auto
 OUT=$ROOT/.cache/evidence-qa
 for kv in "$@"; do declare "$kv"; done
 PY=$ROOT/.venv/bin/python

@@ -8,14 +8,14 @@
 #
 #   bash benchmarks/sweep_evidence.sh [XTREME_DIR] [KEY=VALUE ...]
 #     GRID="LR=1e-4,5e-5 BSZ=16,32" SEEDS=1,2,3 MAX_UPDATE=50 DEV_PER_LANG=300 FREEZE_EMBEDDINGS=1
-#     VALIDATE_INTERVAL_UPDATES=25 PRECISION=fp32 OUT=.cache/evidence-sweep (a re-run skips finished runs)
+#     VALIDATE_INTERVAL_UPDATES=25 PRECISION=auto OUT=.cache/evidence-sweep (a re-run skips finished runs)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 XTREME=$ROOT/../shared/data/xtreme-sample
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then XTREME=$1; shift; fi
 GRID="LR=1e-4,5e-5 BSZ=16,32" SEEDS=1,2,3 MAX_UPDATE=50 DEV_PER_LANG=300 FREEZE_EMBEDDINGS=1
-VALIDATE_INTERVAL_UPDATES=25 PRECISION=fp32 OUT=$ROOT/.cache/evidence-sweep
+VALIDATE_INTERVAL_UPDATES=25 PRECISION=auto OUT=$ROOT/.cache/evidence-sweep
 for kv in "$@"; do declare "$kv"; done
 PY=$ROOT/.venv/bin/python
 MODEL_DIR=$ROOT/.cache/e5-small

@@ -24,8 +24,8 @@
 #     rule; tatoeba_x_to_en searches the sources among the English (MTEB's direction), tatoeba_en_to_x the other way
 #     (XTREME's direction))
 #   VALIDATE_INTERVAL_UPDATES=1000 (and at each epoch's end)  FREEZE_EMBEDDINGS=0|1  DRY_RUN=0|1 (print the command only)
-#   PRECISION=fp32|bf16 (CPU: bf16 under autocast with float32 weights, docs/precision.md; GPU: fairseq's --bf16
-#     instead of --fp16)
+#   PRECISION=auto|fp32|bf16 (auto: bf16 on a CPU with bf16 instructions, else fp32; CPU bf16: autocast with float32
+#     weights, docs/precision.md; GPU: --fp16 for auto and fp32, fairseq's --bf16 for bf16)
 # Anything after "--" is passed to fairseq-train as is. Re-running the same command resumes from <save_dir>.
 #
 # Defaults: Reimers & Gurevych 2020 train with MSE, AdamW lr 2e-5, batch 64, 10k warm-up steps, max sequence length 128

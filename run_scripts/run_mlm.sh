@@ -11,8 +11,8 @@
 #   MAX_POSITIONS= (default: the positions of model.pt; must equal them)  ARCH= (default: read from model.pt)
 #   VALIDATE_INTERVAL_UPDATES=500 (validation loss on the fixed-mask held-out blocks; the best is kept)
 #   FREEZE_EMBEDDINGS=0|1 (also freezes the tied output projection)  DRY_RUN=0|1 (print the command only)
-#   PRECISION=fp32|bf16 (CPU: bf16 under autocast with float32 weights, docs/precision.md; GPU: fairseq's --bf16
-#     instead of --fp16)
+#   PRECISION=auto|fp32|bf16 (auto: bf16 on a CPU with bf16 instructions, else fp32; CPU bf16: autocast with float32
+#     weights, docs/precision.md; GPU: --fp16 for auto and fp32, fairseq's --bf16 for bf16)
 #   ATTENTION_WINDOW= (default: full attention): Longformer's sliding window of W tokens (even), no token global,
 #   as Longformer continues MLM (evaluate alike: stabletune-mlm-eval --attention-window W)
 # Optimiser: RoBERTa's AdamW (betas 0.9/0.98, eps 1e-6, weight decay 0.01, no clipping), linear decay to 0.

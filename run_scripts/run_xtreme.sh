@@ -15,8 +15,8 @@
 #   NPROC= (processes: default all GPUs, or 1 on CPU; NPROC=2 on CPU runs two gloo ranks)
 #   ARCH= (default: read from model.pt)  VALID_LANGS=de,en (default: every dev language)
 #   FREEZE_EMBEDDINGS=0|1  SAVE_INTERVAL_UPDATES=0  DRY_RUN=0|1 (print the command only)
-#   PRECISION=fp32|bf16 (CPU: bf16 under autocast with float32 weights, docs/precision.md; GPU: fairseq's --bf16
-#     instead of --fp16)
+#   PRECISION=auto|fp32|bf16 (auto: bf16 on a CPU with bf16 instructions, else fp32; CPU bf16: autocast with float32
+#     weights, docs/precision.md; GPU: --fp16 for auto and fp32, fairseq's --bf16 for bf16)
 #   MAX_TOKENS= (a batch's tokens as well as its rows; default: GLUE 2200*BSZ/16 as AMOS, none otherwise; 0: rows only)
 #   PROGRESS=0|1 (default 1 in a terminal: one progress line; the full log is always <run dir>/train.log)
 #   TENSORBOARD=<dir> (TensorBoard event files in <dir>/train_inner, train, valid: fairseq's --tensorboard-logdir;

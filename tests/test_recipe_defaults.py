@@ -85,8 +85,13 @@ def test_precision_setting(e5_dir, toy_data, tmp_path, monkeypatch):
     args, out = dry_run("XNLI", e5_dir, toy_data, tmp_path / "run", "PRECISION=bf16")
     assert args["--cpu-precision"] == "bf16" and args["--cpu"] is True and "--fp16" not in args
     assert "training on CPU in bf16 (autocast, float32 weights" in out
-    args, out = dry_run("XNLI", e5_dir, toy_data, tmp_path / "run")
-    assert "--cpu-precision" not in args and "training on CPU in fp32" in out  # fp32 stays the default
+    args, out = dry_run("XNLI", e5_dir, toy_data, tmp_path / "run")  # the default, auto: bf16 on a CPU with bf16
+    assert args["--cpu-precision"] == "bf16" and "bf16 (autocast" in out and "PRECISION=auto: this CPU has bf16" in out
+    args, out = dry_run("XNLI", e5_dir, toy_data, tmp_path / "run", "PRECISION=fp32")
+    assert "--cpu-precision" not in args and "training on CPU in fp32" in out and "PRECISION=auto" not in out
+    monkeypatch.setenv("STABLETUNE_CPU_BF16", "0")
+    args, out = dry_run("XNLI", e5_dir, toy_data, tmp_path / "run")  # auto on a CPU without bf16: fp32, said
+    assert "--cpu-precision" not in args and "fp32 (--fp16 needs CUDA); PRECISION=auto: this CPU has no bf16" in out
     monkeypatch.setenv("STABLETUNE_CPU_BF16", "0")
     refused = run(
         [
@@ -116,4 +121,4 @@ def test_precision_setting(e5_dir, toy_data, tmp_path, monkeypatch):
         ],
         check=False,
     )
-    assert bad.returncode == 2 and "PRECISION must be fp32 or bf16 (got 'fp8')" in bad.stderr
+    assert bad.returncode == 2 and "PRECISION must be auto, fp32 or bf16 (got 'fp8')" in bad.stderr

@@ -26,7 +26,7 @@ def setting_defaults() -> dict[str, str]:
         "ARCH": "",
         "VALIDATE_INTERVAL_UPDATES": MLM.validate_interval,
         "FREEZE_EMBEDDINGS": "0",
-        "PRECISION": "fp32",
+        "PRECISION": "auto",
         "DRY_RUN": "0",
         "ATTENTION_WINDOW": "",
     }

@@ -44,7 +44,7 @@ def setting_defaults() -> dict[str, str]:
         "SELECT": "",
         "VALIDATE_INTERVAL_UPDATES": D.validate_interval,
         "FREEZE_EMBEDDINGS": "0",
-        "PRECISION": "fp32",
+        "PRECISION": "auto",
         "DRY_RUN": "0",
     }
 

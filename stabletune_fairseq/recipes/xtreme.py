@@ -70,7 +70,7 @@ def setting_defaults(task: table.TaskDefaults, interactive: bool) -> dict[str, s
         "SCL_T": kd.scl_temperature,
         "MAX_TOKENS": "",
         "RDROP_SCALE": reg.rdrop_scale,
-        "PRECISION": "fp32",
+        "PRECISION": "auto",
     }
 
 
