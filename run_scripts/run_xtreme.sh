@@ -40,6 +40,9 @@
 #     LCON_T=0.07 LCON_NEG=20 LCON_LAYERS=all|last|1:2,... LCON_ANY_ROW=0 CON_STEPS=0 (updates of the contrast alone;
 #     its KD then: KD_T=1 KD_ALPHA=0.2); SCL_LAMBDA=0 (1: SCL alone) SCL_T=0.1;
 #     LR default 5e-5 (the BERT distillation recipes'); with STAGE=1 the views are distilled too; not with STAGE=2
+#   INIT_FROM=<checkpoint.pt> (a fine-tuned checkpoint of this task folder, e.g. an SCL run's: its weights, task head
+#     included, replace <model.pt>'s, which still gives the architecture; optimiser and schedule start afresh; another
+#     task folder, label list or shape is refused; BERT-gang's train_kd_from_ckpt)
 # Stage 1 writes to <save_dir>; stage 2 to <save_dir>/stage2, with <save_dir>/checkpoint_best.pt as teacher.
 # Each run dir keeps checkpoint_best.pt (by SELECT), checkpoint_best_<metric>_<en|avg>.pt (by the other rule),
 # checkpoint_last.pt, valid_history.jsonl (every saved validation) and train.log.

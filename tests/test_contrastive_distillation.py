@@ -267,3 +267,103 @@ def test_a_tiny_run_switches_from_the_contrast_alone_to_kd(shrunk, xnli_teacher,
     assert logged(log, "contrast_only") == [8.0, 0.0]
     assert logged(log, "teacher_banked") == [0.0, 8.0] and logged(log, "teacher_live") == [0.0, 0.0]
     assert all(v > 0 for v in logged(log, "layer_contrast"))
+
+
+def test_a_run_resumed_after_the_switch_points_checkpoint_stays_in_the_kd_phase(
+    shrunk,  # noqa: F811
+    xnli_teacher,  # noqa: F811
+    states_bank,
+    toy_data,
+    tmp_path,
+):
+    import shutil
+
+    settings = [f"DISTILL={xnli_teacher}", f"BANK={states_bank}", "CON_STEPS=1", "LCON_NEG=4", "KD_T=1"]
+    settings += ["VALID_LANGS=de", "KD_ALPHA=0.2", "SAVE_INTERVAL_UPDATES=1"]  # a checkpoint after every update
+    whole = xtreme("XNLI", shrunk[1] / "model.pt", toy_data, tmp_path / "whole", *settings)
+    assert logged(whole, "contrast_only") == [8.0, 0.0]
+    # Stopped at the switch point: its checkpoint (update 1, the contrast phase done) is all the run left.
+    (tmp_path / "resumed").mkdir()
+    shutil.copy(tmp_path / "whole" / "checkpoint_1_1.pt", tmp_path / "resumed" / "checkpoint_last.pt")
+    resumed = xtreme("XNLI", shrunk[1] / "model.pt", toy_data, tmp_path / "resumed", *settings)
+    assert "resuming from it" in resumed
+    assert logged(resumed, "contrast_only") == [0.0]  # update 2 only, in the KD phase as the uninterrupted run
+    for key in ("loss", "kd", "layer_contrast", "teacher_banked"):  # and the same update: data, negatives, weights
+        assert logged(resumed, key)[-1:] == logged(whole, key)[-1:], key
+
+
+def test_kd_from_a_fine_tuned_checkpoint_starts_from_its_weights_head_included(
+    shrunk,  # noqa: F811
+    xnli_teacher,  # noqa: F811
+    states_bank,
+    toy_data,
+    tmp_path,
+):
+    from stabletune_fairseq.models.pretrained import load_fine_tuned
+    from stabletune_fairseq.reliability.checkpoint_safety import WrongCheckpoint, open_checkpoint
+    from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
+
+    student = shrunk[1] / "model.pt"
+    bank = [f"DISTILL={xnli_teacher}", f"BANK={states_bank}", "VALID_LANGS=de"]
+    # The source: SCL with cross-entropy (the head is trained), another seed than the KD run's.
+    xtreme("XNLI", student, toy_data, tmp_path / "scl", *bank, "KD_ALPHA=0", "SCL_LAMBDA=0.5", "SEED=7")
+    source = tmp_path / "scl" / "checkpoint_last.pt"
+    weights = open_checkpoint(source, "source")["model"]
+    head = [key for key in weights if key.startswith("heads.")]
+    assert head
+
+    # Update 0: the model the run builds holds the checkpoint's weights, the head's included.
+    task = XtremeSentenceTask.setup_task(XtremeSentenceConfig(data=str(toy_data), seed=3))
+
+    def build(init=None):
+        from omegaconf import OmegaConf
+
+        from stabletune_fairseq.models.stabletune_xlmr import StabletuneXLMRConfig
+
+        cfg = StabletuneXLMRConfig(
+            _name="stabletune_xlmr",
+            pretrained_encoder=str(student),
+            init_checkpoint=init,
+            save_dir="",
+            encoder_layers=2,
+            encoder_embed_dim=384,
+            encoder_ffn_embed_dim=1536,
+        )
+        return task.build_model(OmegaConf.structured(cfg))
+
+    fresh = build().state_dict()
+    started = build(str(source)).state_dict()
+    assert set(started) == set(weights)
+    assert all(torch.equal(started[key], weights[key]) for key in weights)
+    assert not all(torch.equal(fresh[key], weights[key]) for key in head)  # a fresh head differs from it
+
+    # The recipe: INIT_FROM=, 2 updates of KD; the head moved by Adam's steps only (about lr each).
+    log = xtreme("XNLI", student, toy_data, tmp_path / "kd", *bank, f"INIT_FROM={source}", "KD_T=1")
+    assert "--init-checkpoint" in log and "initialised from the fine-tuned checkpoint" in log
+    after = open_checkpoint(tmp_path / "kd" / "checkpoint_last.pt", "kd")["model"]
+    assert max(float((after[key] - weights[key]).abs().max()) for key in head) < 5e-4
+    assert max(float((fresh[key] - weights[key]).abs().max()) for key in head) > 1e-2
+
+    # Refused in one line: no such file, a checkpoint of another shape, of other labels, of other data.
+    model = build()
+    with pytest.raises(WrongCheckpoint, match="no such file"):
+        load_fine_tuned(model, str(tmp_path / "none.pt"), task)
+    with pytest.raises(
+        WrongCheckpoint, match=r"weights have no place in this run's model, e\.g\. encoder\.sentence_encoder\.layers\.2"
+    ):
+        load_fine_tuned(model, str(xnli_teacher), task)  # 4 layers into 2
+    state = open_checkpoint(source, "source")
+    record = state["extra_state"]["stabletune_run"]
+    for change, message in (
+        ({"labels": ["a", "b", "c"]}, "but .* has .*: its outputs would be read as other labels"),
+        ({"fingerprint": "0" * 16}, "fine-tuned on other data of the same task"),
+    ):
+        state["extra_state"]["stabletune_run"] = {**record, **change}
+        torch.save(state, tmp_path / "other.pt")
+        with pytest.raises(WrongCheckpoint, match=message):
+            load_fine_tuned(model, str(tmp_path / "other.pt"), task)
+    result = run(
+        ["bash", "run_scripts/run_xtreme.sh", "XNLI", student, toy_data, tmp_path / "x", "INIT_FROM=none.pt"],
+        check=False,
+    )
+    assert result.returncode != 0 and "run_xtreme.sh: INIT_FROM=none.pt: no such checkpoint" in result.stderr

@@ -49,6 +49,33 @@ def load_pretrained_encoder(model, path: str) -> None:
     logger.info("loaded pretrained encoder from %s (%d tensors; LM head ignored)", path, len(own))
 
 
+def load_fine_tuned(model, path: str, task) -> None:
+    """Copy every weight of the fine-tuned checkpoint ``path`` (encoder and heads) into ``model``: it must be
+    ours, of ``task``'s folder (task, labels, vocabulary and data fingerprint) and hold exactly the model's
+    weights; anything else is one line naming the file and the reason."""
+    role = "checkpoint to initialise from (--init-checkpoint)"
+    if not os.path.isfile(path):
+        raise WrongCheckpoint(f"{role} {path}: no such file")
+    state = open_checkpoint(path, role)
+    recorded = recorded_identity(state)
+    if task is None or recorded is None:
+        raise WrongCheckpoint(
+            f"{role} {path}: records no task folder (not a checkpoint fine-tuned here), so it cannot be checked "
+            "against this run's data"
+        )
+    # Another task, label list or vocabulary raises; other data of the same task only warns there, and is
+    # refused here: the head was fit to other rows, which is a different experiment than KD from a checkpoint.
+    other_data = check_identity(path, role, recorded, task.identity)
+    if other_data:
+        raise WrongCheckpoint(
+            f"{role} {path}: fine-tuned on other data of the same task ({recorded['data']}), not this run's "
+            f"task folder {task.identity['data']} (data fingerprints differ)"
+        )
+    check_fits_model(path, role, state, model)
+    model.load_state_dict(state["model"], strict=True)
+    logger.info("initialised from the fine-tuned checkpoint %s (%d tensors, heads included)", path, len(state["model"]))
+
+
 def maybe_load_pretrained(model, cfg, task=None) -> bool:
     """Load ``cfg.pretrained_encoder`` unless the save dir already has a checkpoint to resume from
     (a damaged or missing ``checkpoint_last.pt`` is first restored from the newest sound checkpoint; one
@@ -64,11 +91,15 @@ def maybe_load_pretrained(model, cfg, task=None) -> bool:
         if task is not None:
             check_identity(last, "checkpoint to resume from", recorded_identity(state), task.identity)
         check_fits_model(last, "checkpoint to resume from", state, model)
-    path = getattr(cfg, "pretrained_encoder", None)
+    init = getattr(cfg, "init_checkpoint", None)
+    path = init or getattr(cfg, "pretrained_encoder", None)
     if not path:
         return False
     if resuming:
         logger.info("%s has checkpoint_last.pt: resuming from it, not loading %s", save_dir, path)
         return False
-    load_pretrained_encoder(model, path)
+    if init:  # the fine-tuned weights replace the pretrained encoder's (which would be overwritten anyway)
+        load_fine_tuned(model, init, task)
+    else:
+        load_pretrained_encoder(model, path)
     return True

@@ -111,6 +111,15 @@ class StabletuneXLMRConfig(FairseqDataclass):
             "the save dir holds no checkpoint_last.pt, so re-running a command resumes instead"
         },
     )
+    init_checkpoint: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "a fine-tuned checkpoint of this task folder (ours: same task, labels, vocabulary and data) "
+            "whose weights, task head included, initialise the model instead of --pretrained-encoder's "
+            "(BERT-gang's train_kd_from_ckpt: e.g. KD after an SCL run); the optimiser, schedule and update "
+            "count start afresh. Used only when the save dir holds no checkpoint_last.pt"
+        },
+    )
     save_dir: str = II("checkpoint.save_dir")
 
 

@@ -60,6 +60,7 @@ def setting_defaults(task: table.TaskDefaults, interactive: bool) -> dict[str, s
         "CON_WEIGHT": kd.contrastive_weight,
         "CON_T": kd.contrastive_temperature,
         "BANK": "",
+        "INIT_FROM": "",
         "LCON_WEIGHT": kd.layer_contrast_weight,
         "LCON_T": kd.layer_contrast_temperature,
         "LCON_NEG": kd.layer_contrast_negatives,
@@ -336,6 +337,11 @@ def build(
             )
         if number(s["SCL_LAMBDA"], "SCL_LAMBDA") > 0:
             optional += ["--scl-lambda", s["SCL_LAMBDA"], "--scl-temperature", s["SCL_T"]]
+
+    if s["INIT_FROM"]:  # BERT-gang's train_kd_from_ckpt: start from a fine-tuned checkpoint, its head included
+        if not os.path.isfile(s["INIT_FROM"]):
+            raise RecipeError(f"{SCRIPT}: INIT_FROM={s['INIT_FROM']}: no such checkpoint")
+        optional += ["--init-checkpoint", s["INIT_FROM"]]
 
     # Optimiser: xTune's AdamW, or AMOS's: GLUE's default, and run_squad.sh's.
     optim = s["OPTIM"] or ("amos" if glue else "xtune")

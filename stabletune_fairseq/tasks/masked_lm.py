@@ -97,6 +97,8 @@ class StabletuneMLMTask(StoredDataTask):
         return self.datasets[split]
 
     def build_model(self, cfg, from_checkpoint: bool = False):
+        if not from_checkpoint and getattr(cfg, "init_checkpoint", None):  # its LM head comes from the release
+            raise ValueError("--init-checkpoint is for fine-tuning tasks; masked-LM training starts from a release")
         model = super().build_model(cfg, from_checkpoint)
         add_lm_head(model)
         if not from_checkpoint and maybe_load_pretrained(model, cfg, self):
