@@ -6,7 +6,9 @@ of a sentence bank (stabletune-sentence-bank) for the same sentences.
 
 Per checkpoint: the mean L2 norm of its embeddings, the mean cosine between two different sentences (near 1: the
 embeddings have collapsed towards one direction), the mean cosine to the teacher's embedding of the same sentence,
-and the MSE to it (the criterion's mse_src); the first line gives the teacher's own figures and two constant
+the mean cosine to the teacher's embeddings of the other sentences (the difference is what is specific to each
+sentence), how often the teacher's row of the same sentence is the nearest of all, and the MSE to it (the
+criterion's mse_src); the first line gives the teacher's own figures and two constant
 predictions' MSE (the zero vector; the mean of the teacher's training rows), the levels a student must beat before
 it has learnt anything of the teacher's geometry. A markdown table on standard output.
 """
@@ -30,28 +32,37 @@ def mean_pairwise_cosine(vectors: np.ndarray) -> float:
 
 
 def row(name: str, vectors: np.ndarray, teacher: np.ndarray) -> str:
-    cosine = (vectors * teacher).sum(1) / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(teacher, axis=1))
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+    unit_teacher = teacher / np.linalg.norm(teacher, axis=1, keepdims=True)
+    sims = unit @ unit_teacher.T  # row i: sentence i of the student against every sentence of the teacher
+    n = len(sims)
+    own, other = float(np.trace(sims) / n), float((sims.sum() - np.trace(sims)) / (n * (n - 1)))
+    found = float((sims.argmax(1) == np.arange(n)).mean() * 100)
     mse = float(((vectors - teacher) ** 2).mean())
     return (
         f"| {name} | {np.linalg.norm(vectors, axis=1).mean():.3f} | {mean_pairwise_cosine(vectors):.3f} | "
-        f"{cosine.mean():.3f} | {mse:.6f} |"
+        f"{own:.3f} | {other:.3f} | {found:.1f} | {mse:.6f} |"
     )
 
 
 def main(bank_dir: str, data: str, prefix: str, runs: list[str]) -> None:
     bank = SentenceBank(bank_dir)
     texts, _ = checked_source_texts(Path(data), load_metadata(data), "valid")
-    teacher = np.asarray(bank.embeddings["valid"], dtype=np.float32)
+    first = list({text: row for row, text in reversed(list(enumerate(texts)))}.values())  # each sentence once
+    first.sort()  # (the English side of the four language files repeats the same sentences)
+    texts = [texts[row] for row in first]
+    teacher = np.asarray(bank.embeddings["valid"], dtype=np.float32)[first]
     mean = np.asarray(bank.embeddings["train"], dtype=np.float32).mean(0)
-    print(f"{len(texts)} held-out source sentences of {data}; teacher {bank.record['teacher']['folder']}\n")
+    print(f"{len(texts)} distinct held-out source sentences of {data}; teacher {bank.record['teacher']['folder']}\n")
     print(
-        "| embeddings | mean norm | mean cosine between sentences | mean cosine to the teacher | MSE to the teacher |"
+        "| embeddings | mean norm | mean cosine between sentences | cosine to the teacher, same sentence | "
+        "to the teacher, other sentences | teacher's row of the same sentence nearest (%) | MSE to the teacher |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     print(row("teacher (bank)", teacher, teacher))
-    print(f"| constant: zero vector | 0 | - | - | {float((teacher**2).mean()):.6f} |")
+    print(f"| constant: zero vector | 0 | - | - | - | - | {float((teacher**2).mean()):.6f} |")
     mean_mse = float(((teacher - mean) ** 2).mean())
-    print(f"| constant: the teacher's training mean | {np.linalg.norm(mean):.3f} | 1 | - | {mean_mse:.6f} |")
+    print(f"| constant: the teacher's training mean | {np.linalg.norm(mean):.3f} | 1 | - | - | - | {mean_mse:.6f} |")
     for spec in runs:
         name, checkpoint = spec.split("=", 1)
         embedder = SentenceEmbedder.load(checkpoint, EmbeddingSettings(prefix=prefix), torch.device("cpu"))
