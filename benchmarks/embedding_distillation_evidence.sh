@@ -28,23 +28,7 @@ mkdir -p "$OUT"
 
 if [ ! -f "$OUT/data/parallel/metadata.json" ]; then
   rm -rf "$OUT/pairs"; mkdir -p "$OUT/pairs"
-  "$PY" - "$SHARED/xtreme-sample/xnli" "$OUT/pairs" <<'PYEOF'
-import sys
-from pathlib import Path
-xnli, out = Path(sys.argv[1]), Path(sys.argv[2])
-for lang in ("de", "zh", "ar", "hi"):
-    pairs = []
-    for split in ("dev", "test"):  # line i of <split>-en.tsv and <split>-<lang>.tsv: the same example, translated
-        english = (xnli / f"{split}-en.tsv").read_text(encoding="utf-8").splitlines()
-        other = (xnli / f"{split}-{lang}.tsv").read_text(encoding="utf-8").splitlines()
-        assert len(english) == len(other), (split, lang, len(english), len(other))
-        for en, xx in zip(english, other):
-            en, xx = en.split("\t"), xx.split("\t")
-            pairs += [(en[0], xx[0]), (en[1], xx[1])]  # premise, hypothesis
-    unique = list(dict.fromkeys(pairs))
-    (out / f"en-{lang}.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in unique), encoding="utf-8")
-    print(f"en-{lang}: {len(pairs)} pairs, {len(unique)} distinct")
-PYEOF
+  "$PY" benchmarks/xnli_parallel_pairs.py "$SHARED/xtreme-sample/xnli" "$OUT/pairs"
   bash preprocess/xtreme/process.sh "$OUT/pairs" parallel "$MODEL_DIR" "$OUT/data" VALID_PAIRS="$VALID_PAIRS"
 fi
 [ -f "$OUT/student/model.pt" ] || "$PY" -m stabletune_fairseq.cli.convert shrink "$MODEL_DIR/model.pt" "$OUT/student" --layers "$LAYERS"

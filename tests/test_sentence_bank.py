@@ -150,6 +150,18 @@ def test_a_bank_of_other_data_or_of_changed_raw_files_is_refused(bank, parallel_
     assert not (tmp_path / "bank" / "bank.json").exists()
 
 
+def test_a_folder_that_is_not_parallel_sentences_is_one_line_before_the_teacher_loads(e5_dir, capfd):
+    from stabletune_fairseq.cli.sentence_bank import main
+
+    # e5_dir holds a model, no metadata.json; the teacher's loading would log its folder to stderr first
+    assert main(["--teacher", TEACHER, "--data", str(e5_dir), "--out", str(e5_dir / "no-bank"), "--cpu"]) == 2
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("stabletune-sentence-bank: ") and str(e5_dir) in lines[0]
+    assert main(["--teacher", TEACHER, "--data", str(e5_dir), "--out", "x", "--batch-size", "0"]) == 2
+    assert capfd.readouterr().err.strip() == "stabletune-sentence-bank: --batch-size 0: sentences per batch, at least 1"
+    assert not (e5_dir / "no-bank").exists()
+
+
 def test_a_tiny_run_through_the_recipe_with_the_english_teacher(parallel_data, student, tmp_path):  # noqa: F811
     save = tmp_path / "run"
     settings = ["MAX_UPDATE=3", "BSZ=8", "LR=3e-4", "FREEZE_EMBEDDINGS=1", "VALIDATE_INTERVAL_UPDATES=0"]

@@ -71,13 +71,19 @@ def checked_source_texts(data: Path, metadata: dict, split: str) -> tuple[list[s
     return texts, lengths
 
 
+def parallel_metadata(data: Path) -> dict:
+    """The metadata of a parallel-sentences folder (process.sh parallel); any other folder is refused in one line."""
+    metadata = load_metadata(str(data))
+    if metadata.get("kind") != "parallel_sentences":
+        raise WrongCheckpoint(f"{data}: a {metadata.get('kind')} folder, not parallel sentences (process.sh parallel)")
+    return metadata
+
+
 def write_sentence_bank(teacher, data: str | Path, out: str | Path) -> Path:
     """Embed every stored source sentence of ``data`` (both splits) with ``teacher`` (``hf_teacher
     .HFSentenceTeacher``) and write the bank folder ``out``."""
     data, out = Path(data), Path(out)
-    metadata = load_metadata(str(data))
-    if metadata.get("kind") != "parallel_sentences":
-        raise WrongCheckpoint(f"{data}: a {metadata.get('kind')} folder, not parallel sentences (process.sh parallel)")
+    metadata = parallel_metadata(data)
     start, splits = time.time(), {}
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
@@ -201,5 +207,8 @@ def make_sentence_bank(teacher: str, data: str, out: str, batch_size: int = 64, 
     ships one) and write the bank of ``data`` to ``out``."""
     from .hf_teacher import HFSentenceTeacher
 
+    if batch_size < 1:
+        raise ValueError(f"--batch-size {batch_size}: sentences per batch, at least 1")
+    parallel_metadata(Path(data))  # a wrong folder is refused before the teacher is loaded
     device = "cuda" if torch.cuda.is_available() and not cpu else "cpu"
     return write_sentence_bank(HFSentenceTeacher(teacher, device, batch_size), data, out)
