@@ -270,7 +270,6 @@ def test_sts_readers_on_the_sample():
 
 
 @needs_sts
-@needs_sts
 def test_sts2017_extended_reads_the_pairs_of_its_lines(tmp_path):
     # A hand-written STS2017-extended file (sentence1<TAB>sentence2<TAB>score) of the first 8 real pairs of track 5
     # and their gold scores: read, it is those pairs with those scores, named by its file.
@@ -309,6 +308,7 @@ def test_paired_similarities_and_the_max_of_four_by_hand(tmp_path):
     assert results["metrics"][-1] == "max4_spearman" and results["average"]["max4_spearman"] == 100.0
 
 
+@needs_sts
 def test_track6_scores_the_first_pairs_and_counts_the_rest(tmp_path):
     # SemEval 2017's track 6 input has more pairs than its gold file: gold line i scores pair i, the tail is
     # unscored. Built from real lines: track 5's 250 pairs and 50 of track 3's after them, track 5's 250 scores.
