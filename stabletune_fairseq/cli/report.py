@@ -2,6 +2,10 @@
 
     stabletune-report <out_root | save_dir> [--out <dir>] [--data <task folder>] [--select avg|en]
 
+A ``run_seeds.sh COMPRESS`` folder (``seed<N>/compress``) gets ``compression.md`` and ``compression.json``
+(``report/compression.py``): the compressed student's Tatoeba and STS after each stage, mean ± sd over seeds, and each
+stage minus stage 1 (the uncompressed assistant), paired by seed.
+
 A run_sweep.sh folder (``sweep.json``, configurations ``KEY=value,...``) gets ``sweep.md``, ``sweep.json`` and
 ``sweep.png`` instead (``report/sweep.py``): per configuration mean ± sd, the configuration chosen on dev by
 ``--select`` and its test numbers, the per-language view, and the spread across the grid.
@@ -37,6 +41,19 @@ def write_sweep_report(target: str, out: str, select: str = "avg") -> dict:
     return report
 
 
+def write_compression_report(target: str, out: str) -> dict:
+    from ..report.compression import build_compression_report
+    from ..report.render import compression_markdown
+
+    report = build_compression_report(target)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "compression.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1, ensure_ascii=False)
+    with open(os.path.join(out, "compression.md"), "w", encoding="utf-8") as handle:
+        handle.write(compression_markdown(report))
+    return report
+
+
 def write_report(target: str, out: str, data: str | None = None, select: str = "avg") -> dict:
     from ..report.curves import read_curves
     from ..report.plots import score_bars, training_curves
@@ -44,10 +61,12 @@ def write_report(target: str, out: str, data: str | None = None, select: str = "
     from ..report.runs import find_runs
     from ..report.selection import evaluate_rules
     from ..report.summary import build_report
-    from ..report.sweep import is_sweep_folder
 
-    if is_sweep_folder(target):
+    kind = _kind(target)
+    if kind == "sweep":
         return write_sweep_report(target, out, select)
+    if kind == "compression":
+        return write_compression_report(target, out)
     runs = find_runs(target)
     if len(runs) == 1 and runs[0].stage == "run" and not runs[0].results:
         evaluate_rules(target, data)
@@ -71,6 +90,16 @@ def write_report(target: str, out: str, data: str | None = None, select: str = "
     with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as handle:
         handle.write(markdown(report, images))
     return report
+
+
+def _kind(target: str) -> str:
+    """Which report a folder gets, by the name of the file written: sweep, compression or report."""
+    from ..report.compression import is_compression_folder
+    from ..report.sweep import is_sweep_folder
+
+    if os.path.isdir(target) and is_sweep_folder(target):
+        return "sweep"
+    return "compression" if os.path.isdir(target) and is_compression_folder(target) else "report"
 
 
 def main(argv=None) -> int:
@@ -99,11 +128,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"stabletune-report: {error}", file=sys.stderr)
         return 2
-    name = (
-        "sweep"
-        if os.path.exists(os.path.join(out, "sweep.md")) and not os.path.exists(os.path.join(out, "report.md"))
-        else "report"
-    )
+    name = _kind(args.target)
     with open(os.path.join(out, f"{name}.md"), encoding="utf-8") as handle:
         print(handle.read())
     print(f"written: {out}/{name}.md, {name}.json and the PNGs")

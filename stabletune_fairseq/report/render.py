@@ -302,3 +302,35 @@ def sweep_markdown(report: dict, images: list[str]) -> str:
     if images:
         lines += ["", "## Plot", "", *[f"![{name}]({name})" for name in images]]
     return "\n".join(lines) + "\n"
+
+
+def compression_markdown(report: dict) -> str:
+    """compression.md from ``report/compression.py``'s report: per stage mean ± sd over seeds, each task's rows
+    (Tatoeba languages, STS tracks) and average, then each stage minus stage 1 (the uncompressed assistant)."""
+    lines = [
+        f"# The compressed student after each stage: {len(report['seeds'])} seeds",
+        "",
+        f"Runs under `{report['target']}` (run_seeds.sh COMPRESS). Each stage's checkpoint_best, scored by "
+        "stabletune-embed-eval (cosine). Cells: mean ± sample standard deviation over seeds (n in the row label).",
+    ]
+    if report["wall_s"]:
+        wall = format_summary(report["wall_s"], 0)
+        lines += ["", f"Wall time of a seed (the stages and their evaluation): {wall} s."]
+    for task in report["tasks"]:
+        for metric, by_stage in report["scores"][task].items():
+            columns = list(dict.fromkeys(name for cells in by_stage.values() for name in cells))
+            rows = [
+                _row(f"{report['stage_titles'][stage]} (n={_n(cells)})", cells, columns, format_summary)
+                for stage, cells in by_stage.items()
+            ]
+            lines += ["", f"## {task}: {metric}", "", *_table(columns, ["stage", *columns], rows)]
+            differences = report["differences"].get(task, {}).get(metric, {})
+            if differences:
+                rows = [
+                    _row(f"stage {stage} − stage 1 (n={_n(cells)})", cells, columns, format_difference)
+                    for stage, cells in differences.items()
+                ]
+                lines += ["", "Paired by seed, with the 95% t interval:", "", *_table(columns, ["", *columns], rows)]
+    if report["missing"]:
+        lines += ["", "## Missing", "", *[f"- {m}" for m in report["missing"]]]
+    return "\n".join(lines) + "\n"
