@@ -55,9 +55,10 @@ def encoder_state_from_release(state: dict) -> dict:
     return out
 
 
-def read_release(path: str) -> dict:
-    """The encoder weights of an official-format checkpoint, memory-mapped and under our names."""
-    weights = encoder_state_from_release(open_checkpoint(path, "pretrained model")["model"])
+def read_release(path: str, state: dict | None = None) -> dict:
+    """The encoder weights of an official-format checkpoint, memory-mapped and under our names (``state``: the file
+    already opened, so that it is read once)."""
+    weights = encoder_state_from_release((state or open_checkpoint(path, "pretrained model"))["model"])
     if ENCODER_PREFIX + "embed_tokens.weight" not in weights:
         raise WrongCheckpoint(
             f"pretrained model {path}: a fairseq checkpoint, but not of an XLM-R/RoBERTa encoder "
@@ -171,9 +172,11 @@ def architecture_and_layers(path: str, dictionary_file: str | None = None) -> tu
     return model_shape(path, dictionary_file)[:2]
 
 
-def model_shape(path: str, dictionary_file: str | None = None) -> tuple[str, int, int]:
-    """``architecture_and_layers`` and the number of positions of the model's table (``max_positions_of``)."""
-    weights = read_release(path)
+def model_shape(path: str, dictionary_file: str | None = None) -> tuple[str, int, int, EncoderShape]:
+    """``architecture_and_layers``, the number of positions of the model's table (``max_positions_of``) and its
+    ``encoder_shape`` (a compressed student's bottleneck and repeat), the file opened once."""
+    state = open_checkpoint(path, "pretrained model")
+    weights = read_release(path, state)
     rows = weights[ENCODER_PREFIX + "embed_tokens.weight"].shape[0]
     hidden = hidden_and_bottleneck(weights)[0]
     if dictionary_file:
@@ -187,7 +190,12 @@ def model_shape(path: str, dictionary_file: str | None = None) -> tuple[str, int
         raise WrongCheckpoint(
             f"pretrained model {path}: no learned position table ({ENCODER_PREFIX}embed_positions.weight)"
         )
-    return ARCHITECTURE_OF_HIDDEN[hidden], layers, max_positions_of(weights)
+    return (
+        ARCHITECTURE_OF_HIDDEN[hidden],
+        layers,
+        max_positions_of(weights),
+        encoder_shape(weights, stored_settings(state)),
+    )
 
 
 def architecture_of(path: str, dictionary_file: str | None = None) -> str:
@@ -204,7 +212,7 @@ def main(argv: list[str]) -> int:
         return BAD_INPUT
     allow_fairseq_checkpoints()
     try:
-        architecture, layers, positions = model_shape(*argv)
+        architecture, layers, positions, _ = model_shape(*argv)
     except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import traceback
 
-from ..release import DEFAULT_MAX_POSITIONS, model_shape
+from ..release import DEFAULT_MAX_POSITIONS, EncoderShape, model_shape
 from ..reliability.exit_status import BadInput
 from .plan import RecipeError
 
@@ -53,18 +53,19 @@ def gpu_count() -> int:
 
 def inspect_model(
     model: str, dictionary: str, failure: str, show_traceback: bool = False
-) -> tuple[str, int, int | None]:
-    """model.pt -> (architecture, layers, positions when not XLM-R's 512). ``failure``: the recipe's message when
-    it cannot be read, after the reason (``error: ...``; for a file torch cannot read, its traceback if asked)."""
+) -> tuple[str, int, int | None, list[str]]:
+    """model.pt -> (architecture, layers, positions when not XLM-R's 512, a compressed student's options), the file
+    read once. ``failure``: the recipe's message when it cannot be read, after the reason (``error: ...``; for a
+    file torch cannot read, its traceback if asked)."""
     try:
-        architecture, layers, positions = model_shape(model, dictionary)
+        architecture, layers, positions, shape = model_shape(model, dictionary)
     except BadInput as err:
         raise RecipeError(f"error: {err}\n{failure}") from None
     except Exception:  # any other failure to read it (a file torch cannot load): the recipe's message after it
         if show_traceback:
             traceback.print_exc()
         raise RecipeError(failure) from None
-    return architecture, layers, (positions if positions != DEFAULT_MAX_POSITIONS else None)
+    return architecture, layers, (positions if positions != DEFAULT_MAX_POSITIONS else None), compression_args(shape)
 
 
 def depth_args(architecture: str, layers: int) -> list[str]:
@@ -73,13 +74,9 @@ def depth_args(architecture: str, layers: int) -> list[str]:
     return [] if layers == default else ["--encoder-layers", str(layers)]
 
 
-def compression_args(model: str) -> list[str]:
+def compression_args(shape: EncoderShape) -> list[str]:
     """``--embedding-bottleneck d`` and ``--layer-repeat r`` of a compressed student (``stabletune-convert
     compress``): the bottleneck from its weights, the repeat from its stored settings; none for any other model."""
-    from ..release import encoder_shape, read_release, stored_settings
-    from ..reliability.checkpoint_safety import open_checkpoint
-
-    shape = encoder_shape(read_release(model), stored_settings(open_checkpoint(model, "model")))
     out = ["--embedding-bottleneck", str(shape.bottleneck)] if shape.bottleneck else []
     return out + (["--layer-repeat", str(shape.repeat)] if shape.repeat > 1 else [])
 

@@ -61,7 +61,7 @@ def build(
             f"{SCRIPT}: {data} holds {kind} data, not text for masked-LM training (process.sh <text-folder> mlm)"
         )
     # Architecture, layers and positions of model.pt (release.py: no fairseq needed).
-    found, layers, positions = inspect_model(
+    found, layers, positions, _ = inspect_model(
         model,
         os.path.join(data, "dict.txt"),
         f"{SCRIPT}: cannot read the architecture of {model} (see above)",

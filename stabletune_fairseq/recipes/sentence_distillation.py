@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from .defaults import EMBEDDING_DISTILLATION as D
-from .devices import compression_args, depth_args, gpu_count, inspect_model, precision_args
+from .devices import depth_args, gpu_count, inspect_model, precision_args
 from .plan import Plan, RecipeError, parse_settings, positive_int, refuse_save_dir_in_use
 from .updates import count_for_recipe, shown_per_epoch
 
@@ -157,12 +157,12 @@ def build(
         raise fail("TEACHER_BANK= is for a teacher with its own tokenizer (a sentence-transformers folder or package)")
     arch, arch_args = s["ARCH"], []
     if not arch:  # the student's architecture and depth from model.pt, its vocabulary checked against the data's
-        arch, layers, _ = inspect_model(
+        arch, layers, _, compressed = inspect_model(
             model,
             os.path.join(data, "dict.txt"),
             f"{SCRIPT}: cannot use {model} as the student (see above; or set ARCH=)",
         )
-        arch_args = depth_args(arch, layers) + compression_args(model)  # a compressed student's options
+        arch_args = depth_args(arch, layers) + compressed  # a compressed student's options
     ngpu = gpu_count()
     batch, update_freq = positive_int(s, "BSZ", SCRIPT), positive_int(s, "UPDATE_FREQ", SCRIPT)
     precision, cpu_line = precision_args(s["PRECISION"], ngpu, SCRIPT)

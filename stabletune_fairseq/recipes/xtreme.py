@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 
 from . import defaults as table
-from .devices import compression_args, cpu_rank_args, depth_args, gpu_count, inspect_model, precision_args
+from .devices import cpu_rank_args, depth_args, gpu_count, inspect_model, precision_args
 from .plan import Plan, RecipeError, parse_settings, positive_int, read_metadata, refuse_save_dir_in_use
 from .updates import count_for_recipe, shown_per_epoch
 
@@ -168,16 +168,12 @@ def build(
     arch_args = []
     arch = s["ARCH"]
     if not arch:  # the architecture of model.pt; a shrunk student's depth; a longer position table
-        arch, layers, positions = inspect_model(
+        arch, layers, positions, compressed = inspect_model(
             model,
             os.path.join(data, "dict.txt"),
             f"{SCRIPT}: cannot read the architecture of {model} (see above; or set ARCH=)",
         )
-        arch_args = (
-            depth_args(arch, layers)
-            + compression_args(model)
-            + (["--max-positions", str(positions)] if positions else [])
-        )
+        arch_args = depth_args(arch, layers) + compressed + (["--max-positions", str(positions)] if positions else [])
     ngpu = gpu_count()
     lr = s["LR"] or (table.DISTILLATION.lr if s["DISTILL"] else task.lr(arch))
     epochs = s["EPOCHS"] or str(task.epochs(arch))
