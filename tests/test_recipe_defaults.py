@@ -50,6 +50,7 @@ def test_pawsx_recipe(e5_dir, toy_dicts, tmp_path):
 def test_gpus_split_the_batch_and_train_in_fp16(e5_dir, toy_data, tmp_path, monkeypatch):
     """The GPU branch (no GPU here): the command built in-process with the GPU count such a machine reports."""
     from stabletune_fairseq.recipes import xtreme
+    from stabletune_fairseq.recipes.plan import Invocation
 
     monkeypatch.setattr(xtreme, "gpu_count", lambda: 2)
     said = []
@@ -61,10 +62,7 @@ def test_gpus_split_the_batch_and_train_in_fp16(e5_dir, toy_data, tmp_path, monk
             str(toy_data),
             str(tmp_path / "run"),
             ["DRY_RUN=1", *settings],
-            root=str(REPO),
-            python=sys.executable,
-            header="run_xtreme.sh",
-            say=said.append,
+            Invocation(str(REPO), sys.executable, "run_xtreme.sh", say=said.append),
         )
 
     plan = build()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from ..recipes.plan import RecipeError
+from ..recipes.plan import Invocation, RecipeError
 
 BUILDERS = {
     "xtreme": ("xtreme", 4),
@@ -37,11 +37,7 @@ def main(argv=None) -> int:
         plan = build(
             *rest[:positional],
             rest[positional:],
-            root=root,
-            python=python,
-            header=header,
-            interactive=sys.stdout.isatty(),
-            say=lambda line: print(line, flush=True),
+            Invocation(root, python, header, sys.stdout.isatty(), lambda line: print(line, flush=True)),
         )
     except RecipeError as err:
         sys.stdout.flush()

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from .defaults import MLM
 from .devices import depth_args, gpu_count, inspect_model, precision_args
-from .plan import Plan, RecipeError, parse_settings, positive_int, read_metadata
+from .plan import Invocation, Plan, RecipeError, parse_settings, positive_int, read_metadata
 
 SCRIPT = "run_mlm.sh"
 
@@ -37,15 +36,10 @@ def build(
     data: str,
     save_dir: str,
     words: list[str],
-    *,
-    root: str,
-    python: str,
-    header: str,
-    interactive: bool = False,
-    say: Callable[[str], None] = print,
+    how: Invocation,
 ) -> Plan:
     """``run_mlm.sh <model.pt> <data_dir> <save_dir> [KEY=VALUE ...] [-- fairseq args]``."""
-    s, extra = parse_settings(words, setting_defaults(), SCRIPT, header)
+    s, extra = parse_settings(words, setting_defaults(), SCRIPT, how.header)
     if not os.path.exists(model):
         raise RecipeError(f"{SCRIPT}: pretrained model '{model}' not found")
     try:
@@ -87,7 +81,7 @@ def build(
     if ngpu > 0:
         device_args = precision + ["--num-workers", "2"] + (["--distributed-world-size", str(ngpu)] if ngpu > 1 else [])
     else:
-        say(f"{SCRIPT}: {cpu_line}")
+        how.say(f"{SCRIPT}: {cpu_line}")
         device_args = ["--cpu", "--num-workers", "0"] + precision
     if has_valid:
         every = s["VALIDATE_INTERVAL_UPDATES"]
@@ -104,7 +98,7 @@ def build(
             "2",
         ]
     else:
-        say(f"{SCRIPT}: {data} has no held-out split (VALID_EVERY=0): validation off")
+        how.say(f"{SCRIPT}: {data} has no held-out split (VALID_EVERY=0): validation off")
         valid_args = ["--disable-validation"]
     optional = ["--freeze-embeddings"] if s["FREEZE_EMBEDDINGS"] != "0" else []
     window = s["ATTENTION_WINDOW"]
@@ -113,10 +107,10 @@ def build(
             raise RecipeError(f"{SCRIPT}: ATTENTION_WINDOW must be even (W/2 tokens on each side; got '{window}')")
         optional += ["--attention-window", window]
     command = [
-        os.path.join(os.path.dirname(python), "fairseq-train"),
+        how.fairseq_train,
         data,
         "--user-dir",
-        os.path.join(root, "stabletune_fairseq"),
+        how.user_dir,
         "--task",
         "stabletune_mlm",
         "--criterion",

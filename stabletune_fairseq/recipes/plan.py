@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -24,6 +25,26 @@ class Plan:
         fields = [f"{name}={value}" for name, value in self.values.items()] + [f"INFO={self.info}", "--", *self.command]
         with open(path, "w", encoding="utf-8") as out:
             out.write("".join(f + "\0" for f in fields))
+
+
+@dataclass
+class Invocation:
+    """How a recipe was called, the same for every recipe: the repository, the Python whose ``fairseq-train`` runs,
+    the script as invoked (named in errors), whether stdout is a terminal (progress bars), where progress lines go."""
+
+    root: str
+    python: str
+    header: str
+    interactive: bool = False
+    say: Callable[[str], None] = print
+
+    @property
+    def fairseq_train(self) -> str:
+        return os.path.join(os.path.dirname(self.python), "fairseq-train")
+
+    @property
+    def user_dir(self) -> str:
+        return os.path.join(self.root, "stabletune_fairseq")
 
 
 def parse_settings(words: list[str], defaults: dict[str, str], script: str, header: str) -> tuple[dict, list[str]]:

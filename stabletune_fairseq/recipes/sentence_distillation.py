@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from .defaults import EMBEDDING_DISTILLATION as D
 from .devices import depth_args, gpu_count, inspect_model, precision_args
-from .plan import Plan, RecipeError, parse_settings, positive_int, refuse_save_dir_in_use
+from .plan import Invocation, Plan, RecipeError, parse_settings, positive_int, refuse_save_dir_in_use
 from .updates import count_for_recipe, shown_per_epoch
 
 SCRIPT = "run_distill_embeddings.sh"
@@ -92,16 +92,11 @@ def build(
     data: str,
     save_dir: str,
     words: list[str],
-    *,
-    root: str,
-    python: str,
-    header: str,
-    interactive: bool = False,
-    say: Callable[[str], None] = print,
+    how: Invocation,
 ) -> Plan:
     """``run_distill_embeddings.sh <student.pt> <data_dir> <save_dir> TEACHER=<teacher.pt> [KEY=VALUE ...]
     [-- fairseq args]``."""
-    s, extra = parse_settings(words, setting_defaults(), SCRIPT, header)
+    s, extra = parse_settings(words, setting_defaults(), SCRIPT, how.header)
     teacher = s["TEACHER"]
     if not os.path.exists(model):
         raise fail(f"student model '{model}' not found")
@@ -173,7 +168,7 @@ def build(
         )
     else:
         world = 1
-        say(f"{SCRIPT}: {cpu_line}")
+        how.say(f"{SCRIPT}: {cpu_line}")
         device_args = ["--cpu", "--num-workers", "0"] + precision
     optional = []
     if s["EVAL_STS"]:
@@ -207,7 +202,7 @@ def build(
     train_args = [
         data,
         "--user-dir",
-        os.path.join(root, "stabletune_fairseq"),
+        how.user_dir,
         "--task",
         "sentence_distillation",
         "--prefix",
@@ -269,13 +264,13 @@ def build(
     ]
     refuse_save_dir_in_use(save_dir, s["DRY_RUN"])
     if own_tokenizer:  # before training, once: the teacher never runs during it
-        _make_bank(teacher, data, bank, s["DRY_RUN"] != "0", say)
+        _make_bank(teacher, data, bank, s["DRY_RUN"] != "0", how.say)
     rows, per_epoch, total = count_for_recipe(
         train_args, f"{SCRIPT}: cannot count the training batches of {data} (see above)"
     )
     warmup = s["WARMUP"] or str(min(total // 10, D.warmup_max))
     command = [
-        os.path.join(os.path.dirname(python), "fairseq-train"),
+        how.fairseq_train,
         *train_args,
         "--total-num-update",
         str(total),

@@ -18,11 +18,10 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import defaults as table
-from .plan import Plan, RecipeError, parse_settings, positive_int
+from .plan import Invocation, Plan, RecipeError, parse_settings, positive_int
 from .run_record import read_status
 from .xtreme import setting_defaults
 
@@ -195,12 +194,7 @@ def build(
     data: str,
     out_root: str,
     words: list[str],
-    *,
-    root: str,
-    python: str,
-    header: str,
-    interactive: bool = False,
-    say: Callable[[str], None] = print,
+    how: Invocation,
 ) -> Plan:
     """The plan of ``run_sweep.sh TASK <model.pt> <data_dir> <out_root> GRID=... [KEY=VALUE ...] [-- fairseq args]``."""
     from . import xtreme
@@ -208,7 +202,7 @@ def build(
     task_name = task.upper().replace("-", "")
     if task_name not in table.TASKS:
         raise RecipeError(f"{SCRIPT}: unknown task '{task_name}' ({xtreme.KNOWN_TASKS})")
-    passed = setting_defaults(table.TASKS[task_name], interactive)
+    passed = setting_defaults(table.TASKS[task_name], how.interactive)
     allowed = set(passed) - set(RUNNER_SETS)
     for word in words:
         if word == "--":
@@ -216,7 +210,7 @@ def build(
         key = word.partition("=")[0]
         if key in RUNNER_SETS and key not in OWN:
             raise RecipeError(f"{SCRIPT}: '{word}': the runner sets {key} per run; use {RUNNER_SETS[key]} instead")
-    own, extra = parse_settings(words, {**OWN, **{k: "" for k in allowed}}, SCRIPT, header)
+    own, extra = parse_settings(words, {**OWN, **{k: "" for k in allowed}}, SCRIPT, how.header)
     fixed = {}
     for word in words:
         if word == "--":
@@ -237,7 +231,7 @@ def build(
     dry = own["DRY_RUN"] != "0"
     configs = configurations(axes)
     runs = len(configs) * len(seeds) * len(stages)
-    say(
+    how.say(
         f"{SCRIPT}: {len(configs)} configurations ({' x '.join(f'{k} {len(v)}' for k, v in axes)}) x {len(seeds)} "
         f"seeds x {len(stages)} stages ({','.join(stages)}) = {runs} runs, in {out_root}/<configuration>/"
     )
@@ -259,12 +253,12 @@ def build(
     }
     left = sum(len(v) for v in todo.values())
     if left < runs:
-        say(f"{SCRIPT}: {runs - left} of them finished before (run_seeds.sh skips them); {left} to run")
+        how.say(f"{SCRIPT}: {runs - left} of them finished before (run_seeds.sh skips them); {left} to run")
     # Every configuration's settings checked by run_xtreme.sh's own planner, which also counts its updates.
     for config in configs:
-        config.updates = _count_updates(task, model, data, out_root, config, fixed, extra, seeds[0], root, python)
+        config.updates = _count_updates(task, model, data, out_root, config, fixed, extra, seeds[0], how)
     if own["ESTIMATE"] != "0" and left:
-        hours = _estimate(task, model, data, out_root, configs, fixed, extra, stages, todo, own, dry, root, say)
+        hours = _estimate(task, model, data, out_root, configs, fixed, extra, stages, todo, own, dry, how)
         if own["MAX_HOURS"] and hours is not None and hours > float(own["MAX_HOURS"]):
             raise RecipeError(
                 f"{SCRIPT}: the estimate, {hours:.2f} h, is more than MAX_HOURS={own['MAX_HOURS']}; raise it to run"
@@ -275,7 +269,7 @@ def build(
     for config in configs:
         run = [
             "bash",
-            os.path.join(root, "run_scripts", "run_seeds.sh"),
+            os.path.join(how.root, "run_scripts", "run_seeds.sh"),
             task,
             model,
             data,
@@ -320,7 +314,7 @@ def _fixed_words(words: list[str]) -> list[str]:
     return out
 
 
-def _count_updates(task, model, data, out_root, config, fixed, extra, seed, root, python) -> int:
+def _count_updates(task, model, data, out_root, config, fixed, extra, seed, how: Invocation) -> int:
     from . import xtreme
 
     words = [*[f"{k}={v}" for k, v in {**fixed, **config.settings}.items()], f"SEED={seed}", "STAGE=0", "DRY_RUN=1"]
@@ -333,10 +327,7 @@ def _count_updates(task, model, data, out_root, config, fixed, extra, seed, root
                 data,
                 os.path.join(out_root, config.name, f"seed{seed}", "plain"),
                 [*words, "PROGRESS=0", *(["--", *extra] if extra else [])],
-                root=root,
-                python=python,
-                header=SCRIPT,
-                say=lambda _line: None,
+                Invocation(how.root, how.python, SCRIPT, say=lambda _line: None),
             )
     except RecipeError as err:
         raise RecipeError(f"{err}\n{SCRIPT}: configuration {config.name} is refused by run_xtreme.sh (above)") from None
@@ -351,10 +342,12 @@ def _stage_updates(config: Configuration, stage: str, settings: dict) -> int:
     return config.updates if cap and int(cap) <= config.updates else 2 * config.updates
 
 
-def _estimate(task, model, data, out_root, configs, fixed, extra, stages, todo, own, dry, root, say) -> float | None:
+def _estimate(
+    task, model, data, out_root, configs, fixed, extra, stages, todo, own, dry, how: Invocation
+) -> float | None:
     """Print, per configuration, runs x updates x seconds per update, and the total; returns hours (None when
     any shape could not be measured)."""
-    measured: dict[tuple, tuple[float, str]] = {}  # (shape, stage name) -> (seconds, how)
+    measured: dict[tuple, tuple[float, str]] = {}  # (shape, stage name) -> (seconds, where from)
     for config in configs:  # finished runs' logs first: any configuration of the same shape
         for seed_dir in _seed_dirs(os.path.join(out_root, config.name)):
             for stage in stages:
@@ -371,7 +364,7 @@ def _estimate(task, model, data, out_root, configs, fixed, extra, stages, todo, 
         shape = shape_of(config, fixed)
         plain = (shape, "plain")
         if plain not in measured and own["ESTIMATE"] == "auto" and not dry:
-            seconds = _probe(task, model, data, config, fixed, extra, int(own["PROBE_UPDATES"]), root, say)
+            seconds = _probe(task, model, data, config, fixed, extra, int(own["PROBE_UPDATES"]), how)
             if seconds:
                 measured[plain] = (seconds, f"timed: {own['PROBE_UPDATES']} updates of this shape")
         parts = []
@@ -384,15 +377,19 @@ def _estimate(task, model, data, out_root, configs, fixed, extra, stages, todo, 
                 unknown.append(f"{config.name} {name}")
                 parts.append(f"{name} {runs} x {updates} updates x ? s")
                 continue
-            seconds, how = found
-            note = how if (shape, name) in measured else f"{how}; plain fine-tuning's speed, a lower bound for {name}"
+            seconds, source = found
+            note = (
+                source
+                if (shape, name) in measured
+                else f"{source}; plain fine-tuning's speed, a lower bound for {name}"
+            )
             total += runs * updates * seconds
             parts.append(f"{name} {runs} x {updates} updates x {seconds:.3g} s ({note})")
-        say(f"{SCRIPT}: estimate {config.name}: " + "; ".join(parts))
+        how.say(f"{SCRIPT}: estimate {config.name}: " + "; ".join(parts))
     if unknown:
         why = "a dry run times nothing" if dry else "no finished run of that shape (ESTIMATE=auto times a few updates)"
-        say(f"{SCRIPT}: estimate: not measured for {len(unknown)} (configuration, stage) pairs ({why})")
-    say(
+        how.say(f"{SCRIPT}: estimate: not measured for {len(unknown)} (configuration, stage) pairs ({why})")
+    how.say(
         f"{SCRIPT}: estimated training time: {total / 3600:.2f} h ({total:.0f} s)"
         + (" for the measured part" if unknown else "")
         + ", one run after another, evaluations not included"
@@ -406,7 +403,7 @@ def _seed_dirs(folder: str) -> list[str]:
     return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if re.fullmatch(r"seed\d+", n)]
 
 
-def _probe(task, model, data, config, fixed, extra, updates, root, say) -> float | None:
+def _probe(task, model, data, config, fixed, extra, updates, how: Invocation) -> float | None:
     """A few timed updates of this shape (run_xtreme.sh, plain fine-tuning, nothing validated or saved), in a
     temporary folder; the first update (start-up) is not counted."""
     settings = {**fixed, **config.settings, "MAX_UPDATE": str(updates + 1), "VALIDATE_INTERVAL_UPDATES": "0"}
@@ -415,7 +412,7 @@ def _probe(task, model, data, config, fixed, extra, updates, root, say) -> float
     folder = tempfile.mkdtemp(prefix="sweep-probe-")
     command = [
         "bash",
-        os.path.join(root, "run_scripts", "run_xtreme.sh"),
+        os.path.join(how.root, "run_scripts", "run_xtreme.sh"),
         task,
         model,
         data,
@@ -431,12 +428,12 @@ def _probe(task, model, data, config, fixed, extra, updates, root, say) -> float
         "--disable-validation",
         "--no-save",
     ]
-    say(f"{SCRIPT}: timing {updates} updates of {config.name}'s shape ...")
+    how.say(f"{SCRIPT}: timing {updates} updates of {config.name}'s shape ...")
     try:
         done = subprocess.run(command, capture_output=True, text=True)
         seconds = seconds_from_log(os.path.join(folder, "run", "train.log")) if done.returncode == 0 else None
         if done.returncode != 0:
-            say(f"{SCRIPT}: the timed updates failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+            how.say(f"{SCRIPT}: the timed updates failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
         return seconds
     finally:
         shutil.rmtree(folder, ignore_errors=True)

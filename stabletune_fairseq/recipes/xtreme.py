@@ -6,11 +6,10 @@ Defaults come from ``defaults.py``; every check and message is the recipe's (``r
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from . import defaults as table
 from .devices import cpu_rank_args, depth_args, gpu_count, inspect_model, precision_args
-from .plan import Plan, RecipeError, parse_settings, positive_int, read_metadata, refuse_save_dir_in_use
+from .plan import Invocation, Plan, RecipeError, parse_settings, positive_int, read_metadata, refuse_save_dir_in_use
 from .updates import count_for_recipe, shown_per_epoch
 
 SCRIPT = "run_xtreme.sh"
@@ -113,12 +112,7 @@ def build(
     data: str,
     save_dir: str,
     words: list[str],
-    *,
-    root: str,
-    python: str,
-    header: str,
-    interactive: bool = False,
-    say: Callable[[str], None] = print,
+    how: Invocation,
 ) -> Plan:
     """The command of ``run_xtreme.sh TASK <model.pt> <data_dir> <save_dir> [KEY=VALUE ...] [-- fairseq args]``.
     ``header``: the script as invoked; ``say``: the recipe's progress lines (stdout)."""
@@ -126,7 +120,7 @@ def build(
     if task_name not in table.TASKS:
         raise RecipeError(f"{SCRIPT}: unknown task '{task_name}' ({KNOWN_TASKS})")
     task = table.TASKS[task_name]
-    s, extra = parse_settings(words, setting_defaults(task, interactive), SCRIPT, header)
+    s, extra = parse_settings(words, setting_defaults(task, how.interactive), SCRIPT, how.header)
     glue = task.fairseq_task == "glue"
     qa = task.fairseq_task == "xtreme_qa"
 
@@ -136,7 +130,7 @@ def build(
         if importlib.util.find_spec("wandb") is None:
             raise RecipeError(
                 f"{SCRIPT}: WANDB={s['WANDB']} needs the wandb package, which is not installed "
-                f"({python} -m pip install wandb)"
+                f"({how.python} -m pip install wandb)"
             )
     if not os.path.exists(model):
         raise RecipeError(f"{SCRIPT}: pretrained model '{model}' not found")
@@ -187,7 +181,7 @@ def build(
         )
     else:
         world = positive_int(s, "NPROC", SCRIPT) if s["NPROC"] else 1
-        say(f"{SCRIPT}: {cpu_line}")
+        how.say(f"{SCRIPT}: {cpu_line}")
         device_args = ["--cpu", "--num-workers", "0"] + (cpu_rank_args(world) if world > 1 else []) + precision
     # The reference batch is the effective batch: split it over the processes unless BSZ is given.
     batch = positive_int(s, "BSZ", SCRIPT) if s["BSZ"] else max(task.batch // (world * update_freq), 1)
@@ -204,7 +198,7 @@ def build(
     best = "checkpoint_best.pt"
     validate, save_interval = s["VALIDATE_INTERVAL_UPDATES"], s["SAVE_INTERVAL_UPDATES"]
     if '"valid_' not in meta_text:
-        say(f"{SCRIPT}: {data} has no labelled dev set: validation off, the last checkpoint is the result")
+        how.say(f"{SCRIPT}: {data} has no labelled dev set: validation off, the last checkpoint is the result")
         valid_args, best, validate = ["--disable-validation"], "checkpoint_last.pt", "0"
     elif select == "task":
         if task.metric == "acc_m":  # MNLI: the mismatched dev set's best checkpoint too (AMOS reports both)
@@ -346,7 +340,7 @@ def build(
     train_args = [
         data,
         "--user-dir",
-        os.path.join(root, "stabletune_fairseq"),
+        how.user_dir,
         "--task",
         task.fairseq_task,
         "--arch",
@@ -392,7 +386,7 @@ def build(
     )
     warmup = int(total * number(s["WARMUP_RATIO"], "WARMUP_RATIO"))
     command = [
-        os.path.join(os.path.dirname(python), "fairseq-train"),
+        how.fairseq_train,
         *train_args,
         "--total-num-update",
         str(total),

@@ -12,10 +12,10 @@ stage minus stage 1 (the assistant, uncompressed) of the same seed: what compres
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 
+from .runs import _read_json
 from .statistics import paired_difference, summarize
 
 RUN = "compress"
@@ -33,14 +33,6 @@ def is_compression_folder(target: str) -> bool:
     return bool(glob.glob(os.path.join(target, "seed*", RUN)))
 
 
-def _read(path: str) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        try:
-            return json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-
-
 def _cells(results: dict, metric: str) -> dict[str, float]:
     rows = results.get("per_language") or results.get("per_track") or {}
     cells = {name: row[metric] for name, row in rows.items() if metric in row}
@@ -56,7 +48,7 @@ def build_compression_report(target: str) -> dict:
     for seed in seeds:
         status_file = os.path.join(target, f"seed{seed}", "status", f"{RUN}.json")
         if os.path.exists(status_file):
-            status = _read(status_file)
+            status = _read_json(status_file)
             if status.get("status") == "done":
                 walls.append(status["wall_s"])
             else:
@@ -65,7 +57,7 @@ def build_compression_report(target: str) -> dict:
             match = _EVAL.fullmatch(os.path.basename(os.path.dirname(path)))
             if match:
                 stage, task = match.groups()
-                found.setdefault(task, {}).setdefault(stage, {})[seed] = _read(path)
+                found.setdefault(task, {}).setdefault(stage, {})[seed] = _read_json(path)
     if not found:
         raise ValueError(f"{target}: no evaluation results (seed<N>/{RUN}/eval/stage<k>-<task>/results.json)")
     report = {
