@@ -206,47 +206,31 @@ def test_the_refusals(shrunk, xnli_teacher, states_bank, toy_data, toy_panx, tmp
     from stabletune_fairseq.tasks.xtreme_sentence import XtremeSentenceConfig, XtremeSentenceTask
     from stabletune_fairseq.tasks.xtreme_tagging import XtremeTaggingConfig, XtremeTaggingTask
 
+    def sentence_criterion(**options):  # the XNLI toy, the 2-layer student, the fine-tuned teacher
+        return criterion_and_batch(
+            XtremeSentenceTask,
+            XtremeSentenceConfig,
+            toy_data,
+            shrunk[1] / "model.pt",
+            2,
+            teacher=str(xnli_teacher),
+            **options,
+        )
+
     with pytest.raises(ValueError, match="a tagging task .* has no label per row"):
         criterion_and_batch(
             XtremeTaggingTask, XtremeTaggingConfig, toy_panx, shrunk[1] / "model.pt", 2, kd_alpha=0.0, scl_lambda=0.5
         )
     with pytest.raises(ValueError, match="read the teacher's states from --teacher-bank"):
-        criterion_and_batch(
-            XtremeSentenceTask,
-            XtremeSentenceConfig,
-            toy_data,
-            shrunk[1] / "model.pt",
-            2,
-            teacher=str(xnli_teacher),
-            contrast_steps=3,
-        )
+        sentence_criterion(contrast_steps=3)
     logits_only = tmp_path / "logits-bank"
     command = [sys.executable, "-m", "stabletune_fairseq.cli.teacher_bank", "--checkpoint", xnli_teacher]
     run(command + ["--data", toy_data, "--out", logits_only, "--batch-size", "16"])
     with pytest.raises(WrongCheckpoint, match="holds no <s> states; write it with stabletune-teacher-bank --states"):
-        criterion_and_batch(
-            XtremeSentenceTask,
-            XtremeSentenceConfig,
-            toy_data,
-            shrunk[1] / "model.pt",
-            2,
-            teacher=str(xnli_teacher),
-            teacher_bank=str(logits_only),
-            layer_contrast_weight=1.0,
-        )
+        sentence_criterion(teacher_bank=str(logits_only), layer_contrast_weight=1.0)
     # a state bank of other layers than the pairs need
     with pytest.raises(WrongCheckpoint, match=r"holds the states of teacher layers \[2, 4\], not \[3\]"):
-        criterion_and_batch(
-            XtremeSentenceTask,
-            XtremeSentenceConfig,
-            toy_data,
-            shrunk[1] / "model.pt",
-            2,
-            teacher=str(xnli_teacher),
-            teacher_bank=str(states_bank),
-            layer_contrast_weight=1.0,
-            layer_contrast_layers="1:3",
-        )
+        sentence_criterion(teacher_bank=str(states_bank), layer_contrast_weight=1.0, layer_contrast_layers="1:3")
 
 
 def test_a_tiny_run_switches_from_the_contrast_alone_to_kd(shrunk, xnli_teacher, states_bank, toy_data, tmp_path):  # noqa: F811
