@@ -5,6 +5,7 @@ against it (a hand computation of the loss, and a tiny real run through the reci
 another width without a projection and changed raw files are refused."""
 
 import json
+import re
 import shutil
 import sys
 
@@ -184,3 +185,25 @@ def test_a_tiny_run_through_the_recipe_with_the_english_teacher(parallel_data, s
         check=False,
     )
     assert refused.returncode == 2 and "TEACHER=no-such: not a model.pt of ours" in refused.stderr
+
+
+def test_the_four_compression_stages_with_the_english_teacher(parallel_data, student, tmp_path):  # noqa: F811
+    """run_compress_embeddings.sh with the MiniLM teacher, one update a stage: stages 1 and 4 learn it from a sentence
+    bank each (their own run folder), stages 2 and 3 the assistant (stage 1's checkpoint, the student's vocabulary,
+    live), every stage without a prefix (the recipe's choice for this teacher), MCL in stage 4."""
+    out = tmp_path / "runs"
+    command = ["bash", "run_scripts/run_compress_embeddings.sh", student, parallel_data, out, f"TEACHER={TEACHER}"]
+    command += ["BOTTLENECK=32", "LAYERS=1", "REPEAT=2", "MAX_UPDATE=1", "BSZ=8", "FREEZE_EMBEDDINGS=1"]
+    result = run(command + ["VALIDATE_INTERVAL_UPDATES=0"])
+    commands = [line for line in result.stdout.splitlines() if "fairseq-train " in line]
+    assert len(commands) == 4 and all("--prefix ''" in c for c in commands)
+    assistant = out / "stage1" / "run" / "checkpoint_best.pt"
+    for stage, command in zip((1, 2, 3, 4), commands):
+        if stage in (1, 4):
+            assert f"--teacher-bank {out / f'stage{stage}' / 'run' / 'teacher-bank'}" in command
+            assert (out / f"stage{stage}" / "run" / "teacher-bank" / "bank.json").is_file()
+        else:
+            assert "--teacher-bank" not in command and f"--teacher {assistant}" in command
+    assert "--mcl-weight 1" in commands[3] and "--mcl-weight" not in commands[0]
+    log = (out / "stage4" / "run" / "train.log").read_text(encoding="utf-8")
+    assert re.search(r"\bmcl[= ][0-9.]*[1-9]", log) and (out / "stage4" / "done").is_file()  # a non-zero MCL
