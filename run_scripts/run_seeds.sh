@@ -130,6 +130,8 @@ status_of() { "$PY" "$RECORD" status "$1"; }
 score_stages() {  # <compress dir>: each stage's checkpoint_best through stabletune-embed-eval, on STS and Tatoeba
   local stage task folder
   for stage in ${STAGES//,/ }; do
+    # stage 1 does not run with ASSISTANT= (the recipe starts from that model): nothing of it to score
+    [ -e "$1/stage$stage/done" ] || { echo "stage $stage: not run (ASSISTANT= given), not scored"; continue; }
     for task in sts tatoeba; do
       folder=$STS_DATA; [ "$task" = sts ] || folder=$TATOEBA_DATA
       [ -n "$folder" ] || continue
