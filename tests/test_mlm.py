@@ -431,3 +431,21 @@ def test_qa_at_1024_positions_needs_fewer_windows(tydiqa_download, e5_dir, long_
     for name in ("train", "test_en"):
         (short, long_short, n), (long, long_long, _) = windows[384][name], windows[1024][name]
         assert n <= long < short and long_long < long_short  # at least one window a question, fewer in all
+
+
+def test_the_vocabulary_projection_stays_float32_under_bf16_autocast():
+    """bf16 training (CPU autocast) must not round the LM head's logits: the projection onto the tied embeddings
+    is the float32 product, exactly (without the guard autocast returns bfloat16 logits)."""
+    import torch.nn.functional as F
+
+    from stabletune_fairseq.models.heads import TiedOutput
+
+    torch.manual_seed(0)
+    weight, x = torch.nn.Parameter(torch.randn(50, 16)), torch.randn(4, 16)
+    out = TiedOutput(50)
+    out.tie(weight)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = out(x)
+        rounded = F.linear(x, weight)  # what autocast makes of the same product
+    assert rounded.dtype == torch.bfloat16  # the guard is needed
+    assert logits.dtype == torch.float32 and torch.equal(logits, F.linear(x, weight))
