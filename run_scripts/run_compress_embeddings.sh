@@ -55,9 +55,23 @@ best() { echo "$OUT/stage$1/run/checkpoint_best.pt"; }
 stage() {  # stage <n> <student model.pt> <teacher> <settings...>
   local n=$1 student=$2 teacher=$3; shift 3
   if [ -e "$OUT/stage$n/done" ]; then echo "stage $n: done before ($OUT/stage$n/done), skipped"; return; fi
+  if [ -n "$PREEMPTED" ]; then
+    echo "run_compress_embeddings.sh: SIG$PREEMPTED before stage $n; re-run the same command to resume" >&2; exit 75
+  fi
   echo "stage $n: student $student, teacher $teacher"
   bash "$ROOT/run_scripts/run_distill_embeddings.sh" "$student" "$DATA" "$OUT/stage$n/run" "TEACHER=$teacher" \
-    "PREFIX=$PREFIX" "$@" "${SETTINGS[@]}" "${FAIRSEQ[@]}"
+    "PREFIX=$PREFIX" "$@" "${SETTINGS[@]}" "${FAIRSEQ[@]}" &
+  STAGE_RUN=$!
+  local status
+  while :; do
+    status=0; wait "$STAGE_RUN" || status=$?
+    kill -0 "$STAGE_RUN" 2>/dev/null || break  # else the wait was interrupted by a signal (passed on, below)
+  done
+  STAGE_RUN=
+  if [ "$status" = 75 ]; then
+    echo "run_compress_embeddings.sh: stage $n preempted (exit 75); re-run the same command to resume it" >&2; exit 75
+  fi
+  [ "$status" = 0 ] || exit "$status"
   [ -e "$(best "$n")" ] || { echo "stage $n: no $(best "$n") after the run" >&2; exit 1; }
   touch "$OUT/stage$n/done"
 }
@@ -69,6 +83,12 @@ compress() {  # compress <n> <source> <options...>: the stage's student, once
   "${CONVERT[@]}" "$source" "$OUT/stage$n/init" "$@"
 }
 
+# Preemption: SIGTERM or SIGUSR1 is passed on to the running stage (run_distill_embeddings.sh, then fairseq-train),
+# which saves and exits with 75; so does this script. Re-running the same command skips the finished stages and
+# resumes the interrupted one.
+STAGE_RUN= PREEMPTED=  # a signal between stages stops before the next one
+trap 'PREEMPTED=TERM; [ -z "$STAGE_RUN" ] || kill -s TERM "$STAGE_RUN" 2>/dev/null || true' TERM
+trap 'PREEMPTED=USR1; [ -z "$STAGE_RUN" ] || kill -s USR1 "$STAGE_RUN" 2>/dev/null || true' USR1
 mkdir -p "$OUT"
 if [ -z "$ASSISTANT" ]; then
   if wants 1; then stage 1 "$MODEL" "$TEACHER" "EPOCHS=$S1_EPOCHS" "BSZ=$S1_BSZ" "LR=$S1_LR"; fi

@@ -26,7 +26,8 @@
 #   VALIDATE_INTERVAL_UPDATES=1000 (and at each epoch's end)  FREEZE_EMBEDDINGS=0|1  DRY_RUN=0|1 (print the command only)
 #   PRECISION=auto|fp32|bf16 (auto: bf16 on a CPU with bf16 instructions, else fp32; CPU bf16: autocast with float32
 #     weights, docs/precision.md; GPU: --fp16 for auto and fp32, fairseq's --bf16 for bf16)
-# Anything after "--" is passed to fairseq-train as is. Re-running the same command resumes from <save_dir>.
+# Anything after "--" is passed to fairseq-train as is. Re-running the same command resumes from <save_dir>; SIGTERM or
+# SIGUSR1 to this script stops training after its current update with checkpoint_last.pt saved, exit status 75.
 #
 # Defaults: Reimers & Gurevych 2020 train with MSE, AdamW lr 2e-5, batch 64, 10k warm-up steps, max sequence length 128
 # (process.sh MAX_LEN=128, the data's default); sentence-transformers' recipe adds weight decay 0.01, gradient clipping
@@ -47,5 +48,18 @@ echo "$INFO"
 printf '%q ' "${CMD[@]}"; echo
 [ "$DRY_RUN" = 0 ] || exit 0
 mkdir -p "$SAVE_DIR"
-"${CMD[@]}" 2>&1 | tee -a "$SAVE_DIR/train.log"
-exit "${PIPESTATUS[0]}"
+# Preemption: SIGTERM or SIGUSR1 to this script is passed on to fairseq-train, which saves checkpoint_last.pt after
+# its current update and exits with 75, this script's status then (re-run the same command to resume). The log
+# writer ignores the signals, so that the last lines are not lost.
+exec 3> >(trap '' TERM USR1; tee -a "$SAVE_DIR/train.log")
+LOGGER=$!
+"${CMD[@]}" >&3 2>&3 &
+TRAINING=$!
+trap 'kill -s TERM "$TRAINING" 2>/dev/null || true' TERM
+trap 'kill -s USR1 "$TRAINING" 2>/dev/null || true' USR1
+while :; do
+  STATUS=0; wait "$TRAINING" || STATUS=$?
+  kill -0 "$TRAINING" 2>/dev/null || break  # else the wait was interrupted by a signal
+done
+exec 3>&-; wait "$LOGGER" 2>/dev/null || true
+exit "$STATUS"

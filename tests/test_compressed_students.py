@@ -230,3 +230,38 @@ def toy_like(dictionary, state):
     missing = set(model.state_dict()) - set(state)
     assert not {k for k in missing if not k.endswith("version")}
     return model
+
+
+@needs_shared
+def test_a_signal_stops_the_running_stage_with_75_and_a_rerun_resumes_it(parallel_data, e5_dir, tmp_path):  # noqa: F811
+    """SIGTERM to run_compress_embeddings.sh during stage 2: passed on to the stage's fairseq-train, which saves
+    checkpoint_last.pt and exits with 75, and so does the recipe (the stage not marked done); the same command again
+    resumes that checkpoint and finishes the stage."""
+    import re
+    import signal
+    import subprocess
+    import time
+
+    from conftest import REPO
+
+    out, model = tmp_path / "runs", e5_dir / "model.pt"
+    command = ["bash", "run_scripts/run_compress_embeddings.sh", model, parallel_data, out, f"TEACHER={model}"]
+    command += [f"ASSISTANT={model}", "BOTTLENECK=32", "STAGES=2", "MAX_UPDATE=200", "BSZ=8", "FREEZE_EMBEDDINGS=1"]
+    command += ["VALIDATE_INTERVAL_UPDATES=0", "--", "--log-interval", "1"]
+    started = subprocess.Popen([str(c) for c in command], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = out / "stage2" / "run" / "train.log"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and "num_updates=2," in log.read_text(encoding="utf-8")):
+        time.sleep(0.5)
+    started.send_signal(signal.SIGTERM)
+    _, stderr = started.communicate(timeout=300)
+    assert started.returncode == 75, stderr.decode()[-2000:]
+    assert "stage 2 preempted (exit 75)" in stderr.decode()
+    assert (out / "stage2" / "run" / "checkpoint_last.pt").is_file() and not (out / "stage2" / "done").exists()
+    stopped = torch.load(out / "stage2" / "run" / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    updates = stopped["optimizer_history"][-1]["num_updates"]
+    assert 2 <= updates < 200
+    run(command)
+    resumed = log.read_text(encoding="utf-8")
+    assert re.search(rf"Loaded checkpoint \S+checkpoint_last\.pt \(epoch \d+ @ {updates} updates\)", resumed)
+    assert (out / "stage2" / "done").is_file() and "num_updates 200" in resumed
