@@ -66,7 +66,6 @@ if [ "$TASK" = COMPRESS ]; then
   for folder in "$STS_DATA" "$TATOEBA_DATA"; do
     [ -z "$folder" ] || [ -d "$folder" ] || { echo "run_seeds.sh: COMPRESS: '$folder' is not a folder" >&2; exit 2; }
   done
-  [ -f "$DATA/metadata.json" ] || { echo "run_seeds.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh <folder> parallel first)" >&2; exit 2; }
   if [ "$PREFIX" = __default__ ]; then  # the recipe's own choice for this teacher (run_compress_embeddings.sh)
     PREFIX=$("$PY" -c 'import sys; from stabletune_fairseq.recipes.sentence_distillation import default_prefix
 print(default_prefix(sys.argv[1]))' "$TEACHER") || exit 2
@@ -77,7 +76,7 @@ STAGE_RE='(0|1|2|rdrop|r3f|kd)'
 if [[ ",$STAGES," == *,kd,* ]] && [[ " ${KD[*]} " != *" DISTILL="* ]]; then
   echo "run_seeds.sh: STAGES=$STAGES: the kd runs need DISTILL=<teacher.pt> (a fine-tuned checkpoint of this task folder)" >&2; exit 2
 fi
-[ -f "$DATA/metadata.json" ] || { echo "run_seeds.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh or preprocess/glue/process.sh first)" >&2; exit 2; }
+[ -f "$DATA/metadata.json" ] || { echo "run_seeds.sh: '$DATA' has no metadata.json (run preprocess/xtreme/process.sh, with <folder> parallel for COMPRESS, or preprocess/glue/process.sh first)" >&2; exit 2; }
 KIND=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1])).get('kind', ''))" "$DATA/metadata.json") || exit 2
 if [ "$TASK" = COMPRESS ] && [ "$KIND" != parallel_sentences ]; then
   echo "run_seeds.sh: COMPRESS: '$DATA' holds '$KIND' data, not parallel sentences (process.sh <folder> parallel)" >&2; exit 2
